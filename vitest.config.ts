@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    execArgv: ['--expose-gc'],
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-results.json' },
   },

@@ -1,0 +1,47 @@
+/**
+ * The `aftershock` command: a thin shell over the library. Each subcommand lives in its own file;
+ * this one wires them up and turns errors into one line on stderr and an exit status
+ * (2 for a usage or configuration mistake, 1 for a failed check), never a stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+import { isAftershockError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { registerRunCommand } from './run.js';
+import { registerAnalyzeCommand } from './analyze.js';
+import { registerProfilesCommand } from './profiles.js';
+import { registerDemoCommand } from './demo.js';
+import { registerCtlCommand } from './ctl.js';
+
+/** Builds the program (exported for tests that drive the CLI in-process). */
+export function createProgram(): Command {
+  const program = new Command('aftershock')
+    .description('A chaos-engineering HTTP and WebSocket proxy that injects failures and grades how clients retry.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerRunCommand(program);
+  registerAnalyzeCommand(program);
+  registerProfilesCommand(program);
+  registerCtlCommand(program);
+  registerDemoCommand(program);
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit status. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  const program = createProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : undefined;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; usage errors were already printed by commander
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (isAftershockError(err)) {
+      process.stderr.write(`aftershock: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * `aftershock run`: start the proxy from flags or AFTERSHOCK_* environment variables, stop
+ * gracefully on SIGTERM/SIGINT (drain, flush the recording, print the retry summary).
+ */
+import { Command, Option } from 'commander';
+import { startProxy, type ProxyOptions } from '../proxy/server.js';
+import { createLogger } from '../log.js';
+import { AftershockError } from '../errors.js';
+import { formatReport } from '../analysis/index.js';
+
+interface RunFlags {
+  target?: string;
+  listen: string;
+  admin: string;
+  adminToken?: string;
+  profile: string;
+  watch: boolean;
+  record?: string;
+  recordMessages?: boolean;
+  recordHeaders?: string;
+  redact?: string;
+  clientKey: string;
+  seed?: string;
+  session?: string;
+  upstreamTimeout: string;
+  drainTimeout: string;
+  insecure?: boolean;
+  hostHeader?: 'target' | 'preserve';
+  rewriteRedirects?: boolean;
+  cookieDomain?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  faultHeader: boolean;
+  liveAnalysis: boolean;
+  summary: boolean;
+  logLevel: string;
+}
+
+const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('proxy to --target, injecting the faults of --profile and recording every exchange')
+    .addOption(opt('-t, --target <url>', 'upstream URL (http:// or https://, may carry a path prefix)', 'AFTERSHOCK_TARGET'))
+    .addOption(opt('-l, --listen <host:port>', 'where clients connect', 'AFTERSHOCK_LISTEN').default('127.0.0.1:8080'))
+    .addOption(opt('--admin <host:port|off>', 'control API address (loopback by default)', 'AFTERSHOCK_ADMIN').default('127.0.0.1:8081'))
+    .addOption(opt('--admin-token <token>', 'require Authorization: Bearer <token> on the control API', 'AFTERSHOCK_ADMIN_TOKEN'))
+    .addOption(opt('-p, --profile <name|file>', 'built-in profile name or YAML/JSON file', 'AFTERSHOCK_PROFILE').default('passthrough'))
+    .addOption(opt('--no-watch', 'do not reload the profile file when it changes', 'AFTERSHOCK_NO_WATCH'))
+    .addOption(opt('-r, --record <file|->', 'write the NDJSON traffic recording here (- for stdout)', 'AFTERSHOCK_RECORD'))
+    .addOption(opt('--record-messages', 'also record every WebSocket message', 'AFTERSHOCK_RECORD_MESSAGES'))
+    .addOption(opt('--record-headers <names>', 'extra request headers to record, comma-separated', 'AFTERSHOCK_RECORD_HEADERS'))
+    .addOption(opt('--redact <names>', 'extra header names to redact, comma-separated', 'AFTERSHOCK_REDACT'))
+    .addOption(opt('--client-key <spec>', 'header:<name> | ip | ip+ua | auto', 'AFTERSHOCK_CLIENT_KEY').default('auto'))
+    .addOption(opt('--seed <n>', 'seed for every random choice (overrides the profile)', 'AFTERSHOCK_SEED'))
+    .addOption(opt('--session <name>', 'name of this session, written into the recording', 'AFTERSHOCK_SESSION'))
+    .addOption(opt('--upstream-timeout <duration>', 'answer 504 when the upstream is silent this long', 'AFTERSHOCK_UPSTREAM_TIMEOUT').default('30s'))
+    .addOption(opt('--drain-timeout <duration>', 'time in-flight exchanges get at shutdown', 'AFTERSHOCK_DRAIN_TIMEOUT').default('10s'))
+    .addOption(opt('-k, --insecure', 'accept self-signed upstream certificates', 'AFTERSHOCK_INSECURE'))
+    .addOption(opt('--host-header <mode>', 'target: send the target host; preserve: the client\'s', 'AFTERSHOCK_HOST_HEADER').choices(['target', 'preserve']))
+    .addOption(opt('--rewrite-redirects', 'rewrite Location headers that point at the target', 'AFTERSHOCK_REWRITE_REDIRECTS'))
+    .addOption(opt('--cookie-domain <domain>', 'rewrite Set-Cookie domains to this', 'AFTERSHOCK_COOKIE_DOMAIN'))
+    .addOption(opt('--tls-cert <file>', 'serve TLS with this PEM certificate', 'AFTERSHOCK_TLS_CERT'))
+    .addOption(opt('--tls-key <file>', 'PEM key for --tls-cert', 'AFTERSHOCK_TLS_KEY'))
+    .addOption(opt('--no-fault-header', 'do not add x-aftershock-fault to injected responses', 'AFTERSHOCK_NO_FAULT_HEADER'))
+    .addOption(opt('--no-live-analysis', 'do not analyse retries live', 'AFTERSHOCK_NO_LIVE_ANALYSIS'))
+    .addOption(opt('--no-summary', 'do not print the retry summary at shutdown', 'AFTERSHOCK_NO_SUMMARY'))
+    .addOption(opt('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'AFTERSHOCK_LOG_LEVEL').default('info'))
+    .action(async (flags: RunFlags) => {
+      await runProxy(flags);
+    });
+}
+
+async function runProxy(flags: RunFlags): Promise<void> {
+  const log = createLogger({ level: flags.logLevel });
+  const list = (s: string | undefined): string[] => (s === undefined ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+  let seed: number | undefined;
+  if (flags.seed !== undefined) {
+    seed = Number(flags.seed);
+    if (!Number.isInteger(seed)) throw new AftershockError('ERR_BAD_OPTION', `--seed ${JSON.stringify(flags.seed)}: give an integer`);
+  }
+  if (flags.target === undefined) {
+    throw new AftershockError('ERR_BAD_TARGET', 'missing --target (or AFTERSHOCK_TARGET): the URL of the service to put aftershock in front of');
+  }
+  const options: ProxyOptions = {
+    target: flags.target,
+    listen: flags.listen,
+    admin: flags.admin === 'off' ? false : flags.admin,
+    profile: flags.profile,
+    watch: flags.watch,
+    record: flags.record ?? null,
+    recordMessages: flags.recordMessages === true,
+    recordHeaders: list(flags.recordHeaders),
+    redact: list(flags.redact),
+    clientKey: flags.clientKey,
+    upstreamTimeout: flags.upstreamTimeout,
+    drainTimeout: flags.drainTimeout,
+    insecure: flags.insecure === true,
+    rewriteRedirects: flags.rewriteRedirects === true,
+    labelFaults: flags.faultHeader,
+    liveAnalysis: flags.liveAnalysis,
+    logger: log,
+    ...(seed === undefined ? {} : { seed }),
+    ...(flags.adminToken === undefined ? {} : { adminToken: flags.adminToken }),
+    ...(flags.session === undefined ? {} : { session: flags.session }),
+    ...(flags.hostHeader === undefined ? {} : { hostHeader: flags.hostHeader }),
+    ...(flags.cookieDomain === undefined ? {} : { cookieDomain: flags.cookieDomain }),
+    ...(flags.tlsCert === undefined ? {} : { tlsCert: flags.tlsCert }),
+    ...(flags.tlsKey === undefined ? {} : { tlsKey: flags.tlsKey }),
+  };
+  const proxy = await startProxy(options);
+  process.stderr.write(
+    `aftershock: proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        // A second signal: flush what we have and leave now.
+        proxy.recorder.flushSync();
+        process.exit(130);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping: draining in-flight exchanges');
+      void proxy.close().then(() => {
+        const st = proxy.recorder.stats;
+        if (flags.summary && proxy.analyzer !== null && proxy.recorder.count > 0) {
+          try {
+            process.stderr.write(formatReport(proxy.report(), 'text') + '\n');
+          } catch (err) {
+            log.error({ err }, 'could not print the retry summary');
+          }
+        }
+        log.info({ records: proxy.recorder.count, written: st.written, failed: st.failed }, 'stopped');
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
+        resolve();
+      });
+    };
+    const onTerm = (): void => stop('SIGTERM');
+    const onInt = (): void => stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+  log.flush();
+}

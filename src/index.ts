@@ -1,0 +1,16 @@
+/**
+ * aftershock as a library: start a proxy in-process, drive its faults, read its retry report.
+ *
+ * @example
+ * import { startProxy } from 'aftershock';
+ * const proxy = await startProxy({ target: 'http://127.0.0.1:3000', listen: '127.0.0.1:0', admin: false, profile: 'flaky' });
+ * // ... run the client under test against proxy.url ...
+ * const report = proxy.report();
+ * await proxy.close();
+ */
+export { startProxy, type ProxyOptions, type ProxyHandle, type ProxyStats } from './proxy/server.js';
+export { AftershockError, ProfileError, type ErrorCode, type ProfileProblem } from './errors.js';
+export type * from './record/schema.js';
+export type * from './faults/types.js';
+export type * from './rules/types.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,582 @@
+/**
+ * One HTTP exchange, from the request's arrival to its record: the per-request state, the act
+ * primitives faults use (it *is* the HttpFaultContext), the forward to the upstream and the
+ * streaming of the response back.
+ *
+ *   request ──▶ decide (rules) ──▶ delay/request faults ──▶ forward (http-proxy) ──▶ upstream
+ *                                        │ terminal                                   │
+ *                                        ▼                                            ▼
+ *   record ◀── close ◀─────────── injected answer           response faults ──▶ stream to client
+ *
+ * Hot-path rules: no closure per request beyond what http-proxy makes, one clock read at start and
+ * one at the end, a request body is hashed only when it exists, the fast path (no fault) never
+ * touches an AbortController or a promise.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Readable, Transform } from 'node:stream';
+import type { HttpFaultContext, RequestFacts, ResponseAction } from '../faults/types.js';
+import type { ActiveFault, Decision } from '../rules/types.js';
+import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/schema.js';
+import { RETRY_HEADERS } from '../record/schema.js';
+import { BodyHasher } from '../record/body-hash.js';
+import type { ProxyCore } from './core.js';
+import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
+
+/** Response headers that describe the connection, not the message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export const kConnId = Symbol('aftershock.conn');
+export const kExchange = Symbol('aftershock.exchange');
+
+type ConnSocket = Socket & { [kConnId]?: string };
+
+/** Wait at most this long to read a body before an injected reset/close/answer is sent. */
+const BODY_READ_LIMIT_MS = 1000;
+
+export class HttpExchange implements HttpFaultContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly facts: RequestFacts;
+  readonly ts: number;
+  readonly id: string;
+  private readonly core: ProxyCore;
+  private readonly socket: Socket;
+  private readonly ip: string;
+  private readonly rawQuery: string | null;
+  private decision: Decision | null = null;
+  private current: ActiveFault | null = null;
+  private tags: FaultTag[] | null = null;
+  private ac: AbortController | null = null;
+  private doneFns: Array<() => void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private hasher: BodyHasher | null = null;
+  private bodyEnded = false;
+  private proxyReq: import('node:http').ClientRequest | null = null;
+  private proxyRes: IncomingMessage | null = null;
+  private outcome: Outcome | null = null;
+  private error: string | null = null;
+  private upstreamStatus: number | null = null;
+  private retryAfterSeconds: number | null = null;
+  private ttfb: number | null = null;
+  private bytesOut = 0;
+  private resetOnEnd = false;
+  private closedUp = false;
+  /** Set by the server when the request came through 'checkContinue'. */
+  expectContinue = false;
+
+  constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse) {
+    this.core = core;
+    this.req = req;
+    this.res = res;
+    this.ts = core.now();
+    this.id = core.nextId();
+    this.socket = req.socket;
+    this.ip = remoteIp(this.socket);
+    const url = req.url as string;
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    this.rawQuery = q === -1 ? null : url.slice(q + 1);
+    this.facts = {
+      method: req.method as string,
+      path,
+      query: this.rawQuery,
+      headers: req.headers,
+      clientKey: core.clientKey(req.headers, this.ip),
+      websocket: false,
+    };
+    (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange] = this;
+    res.on('close', this.onResClose);
+  }
+
+  // ---------------------------------------------------------------- the flow
+
+  /** Decides and acts. Called once by the server for every request. */
+  start(): void {
+    this.core.inflight.add(this);
+    const decision = this.core.engine.decide(this.facts, { now: this.ts });
+    this.decision = decision;
+    if (decision.faults.length === 0) {
+      this.forward();
+      return;
+    }
+    void this.runRequestFaults(decision.faults).catch((err: unknown) => this.failInternal(err));
+  }
+
+  private async runRequestFaults(faults: readonly ActiveFault[]): Promise<void> {
+    for (const f of faults) {
+      if (f.stage !== 'delay' && f.stage !== 'request') continue;
+      const hook = f.instance.onRequest;
+      if (hook === undefined) continue;
+      this.current = f;
+      this.tag(f);
+      let r = hook.call(f.instance, this);
+      if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') r = await r;
+      if (r === 'handled' || this.closedUp || this.res.headersSent || this.socket.destroyed) return;
+    }
+    this.current = null;
+    this.forward();
+  }
+
+  /** Sends the request to the upstream through http-proxy. */
+  private forward(): void {
+    if (this.closedUp) return;
+    if (this.expectContinue) this.res.writeContinue();
+    stripHopByHop(this.req.headers);
+    this.timer = setTimeout(this.onUpstreamTimeout, this.core.upstreamTimeoutMs);
+    this.core.forward(this.req, this.res, this.onProxyError);
+    this.watchBody();
+  }
+
+  /** Called by the server's 'proxyReq' event. */
+  onProxyReq(proxyReq: import('node:http').ClientRequest): void {
+    this.proxyReq = proxyReq;
+  }
+
+  /** Called by the server's 'proxyRes' event: the upstream's head arrived. */
+  onProxyRes(proxyRes: IncomingMessage): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.proxyRes = proxyRes;
+    this.upstreamStatus = proxyRes.statusCode ?? null;
+    if (this.closedUp) {
+      proxyRes.resume();
+      return;
+    }
+    const faults = this.decision?.faults;
+    let transforms: Transform[] | null = null;
+    let delay = 0;
+    if (faults !== undefined && faults.length > 0) {
+      for (const f of faults) {
+        if (f.stage !== 'response' || f.instance.onResponse === undefined) continue;
+        this.current = f;
+        let action: ResponseAction;
+        try {
+          action = f.instance.onResponse(this, proxyRes);
+        } catch (err) {
+          this.failInternal(err);
+          return;
+        }
+        if (action === null) continue;
+        this.tag(f);
+        if ('drop' in action) {
+          // lost-response: the upstream did the work; the client never hears of it.
+          proxyRes.resume();
+          this.outcome = 'reset';
+          this.resetNow();
+          return;
+        }
+        if ('delay' in action) delay += action.delay;
+        else (transforms ??= []).push(action.transform);
+      }
+    }
+    if (delay > 0) {
+      void this.sleep(delay).then((ok) => {
+        if (ok && !this.closedUp) this.writeResponse(proxyRes, transforms);
+        else proxyRes.resume();
+      });
+      return;
+    }
+    this.writeResponse(proxyRes, transforms);
+  }
+
+  private writeResponse(proxyRes: IncomingMessage, transforms: Transform[] | null): void {
+    const res = this.res;
+    const raw = proxyRes.rawHeaders;
+    const out: string[] = [];
+    const core = this.core;
+    const connTokens = proxyRes.headers.connection === undefined ? null : connectionTokens(proxyRes.headers.connection);
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      let value = raw[i + 1] as string;
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || (connTokens !== null && connTokens.has(lower))) continue;
+      if (lower === 'retry-after') this.retryAfterSeconds = parseRetryAfter(value, this.ts);
+      else if (lower === 'location' && core.rewriteLocation !== null) value = core.rewriteLocation(value, this.req);
+      else if (lower === 'set-cookie' && core.rewriteCookie !== null) value = core.rewriteCookie(value);
+      out.push(name, value);
+    }
+    if (this.tags !== null && core.labelFaults) out.push('x-aftershock-fault', this.label());
+    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, out);
+    this.ttfb = core.now() - this.ts;
+
+    let last: Readable = proxyRes;
+    if (transforms !== null) {
+      for (const t of transforms) {
+        t.on('error', this.onTransformError);
+        last = last.pipe(t);
+      }
+    }
+    proxyRes.on('close', this.onProxyResClose);
+    if (proxyRes.rawTrailers.length > 0 || proxyRes.headers.trailer !== undefined) {
+      proxyRes.once('end', this.copyTrailers);
+    }
+    last.on('data', this.countOut);
+    last.once('end', this.onBodyEnd);
+    last.pipe(res, { end: false });
+  }
+
+  private readonly countOut = (chunk: Buffer): void => {
+    this.bytesOut += chunk.length;
+  };
+
+  private readonly copyTrailers = (): void => {
+    const t = this.proxyRes?.rawTrailers;
+    if (t !== undefined && t.length > 0) {
+      const pairs: Array<[string, string]> = [];
+      for (let i = 0; i < t.length; i += 2) pairs.push([t[i] as string, t[i + 1] as string]);
+      this.res.addTrailers(pairs);
+    }
+  };
+
+  private readonly onBodyEnd = (): void => {
+    if (this.resetOnEnd) this.flushThenReset();
+    else this.res.end();
+  };
+
+  private readonly onProxyResClose = (): void => {
+    const pr = this.proxyRes;
+    if (pr !== null && !pr.complete && !this.closedUp && !this.resetOnEnd) {
+      // The upstream broke off mid-response: never turn that into a silently truncated 200.
+      this.error = 'upstream-reset';
+      this.outcome = 'reset';
+      this.resetNow();
+    }
+  };
+
+  private readonly onTransformError = (): void => {
+    if (this.closedUp) return;
+    this.outcome = 'reset';
+    this.error = this.error ?? 'fault-transform-error';
+    this.resetNow();
+  };
+
+  private readonly onUpstreamTimeout = (): void => {
+    this.timer = null;
+    if (this.closedUp || this.res.headersSent) return;
+    this.outcome = 'timeout';
+    this.error = 'upstream-timeout';
+    this.proxyReq?.destroy();
+    this.sendProxyError(504, 'upstream-timeout', `the upstream did not answer within ${this.core.upstreamTimeoutMs} ms`);
+  };
+
+  private readonly onProxyError = (err: Error): void => {
+    if (this.closedUp || this.outcome === 'timeout') return;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (this.res.headersSent) {
+      this.error = 'upstream-reset';
+      this.outcome = 'reset';
+      this.resetNow();
+      return;
+    }
+    const [errCode, message] = classifyUpstreamError(code, err.message);
+    this.error = errCode;
+    this.outcome = 'upstream-error';
+    this.sendProxyError(502, errCode, message);
+  };
+
+  /** A 502/504 from aftershock itself: JSON body and `x-aftershock-error`, never mistaken for the upstream's. */
+  private sendProxyError(status: number, code: string, message: string): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const res = this.res;
+    if (res.headersSent || res.destroyed) return;
+    const body = JSON.stringify({ error: code, message });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'x-aftershock-error': code,
+    });
+    res.end(body);
+    this.ttfb = this.core.now() - this.ts;
+  }
+
+  private failInternal(err: unknown): void {
+    this.core.log.error({ err, id: this.id }, 'internal error while applying a fault');
+    this.error = 'internal-error';
+    if (!this.res.headersSent && !this.closedUp) this.sendProxyError(500, 'internal-error', 'aftershock failed while applying a fault; see its log');
+    else this.resetNow();
+  }
+
+  // ---------------------------------------------------------------- request body
+
+  private hasBody(): boolean {
+    const h = this.req.headers;
+    return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+  }
+
+  /** Hashes the body as it flows (attached when the body starts to be consumed). */
+  private watchBody(): void {
+    if (this.hasher !== null || !this.hasBody()) return;
+    const h = new BodyHasher();
+    this.hasher = h;
+    this.req.on('data', (c: Buffer) => h.update(c));
+    this.req.once('end', () => {
+      this.bodyEnded = true;
+    });
+  }
+
+  /**
+   * Runs `fn` once the request body has been read (bounded in time), so an attempt rejected by a
+   * fault carries the same body hash as its retry — the analysis groups attempts by it.
+   */
+  private afterBody(fn: () => void): void {
+    if (!this.hasBody() || this.bodyEnded || this.req.complete) {
+      fn();
+      return;
+    }
+    this.watchBody();
+    let ran = false;
+    const run = (): void => {
+      if (ran) return;
+      ran = true;
+      clearTimeout(t);
+      fn();
+    };
+    const t = setTimeout(run, BODY_READ_LIMIT_MS);
+    this.req.once('end', run);
+    this.req.once('close', run);
+    this.req.resume();
+  }
+
+  // ---------------------------------------------------------------- HttpFaultContext
+
+  get rule(): string {
+    return this.current?.rule ?? '';
+  }
+
+  readonly random = (): number => this.core.engine.random();
+
+  readonly now = (): number => this.core.now();
+
+  get signal(): AbortSignal {
+    if (this.ac === null) {
+      this.ac = new AbortController();
+      if (this.closedUp) this.ac.abort();
+    }
+    return this.ac.signal;
+  }
+
+  sleep(ms: number): Promise<boolean> {
+    return cancellableSleep(ms, this.signal);
+  }
+
+  onDone(fn: () => void): void {
+    if (this.closedUp) {
+      fn();
+      return;
+    }
+    (this.doneFns ??= []).push(fn);
+  }
+
+  respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
+    const res = this.res;
+    if (res.headersSent || this.closedUp) return;
+    const h: OutgoingHttpHeaders = { ...headers };
+    if (this.core.labelFaults && this.tags !== null) h['x-aftershock-fault'] = this.label();
+    const ra = h['retry-after'];
+    if (ra !== undefined) this.retryAfterSeconds = parseRetryAfter(String(ra), this.ts);
+    const payload = body ?? '';
+    if (h['content-length'] === undefined) h['content-length'] = Buffer.byteLength(payload);
+    this.afterBody(() => {
+      if (res.headersSent || this.closedUp) return;
+      res.writeHead(status, h);
+      res.end(payload);
+      this.ttfb = this.core.now() - this.ts;
+    });
+  }
+
+  reset(): void {
+    this.outcome = 'reset';
+    this.afterBody(() => this.resetNow());
+  }
+
+  close(): void {
+    this.outcome = 'closed';
+    this.afterBody(() => {
+      const s = this.socket;
+      if (s.destroyed) return;
+      // FIN without a response: half-close our side; destroy later in case the client never closes.
+      s.end();
+      setTimeout(() => s.destroy(), 5000).unref();
+    });
+  }
+
+  resetAfterFlush(): void {
+    this.resetOnEnd = true;
+    this.outcome = 'reset';
+    if (this.proxyRes === null) this.flushThenReset();
+  }
+
+  private flushThenReset(): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (!this.res.headersSent) this.res.flushHeaders();
+    s.write('', () => this.resetNow());
+  }
+
+  private resetNow(): void {
+    const s = this.socket;
+    this.proxyReq?.destroy();
+    if (!s.destroyed) s.resetAndDestroy();
+  }
+
+  // ---------------------------------------------------------------- end and record
+
+  private tag(f: ActiveFault): void {
+    (this.tags ??= []).push({ rule: f.rule, type: f.type, injected: true });
+  }
+
+  private label(): string {
+    const tags = this.tags as FaultTag[];
+    let s = '';
+    for (let i = 0; i < tags.length; i++) s += (i === 0 ? '' : ', ') + tags[i]!.rule + '/' + tags[i]!.type;
+    return s;
+  }
+
+  /** Marks an exchange cut short by shutdown (recorded with outcome 'shutdown'). */
+  abortForShutdown(): void {
+    if (this.closedUp) return;
+    if (this.outcome === null) this.outcome = 'shutdown';
+    this.resetNow();
+  }
+
+  private readonly onResClose = (): void => {
+    if (this.closedUp) return;
+    this.closedUp = true;
+    const core = this.core;
+    const end = core.now();
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (!this.res.writableFinished && this.outcome === null) {
+      this.outcome = 'client-abort';
+    }
+    if (!this.res.writableFinished) {
+      this.proxyReq?.destroy();
+      this.proxyRes?.destroy();
+    }
+    this.ac?.abort();
+    if (this.doneFns !== null) for (const fn of this.doneFns) safe(fn);
+    core.inflight.delete(this);
+    const status = this.res.headersSent ? this.res.statusCode : null;
+    const decision = this.decision;
+    if (decision !== null) core.engine.settle(decision, { status, outcome: this.outcome });
+    core.recorder.write(this.toRecord(status, end));
+  };
+
+  private toRecord(status: number | null, end: number): HttpRecord {
+    const req = this.req;
+    const tags = this.tags;
+    const h = req.headers;
+    let headers: Partial<Record<RetryHeaderName, string>> | null = null;
+    for (const name of RETRY_HEADERS) {
+      const v = h[name];
+      if (typeof v === 'string') (headers ??= {})[name] = v;
+    }
+    const extra = this.core.recordHeaders;
+    if (extra.length > 0) {
+      for (const name of extra) {
+        const v = h[name];
+        if (v !== undefined) (headers ??= {} as Record<string, string>)[name as RetryHeaderName] = this.core.redactor.headers.has(name) ? '[redacted]' : String(v);
+      }
+    }
+    const ua = h['user-agent'];
+    return {
+      v: 1,
+      type: 'http',
+      id: this.id,
+      ts: this.ts,
+      end,
+      client: this.facts.clientKey,
+      ip: this.ip,
+      conn: (this.socket as ConnSocket)[kConnId] ?? '',
+      method: this.facts.method,
+      path: this.facts.path,
+      query: this.core.redactor.query(this.rawQuery),
+      status,
+      outcome: this.outcome,
+      upstreamStatus: this.upstreamStatus !== null && this.upstreamStatus !== status ? this.upstreamStatus : null,
+      bytesIn: this.hasher?.length ?? 0,
+      bytesOut: this.bytesOut,
+      ttfb: this.ttfb,
+      duration: end - this.ts,
+      fault: tags === null ? null : (tags[tags.length - 1] as FaultTag),
+      faults: tags ?? [],
+      retryAfter: this.retryAfterSeconds,
+      bodyHash: this.hasher === null || this.hasher.length === 0 ? null : this.hasher.digest(),
+      userAgent: ua === undefined ? null : ua,
+      headers: headers ?? {},
+      error: this.error,
+    };
+  }
+}
+
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    /* a fault's cleanup must not break the record */
+  }
+}
+
+function connectionTokens(value: string): Set<string> {
+  return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
+}
+
+/** Removes hop-by-hop request headers, including those named in Connection. */
+function stripHopByHop(h: IncomingMessage['headers']): void {
+  const conn = h.connection;
+  if (conn !== undefined) {
+    for (const token of conn.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '' && t !== 'close' && t !== 'keep-alive') delete h[t];
+    }
+    delete h.connection;
+  }
+  if (h['keep-alive'] !== undefined) delete h['keep-alive'];
+  if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
+  if (h['proxy-authorization'] !== undefined) delete h['proxy-authorization'];
+  if (h.upgrade !== undefined) delete h.upgrade;
+  if (h.expect !== undefined) delete h.expect;
+  const te = h.te;
+  if (te !== undefined && !/\btrailers\b/i.test(String(te))) delete h.te;
+}
+
+function classifyUpstreamError(code: string, message: string): [string, string] {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return ['upstream-refused', 'the upstream refused the connection'];
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return ['upstream-dns', `the upstream's host name did not resolve (${code})`];
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return ['upstream-reset', 'the upstream reset the connection before answering'];
+    case 'ETIMEDOUT':
+    case 'ECONNABORTED':
+      return ['upstream-unreachable', `the upstream could not be reached (${code})`];
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_VERSION':
+    case 'HPE_INVALID_STATUS':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      return ['upstream-bad-response', `the upstream's answer is not valid HTTP (${code})`];
+    default:
+      if (/certificate|SSL|TLS|self[- ]signed|EPROTO|ERR_TLS/i.test(code + ' ' + message)) {
+        return ['upstream-tls', `TLS to the upstream failed (${code || message}); use --insecure for a self-signed staging certificate`];
+      }
+      return ['upstream-error', `the upstream failed: ${code || message}`];
+  }
+}

@@ -1,0 +1,552 @@
+/**
+ * `startProxy`: the listeners, the composition of one request's path, and a graceful stop.
+ *
+ *   client ──▶ listener (http/https) ──▶ guard (origin-form only, no CONNECT: never an open proxy)
+ *          ──▶ HttpExchange / WsExchange ──▶ rules.decide ──▶ faults (act) ──▶ http-proxy / ws
+ *          ──▶ upstream ──▶ response faults ──▶ client
+ *          ──▶ record (NDJSON, exactly once) ──▶ live analysis, metrics
+ *
+ * The CLI (`aftershock run`) is a thin shell over this function; tests start it in-process.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import fs from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createRequire } from 'node:module';
+import httpProxy from 'http-proxy';
+import { WebSocketServer } from 'ws';
+import { AftershockError } from '../errors.js';
+import { createAgent, parseTarget } from '../upstream/target.js';
+import { Recorder } from '../record/recorder.js';
+import { createRedactor } from '../record/redact.js';
+import type { AnyRecord, HttpRecord } from '../record/schema.js';
+import { silentLogger, type Logger } from '../log.js';
+import { compileClientKey, DEFAULT_CLIENT_KEY } from './client-key.js';
+import type { InFlight, ProxyCore } from './core.js';
+import { HttpExchange, kConnId, kExchange } from './http-exchange.js';
+import { WsExchange, type WsServers } from './ws-exchange.js';
+import { parseDurationOption } from './duration.js';
+import { remoteIp } from './util.js';
+import { createRuleEngine, loadProfile, parseProfile, watchProfile, type CompiledProfile, type RuleEngine } from '../rules/index.js';
+import { createAnalyzer, type Analyzer, type Report } from '../analysis/index.js';
+import type { RuleStats } from '../rules/types.js';
+import { startAdmin, type AdminServer } from '../admin/server.js';
+import { VERSION } from '../version.js';
+
+const require = createRequire(import.meta.url);
+// http-proxy's own cookie/redirect rewriting, reused for the response path aftershock streams itself.
+const proxyCommon = require('http-proxy/lib/http-proxy/common.js') as {
+  rewriteCookieProperty(header: string, config: Record<string, string>, property: string): string;
+};
+
+/** Options of `startProxy` (the CLI's flags map onto these one to one). */
+export interface ProxyOptions {
+  /** The upstream: `http://host:port` or `https://host/prefix`. */
+  target: string;
+  /** `host:port` to listen on; default `127.0.0.1:8080`; port 0 picks a free port. */
+  listen?: string;
+  /** `host:port` of the control API, or false for none; default `127.0.0.1:8081`. */
+  admin?: string | false;
+  /** Bearer token required by the control API (except /healthz, /readyz). */
+  adminToken?: string;
+  /** A built-in profile name, a file path, or a compiled profile; default `passthrough`. */
+  profile?: string | CompiledProfile;
+  /** Watch a file profile and apply valid changes; default true for file profiles. */
+  watch?: boolean;
+  /** NDJSON recording path, `-` for stdout, or null/undefined for none. */
+  record?: string | null;
+  /** One record per WebSocket message too. */
+  recordMessages?: boolean;
+  /** Extra request headers to record (redacted if secret). */
+  recordHeaders?: string[];
+  /** Extra header names to redact. */
+  redact?: string[];
+  /** `header:<name>`, `ip`, `ip+ua` or `auto` (default). */
+  clientKey?: string;
+  /** Seed for every random choice; overrides the profile's. */
+  seed?: number;
+  /** A name for this session, written into the recording's header. */
+  session?: string;
+  /** Time to wait for the upstream's response head; default 30 s. */
+  upstreamTimeout?: number | string;
+  /** Time in-flight exchanges get to finish at shutdown; default 10 s. */
+  drainTimeout?: number | string;
+  /** Accept self-signed upstream certificates. */
+  insecure?: boolean;
+  /** `target` (default): Host is the target's; `preserve`: the client's. */
+  hostHeader?: 'target' | 'preserve';
+  /** Rewrite redirects that point at the target to the proxy's address. */
+  rewriteRedirects?: boolean;
+  /** Rewrite Set-Cookie domains to this domain (`''` removes the Domain attribute). */
+  cookieDomain?: string;
+  /** TLS listener: PEM certificate and key paths. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Add `x-aftershock-fault` to injected responses; default true. */
+  labelFaults?: boolean;
+  /** Analyse retries live (for /report); default true. */
+  liveAnalysis?: boolean;
+  /** Cap on concurrent client connections; default 10,000. */
+  maxConnections?: number;
+  /** Cap on sockets to the upstream; default 512. */
+  upstreamSockets?: number;
+  logger?: Logger;
+}
+
+/** A running proxy. */
+export interface ProxyHandle {
+  /** Base URL of the proxy listener, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly address: { host: string; port: number };
+  /** Base URL of the control API, or null when disabled. */
+  readonly adminUrl: string | null;
+  readonly engine: RuleEngine;
+  readonly recorder: Recorder;
+  readonly analyzer: Analyzer | null;
+  readonly profile: CompiledProfile;
+  readonly startedAt: number;
+  readonly ready: boolean;
+  /** Replaces the profile atomically (a compiled profile, or YAML/JSON text validated first). */
+  setProfile(profile: CompiledProfile | string): CompiledProfile;
+  /** Loads a built-in or file profile by name and applies it. */
+  selectProfile(nameOrPath: string): Promise<CompiledProfile>;
+  /** Adds an ad-hoc rule (same shape as a profile rule), optionally expiring after `ttlMs`. */
+  addFault(rule: unknown, ttlMs?: number): RuleStats;
+  removeFault(name: string): boolean;
+  /** Writes a marker into the recording. */
+  mark(label: string): void;
+  startScenario(): void;
+  stopScenario(): void;
+  /** Clears counters and the live analysis. */
+  reset(): void;
+  /** The live retry-analysis report (same JSON as `aftershock analyze`). */
+  report(): Report;
+  stats(): ProxyStats;
+  /** Stops accepting, drains in-flight exchanges, flushes the recording. */
+  close(): Promise<void>;
+}
+
+export interface ProxyStats {
+  rules: RuleStats[];
+  exchanges: number;
+  inFlight: number;
+  connections: number;
+  byStatus: Record<string, number>;
+  byOutcome: Record<string, number>;
+  recording: { path: string | null; written: number; failed: number; pending: number; lastError: string | null };
+}
+
+/** Parses `host:port` (IPv6 in brackets). */
+export function parseHostPort(option: string, raw: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw.trim());
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) {
+    throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: write it as HOST:PORT, e.g. 127.0.0.1:8080`);
+  }
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] as string)), port };
+}
+
+/**
+ * Starts a proxy in front of `options.target`.
+ *
+ * @example
+ * const proxy = await startProxy({ target: 'http://127.0.0.1:3000', listen: '127.0.0.1:0', profile: 'flaky' });
+ * await fetch(`${proxy.url}/v1/messages`);
+ * console.log(proxy.report().totals);
+ * await proxy.close();
+ */
+export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
+  const log = options.logger ?? silentLogger();
+  const target = parseTarget(options.target);
+  const listen = parseHostPort('--listen', options.listen ?? '127.0.0.1:8080');
+  const adminAddr = options.admin === false ? null : parseHostPort('--admin', options.admin ?? '127.0.0.1:8081');
+  const upstreamTimeoutMs = parseDurationOption('--upstream-timeout', options.upstreamTimeout ?? 30_000);
+  const drainTimeoutMs = parseDurationOption('--drain-timeout', options.drainTimeout ?? 10_000);
+  const clientKeySpec = options.clientKey ?? DEFAULT_CLIENT_KEY;
+  const clientKey = compileClientKey(clientKeySpec);
+  const redactor = createRedactor(options.redact ?? []);
+  const recordHeaders = (options.recordHeaders ?? []).map((h) => h.toLowerCase());
+  let tls: { cert: Buffer; key: Buffer } | null = null;
+  if (options.tlsCert !== undefined || options.tlsKey !== undefined) {
+    if (options.tlsCert === undefined || options.tlsKey === undefined) {
+      throw new AftershockError('ERR_BAD_OPTION', '--tls-cert and --tls-key go together: give both PEM files');
+    }
+    try {
+      tls = { cert: fs.readFileSync(options.tlsCert), key: fs.readFileSync(options.tlsKey) };
+    } catch (err) {
+      throw new AftershockError('ERR_BAD_OPTION', `cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  const profileArg = options.profile ?? 'passthrough';
+  let profile: CompiledProfile = typeof profileArg === 'string' ? await loadProfile(profileArg) : profileArg;
+  const seed = options.seed ?? profile.seed ?? 1;
+  const engine = createRuleEngine(options.seed === undefined ? { profile } : { profile, seed: options.seed });
+
+  let recorderHealthy = true;
+  const recorder = Recorder.open({
+    path: options.record ?? null,
+    header: {
+      aftershock: VERSION,
+      start: new Date().toISOString(),
+      startMs: Date.now(),
+      target: target.href,
+      profile: { name: profile.name, hash: profile.hash },
+      seed,
+      clientKey: clientKeySpec,
+      session: options.session ?? null,
+      redacted: [...redactor.headers],
+    },
+    onError: (err) => {
+      recorderHealthy = false;
+      log.error({ err: err.message, path: options.record }, 'RECORDING FAILED: records are being lost; see /readyz and /stats');
+    },
+    onRecover: () => {
+      recorderHealthy = true;
+      log.warn({ path: options.record }, 'recording recovered');
+    },
+  });
+  const analyzer = options.liveAnalysis === false ? null : createAnalyzer(options.clientKey?.startsWith('header:') ? { clientKeyHeader: options.clientKey.slice(7) } : {});
+  if (analyzer !== null) {
+    recorder.addListener((r) => analyzer.ingest(r));
+    analyzer.ingest(recorder.headerRecord);
+  }
+  const byStatus: Record<string, number> = {};
+  const byOutcome: Record<string, number> = {};
+  let exchanges = 0;
+  recorder.addListener((r: AnyRecord) => {
+    if (r.type !== 'http' && r.type !== 'ws') return;
+    exchanges++;
+    const s = String(r.status ?? 'none');
+    byStatus[s] = (byStatus[s] ?? 0) + 1;
+    if (r.outcome !== null) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
+  });
+
+  const agent = createAgent(target, { verifyTls: options.insecure !== true, maxSockets: options.upstreamSockets ?? 512 });
+  const proxy = httpProxy.createProxyServer({
+    target: target.href,
+    agent,
+    xfwd: true,
+    changeOrigin: options.hostHeader !== 'preserve',
+    secure: options.insecure !== true,
+    selfHandleResponse: true,
+    prependPath: true,
+  });
+  proxy.on('proxyReq', (proxyReq, req) => {
+    (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange]?.onProxyReq(proxyReq);
+  });
+  proxy.on('proxyRes', (proxyRes, req) => {
+    const ex = (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange];
+    if (ex === undefined) proxyRes.resume();
+    else ex.onProxyRes(proxyRes);
+  });
+  proxy.on('error', () => undefined); // every call passes its own error callback
+
+  let listenAddr = listen;
+  const targetHost = target.host;
+  const rewriteLocation =
+    options.rewriteRedirects === true
+      ? (value: string, req: IncomingMessage): string => {
+          try {
+            const u = new URL(value, target.url);
+            if (u.host !== targetHost) return value;
+            const host = req.headers.host ?? `${listenAddr.host}:${listenAddr.port}`;
+            const path = target.prefix !== '' && u.pathname.startsWith(target.prefix) ? u.pathname.slice(target.prefix.length) || '/' : u.pathname;
+            return `${tls === null ? 'http' : 'https'}://${host}${path}${u.search}${u.hash}`;
+          } catch {
+            return value;
+          }
+        }
+      : null;
+  const cookieDomain = options.cookieDomain;
+  const rewriteCookie =
+    cookieDomain === undefined ? null : (value: string): string => proxyCommon.rewriteCookieProperty(value, { '*': cookieDomain }, 'domain');
+
+  let seq = 0;
+  const idPrefix = recorder.instance + '-';
+  const inflight = new Set<InFlight>();
+  const timeOrigin = performance.timeOrigin;
+  const core: ProxyCore = {
+    target,
+    engine,
+    recorder,
+    clientKey,
+    redactor,
+    log,
+    labelFaults: options.labelFaults !== false,
+    verifyTls: options.insecure !== true,
+    preserveHost: options.hostHeader === 'preserve',
+    upstreamTimeoutMs,
+    recordHeaders,
+    recordMessages: options.recordMessages === true,
+    inflight,
+    rewriteLocation,
+    rewriteCookie,
+    forward: (req, res, onError) => proxy.web(req, res, onError as never),
+    now: () => timeOrigin + performance.now(),
+    nextId: () => idPrefix + (++seq).toString(36),
+  };
+
+  const wsCommon = {
+    noServer: true,
+    maxPayload: 100 * 1024 * 1024,
+    autoPong: false,
+    handleProtocols: (_protocols: Set<string>, req: IncomingMessage) => (req as IncomingMessage & { aftershockProtocol?: string }).aftershockProtocol || false,
+  };
+  const wsServers: WsServers = {
+    deflate: new WebSocketServer({ ...wsCommon, perMessageDeflate: true }),
+    plain: new WebSocketServer({ ...wsCommon, perMessageDeflate: false }),
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
+    const url = req.url ?? '';
+    if (url.charCodeAt(0) !== 47 /* '/' */) {
+      refuse(req, res, 400, 'absolute-form-refused', 'aftershock forwards only to its configured target; send origin-form request targets (/path)');
+      return;
+    }
+    const ex = new HttpExchange(core, req, res);
+    ex.expectContinue = expectContinue;
+    ex.start();
+  };
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void => {
+    const body = JSON.stringify({ error: code, message });
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-aftershock-error': code, connection: 'close' });
+    res.end(body);
+    writeBadRequest(req.socket, status, code, req.method ?? '-', req.url ?? '-', req.headers['user-agent'] ?? null);
+  };
+
+  const writeBadRequest = (socket: Socket, status: number, code: string, method: string, url: string, ua: string | null): void => {
+    const now = core.now();
+    const ip = remoteIp(socket);
+    const q = url.indexOf('?');
+    const rec: HttpRecord = {
+      v: 1,
+      type: 'http',
+      id: core.nextId(),
+      ts: now,
+      end: now,
+      client: ua === null ? ip : `${ip} ${ua}`,
+      ip,
+      conn: (socket as Socket & { [kConnId]?: string })[kConnId] ?? '',
+      method,
+      path: (q === -1 ? url : url.slice(0, q)).slice(0, 2048),
+      query: q === -1 ? null : redactor.query(url.slice(q + 1, 2048)),
+      status,
+      outcome: 'bad-request',
+      upstreamStatus: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      ttfb: 0,
+      duration: 0,
+      fault: null,
+      faults: [],
+      retryAfter: null,
+      bodyHash: null,
+      userAgent: ua,
+      headers: {},
+      error: code,
+    };
+    recorder.write(rec);
+  };
+
+  const server: http.Server = tls === null ? http.createServer({ maxHeaderSize: 16 * 1024 }) : https.createServer({ ...tls, maxHeaderSize: 16 * 1024 });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 0;
+  server.maxConnections = options.maxConnections ?? 10_000;
+  let connSeq = 0;
+  let connections = 0;
+  server.on('connection', (socket: Socket) => {
+    (socket as Socket & { [kConnId]?: string })[kConnId] = (++connSeq).toString(36);
+    connections++;
+    socket.once('close', () => connections--);
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    writeBadRequest(req.socket, 405, 'connect-refused', 'CONNECT', req.url ?? '-', req.headers['user-agent'] ?? null);
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nx-aftershock-error: connect-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    const url = req.url ?? '';
+    if (url.charCodeAt(0) !== 47 || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      writeBadRequest(req.socket, 400, 'upgrade-refused', req.method ?? '-', url, req.headers['user-agent'] ?? null);
+      socket.end('HTTP/1.1 400 Bad Request\r\nx-aftershock-error: upgrade-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    new WsExchange(core, wsServers, req, socket, head).start();
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const sock = socket as Socket;
+    if (err.code === 'ECONNRESET' || !sock.writable) {
+      sock.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = tooLarge ? 431 : timedOut ? 408 : 400;
+    const code = tooLarge ? 'headers-too-large' : timedOut ? 'request-timeout' : 'bad-request';
+    const firstLine = /^([A-Z]{1,20}) (\S{1,4096})/.exec((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 4200).toString('latin1') ?? '');
+    writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null);
+    const body = JSON.stringify({ error: code, message: `aftershock could not parse the request (${err.code ?? err.message})` });
+    sock.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nx-aftershock-error: ${code}\r\nconnection: close\r\n\r\n${body}`);
+  });
+
+  await listenOn(server, listen, '--listen');
+  const bound = server.address() as AddressInfo;
+  listenAddr = { host: bound.address, port: bound.port };
+  const urlHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  const url = `${tls === null ? 'http' : 'https'}://${urlHost}:${bound.port}`;
+
+  let watcher: { close(): void } | null = null;
+  const applyProfile = (p: CompiledProfile, why: string): CompiledProfile => {
+    engine.setProfile(p);
+    profile = p;
+    recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'profile', detail: { name: p.name, hash: p.hash, why } });
+    log.info({ profile: p.name, hash: p.hash, why }, 'profile applied');
+    return p;
+  };
+  const watchFile = (p: CompiledProfile): void => {
+    watcher?.close();
+    watcher = null;
+    if (options.watch === false || p.source === null) return;
+    watcher = watchProfile(
+      p.source,
+      (next) => applyProfile(next, 'file changed'),
+      (err) => log.error({ file: p.source }, `profile change rejected, the previous profile stays active:\n${err.message}`),
+    );
+  };
+  watchFile(profile);
+
+  let closing: Promise<void> | null = null;
+  let admin: AdminServer | null = null;
+  const handle: ProxyHandle = {
+    url,
+    address: listenAddr,
+    get adminUrl() {
+      return admin?.url ?? null;
+    },
+    engine,
+    recorder,
+    analyzer,
+    get profile() {
+      return profile;
+    },
+    startedAt: Date.now(),
+    get ready() {
+      return closing === null && recorderHealthy;
+    },
+    setProfile(p) {
+      const compiled = typeof p === 'string' ? parseProfile(p, null) : p;
+      watcher?.close();
+      watcher = null;
+      return applyProfile(compiled, 'set through the API');
+    },
+    async selectProfile(nameOrPath) {
+      const p = await loadProfile(nameOrPath);
+      applyProfile(p, 'selected through the API');
+      watchFile(p);
+      return p;
+    },
+    addFault(rule, ttlMs) {
+      const s = engine.addFault(rule, ttlMs);
+      recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-added', detail: { rule: s.name, type: s.type, ttlMs: ttlMs ?? null } });
+      return s;
+    },
+    removeFault(name) {
+      const ok = engine.removeFault(name);
+      if (ok) recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-removed', detail: { rule: name } });
+      return ok;
+    },
+    mark(label) {
+      recorder.write({ v: 1, type: 'mark', ts: core.now(), label: String(label).slice(0, 500) });
+    },
+    startScenario() {
+      const now = core.now();
+      engine.startScenario(now);
+      recorder.write({ v: 1, type: 'event', ts: now, event: 'scenario-start', detail: {} });
+    },
+    stopScenario() {
+      engine.stopScenario();
+      recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'scenario-stop', detail: {} });
+    },
+    reset() {
+      engine.resetCounters();
+      analyzer?.reset();
+      for (const k of Object.keys(byStatus)) delete byStatus[k];
+      for (const k of Object.keys(byOutcome)) delete byOutcome[k];
+      exchanges = 0;
+      recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'reset', detail: {} });
+    },
+    report() {
+      if (analyzer === null) throw new AftershockError('ERR_BAD_OPTION', 'live analysis is off (liveAnalysis: false); analyse the recording offline');
+      return analyzer.report();
+    },
+    stats() {
+      return {
+        rules: engine.stats(),
+        exchanges,
+        inFlight: inflight.size,
+        connections,
+        byStatus: { ...byStatus },
+        byOutcome: { ...byOutcome },
+        recording: { path: recorder.path, ...recorder.stats },
+      };
+    },
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+
+  const shutdown = async (): Promise<void> => {
+    watcher?.close();
+    server.close();
+    server.closeIdleConnections();
+    const deadline = Date.now() + drainTimeoutMs;
+    while (inflight.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      server.closeIdleConnections();
+    }
+    for (const ex of [...inflight]) ex.abortForShutdown();
+    // Give the aborted exchanges' close events a turn to write their records.
+    for (let i = 0; i < 50 && inflight.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    server.closeAllConnections();
+    for (const s of [wsServers.deflate, wsServers.plain]) s.close();
+    proxy.close();
+    agent.destroy();
+    await admin?.close();
+    await recorder.close();
+  };
+
+  if (adminAddr !== null) {
+    try {
+      admin = await startAdmin(handle, { ...adminAddr, ...(options.adminToken === undefined ? {} : { token: options.adminToken }), log });
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+  log.info({ listen: url, target: target.href, admin: admin?.url ?? 'off', record: options.record ?? 'off', profile: profile.name }, 'aftershock is proxying');
+  return handle;
+}
+
+/** Listens or throws ERR_LISTEN with the reason (port in use, permission). */
+export function listenOn(server: http.Server, addr: { host: string; port: number }, option: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : err.message;
+      reject(new AftershockError('ERR_LISTEN', `cannot listen on ${addr.host}:${addr.port} (${option}): ${why}`, { cause: err }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(addr.port, addr.host);
+  });
+}

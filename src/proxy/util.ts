@@ -1,0 +1,45 @@
+/**
+ * Small helpers of the proxy's act side: cancellable waits, Retry-After parsing, client addresses.
+ */
+import type { Socket } from 'node:net';
+
+/**
+ * Waits `ms`, ending early when `signal` aborts. Resolves true when the full time elapsed.
+ * The timer is always cleared: nothing outlives the exchange that asked for it.
+ */
+export function cancellableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  if (!Number.isFinite(ms)) {
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true }));
+  }
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(t);
+      resolve(false);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, Math.max(0, ms));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Retry-After as seconds: delta-seconds as is, an HTTP-date relative to `nowMs`. Null if unparsable.
+ *
+ * @example parseRetryAfter('2', Date.now()) === 2
+ */
+export function parseRetryAfter(value: string, nowMs: number): number | null {
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return null;
+  return Math.max(0, Math.round((t - nowMs) / 1000));
+}
+
+/** The client's address without the IPv4-mapped IPv6 prefix. */
+export function remoteIp(socket: Socket): string {
+  const a = socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}

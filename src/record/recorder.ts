@@ -1,0 +1,106 @@
+/**
+ * The recording: a header line, then exactly one record per exchange, written through the
+ * buffered NDJSON writer. Listeners (live analysis, metrics) see every record as it is written,
+ * whether or not a file is being recorded.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AnyRecord, HeaderRecord } from './schema.js';
+import { NdjsonWriter, type WriterStats } from './writer.js';
+import { AftershockError } from '../errors.js';
+
+export type RecordListener = (record: AnyRecord) => void;
+
+export interface RecorderOptions {
+  /** File path, '-' for stdout, or null to record nothing (listeners still run). */
+  readonly path: string | null;
+  readonly header: Omit<HeaderRecord, 'v' | 'type' | 'instance'>;
+  readonly onError?: (err: Error) => void;
+  readonly onRecover?: () => void;
+}
+
+/**
+ * Writes records and fans them out to listeners.
+ *
+ * @example
+ * const rec = Recorder.open({ path: 'traffic.ndjson', header });
+ * rec.write(httpRecord);
+ * await rec.close();
+ */
+export class Recorder {
+  readonly instance = randomBytes(4).toString('hex');
+  readonly path: string | null;
+  private readonly writer: NdjsonWriter | null;
+  private readonly listeners: RecordListener[] = [];
+  private header: HeaderRecord;
+  /** Records seen (written to the file or not). */
+  count = 0;
+
+  private constructor(opts: RecorderOptions, writer: NdjsonWriter | null) {
+    this.path = opts.path;
+    this.writer = writer;
+    this.header = { v: 1, type: 'header', ...opts.header, instance: this.instance };
+    if (writer !== null) writer.writeLine(JSON.stringify(this.header));
+  }
+
+  /** Opens the destination; throws ERR_RECORD_PATH when it cannot be written. */
+  static open(opts: RecorderOptions): Recorder {
+    if (opts.path === null) return new Recorder(opts, null);
+    let writer: NdjsonWriter;
+    try {
+      writer = NdjsonWriter.open(opts.path, {
+        ...(opts.onError === undefined ? {} : { onError: opts.onError }),
+        ...(opts.onRecover === undefined ? {} : { onRecover: opts.onRecover }),
+      });
+    } catch (err) {
+      throw new AftershockError(
+        'ERR_RECORD_PATH',
+        `cannot write the recording to ${opts.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; check that the folder exists and is writable`,
+        { cause: err },
+      );
+    }
+    return new Recorder(opts, writer);
+  }
+
+  get headerRecord(): HeaderRecord {
+    return this.header;
+  }
+
+  /** Stats of the file writer (all zero when not recording to a file). */
+  get stats(): WriterStats {
+    return this.writer?.stats ?? { written: 0, failed: 0, pending: 0, lastError: null };
+  }
+
+  get healthy(): boolean {
+    return this.writer === null || this.writer.stats.lastError === null;
+  }
+
+  addListener(fn: RecordListener): void {
+    this.listeners.push(fn);
+  }
+
+  /** Writes one record and tells the listeners. Never throws. */
+  write(record: AnyRecord): void {
+    this.count++;
+    if (this.writer !== null) this.writer.writeLine(JSON.stringify(record));
+    for (let i = 0; i < this.listeners.length; i++) {
+      try {
+        (this.listeners[i] as RecordListener)(record);
+      } catch {
+        /* a listener's bug must never cost a record or the proxy */
+      }
+    }
+  }
+
+  /** Waits until everything written so far is on disk (or counted as failed). */
+  async drain(): Promise<void> {
+    await this.writer?.drain();
+  }
+
+  flushSync(): void {
+    this.writer?.flushSync();
+  }
+
+  async close(): Promise<void> {
+    await this.writer?.close();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Shared test plumbing: real servers on port 0 on loopback, real clients, NDJSON parsing.
+ * Everything started here is registered for closing in afterEach.
+ */
+import http, { type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import https from 'node:https';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net, { type AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
+import { startProxy, type ProxyHandle, type ProxyOptions } from '../src/index.js';
+import type { AnyRecord } from '../src/record/schema.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop() as () => Promise<void> | void;
+    try {
+      await fn();
+    } catch {
+      /* keep closing the rest */
+    }
+  }
+});
+
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+export const TLS = {
+  cert: fs.readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)),
+  key: fs.readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)),
+};
+
+export interface Upstream {
+  server: Server;
+  url: string;
+  port: number;
+}
+
+/** Starts an HTTP (or HTTPS) upstream on 127.0.0.1:0. */
+export async function startUpstream(handler: RequestListener, opts: { tls?: boolean } = {}): Promise<Upstream> {
+  const server = opts.tls === true ? https.createServer({ ...TLS }, handler) : http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return { server, url: `${opts.tls === true ? 'https' : 'http'}://127.0.0.1:${port}`, port };
+}
+
+/** A temp dir removed after the test. */
+export function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-test-'));
+  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Starts a proxy on a free port with no control API unless asked. */
+export async function startTestProxy(opts: ProxyOptions): Promise<ProxyHandle> {
+  const proxy = await startProxy({ listen: '127.0.0.1:0', admin: false, ...opts });
+  onCleanup(() => proxy.close());
+  return proxy;
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  trailers: NodeJS.Dict<string>;
+  text: string;
+}
+
+/** One request with a fresh connection; resolves with the whole reply or rejects with the socket error. */
+export function request(
+  url: string,
+  opts: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string | Buffer; agent?: http.Agent | false } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('aborted', () => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+      res.on('end', () => {
+        if (!res.complete) {
+          reject(Object.assign(new Error('incomplete response'), { code: 'ECONNRESET' }));
+          return;
+        }
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, trailers: res.trailers, text: body.toString('utf8') });
+      });
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Reads an NDJSON recording. */
+export function readRecords(file: string): AnyRecord[] {
+  const text = fs.readFileSync(file, 'utf8');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as AnyRecord);
+}
+
+/** Polls until `fn` returns a truthy value or the time is up. */
+export async function waitFor<T>(fn: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('waitFor: timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Opens a raw TCP socket, writes `data`, and collects everything until the socket ends or errors. */
+export function rawExchange(port: number, data: string | Buffer, opts: { timeoutMs?: number } = {}): Promise<{ data: string; error: NodeJS.ErrnoException | null }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (error: NodeJS.ErrnoException | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(t);
+      s.destroy();
+      resolve({ data: Buffer.concat(chunks).toString('latin1'), error });
+    };
+    const t = setTimeout(() => finish(null), opts.timeoutMs ?? 3000);
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => finish(null));
+    s.on('error', (e: NodeJS.ErrnoException) => finish(e));
+    s.write(data);
+  });
+}
+
+export type { IncomingMessage };

@@ -1,0 +1,381 @@
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup } from '../helpers.js';
+import type { HttpRecord } from '../../src/record/schema.js';
+
+function echo(): http.RequestListener {
+  return (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+    });
+  };
+}
+
+describe('HTTP reverse proxy', () => {
+  it('forwards method, path, query, body and headers, and sets X-Forwarded-*', async () => {
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: up.url });
+    const r = await request(`${proxy.url}/v1/things?x=1&y=2`, { method: 'PUT', body: 'hello', headers: { 'x-custom': 'a', 'content-type': 'text/plain' } });
+    expect(r.status).toBe(200);
+    const seen = JSON.parse(r.text) as { method: string; url: string; headers: Record<string, string>; body: string };
+    expect(seen.method).toBe('PUT');
+    expect(seen.url).toBe('/v1/things?x=1&y=2');
+    expect(seen.body).toBe('hello');
+    expect(seen.headers['x-custom']).toBe('a');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+    expect(seen.headers['x-forwarded-host']).toBe(proxy.url.replace('http://', ''));
+    expect(seen.headers.host).toBe(`127.0.0.1:${up.port}`);
+    expect(r.headers['x-aftershock-fault']).toBeUndefined();
+  });
+
+  it('preserves the client Host header with hostHeader: preserve', async () => {
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: up.url, hostHeader: 'preserve' });
+    const r = await request(`${proxy.url}/`, { headers: { host: 'staging.example' } });
+    expect((JSON.parse(r.text) as { headers: Record<string, string> }).headers.host).toBe('staging.example');
+  });
+
+  it('drops hop-by-hop headers both ways, including those named in Connection', async () => {
+    const up = await startUpstream((req, res) => {
+      res.writeHead(200, { 'keep-alive': 'timeout=5', 'x-hop': 'drop-me', connection: 'x-hop', 'x-end': 'keep' });
+      res.end(JSON.stringify(req.headers));
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const r = await request(`${proxy.url}/`, { headers: { 'x-secret-hop': '1', connection: 'x-secret-hop', 'proxy-authorization': 'Basic abc', te: 'gzip' } });
+    const seen = JSON.parse(r.text) as Record<string, string>;
+    expect(seen['x-secret-hop']).toBeUndefined();
+    expect(seen['proxy-authorization']).toBeUndefined();
+    expect(seen.te).toBeUndefined();
+    expect(r.headers['keep-alive']).not.toBe('timeout=5');
+    expect(r.headers['x-hop']).toBeUndefined();
+    expect(r.headers['x-end']).toBe('keep');
+  });
+
+  it('prefixes every path with the target URL path', async () => {
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: `${up.url}/api/` });
+    const r = await request(`${proxy.url}/v1/users?id=7`);
+    expect((JSON.parse(r.text) as { url: string }).url).toBe('/api/v1/users?id=7');
+  });
+
+  it('keeps upstream connections alive across requests', async () => {
+    const ports = new Set<number>();
+    const up = await startUpstream((req, res) => {
+      ports.add(req.socket.remotePort ?? 0);
+      res.end('ok');
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    for (let i = 0; i < 5; i++) await request(`${proxy.url}/n${i}`);
+    expect(ports.size).toBe(1);
+  });
+
+  it('forwards to an https target with a self-signed certificate only when insecure', async () => {
+    const up = await startUpstream((_req, res) => res.end('secure'), { tls: true });
+    const strict = await startTestProxy({ target: up.url });
+    const r1 = await request(`${strict.url}/`);
+    expect(r1.status).toBe(502);
+    expect(r1.headers['x-aftershock-error']).toBe('upstream-tls');
+    const lax = await startTestProxy({ target: up.url, insecure: true });
+    const r2 = await request(`${lax.url}/`);
+    expect(r2.status).toBe(200);
+    expect(r2.text).toBe('secure');
+  });
+
+  it('passes chunked bodies and trailers through', async () => {
+    const up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.write('part1-');
+      setTimeout(() => {
+        res.write('part2');
+        res.addTrailers({ 'x-checksum': 'abc123' });
+        res.end();
+      }, 20);
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const r = await request(`${proxy.url}/stream`, { headers: { te: 'trailers' } });
+    expect(r.text).toBe('part1-part2');
+    expect(r.headers['transfer-encoding']).toBe('chunked');
+    expect(r.trailers['x-checksum']).toBe('abc123');
+  });
+
+  it('handles Expect: 100-continue', async () => {
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: up.url });
+    const result = await new Promise<{ continued: boolean; body: string }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(`${proxy.url}/upload`, { method: 'POST', headers: { expect: '100-continue', 'content-length': 5 }, agent: false });
+      req.on('continue', () => {
+        continued = true;
+        req.end('12345');
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ continued, body }));
+      });
+      req.on('error', reject);
+    });
+    expect(result.continued).toBe(true);
+    expect((JSON.parse(result.body) as { body: string }).body).toBe('12345');
+  });
+
+  it('streams a 50 MB body both ways with backpressure and bounded memory', async () => {
+    const SIZE = 50 * 1024 * 1024;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    expect(gc, 'tests run with --expose-gc').toBeTypeOf('function');
+    // Slow readers on both ends: a proxy that buffered instead of applying backpressure would hold
+    // most of the 50 MB at some point.
+    const slowRead = (stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, onBytes: (n: number) => void): void => {
+      let sinceBreak = 0;
+      stream.on('data', (c: Buffer) => {
+        onBytes(c.length);
+        sinceBreak += c.length;
+        if (sinceBreak >= 2 * 1024 * 1024) {
+          sinceBreak = 0;
+          stream.pause();
+          setTimeout(() => stream.resume(), 15);
+        }
+      });
+    };
+    const up = await startUpstream((req, res) => {
+      let n = 0;
+      slowRead(req, (b) => (n += b));
+      req.on('end', () => {
+        res.writeHead(200, { 'x-received': String(n) });
+        let sent = 0;
+        const chunk = Buffer.alloc(64 * 1024, 7);
+        const pump = (): void => {
+          while (sent < SIZE) {
+            sent += chunk.length;
+            if (!res.write(chunk)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
+      });
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    gc!();
+    const base = process.memoryUsage();
+    let peak = 0;
+    const sampler = setInterval(() => {
+      gc!();
+      const m = process.memoryUsage();
+      peak = Math.max(peak, m.heapUsed + m.arrayBuffers - base.heapUsed - base.arrayBuffers);
+    }, 25);
+    const received = await new Promise<{ status: number; bytes: number; upstreamSaw: string }>((resolve, reject) => {
+      const req = http.request(`${proxy.url}/big`, { method: 'POST', agent: false, headers: { 'content-type': 'application/octet-stream' } }, (res) => {
+        let bytes = 0;
+        slowRead(res, (b) => (bytes += b));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, upstreamSaw: String(res.headers['x-received']) }));
+      });
+      req.on('error', reject);
+      let sent = 0;
+      const chunk = Buffer.alloc(64 * 1024, 3);
+      Readable.from(
+        (function* () {
+          while (sent < SIZE) {
+            sent += chunk.length;
+            yield chunk;
+          }
+        })(),
+      ).pipe(req);
+    });
+    clearInterval(sampler);
+    expect(received.status).toBe(200);
+    expect(received.upstreamSaw).toBe(String(SIZE));
+    expect(received.bytes).toBe(SIZE);
+    expect(peak).toBeLessThan(16 * 1024 * 1024);
+  });
+});
+
+describe('errors from the proxy itself', () => {
+  it('answers 502 with a JSON body when the upstream refuses', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
+    const r = await request(`${proxy.url}/x`);
+    expect(r.status).toBe(502);
+    expect(r.headers['x-aftershock-error']).toBe('upstream-refused');
+    expect(JSON.parse(r.text)).toMatchObject({ error: 'upstream-refused' });
+  });
+
+  it('answers 504 when the upstream hangs past the timeout', async () => {
+    const up = await startUpstream(() => undefined);
+    const proxy = await startTestProxy({ target: up.url, upstreamTimeout: '200ms' });
+    const t0 = Date.now();
+    const r = await request(`${proxy.url}/slow`);
+    expect(r.status).toBe(504);
+    expect(r.headers['x-aftershock-error']).toBe('upstream-timeout');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(180);
+  });
+
+  it('aborts the upstream request when the client disconnects', async () => {
+    let upstreamSawClose = false;
+    let arrived = false;
+    const up = await startUpstream((req, res) => {
+      arrived = true;
+      res.on('close', () => {
+        upstreamSawClose = !res.writableFinished;
+      });
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const req = http.request(`${proxy.url}/long`, { agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    await waitFor(() => arrived);
+    req.destroy();
+    await waitFor(() => upstreamSawClose);
+    expect(upstreamSawClose).toBe(true);
+  });
+
+  it('resets the client when the upstream resets mid-response', async () => {
+    const up = await startUpstream((req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('x'.repeat(100));
+      setTimeout(() => req.socket.resetAndDestroy(), 30);
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    await expect(request(`${proxy.url}/x`)).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|ERR_STREAM_PREMATURE_CLOSE/) });
+  });
+
+  it('refuses absolute-form request targets and CONNECT: never an open proxy', async () => {
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: up.url });
+    const a = await rawExchange(proxy.address.port, 'GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    expect(a.data).toMatch(/^HTTP\/1\.1 400/);
+    expect(a.data).toContain('absolute-form-refused');
+    const c = await rawExchange(proxy.address.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect(c.data).toMatch(/^HTTP\/1\.1 405/);
+  });
+
+  it('answers malformed requests with 400 and oversized headers with 431, and records both', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const bad = await rawExchange(proxy.address.port, 'GARBAGE\r\n\r\n');
+    expect(bad.data).toMatch(/^HTTP\/1\.1 400/);
+    const big = await rawExchange(proxy.address.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(big.data).toMatch(/^HTTP\/1\.1 431/);
+    const ok = await request(`${proxy.url}/still-fine`);
+    expect(ok.status).toBe(200);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map((r) => r.status).sort()).toEqual([200, 400, 431]);
+    expect(recs.filter((r) => r.outcome === 'bad-request')).toHaveLength(2);
+  });
+});
+
+describe('recording', () => {
+  it('writes a header then exactly one record per exchange, with the fields and no secrets', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('set-cookie', 'sid=supersecretcookie');
+        if (req.url?.startsWith('/limited')) res.writeHead(429, { 'retry-after': '3' });
+        res.end('ok');
+      });
+    });
+    const proxy = await startTestProxy({ target: up.url, record: file, session: 'qa-checkout', seed: 7 });
+    const body = JSON.stringify({ text: 'hi' });
+    await request(`${proxy.url}/v1/messages?token=abc123&page=2`, {
+      method: 'POST',
+      body,
+      headers: {
+        authorization: 'Bearer topsecrettoken',
+        cookie: 'sid=alsosecret',
+        'x-api-key': 'key-secret',
+        'idempotency-key': 'idem-1',
+        'user-agent': 'okhttp/4.9.0',
+        'x-client-id': 'client-7',
+      },
+    });
+    await request(`${proxy.url}/limited`);
+    await proxy.close();
+    const text = (await import('node:fs')).readFileSync(file, 'utf8');
+    for (const secret of ['topsecrettoken', 'alsosecret', 'key-secret', 'abc123', 'supersecretcookie']) expect(text).not.toContain(secret);
+    const recs = readRecords(file);
+    expect(recs[0]).toMatchObject({ type: 'header', v: 1, session: 'qa-checkout', seed: 7, target: up.url, profile: { name: 'passthrough' } });
+    const http1 = recs.filter((r): r is HttpRecord => r.type === 'http');
+    expect(http1).toHaveLength(2);
+    const post = http1.find((r) => r.method === 'POST') as HttpRecord;
+    expect(post).toMatchObject({
+      v: 1,
+      client: 'client-7',
+      path: '/v1/messages',
+      query: 'token=[redacted]&page=2',
+      status: 200,
+      outcome: null,
+      fault: null,
+      userAgent: 'okhttp/4.9.0',
+      headers: { 'idempotency-key': 'idem-1' },
+      bytesIn: body.length,
+    });
+    const expected = createHash('sha256').update(body).digest('hex');
+    expect(post.bodyHash).toBe(`sha256:${expected}:${body.length}`);
+    for (const k of ['id', 'ts', 'end', 'conn', 'bytesOut', 'ttfb', 'duration', 'retryAfter']) expect(post).toHaveProperty(k);
+    expect(post.end).toBeGreaterThanOrEqual(post.ts);
+    const limited = http1.find((r) => r.path === '/limited') as HttpRecord;
+    expect(limited.status).toBe(429);
+    expect(limited.retryAfter).toBe(3);
+    expect(limited.client).toBe('127.0.0.1');
+    const mode = (await import('node:fs')).statSync(file).mode & 0o777;
+    expect(mode).toBe(0o600);
+  });
+
+  it('records a client abort as such', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    let arrived = false;
+    const up = await startUpstream(() => {
+      arrived = true;
+    });
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const req = http.request(`${proxy.url}/abandon`, { agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    await waitFor(() => arrived);
+    req.destroy();
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ outcome: 'client-abort', status: null });
+  });
+
+  it('flushes in-flight exchanges at close and records each exactly once', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('late'), 150));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const pending = Array.from({ length: 20 }, (_, i) => request(`${proxy.url}/r${i}`));
+    await waitFor(() => proxy.stats().inFlight === 20);
+    await proxy.close();
+    const replies = await Promise.all(pending);
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs).toHaveLength(20);
+    expect(new Set(recs.map((r) => r.path)).size).toBe(20);
+  });
+});
+
+export { onCleanup };

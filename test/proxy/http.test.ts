@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup } from '../helpers.js';
+import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup, TLS } from '../helpers.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 
 function echo(): http.RequestListener {
@@ -57,6 +57,43 @@ describe('HTTP reverse proxy', () => {
     expect(r.headers['keep-alive']).not.toBe('timeout=5');
     expect(r.headers['x-hop']).toBeUndefined();
     expect(r.headers['x-end']).toBe('keep');
+  });
+
+  it('rewrites redirects and cookie domains to the proxy when asked', async () => {
+    const up = await startUpstream((req, res) => {
+      res.writeHead(302, {
+        location: `http://127.0.0.1:${(req.socket.address() as net.AddressInfo).port}/api/next?x=1`,
+        'set-cookie': ['sid=1; Domain=staging.example; Path=/', 'other=2; Path=/'],
+      });
+      res.end();
+    });
+    const proxy = await startTestProxy({ target: `${up.url}/api`, rewriteRedirects: true, cookieDomain: 'localhost' });
+    const r = await request(`${proxy.url}/start`);
+    expect(r.status).toBe(302);
+    expect(r.headers.location).toBe(`${proxy.url}/next?x=1`);
+    expect(r.headers['set-cookie']).toEqual(['sid=1; Domain=localhost; Path=/', 'other=2; Path=/']);
+    const plain = await startTestProxy({ target: `${up.url}/api` });
+    const r2 = await request(`${plain.url}/start`);
+    expect(r2.headers.location).toBe(`${up.url}/api/next?x=1`);
+  });
+
+  it('serves TLS when given a certificate and key', async () => {
+    const up = await startUpstream(echo());
+    const cert = new URL('../fixtures/tls/cert.pem', import.meta.url).pathname;
+    const key = new URL('../fixtures/tls/key.pem', import.meta.url).pathname;
+    const proxy = await startTestProxy({ target: up.url, tlsCert: cert, tlsKey: key });
+    expect(proxy.url.startsWith('https://')).toBe(true);
+    const https = await import('node:https');
+    const body = await new Promise<string>((resolve, reject) => {
+      https.get(`${proxy.url}/tls`, { ca: TLS.cert, agent: false }, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => (b += c.toString()));
+        res.on('end', () => resolve(b));
+      }).on('error', reject);
+    });
+    const seen = JSON.parse(body) as { url: string; headers: Record<string, string> };
+    expect(seen.url).toBe('/tls');
+    expect(seen.headers['x-forwarded-proto']).toBe('https');
   });
 
   it('prefixes every path with the target URL path', async () => {

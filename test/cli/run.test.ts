@@ -1,0 +1,109 @@
+/**
+ * The CLI as a user runs it: the compiled `bin/aftershock.js` in a child process (`npm test`
+ * builds first), real signals, real exit statuses.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { onCleanup, readRecords, request, startUpstream, tempDir } from '../helpers.js';
+import type { HttpRecord } from '../../src/record/schema.js';
+
+const BIN = fileURLToPath(new URL('../../bin/aftershock.js', import.meta.url));
+
+interface Run {
+  child: ChildProcess;
+  stderr: () => string;
+  stdout: () => string;
+  exit: Promise<number | null>;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Run {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, AFTERSHOCK_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  let out = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  onCleanup(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return { child, stderr: () => err, stdout: () => out, exit };
+}
+
+async function listeningUrl(run: Run): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const m = /proxying (http:\/\/[\d.]+:\d+)/.exec(run.stderr());
+    if (m !== null) return m[1] as string;
+    if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
+    if (Date.now() > deadline) throw new Error(`not listening: ${run.stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('aftershock run (CLI)', () => {
+  it('prints help and exits 0', async () => {
+    const r = cli(['--help']);
+    expect(await r.exit).toBe(0);
+    expect(r.stdout()).toContain('run');
+    expect(r.stdout()).toContain('analyze');
+  });
+
+  it.each([
+    [['run'], /--target/],
+    [['run', '--target', 'not a url'], /not a URL/],
+    [['run', '--target', 'ftp://x'], /http:\/\/ or https:\/\//],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', 'nonsense'], /HOST:PORT/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--record', '/nonexistent-dir/x/rec.ndjson'], /cannot write the recording/],
+    [['run', '--target', 'http://127.0.0.1:9', '--client-key', 'bogus'], /--client-key/],
+  ])('rejects bad input %j with one line on stderr and status 2', async (args, message) => {
+    const r = cli(args);
+    expect(await r.exit).toBe(2);
+    const lines = r.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+  });
+
+  it('exits 2 when the port is in use', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => blocker.close(() => r())));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const r = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', `127.0.0.1:${port}`, '--admin', 'off']);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toMatch(/port is in use/);
+  });
+
+  it('reads its configuration from AFTERSHOCK_* variables and serves /healthz on the admin listener', async () => {
+    const up = await startUpstream((_req, res) => res.end('hi'));
+    const r = cli(['run'], { AFTERSHOCK_TARGET: up.url, AFTERSHOCK_LISTEN: '127.0.0.1:0', AFTERSHOCK_ADMIN: '127.0.0.1:0' });
+    const url = await listeningUrl(r);
+    expect((await request(`${url}/`)).text).toBe('hi');
+    const admin = /control (http:\/\/[\d.]+:\d+)/.exec(r.stderr())?.[1] as string;
+    expect((await request(`${admin}/healthz`)).status).toBe(200);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
+
+  it('on SIGTERM lets in-flight exchanges finish, flushes every record and exits 0', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('done'), 300));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file]);
+    const url = await listeningUrl(r);
+    const pending = Array.from({ length: 25 }, (_, i) => request(`${url}/inflight/${i}`));
+    await new Promise((res) => setTimeout(res, 100));
+    r.child.kill('SIGTERM');
+    const replies = await Promise.all(pending);
+    expect(replies.map((x) => x.status)).toEqual(Array(25).fill(200));
+    expect(await r.exit).toBe(0);
+    const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
+    expect(recs).toHaveLength(25);
+    expect(recs.every((x) => x.status === 200 && x.outcome === null)).toBe(true);
+  });
+});

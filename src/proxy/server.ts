@@ -89,6 +89,8 @@ export interface ProxyOptions {
   liveAnalysis?: boolean;
   /** Cap on concurrent client connections; default 10,000. */
   maxConnections?: number;
+  /** Time a client gets to send its request headers (slowloris defence); default 20 s. */
+  headersTimeout?: number | string;
   /** Cap on sockets to the upstream; default 512. */
   upstreamSockets?: number;
   logger?: Logger;
@@ -132,6 +134,8 @@ export interface ProxyStats {
   exchanges: number;
   inFlight: number;
   connections: number;
+  /** Connections refused because `maxConnections` was reached. */
+  droppedConnections: number;
   byStatus: Record<string, number>;
   byOutcome: Record<string, number>;
   recording: { path: string | null; written: number; failed: number; pending: number; lastError: string | null };
@@ -350,13 +354,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     recorder.write(rec);
   };
 
-  const server: http.Server = tls === null ? http.createServer({ maxHeaderSize: 16 * 1024 }) : https.createServer({ ...tls, maxHeaderSize: 16 * 1024 });
+  const headersTimeoutMs = parseDurationOption('--headers-timeout', options.headersTimeout ?? 20_000);
+  const serverOpts = { maxHeaderSize: 16 * 1024, connectionsCheckingInterval: Math.max(100, Math.min(5000, headersTimeoutMs / 4)) };
+  const server: http.Server = tls === null ? http.createServer(serverOpts) : https.createServer({ ...tls, ...serverOpts });
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 20_000;
+  server.headersTimeout = headersTimeoutMs;
   server.requestTimeout = 0;
   server.maxConnections = options.maxConnections ?? 10_000;
   let connSeq = 0;
   let connections = 0;
+  let dropped = 0;
+  server.on('drop', () => {
+    if (dropped++ % 1000 === 0) log.warn({ maxConnections: server.maxConnections, dropped }, 'connection cap reached: new connections are being refused');
+  });
   server.on('connection', (socket: Socket) => {
     (socket as Socket & { [kConnId]?: string })[kConnId] = (++connSeq).toString(36);
     connections++;
@@ -490,6 +500,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         exchanges,
         inFlight: inflight.size,
         connections,
+        droppedConnections: dropped,
         byStatus: { ...byStatus },
         byOutcome: { ...byOutcome },
         recording: { path: recorder.path, ...recorder.stats },

@@ -32,6 +32,8 @@ export interface NdjsonWriterOptions {
   readonly onError?: (err: Error) => void;
   /** Called when writes succeed again after an error. */
   readonly onRecover?: () => void;
+  /** How often (ms) to check that the file is still where it was written; 0 disables. */
+  readonly checkPathMs?: number;
 }
 
 /**
@@ -58,21 +60,66 @@ export class NdjsonWriter {
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly onRecover: (() => void) | undefined;
 
-  private constructor(fd: number, ownsFd: boolean, opts: NdjsonWriterOptions) {
+  private readonly path: string | null;
+  private pathTimer: NodeJS.Timeout | null = null;
+  /** Set while the file we write to is no longer reachable at its path (removed, or its folder). */
+  private orphaned = false;
+
+  private constructor(fd: number, ownsFd: boolean, path: string | null, opts: NdjsonWriterOptions) {
     this.fd = fd;
     this.ownsFd = ownsFd;
+    this.path = path;
     this.flushBytes = opts.flushBytes ?? 64 * 1024;
     this.flushIntervalMs = opts.flushIntervalMs ?? 50;
     this.maxBufferBytes = opts.maxBufferBytes ?? 64 * 1024 * 1024;
     this.onError = opts.onError;
     this.onRecover = opts.onRecover;
+    const every = opts.checkPathMs ?? 1000;
+    if (path !== null && every > 0) {
+      this.pathTimer = setInterval(() => this.checkPath(), every);
+      this.pathTimer.unref();
+    }
+  }
+
+  /**
+   * A removed file (or folder) still accepts writes through the open descriptor, and those records
+   * would be lost without a word. Detect it, count what is written meanwhile as failed, and write
+   * to a new file at the same path as soon as the folder exists again.
+   */
+  private checkPath(): void {
+    if (this.path === null || this.closed) return;
+    let same = false;
+    try {
+      const onDisk = fs.statSync(this.path);
+      const open = fs.fstatSync(this.fd);
+      same = onDisk.ino === open.ino && onDisk.dev === open.dev;
+    } catch {
+      same = false;
+    }
+    if (same) return;
+    if (!this.orphaned) {
+      this.orphaned = true;
+      const err = new Error(`the recording file ${this.path} was removed or replaced; records are being lost until it can be recreated`);
+      this.stats.lastError = err.message;
+      this.onError?.(err);
+    }
+    try {
+      const fd = fs.openSync(this.path, 'a', 0o600);
+      if (this.ownsFd) fs.closeSync(this.fd);
+      (this as { fd: number }).fd = fd;
+      this.orphaned = false;
+      this.stats.lastError = null;
+      this.onRecover?.();
+    } catch {
+      /* the folder is still missing: try again at the next check */
+    }
   }
 
   /** Opens (creates, appends) a file with owner-only permissions, or stdout for '-'. Throws on failure. */
   static open(path: string, opts: NdjsonWriterOptions = {}): NdjsonWriter {
-    if (path === '-') return new NdjsonWriter(1, false, opts);
+    if (path === '-') return new NdjsonWriter(1, false, null, opts);
     const fd = fs.openSync(path, 'a', 0o600);
-    return new NdjsonWriter(fd, true, opts);
+    return new NdjsonWriter(fd, true, path, opts);
   }
 
   /** Queues one line (without its newline). Never throws. */
@@ -107,6 +154,13 @@ export class NdjsonWriter {
     const data = Buffer.from(this.chunks.join('\n') + '\n');
     this.chunks = [];
     this.bufferedBytes = 0;
+    if (this.orphaned) {
+      // Writing into a removed file loses the records just the same: count them as lost.
+      this.stats.pending -= count;
+      this.stats.failed += count;
+      this.wakeDrainers();
+      return;
+    }
     this.inFlight = true;
     this.writeAll(data, 0, count);
   }
@@ -134,7 +188,7 @@ export class NdjsonWriter {
     this.stats.pending -= count;
     if (err === null) {
       this.stats.written += count;
-      if (this.stats.lastError !== null) {
+      if (this.stats.lastError !== null && !this.orphaned) {
         this.stats.lastError = null;
         this.onRecover?.();
       }
@@ -145,11 +199,14 @@ export class NdjsonWriter {
       if (first) this.onError?.(err);
     }
     if (this.chunks.length > 0) this.flush();
-    else if (this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of waiters) w();
-    }
+    else this.wakeDrainers();
+  }
+
+  private wakeDrainers(): void {
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Resolves when everything queued so far has been written (or counted as failed). */
@@ -185,6 +242,7 @@ export class NdjsonWriter {
     await this.drain();
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.pathTimer !== null) clearInterval(this.pathTimer);
     if (this.ownsFd) {
       try {
         fs.fsyncSync(this.fd);

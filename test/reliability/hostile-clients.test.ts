@@ -1,0 +1,138 @@
+/**
+ * Hostile and broken clients: each attack gets a clear refusal or a bounded wait, and the proxy
+ * keeps serving everyone else.
+ */
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { onCleanup, rawExchange, request, startTestProxy, startUpstream, waitFor } from '../helpers.js';
+
+describe('hostile clients', () => {
+  it('refuses request smuggling (Content-Length with Transfer-Encoding) without forwarding it', async () => {
+    let forwarded = 0;
+    const up = await startUpstream((req, res) => {
+      forwarded++;
+      req.resume();
+      res.end('ok');
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const smuggle =
+      'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n';
+    const r = await rawExchange(proxy.address.port, smuggle);
+    expect(r.data).toMatch(/^HTTP\/1\.1 400/);
+    expect(forwarded).toBe(0);
+    const bad = await rawExchange(proxy.address.port, 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n');
+    expect(bad.data).toMatch(/^HTTP\/1\.1 400/);
+    expect((await request(`${proxy.url}/fine`)).status).toBe(200);
+  });
+
+  it('never lets the Host header choose the upstream', async () => {
+    const up = await startUpstream((req, res) => res.end(`upstream saw ${req.url}`));
+    const proxy = await startTestProxy({ target: up.url });
+    const r = await rawExchange(proxy.address.port, 'GET /x HTTP/1.1\r\nHost: evil.example:25\r\nConnection: close\r\n\r\n');
+    expect(r.data).toMatch(/^HTTP\/1\.1 200/);
+    expect(r.data).toContain('upstream saw /x');
+  });
+
+  it('times out slowloris clients that dribble their headers', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, headersTimeout: '400ms' });
+    const result = await new Promise<{ data: string; ms: number }>((resolve) => {
+      const t0 = Date.now();
+      const s = net.connect(proxy.address.port, '127.0.0.1');
+      let data = '';
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+      const drip = setInterval(() => s.writable && s.write('X-Drip: 1\r\n'), 100);
+      s.on('data', (c: Buffer) => (data += c.toString()));
+      s.on('close', () => {
+        clearInterval(drip);
+        resolve({ data, ms: Date.now() - t0 });
+      });
+      s.on('error', () => undefined);
+      setTimeout(() => s.destroy(), 5000);
+    });
+    expect(result.data).toMatch(/^HTTP\/1\.1 408/);
+    expect(result.ms).toBeLessThan(3000);
+    expect((await request(`${proxy.url}/fine`)).status).toBe(200);
+  });
+
+  it('keeps serving with a thousand idle connections open', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url });
+    const sockets: net.Socket[] = [];
+    onCleanup(() => sockets.forEach((s) => s.destroy()));
+    for (let i = 0; i < 1000; i++) {
+      const s = net.connect(proxy.address.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      sockets.push(s);
+    }
+    await waitFor(() => proxy.stats().connections >= 1000, 10_000);
+    expect((await request(`${proxy.url}/fine`)).status).toBe(200);
+  });
+
+  it('survives aborts at every stage of an exchange', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-length': '100000' });
+        res.write('x'.repeat(50_000));
+        setTimeout(() => res.end('y'.repeat(50_000)), 50);
+      });
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const stages = [
+      'GET /a HTT',
+      'GET /a HTTP/1.1\r\nHost: x\r\n',
+      'POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nhalf-a-body',
+      'GET /a HTTP/1.1\r\nHost: x\r\n\r\n',
+    ];
+    for (const stage of stages) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(proxy.address.port, '127.0.0.1', () => {
+          s.write(stage);
+          setTimeout(() => {
+            s.resetAndDestroy();
+            resolve();
+          }, 20);
+        });
+        s.on('error', () => undefined);
+      });
+    }
+    expect((await request(`${proxy.url}/fine`)).status).toBe(200);
+    await waitFor(() => proxy.stats().inFlight === 0);
+  });
+
+  it('survives invalid WebSocket frames and abrupt disconnects', async () => {
+    const server = http.createServer();
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => { wss.clients.forEach((c) => c.terminate()); wss.close(); server.close(() => r()); }));
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    // A handshake followed by garbage that is not a valid frame (reserved opcode 0x3, unmasked).
+    const raw = await rawExchange(
+      proxy.address.port,
+      Buffer.concat([
+        Buffer.from('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'),
+        Buffer.from([0x83, 0x05, 1, 2, 3, 4, 5]),
+      ]),
+      { timeoutMs: 1500 },
+    );
+    expect(raw.data).toMatch(/^HTTP\/1\.1 101/);
+    for (let i = 0; i < 20; i++) {
+      const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/ws');
+      ws.on('error', () => undefined);
+      ws.on('open', () => ws.terminate());
+    }
+    const ok = new WebSocket(proxy.url.replace('http', 'ws') + '/ws');
+    onCleanup(() => ok.terminate());
+    const echoed = await new Promise<string>((resolve, reject) => {
+      ok.on('open', () => ok.send('still here'));
+      ok.on('message', (d) => resolve(d.toString()));
+      ok.on('error', reject);
+    });
+    expect(echoed).toBe('still here');
+  });
+});

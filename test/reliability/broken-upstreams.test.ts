@@ -1,0 +1,84 @@
+/**
+ * Broken upstreams: each yields the documented proxy error and a record, never a crash and never a
+ * truncated success.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import http from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { onCleanup, readRecords, request, startTestProxy, tempDir } from '../helpers.js';
+import type { HttpRecord } from '../../src/record/schema.js';
+
+async function rawUpstream(onSocket: (s: net.Socket) => void): Promise<string> {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.once('data', () => onSocket(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  onCleanup(() => new Promise<void>((r) => server.close(() => r())));
+  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
+describe('broken upstreams', () => {
+  it.each([
+    ['resets before any header', (s: net.Socket) => s.resetAndDestroy(), 502, 'upstream-reset'],
+    ['resets mid-headers', (s: net.Socket) => { s.write('HTTP/1.1 200 OK\r\nContent-Ty'); setTimeout(() => s.resetAndDestroy(), 20); }, 502, 'upstream-reset'],
+    ['answers something that is not HTTP', (s: net.Socket) => s.end('SSH-2.0-OpenSSH_9.0\r\n'), 502, 'upstream-bad-response'],
+  ])('%s -> %i %s, recorded', async (_name, behave, status, code) => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const target = await rawUpstream(behave);
+    const proxy = await startTestProxy({ target, record: file });
+    const r = await request(`${proxy.url}/x`);
+    expect(r.status).toBe(status);
+    expect(r.headers['x-aftershock-error']).toBe(code);
+    await proxy.close();
+    const rec = readRecords(file).find((x): x is HttpRecord => x.type === 'http');
+    expect(rec).toMatchObject({ status, outcome: 'upstream-error', error: code });
+  });
+
+  it('answers 502 upstream-dns when the host name does not resolve', async () => {
+    const proxy = await startTestProxy({ target: 'http://aftershock-no-such-host.invalid:80' });
+    const r = await request(`${proxy.url}/x`);
+    expect(r.status).toBe(502);
+    expect(r.headers['x-aftershock-error']).toBe('upstream-dns');
+  });
+
+  it('survives an upstream that restarts under load: every request gets an answer and a record', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const handler: http.RequestListener = (_req, res) => setTimeout(() => res.end('ok'), 5);
+    let server = http.createServer(handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    onCleanup(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}`, record: file });
+    let stop = false;
+    const statuses: number[] = [];
+    const workers = Array.from({ length: 10 }, async () => {
+      while (!stop) {
+        try {
+          statuses.push((await request(`${proxy.url}/load`)).status);
+        } catch {
+          statuses.push(-1);
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await new Promise((r) => setTimeout(r, 150));
+    server = http.createServer(handler);
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    await new Promise((r) => setTimeout(r, 150));
+    stop = true;
+    await Promise.all(workers);
+    expect(statuses.filter((s) => s === 502).length).toBeGreaterThan(0);
+    expect(statuses.slice(-10).every((s) => s === 200)).toBe(true);
+    await proxy.close();
+    const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
+    // Every exchange the clients saw is recorded exactly once.
+    expect(recs.length).toBe(statuses.length);
+    expect(recs.filter((x) => x.status === 200 && x.outcome === null).length).toBe(statuses.filter((s) => s === 200).length);
+  });
+});

@@ -42,8 +42,11 @@ export interface ProxyCore {
   readonly rewriteLocation: ((value: string, req: IncomingMessage) => string) | null;
   readonly rewriteCookie: ((value: string) => string) | null;
   /** Hands the request to http-proxy. */
-  forward(req: IncomingMessage, res: ServerResponse, onError: (err: Error) => void): void;
-  now(): number;
+  forward(req: IncomingMessage, res: ServerResponse, onError: (err: Error, req: IncomingMessage) => void): void;
+  /** Epoch milliseconds with sub-millisecond precision (a shared function, safe to pass around). */
+  readonly now: () => number;
+  /** The engine's seeded random source (a shared function). */
+  readonly random: () => number;
   nextId(): string;
 }
 

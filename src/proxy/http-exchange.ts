@@ -95,7 +95,8 @@ export class HttpExchange implements HttpFaultContext {
       websocket: false,
     };
     (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange] = this;
-    res.on('close', this.onResClose);
+    (res as Tagged<ServerResponse>)[kExchange] = this;
+    res.on('close', resClose);
   }
 
   // ---------------------------------------------------------------- the flow
@@ -132,8 +133,8 @@ export class HttpExchange implements HttpFaultContext {
     if (this.closedUp) return;
     if (this.expectContinue) this.res.writeContinue();
     stripHopByHop(this.req.headers);
-    this.timer = setTimeout(this.onUpstreamTimeout, this.core.upstreamTimeoutMs);
-    this.core.forward(this.req, this.res, this.onProxyError);
+    this.timer = setTimeout(upstreamTimeout, this.core.upstreamTimeoutMs, this);
+    this.core.forward(this.req, this.res, proxyError);
     this.watchBody();
   }
 
@@ -214,38 +215,39 @@ export class HttpExchange implements HttpFaultContext {
     let last: Readable = proxyRes;
     if (transforms !== null) {
       for (const t of transforms) {
-        t.on('error', this.onTransformError);
+        t.on('error', () => this.onTransformError());
         last = last.pipe(t);
       }
     }
-    proxyRes.on('close', this.onProxyResClose);
-    if (proxyRes.rawTrailers.length > 0 || proxyRes.headers.trailer !== undefined) {
-      proxyRes.once('end', this.copyTrailers);
-    }
-    last.on('data', this.countOut);
-    last.once('end', this.onBodyEnd);
+    (proxyRes as Tagged<IncomingMessage>)[kExchange] = this;
+    proxyRes.on('close', proxyResClose);
+    if (proxyRes.headers['transfer-encoding'] !== undefined) proxyRes.once('end', trailersEnd);
+    (last as Tagged<Readable>)[kExchange] = this;
+    last.on('data', countOut);
+    last.once('end', bodyEnd);
     last.pipe(res, { end: false });
   }
 
-  private readonly countOut = (chunk: Buffer): void => {
+  /** @internal */
+  countOut(chunk: Buffer): void {
     this.bytesOut += chunk.length;
-  };
+  }
 
-  private readonly copyTrailers = (): void => {
+  copyTrailers(): void {
     const t = this.proxyRes?.rawTrailers;
     if (t !== undefined && t.length > 0) {
       const pairs: Array<[string, string]> = [];
       for (let i = 0; i < t.length; i += 2) pairs.push([t[i] as string, t[i + 1] as string]);
       this.res.addTrailers(pairs);
     }
-  };
+  }
 
-  private readonly onBodyEnd = (): void => {
+  onBodyEnd(): void {
     if (this.resetOnEnd) this.flushThenReset();
     else this.res.end();
-  };
+  }
 
-  private readonly onProxyResClose = (): void => {
+  onProxyResClose(): void {
     const pr = this.proxyRes;
     if (pr !== null && !pr.complete && !this.closedUp && !this.resetOnEnd) {
       // The upstream broke off mid-response: never turn that into a silently truncated 200.
@@ -253,25 +255,25 @@ export class HttpExchange implements HttpFaultContext {
       this.outcome = 'reset';
       this.resetNow();
     }
-  };
+  }
 
-  private readonly onTransformError = (): void => {
+  onTransformError(): void {
     if (this.closedUp) return;
     this.outcome = 'reset';
     this.error = this.error ?? 'fault-transform-error';
     this.resetNow();
-  };
+  }
 
-  private readonly onUpstreamTimeout = (): void => {
+  onUpstreamTimeout(): void {
     this.timer = null;
     if (this.closedUp || this.res.headersSent) return;
     this.outcome = 'timeout';
     this.error = 'upstream-timeout';
     this.proxyReq?.destroy();
     this.sendProxyError(504, 'upstream-timeout', `the upstream did not answer within ${this.core.upstreamTimeoutMs} ms`);
-  };
+  }
 
-  private readonly onProxyError = (err: Error): void => {
+  onProxyError(err: Error): void {
     if (this.closedUp || this.outcome === 'timeout') return;
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (this.res.headersSent) {
@@ -284,7 +286,7 @@ export class HttpExchange implements HttpFaultContext {
     this.error = errCode;
     this.outcome = 'upstream-error';
     this.sendProxyError(502, errCode, message);
-  };
+  }
 
   /** A 502/504 from aftershock itself: JSON body and `x-aftershock-error`, never mistaken for the upstream's. */
   private sendProxyError(status: number, code: string, message: string): void {
@@ -358,9 +360,13 @@ export class HttpExchange implements HttpFaultContext {
     return this.current?.rule ?? '';
   }
 
-  readonly random = (): number => this.core.engine.random();
+  get random(): () => number {
+    return this.core.random;
+  }
 
-  readonly now = (): number => this.core.now();
+  get now(): () => number {
+    return this.core.now;
+  }
 
   get signal(): AbortSignal {
     if (this.ac === null) {
@@ -454,7 +460,7 @@ export class HttpExchange implements HttpFaultContext {
     this.resetNow();
   }
 
-  private readonly onResClose = (): void => {
+  onResClose(): void {
     if (this.closedUp) return;
     this.closedUp = true;
     const core = this.core;
@@ -474,7 +480,7 @@ export class HttpExchange implements HttpFaultContext {
     const decision = this.decision;
     if (decision !== null) core.engine.settle(decision, { status, outcome: this.outcome });
     core.recorder.write(this.toRecord(status, end));
-  };
+  }
 
   private toRecord(status: number | null, end: number): HttpRecord {
     const req = this.req;
@@ -521,6 +527,38 @@ export class HttpExchange implements HttpFaultContext {
       error: this.error,
     };
   }
+}
+
+// Module-level listeners find their exchange through a symbol on the emitter, so the hot path
+// allocates no closure per request for them.
+type Tagged<T> = T & { [kExchange]: HttpExchange };
+
+function resClose(this: Tagged<ServerResponse>): void {
+  this[kExchange].onResClose();
+}
+
+function upstreamTimeout(ex: HttpExchange): void {
+  ex.onUpstreamTimeout();
+}
+
+function proxyError(err: Error, req: IncomingMessage): void {
+  (req as Tagged<IncomingMessage>)[kExchange].onProxyError(err);
+}
+
+function proxyResClose(this: Tagged<IncomingMessage>): void {
+  this[kExchange].onProxyResClose();
+}
+
+function countOut(this: Tagged<Readable>, chunk: Buffer): void {
+  this[kExchange].countOut(chunk);
+}
+
+function trailersEnd(this: Tagged<IncomingMessage>): void {
+  this[kExchange].copyTrailers();
+}
+
+function bodyEnd(this: Tagged<Readable>): void {
+  this[kExchange].onBodyEnd();
 }
 
 function safe(fn: () => void): void {

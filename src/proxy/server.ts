@@ -289,6 +289,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     rewriteCookie,
     forward: (req, res, onError) => proxy.web(req, res, onError as never),
     now: () => timeOrigin + performance.now(),
+    random: () => core.engine.random(),
     nextId: () => idPrefix + (++seq).toString(36),
   };
 

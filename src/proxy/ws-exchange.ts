@@ -299,9 +299,13 @@ export class WsExchange implements WsFaultContext, WsUpgradeContext {
     return this.current?.rule ?? '';
   }
 
-  readonly random = (): number => this.core.engine.random();
+  get random(): () => number {
+    return this.core.random;
+  }
 
-  readonly now = (): number => this.core.now();
+  get now(): () => number {
+    return this.core.now;
+  }
 
   get signal(): AbortSignal {
     return this.ac.signal;

@@ -2,6 +2,8 @@
  * `aftershock run`: start the proxy from flags or AFTERSHOCK_* environment variables, stop
  * gracefully on SIGTERM/SIGINT (drain, flush the recording, print the retry summary).
  */
+import cluster from 'node:cluster';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startProxy, type ProxyOptions } from '../proxy/server.js';
 import { createLogger } from '../log.js';
@@ -34,6 +36,7 @@ interface RunFlags {
   liveAnalysis: boolean;
   summary: boolean;
   logLevel: string;
+  workers: string;
 }
 
 const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
@@ -67,9 +70,52 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--no-live-analysis', 'do not analyse retries live', 'AFTERSHOCK_NO_LIVE_ANALYSIS'))
     .addOption(opt('--no-summary', 'do not print the retry summary at shutdown', 'AFTERSHOCK_NO_SUMMARY'))
     .addOption(opt('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'AFTERSHOCK_LOG_LEVEL').default('info'))
+    .addOption(opt('--workers <n>', 'processes sharing the listening socket (recordings and control API per worker)', 'AFTERSHOCK_WORKERS').default('1'))
     .action(async (flags: RunFlags) => {
-      await runProxy(flags);
+      const workers = Number(flags.workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+        throw new AftershockError('ERR_BAD_OPTION', `--workers ${JSON.stringify(flags.workers)}: give a whole number from 1 to 64`);
+      }
+      if (workers > 1 && cluster.isPrimary) {
+        await superviseWorkers(workers);
+        return;
+      }
+      await runProxy(cluster.isWorker ? perWorker(flags) : flags);
     });
+}
+
+/**
+ * Several workers share one listening socket through Node's cluster module. Each worker records to
+ * its own file (`traffic.ndjson` -> `traffic.w2.ndjson`; \`aftershock analyze\` merges them by time)
+ * and serves its own control API on the admin port plus its index minus one.
+ */
+function perWorker(flags: RunFlags): RunFlags {
+  const i = Number(process.env.AFTERSHOCK_WORKER_INDEX ?? '1');
+  const out: RunFlags = { ...flags, summary: false };
+  if (flags.record !== undefined && flags.record !== '-') {
+    const ext = path.extname(flags.record);
+    out.record = `${flags.record.slice(0, flags.record.length - ext.length)}.w${i}${ext || '.ndjson'}`;
+  }
+  if (flags.admin !== 'off') {
+    const m = /^(.*):(\d+)$/.exec(flags.admin);
+    if (m !== null && m[2] !== '0') out.admin = `${m[1]}:${Number(m[2]) + i - 1}`;
+  }
+  return out;
+}
+
+async function superviseWorkers(n: number): Promise<void> {
+  const exits: Array<Promise<number>> = [];
+  for (let i = 1; i <= n; i++) {
+    const w = cluster.fork({ AFTERSHOCK_WORKER_INDEX: String(i) });
+    exits.push(new Promise((resolve) => w.once('exit', (code) => resolve(code ?? 0))));
+  }
+  const forward = (signal: NodeJS.Signals): void => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+  };
+  process.on('SIGTERM', () => forward('SIGTERM'));
+  process.on('SIGINT', () => forward('SIGINT'));
+  const codes = await Promise.all(exits);
+  process.exitCode = codes.some((c) => c !== 0) ? 1 : 0;
 }
 
 async function runProxy(flags: RunFlags): Promise<void> {

@@ -1,0 +1,117 @@
+/**
+ * Jitter (spec §5): one chain cannot show jitter, many can. Take the chains a client type started
+ * on the same trigger (the same fault, the same Retry-After), line them up by attempt index, and
+ * look at how much the k-th gap varies: no jitter means every client comes back at the same
+ * instant, which is how a retry wave becomes a herd.
+ *
+ * The proxy's clock and the network add a few milliseconds of spread to every gap; that noise is
+ * removed before the CV is taken (`JITTER_THRESHOLDS.noiseMs`), so a 100 ms constant schedule with
+ * 3 ms of network noise is still "none".
+ */
+
+import { median, quantile } from './stats.js';
+
+export type JitterClass = 'none' | 'token' | 'proportional' | 'full' | 'per-client' | 'unknown';
+
+/** The spec's bands: none < 0.02 <= token < 0.1 <= proportional < 0.4 <= full (≈0.58). */
+export const JITTER_THRESHOLDS = {
+  none: 0.02,
+  token: 0.1,
+  proportional: 0.4,
+  /** Samples needed at an attempt index before its CV counts. */
+  minSamples: 5,
+  /** Measurement noise (ms, one standard deviation) removed from every gap's spread. */
+  noiseMs: 5,
+  /** Per-client static jitter: clients with 2+ chains needed to call it. */
+  perClientMinClients: 3,
+  /** ... the spread between clients' first gaps at least this CV ... */
+  perClientAcrossCv: 0.1,
+  /** ... while each client repeats itself (within-client CV below `none`) and ratios agree. */
+  perClientRatioCv: 0.05,
+} as const;
+
+const T = JITTER_THRESHOLDS;
+
+/** Aligned gap samples of one client type on one trigger. */
+export interface JitterInput {
+  /** `gapsByIndex[k]`: the k-th gap (ms) of each chain. */
+  gapsByIndex: ReadonlyArray<readonly number[]>;
+  /** First gaps grouped by client, for per-client static jitter (drawn once per process). */
+  firstGapsByClient?: ReadonlyArray<readonly number[]>;
+  /** `g2 / g1` of each chain with two gaps. */
+  ratios?: readonly number[];
+}
+
+export interface JitterResult {
+  class: JitterClass;
+  /** The CV the class was read from (median over attempt indexes), noise removed. */
+  cv: number | null;
+  /** CV per attempt index (null where too few samples). */
+  cvByIndex: Array<number | null>;
+  /** Chains behind the decision (samples at the first index). */
+  samples: number;
+}
+
+/**
+ * CV with the measurement noise taken out: `sqrt(max(0, var - noise²)) / mean`.
+ *
+ * @example noiseAdjustedCv([1000, 1003, 998]) === 0
+ */
+export function noiseAdjustedCv(xs: readonly number[], noiseMs: number = T.noiseMs): number {
+  if (xs.length === 0) return Number.NaN;
+  let s = 0;
+  for (const x of xs) s += x;
+  const m = s / xs.length;
+  let v = 0;
+  for (const x of xs) v += (x - m) * (x - m);
+  v /= xs.length;
+  const sd = Math.sqrt(Math.max(0, v - noiseMs * noiseMs));
+  if (m <= 0) return sd === 0 ? 0 : Number.POSITIVE_INFINITY;
+  return sd / m;
+}
+
+/**
+ * Maps a CV to the spec's band.
+ *
+ * @example jitterBand(0.58) === 'full'; jitterBand(0.01) === 'none'
+ */
+export function jitterBand(c: number): Exclude<JitterClass, 'per-client' | 'unknown'> {
+  if (c < T.none) return 'none';
+  if (c < T.token) return 'token';
+  if (c < T.proportional) return 'proportional';
+  return 'full';
+}
+
+/**
+ * Classifies the jitter of aligned chains.
+ *
+ * @example
+ * classifyJitter({ gapsByIndex: [[1000, 1000, 1000, 1000, 1000]] }).class === 'none'
+ */
+export function classifyJitter(input: JitterInput): JitterResult {
+  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs) => (xs.length >= T.minSamples ? noiseAdjustedCv(xs) : null));
+  const samples = input.gapsByIndex[0]?.length ?? 0;
+  const usable = cvByIndex.filter((c): c is number => c !== null && Number.isFinite(c));
+  if (usable.length === 0) return { class: 'unknown', cv: null, cvByIndex, samples };
+
+  // Immediate retries have no spread worth measuring: they all come back at once.
+  const all = input.gapsByIndex.flat();
+  if (all.length > 0 && quantile(all, 0.9) < 50) return { class: 'none', cv: 0, cvByIndex, samples };
+
+  const c = median(usable);
+  if (c >= T.none && isPerClient(input)) return { class: 'per-client', cv: c, cvByIndex, samples };
+  return { class: jitterBand(c), cv: c, cvByIndex, samples };
+}
+
+/** Each client repeats its own first gap; clients differ; the growth ratio is shared. */
+function isPerClient(input: JitterInput): boolean {
+  const groups = (input.firstGapsByClient ?? []).filter((g) => g.length >= 2);
+  if (groups.length < T.perClientMinClients) return false;
+  const within = groups.map((g) => noiseAdjustedCv(g));
+  if (!(median(within) < T.none)) return false;
+  const means = groups.map((g) => g.reduce((a, b) => a + b, 0) / g.length);
+  if (!(noiseAdjustedCv(means) >= T.perClientAcrossCv)) return false;
+  const ratios = input.ratios ?? [];
+  if (ratios.length >= 3 && !(noiseAdjustedCv(ratios, 0) < T.perClientRatioCv)) return false;
+  return true;
+}

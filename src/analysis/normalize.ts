@@ -1,0 +1,114 @@
+/**
+ * Turning raw request facts into the keys the analysis groups by: a route (method + path with ids
+ * folded to `:id`), a canonical query without cache-busting keys, a User-Agent family, and the
+ * attempt fingerprint of spec §3.2 (client key, method, path, canonical query, body hash).
+ */
+import { createHash } from 'node:crypto';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const NUMERIC = /^\d+$/;
+const HEX_ID = /^(?=[0-9a-f]*\d)[0-9a-f]{8,}$/i;
+/** Long opaque tokens with letters and digits (ULIDs, base64 ids, Mongo ids). */
+const OPAQUE = /^(?=.*\d)(?=.*[a-z])[0-9a-z_-]{16,}$/i;
+
+/**
+ * Folds the id-like segments of a path to `:id` so `/users/42` and `/users/7` are one route.
+ *
+ * @example normalizePath('/users/42/orders/3f2a9c1e-1b2c-4d5e-8f90-a1b2c3d4e5f6') === '/users/:id/orders/:id'
+ */
+export function normalizePath(path: string): string {
+  const q = path.indexOf('?');
+  const p = q === -1 ? path : path.slice(0, q);
+  const segs = p.split('/');
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i] as string;
+    if (s === '') continue;
+    if (NUMERIC.test(s) || UUID.test(s) || HEX_ID.test(s) || OPAQUE.test(s)) segs[i] = ':id';
+  }
+  const out = segs.join('/');
+  return out === '' ? '/' : out;
+}
+
+/**
+ * The route label: method and normalised path; WebSocket upgrades are labelled `WS`.
+ *
+ * @example routeOf('GET', '/items/17', false) === 'GET /items/:id'
+ */
+export function routeOf(method: string, path: string, websocket: boolean): string {
+  return `${websocket ? 'WS' : method.toUpperCase()} ${normalizePath(path)}`;
+}
+
+/** The query keys dropped from a fingerprint by default (cache busters). */
+export const DEFAULT_CACHE_BUSTING_KEYS: readonly string[] = ['t', '_', 'ts', 'nonce'];
+
+/**
+ * The query with cache-busting keys removed and the rest sorted, so `?b=2&a=1&_=123` and
+ * `?a=1&b=2&_=456` fingerprint the same.
+ *
+ * @example canonicalQuery('b=2&a=1&_=99', new Set(['_'])) === 'a=1&b=2'
+ */
+export function canonicalQuery(query: string | null, drop: ReadonlySet<string>): string {
+  if (query === null || query === '') return '';
+  const parts = query.split('&').filter((p) => {
+    if (p === '') return false;
+    const eq = p.indexOf('=');
+    let key = eq === -1 ? p : p.slice(0, eq);
+    try {
+      key = decodeURIComponent(key.replace(/\+/g, ' '));
+    } catch {
+      /* keep the raw key */
+    }
+    return !drop.has(key.toLowerCase());
+  });
+  parts.sort();
+  return parts.join('&');
+}
+
+/**
+ * The fingerprint of an attempt: equal for the attempts of one logical request. Per-attempt
+ * headers (Authorization, Date, trace ids) never enter it; only the recorded facts below do.
+ */
+export function fingerprint(client: string, method: string, path: string, query: string, bodyHash: string | null): string {
+  return createHash('sha1')
+    .update(client)
+    .update('\0')
+    .update(method)
+    .update('\0')
+    .update(path)
+    .update('?')
+    .update(query)
+    .update('\0')
+    .update(bodyHash ?? '')
+    .digest('base64');
+}
+
+/** Browser names, tested in this order (Edge and Opera say "Chrome" too; Chrome says "Safari"). */
+const BROWSERS: Array<[RegExp, string]> = [
+  [/\bEdg(?:e|A|iOS)?\//, 'edge'],
+  [/\bOPR\/|\bOpera\b/, 'opera'],
+  [/\bSamsungBrowser\//, 'samsung-internet'],
+  [/\bFirefox\/|\bFxiOS\//, 'firefox'],
+  [/\bChrom(?:e|ium)\/|\bCriOS\//, 'chrome'],
+  [/\bVersion\/[\d.]+.*\bSafari\//, 'safari'],
+];
+
+/**
+ * The User-Agent family: the product without its version (`okhttp/4.9.0` -> `okhttp`,
+ * `python-requests/2.31` -> `python-requests`), a browser name for browsers, `(none)` when absent.
+ *
+ * @example userAgentFamily('okhttp/4.9.0') === 'okhttp'
+ * @example userAgentFamily('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36') === 'chrome'
+ */
+export function userAgentFamily(ua: string | null): string {
+  if (ua === null) return '(none)';
+  const s = ua.trim();
+  if (s === '') return '(none)';
+  if (/^Mozilla\//.test(s)) {
+    for (const [re, name] of BROWSERS) if (re.test(s)) return name;
+    if (/\bbot\b|crawler|spider/i.test(s)) return 'bot';
+    return 'mozilla';
+  }
+  const m = /^([A-Za-z][A-Za-z0-9._+-]*?)(?:[/ ]v?\d|\/|\s|$)/.exec(s);
+  const name = (m?.[1] ?? s.split(/[\s/]/)[0] ?? s).toLowerCase();
+  return name.length > 40 ? name.slice(0, 40) : name;
+}

@@ -1,0 +1,584 @@
+/**
+ * The aggregates the report is read from: per client, per client type (User-Agent family), per
+ * route, per time bin, and totals. Each is a fixed-size summary of the chains that finished, so the
+ * memory they take is O(clients + routes + seconds), never O(records):
+ *
+ *   clients    an LRU map capped at `maxClients`; an evicted client's summary goes to a small
+ *              "hall" of the worst offenders (so a storm's culprit is not forgotten under churn)
+ *   families   capped; chains of a family beyond the cap are summed under "(other)"
+ *   routes     capped the same way
+ *   timeline   1 s bins; past `maxBins` the bins are merged pairwise (bin width doubles)
+ *
+ * Every class can merge and clone: a report merges the committed aggregates with an overlay built
+ * from the chains still open, without touching the committed state (`report()` is read-only).
+ */
+import type { Attempt } from './attempt.js';
+import type { BackoffClass, BackoffResult } from './backoff.js';
+import { BACKOFF_THRESHOLDS, classifyBackoff } from './backoff.js';
+import type { Chain, ChainSink, EvidenceKind, Role } from './chain.js';
+import { MAX_EXAMPLES } from './chain.js';
+import { CountHistogram, StrideReservoir, Welford } from './stats.js';
+
+/** Attempt indexes (gap 1..N) summarised per client and per client type. */
+export const GAP_INDEXES = 6;
+/** Samples kept per attempt index for a client type's median gaps and jitter. */
+const RESERVOIR = 256;
+/** Jitter trigger groups kept per client type, and clients tracked per group. */
+const MAX_TRIGGERS = 8;
+const MAX_GROUP_CLIENTS = 64;
+const MAX_CLIENT_FIRST_GAPS = 8;
+/** A per-index central gap counts only if at least this share of the first index's chains reached it. */
+export const SERIES_MIN_SHARE = 0.25;
+
+export const BACKOFF_CLASSES: readonly BackoffClass[] = ['immediate', 'constant', 'linear', 'exponential', 'irregular', 'insufficient-data'];
+
+export type Votes = Record<BackoffClass, number>;
+const noVotes = (): Votes => ({ immediate: 0, constant: 0, linear: 0, exponential: 0, irregular: 0, 'insufficient-data': 0 });
+
+function addVotes(a: Votes, b: Votes): void {
+  for (const k of BACKOFF_CLASSES) a[k] += b[k];
+}
+
+function mergeExamples(into: Partial<Record<EvidenceKind, string[]>>, from: Partial<Record<EvidenceKind, string[]>>): void {
+  for (const [k, v] of Object.entries(from)) {
+    const list = (into[k as EvidenceKind] ??= []);
+    for (const id of v) if (list.length < MAX_EXAMPLES && !list.includes(id)) list.push(id);
+  }
+}
+
+
+/** Counters every level (client, type, route, totals) shares. */
+export class Counts {
+  attempts = 0;
+  logical = 0;
+  retries = 0;
+  hedges = 0;
+  failures = 0;
+  /** Logical requests that ended in a success. */
+  succeeded = 0;
+  gaveUp = 0;
+  unbounded = 0;
+  unsafeRetries = 0;
+  nonRetryableRetries = 0;
+  duplicateSubmissions = 0;
+  duplicateUnprotected = 0;
+  idemReuse = 0;
+  raCompliant = 0;
+  raViolates = 0;
+  raLate = 0;
+  immediateGaps = 0;
+  gapCount = 0;
+  /** Chains and retries grouped by explicit ids (high confidence) vs fingerprints (medium). */
+  chainsHigh = 0;
+  retriesHigh = 0;
+  hist = new CountHistogram();
+  /** Attempts of chains that gave up (the give-up point). */
+  giveUp = new CountHistogram();
+  votes: Votes = noVotes();
+  examples: Partial<Record<EvidenceKind, string[]>> = {};
+  /** Route of the first example of each kind of evidence. */
+  exampleRoutes: Partial<Record<EvidenceKind, string>> = {};
+
+  addChain(c: Chain, cls: BackoffResult, unboundedAttempts: number): void {
+    this.attempts += c.attempts;
+    this.logical++;
+    this.retries += c.retries;
+    this.hedges += c.hedges;
+    this.failures += c.failures;
+    if (c.okEnd !== null) this.succeeded++;
+    else {
+      this.gaveUp++;
+      this.giveUp.add(c.attempts);
+    }
+    const unbounded = c.attempts > unboundedAttempts;
+    if (unbounded) this.unbounded++;
+    this.unsafeRetries += c.unsafeRetries;
+    this.nonRetryableRetries += c.nonRetryableRetries;
+    this.duplicateSubmissions += c.duplicateSubmissions;
+    this.duplicateUnprotected += c.duplicateUnprotected;
+    if (c.idemReuse) this.idemReuse++;
+    this.raCompliant += c.raCompliant;
+    this.raViolates += c.raViolates;
+    this.raLate += c.raLate;
+    this.immediateGaps += c.immediateGaps;
+    this.gapCount += c.gapCount;
+    if (c.explicit) {
+      this.chainsHigh++;
+      this.retriesHigh += c.retries;
+    }
+    this.hist.add(c.attempts);
+    this.votes[cls.class]++;
+    const route = c.first.route;
+    for (const [k, ids] of Object.entries(c.examples)) {
+      const kind = k as EvidenceKind;
+      const list = (this.examples[kind] ??= []);
+      if (list.length === 0) this.exampleRoutes[kind] = route;
+      for (const id of ids) if (list.length < MAX_EXAMPLES) list.push(id);
+    }
+    if (unbounded) {
+      const list = (this.examples.unbounded ??= []);
+      if (list.length === 0) this.exampleRoutes.unbounded = route;
+      if (list.length < MAX_EXAMPLES) list.push(c.firstId);
+    }
+  }
+
+  mergeCounts(o: Counts): void {
+    this.attempts += o.attempts;
+    this.logical += o.logical;
+    this.retries += o.retries;
+    this.hedges += o.hedges;
+    this.failures += o.failures;
+    this.succeeded += o.succeeded;
+    this.gaveUp += o.gaveUp;
+    this.unbounded += o.unbounded;
+    this.unsafeRetries += o.unsafeRetries;
+    this.nonRetryableRetries += o.nonRetryableRetries;
+    this.duplicateSubmissions += o.duplicateSubmissions;
+    this.duplicateUnprotected += o.duplicateUnprotected;
+    this.idemReuse += o.idemReuse;
+    this.raCompliant += o.raCompliant;
+    this.raViolates += o.raViolates;
+    this.raLate += o.raLate;
+    this.immediateGaps += o.immediateGaps;
+    this.gapCount += o.gapCount;
+    this.chainsHigh += o.chainsHigh;
+    this.retriesHigh += o.retriesHigh;
+    this.hist.merge(o.hist);
+    this.giveUp.merge(o.giveUp);
+    addVotes(this.votes, o.votes);
+    for (const [k, r] of Object.entries(o.exampleRoutes)) this.exampleRoutes[k as EvidenceKind] ??= r;
+    mergeExamples(this.examples, o.examples);
+  }
+}
+
+/** One client (one client key value). */
+export class ClientAgg extends Counts {
+  /** Geometric mean of the k-th gap over the client's chains (log-space Welford). */
+  logGaps: Welford[] = Array.from({ length: GAP_INDEXES }, () => new Welford());
+  firstGap = new Welford();
+  lastTs = 0;
+
+  constructor(
+    readonly key: string,
+    public userAgent: string | null,
+    public ip: string,
+    public family: string,
+  ) {
+    super();
+  }
+
+  addClientChain(c: Chain, cls: BackoffResult, unboundedAttempts: number): void {
+    this.addChain(c, cls, unboundedAttempts);
+    if (c.raGaps === 0) for (let k = 0; k < Math.min(GAP_INDEXES, c.gaps.length); k++) (this.logGaps[k] as Welford).add(Math.log(Math.max(c.gaps[k] as number, 1)));
+    if (c.gaps.length > 0) this.firstGap.add(c.gaps[0] as number);
+    if (c.maxEnd > this.lastTs) this.lastTs = c.maxEnd;
+  }
+
+  merge(o: ClientAgg): void {
+    this.mergeCounts(o);
+    for (let k = 0; k < GAP_INDEXES; k++) (this.logGaps[k] as Welford).merge(o.logGaps[k] as Welford);
+    this.firstGap.merge(o.firstGap);
+    if (o.lastTs > this.lastTs) this.lastTs = o.lastTs;
+  }
+
+  clone(): ClientAgg {
+    const c = new ClientAgg(this.key, this.userAgent, this.ip, this.family);
+    c.merge(this);
+    return c;
+  }
+
+  /** The central gap per attempt index (geometric mean), for indexes seen in `min` chains. */
+  gapSeries(min = 3): number[] {
+    const out: number[] = [];
+    const n0 = (this.logGaps[0] as Welford).n;
+    for (const w of this.logGaps) {
+      // Indexes only a few long chains reach (often two logical requests joined) would skew the series.
+      if (w.n < Math.max(min, SERIES_MIN_SHARE * n0)) break;
+      out.push(Math.exp(w.mean));
+    }
+    return out;
+  }
+
+  /** How badly this client behaves, for keeping the worst when clients must be dropped. */
+  get badness(): number {
+    return this.unbounded * 1000 + this.duplicateSubmissions * 100 + this.raViolates * 20 + this.unsafeRetries * 10 + this.immediateGaps * 5 + this.nonRetryableRetries * 5 + this.retries * 2 + this.attempts;
+  }
+}
+
+/** Chains of one client type started by one trigger, lined up by attempt index (spec §5). */
+export class JitterGroup {
+  byIndex: StrideReservoir[] = Array.from({ length: GAP_INDEXES }, () => new StrideReservoir(RESERVOIR));
+  ratios = new StrideReservoir(RESERVOIR);
+  clients = new Map<string, number[]>();
+
+  add(c: Chain): void {
+    const g = c.gaps;
+    for (let k = 0; k < Math.min(GAP_INDEXES, g.length); k++) (this.byIndex[k] as StrideReservoir).add(g[k] as number);
+    if (g.length >= 2 && (g[0] as number) > 0) this.ratios.add((g[1] as number) / (g[0] as number));
+    if (g.length === 0) return;
+    const key = c.first.client;
+    let mine = this.clients.get(key);
+    if (mine === undefined) {
+      if (this.clients.size >= MAX_GROUP_CLIENTS) return;
+      mine = [];
+      this.clients.set(key, mine);
+    }
+    if (mine.length < MAX_CLIENT_FIRST_GAPS) mine.push(g[0] as number);
+  }
+
+  merge(o: JitterGroup): void {
+    for (let k = 0; k < GAP_INDEXES; k++) (this.byIndex[k] as StrideReservoir).merge(o.byIndex[k] as StrideReservoir);
+    this.ratios.merge(o.ratios);
+    for (const [key, gaps] of o.clients) {
+      let mine = this.clients.get(key);
+      if (mine === undefined) {
+        if (this.clients.size >= MAX_GROUP_CLIENTS) continue;
+        mine = [];
+        this.clients.set(key, mine);
+      }
+      for (const x of gaps) if (mine.length < MAX_CLIENT_FIRST_GAPS) mine.push(x);
+    }
+  }
+
+  clone(): JitterGroup {
+    const j = new JitterGroup();
+    j.merge(this);
+    return j;
+  }
+
+  get samples(): number {
+    return (this.byIndex[0] as StrideReservoir).count;
+  }
+}
+
+/** One client type (User-Agent family). */
+export class FamilyAgg extends Counts {
+  /** Distinct clients seen with this family (counted at ingest, Bloom-filtered). */
+  clients = 0;
+  gapsByIndex: StrideReservoir[] = Array.from({ length: GAP_INDEXES }, () => new StrideReservoir(RESERVOIR));
+  groups = new Map<string, JitterGroup>();
+  exampleClients: string[] = [];
+  userAgents: string[] = [];
+
+  constructor(readonly family: string) {
+    super();
+  }
+
+  addFamilyChain(c: Chain, cls: BackoffResult, unboundedAttempts: number): void {
+    this.addChain(c, cls, unboundedAttempts);
+    if (c.raGaps === 0) for (let k = 0; k < Math.min(GAP_INDEXES, c.gaps.length); k++) (this.gapsByIndex[k] as StrideReservoir).add(c.gaps[k] as number);
+    if (c.gaps.length > 0 && c.trigger !== null) {
+      let g = this.groups.get(c.trigger);
+      if (g === undefined && this.groups.size < MAX_TRIGGERS) {
+        g = new JitterGroup();
+        this.groups.set(c.trigger, g);
+      }
+      g?.add(c);
+    }
+    if (this.exampleClients.length < MAX_EXAMPLES && !this.exampleClients.includes(c.first.client)) this.exampleClients.push(c.first.client);
+    const ua = c.first.userAgent;
+    if (ua !== null && this.userAgents.length < MAX_EXAMPLES && !this.userAgents.includes(ua)) this.userAgents.push(ua);
+  }
+
+  merge(o: FamilyAgg): void {
+    this.mergeCounts(o);
+    this.clients += o.clients;
+    for (let k = 0; k < GAP_INDEXES; k++) (this.gapsByIndex[k] as StrideReservoir).merge(o.gapsByIndex[k] as StrideReservoir);
+    for (const [t, g] of o.groups) {
+      const mine = this.groups.get(t);
+      if (mine !== undefined) mine.merge(g);
+      else if (this.groups.size < MAX_TRIGGERS) this.groups.set(t, g.clone());
+    }
+    for (const c of o.exampleClients) if (this.exampleClients.length < MAX_EXAMPLES && !this.exampleClients.includes(c)) this.exampleClients.push(c);
+    for (const u of o.userAgents) if (this.userAgents.length < MAX_EXAMPLES && !this.userAgents.includes(u)) this.userAgents.push(u);
+  }
+
+  clone(): FamilyAgg {
+    const f = new FamilyAgg(this.family);
+    f.merge(this);
+    return f;
+  }
+}
+
+/** One route (method + normalised path). */
+export class RouteAgg extends Counts {
+  constructor(readonly route: string) {
+    super();
+  }
+
+  merge(o: RouteAgg): void {
+    this.mergeCounts(o);
+  }
+
+  clone(): RouteAgg {
+    const r = new RouteAgg(this.route);
+    r.merge(this);
+    return r;
+  }
+}
+
+/** One time bin. */
+export interface Bin {
+  offered: number;
+  organic: number;
+  retries: number;
+  hedges: number;
+  goodput: number;
+  errors: number;
+  faults: number;
+}
+
+const emptyBin = (): Bin => ({ offered: 0, organic: 0, retries: 0, hedges: 0, goodput: 0, errors: 0, faults: 0 });
+
+function addBin(a: Bin, b: Bin): void {
+  a.offered += b.offered;
+  a.organic += b.organic;
+  a.retries += b.retries;
+  a.hedges += b.hedges;
+  a.goodput += b.goodput;
+  a.errors += b.errors;
+  a.faults += b.faults;
+}
+
+/** Retry arrivals are also counted in 100 ms bins for herd detection. */
+export const FINE_BIN_MS = 100;
+
+export interface AggregateLimits {
+  maxClients: number;
+  maxFamilies: number;
+  maxRoutes: number;
+  maxBins: number;
+  maxFineBins: number;
+  hallSize: number;
+  unboundedAttempts: number;
+}
+
+/** Everything a report is built from; receives folded attempts and finished chains. */
+export class Aggregates implements ChainSink {
+  totals = new Counts();
+  clients = new Map<string, ClientAgg>();
+  /** The worst clients evicted from `clients` (bounded by `hallSize`). */
+  hall = new Map<string, ClientAgg>();
+  hallMin = 0;
+  evictedClients = 0;
+  families = new Map<string, FamilyAgg>();
+  routes = new Map<string, RouteAgg>();
+  bins = new Map<number, Bin>();
+  fine = new Map<number, number>();
+  fineDropped = 0;
+  /** Attempts folded out of start order (arrived after a later-starting attempt of their thread). */
+  lateCount = 0;
+
+  constructor(
+    readonly limits: AggregateLimits,
+    public binMs: number,
+  ) {}
+
+  // ---- ingest-time counts (independent of grouping) ----
+
+  private bin(ts: number): Bin {
+    const k = Math.floor(ts / this.binMs);
+    let b = this.bins.get(k);
+    if (b === undefined) {
+      b = emptyBin();
+      this.bins.set(k, b);
+      if (this.bins.size > this.limits.maxBins) this.coarsen();
+    }
+    return b;
+  }
+
+  /** Doubles the bin width, merging bins pairwise (keeps a long live run's timeline bounded). */
+  private coarsen(): void {
+    const old = this.bins;
+    this.binMs *= 2;
+    this.bins = new Map();
+    for (const [k, b] of old) {
+      const nk = Math.floor(k / 2);
+      const into = this.bins.get(nk);
+      if (into === undefined) this.bins.set(nk, { ...b });
+      else addBin(into, b);
+    }
+  }
+
+  /** Offered load, errors and faults: counted for every attempt as it arrives. */
+  raw(a: Attempt): void {
+    const b = this.bin(a.ts);
+    b.offered++;
+    if (a.failKind !== 'ok') b.errors++;
+    if (a.injected) b.faults++;
+  }
+
+  // ---- ChainSink ----
+
+  attempt(a: Attempt, role: Role): void {
+    const b = this.bin(a.ts);
+    if (role === 'first') b.organic++;
+    else if (role === 'retry') {
+      b.retries++;
+      const k = Math.floor(a.ts / FINE_BIN_MS);
+      this.fine.set(k, (this.fine.get(k) ?? 0) + 1);
+      if (this.fine.size > this.limits.maxFineBins) this.trimFine();
+    } else b.hedges++;
+  }
+
+  late(): void {
+    this.lateCount++;
+  }
+
+  chain(c: Chain): void {
+    const cls = classifyChain(c);
+    const u = this.limits.unboundedAttempts;
+    this.totals.addChain(c, cls, u);
+    if (c.okEnd !== null) this.bin(c.okEnd).goodput++;
+    this.client(c.first).addClientChain(c, cls, u);
+    this.family(c.first.family).addFamilyChain(c, cls, u);
+    this.route(c.first.route).addChain(c, cls, u);
+  }
+
+  private trimFine(): void {
+    const drop = Math.ceil(this.fine.size / 10);
+    let i = 0;
+    for (const k of this.fine.keys()) {
+      if (i++ >= drop) break;
+      this.fine.delete(k);
+    }
+    this.fineDropped += drop;
+  }
+
+  /** The client's aggregate, touched as most recently used; evicts past the cap. */
+  client(a: Attempt): ClientAgg {
+    let c = this.clients.get(a.client);
+    if (c !== undefined) {
+      this.clients.delete(a.client);
+      this.clients.set(a.client, c);
+      return c;
+    }
+    c = new ClientAgg(a.client, a.userAgent, a.ip, a.family);
+    this.clients.set(a.client, c);
+    while (this.clients.size > this.limits.maxClients) {
+      const oldest = this.clients.keys().next().value as string;
+      const evicted = this.clients.get(oldest) as ClientAgg;
+      this.clients.delete(oldest);
+      this.evictedClients++;
+      this.keepInHall(evicted);
+    }
+    return c;
+  }
+
+  private keepInHall(c: ClientAgg): void {
+    const prior = this.hall.get(c.key);
+    if (prior !== undefined) {
+      prior.merge(c);
+      return;
+    }
+    const score = c.badness;
+    if (this.hall.size >= this.limits.hallSize) {
+      if (score <= this.hallMin) return;
+      let minKey: string | null = null;
+      let min = Number.POSITIVE_INFINITY;
+      for (const [k, v] of this.hall) {
+        const b = v.badness;
+        if (b < min) {
+          min = b;
+          minKey = k;
+        }
+      }
+      if (minKey !== null) this.hall.delete(minKey);
+    }
+    this.hall.set(c.key, c);
+    if (this.hall.size >= this.limits.hallSize) {
+      let min = Number.POSITIVE_INFINITY;
+      for (const v of this.hall.values()) min = Math.min(min, v.badness);
+      this.hallMin = min;
+    }
+  }
+
+  family(name: string): FamilyAgg {
+    let f = this.families.get(name);
+    if (f === undefined) {
+      if (this.families.size >= this.limits.maxFamilies) return this.family('(other)');
+      f = new FamilyAgg(name);
+      this.families.set(name, f);
+    }
+    return f;
+  }
+
+  route(name: string): RouteAgg {
+    let r = this.routes.get(name);
+    if (r === undefined) {
+      if (this.routes.size >= this.limits.maxRoutes) return this.route('(other routes)');
+      r = new RouteAgg(name);
+      this.routes.set(name, r);
+    }
+    return r;
+  }
+
+  /**
+   * This aggregate plus an overlay (the chains a report finishes virtually), as new maps; neither
+   * input changes. Evicted clients from the hall are merged back by key.
+   */
+  mergedWith(overlay: Aggregates): Aggregates {
+    const m = new Aggregates(this.limits, this.binMs);
+    m.totals.mergeCounts(this.totals);
+    m.totals.mergeCounts(overlay.totals);
+    m.clients = new Map(this.clients);
+    for (const [k, h] of this.hall) {
+      const live = m.clients.get(k);
+      if (live === undefined) m.clients.set(k, h);
+      else {
+        const c = h.clone();
+        c.merge(live);
+        m.clients.set(k, c);
+      }
+    }
+    for (const [k, o] of overlay.clients) {
+      const base = m.clients.get(k);
+      if (base === undefined) m.clients.set(k, o);
+      else {
+        const c = base.clone();
+        c.merge(o);
+        m.clients.set(k, c);
+      }
+    }
+    m.evictedClients = this.evictedClients;
+    m.families = mergeMaps(this.families, overlay.families);
+    m.routes = mergeMaps(this.routes, overlay.routes);
+    m.bins = new Map();
+    for (const [k, b] of this.bins) m.bins.set(k, { ...b });
+    for (const [k, b] of overlay.bins) {
+      const into = m.bins.get(k);
+      if (into === undefined) m.bins.set(k, { ...b });
+      else addBin(into, b);
+    }
+    m.fine = new Map(this.fine);
+    for (const [k, n] of overlay.fine) m.fine.set(k, (m.fine.get(k) ?? 0) + n);
+    m.fineDropped = this.fineDropped;
+    m.lateCount = this.lateCount + overlay.lateCount;
+    return m;
+  }
+}
+
+/**
+ * One chain's backoff: immediate when every gap (Retry-After ones included) was under 50 ms, else
+ * the class of the gaps the client chose itself (gaps after a Retry-After follow the server).
+ */
+export function classifyChain(c: Chain): BackoffResult {
+  if (c.gaps.length >= BACKOFF_THRESHOLDS.minGaps && c.gaps.every((g) => g < BACKOFF_THRESHOLDS.immediateMs)) {
+    return classifyBackoff(c.gaps);
+  }
+  return classifyBackoff(c.ownGaps);
+}
+
+function mergeMaps<T extends { merge(o: T): void; clone(): T }>(a: Map<string, T>, b: Map<string, T>): Map<string, T> {
+  const out = new Map(a);
+  for (const [k, v] of b) {
+    const base = out.get(k);
+    if (base === undefined) out.set(k, v);
+    else {
+      const c = base.clone();
+      c.merge(v);
+      out.set(k, c);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,454 @@
+/**
+ * The analysis engine. One instance runs live inside the proxy (the recorder hands it every record
+ * in write order) or offline over recordings (`analyzeFiles` feeds it the merged records); both
+ * paths are the same calls, so they give the same report for the same records.
+ *
+ *   ingest(record)
+ *     ├─ header / mark / event        ─▶ report metadata
+ *     └─ http / ws ─▶ attempt ─┬─▶ raw counts (offered, errors, faults, NAT, fault intervals)
+ *                              └─▶ thread ─settle (start order)─▶ chain ─finish─▶ aggregates
+ *   sweep (as the recording's clock moves): settle threads, finish chains past their window
+ *   report(): copy open threads, finish them virtually into an overlay, merge, build the report
+ *
+ * Memory is bounded by the caps: clients (LRU), threads (oldest ended early), families, routes,
+ * timeline bins. Nothing grows with the number of records. The engine reads time only from the
+ * records, never from a clock, so a replay is exact.
+ */
+import type { AnyRecord, ExchangeRecord, HeaderRecord } from '../record/schema.js';
+import { AftershockError } from '../errors.js';
+import { parseDurationOption } from '../proxy/duration.js';
+import { type Attempt, type AttemptContext, clientKeyOf, toAttempt } from './attempt.js';
+import { Aggregates, type AggregateLimits } from './aggregates.js';
+import { type GroupingParams, Thread } from './chain.js';
+import { DEFAULT_CACHE_BUSTING_KEYS } from './normalize.js';
+import { FAULT_GAP_MS, buildReport, type FaultInterval } from './report.js';
+import { BloomCounter } from './stats.js';
+import type { AnalyzerOptions, BadLine, Report } from './types.js';
+
+/** The smallest retry window; the window grows with the largest Retry-After seen. */
+export const MIN_WINDOW_MS = 120_000;
+/** IPs tracked for NAT detection, and User-Agents kept per IP. */
+const MAX_UAS_PER_IP = 8;
+const MAX_BAD_LINES = 100;
+const MAX_MARKS = 1000;
+const MAX_EVENTS = 500;
+const MAX_HEADERS = 64;
+const MAX_INTERVALS_PER_RULE = 10_000;
+
+/** Internal sizes, for tests and the control API: they must stay flat under any load. */
+export interface AnalyzerStats {
+  /** Live per-client aggregates (at most `maxClients`). */
+  clients: number;
+  /** Summaries of evicted clients kept as worst offenders. */
+  hallOfShame: number;
+  /** Threads (logical requests in progress or waiting to settle). */
+  threads: number;
+  /** Attempts waiting to be put in start order. */
+  pendingAttempts: number;
+  routes: number;
+  clientTypes: number;
+  bins: number;
+  ipsTracked: number;
+  records: number;
+}
+
+/** The engine's public face (see `createAnalyzer`). */
+export interface Analyzer {
+  /** Feeds one record; records come in write order (roughly by `end`). */
+  ingest(record: AnyRecord): void;
+  /** The report so far; read-only (open chains are finished on a copy). */
+  report(): Report;
+  /** Forgets everything seen (the recording headers stay). */
+  reset(): void;
+  /** Notes a line a reader could not parse; it appears in `dataQuality.badLines`. */
+  noteBadLine(line: BadLine): void;
+  /** Internal sizes (bounded by the caps). */
+  stats(): AnalyzerStats;
+}
+
+/** Options after defaults. */
+export interface ResolvedOptions {
+  clientKeyHeader: string | null;
+  cacheBustingKeys: string[];
+  windowMs: number | null;
+  maxClients: number;
+  binMs: number;
+  reorderLagMs: number;
+  unboundedAttempts: number;
+  maxThreads: number;
+  maxReportedClients: number;
+  maxReportedRoutes: number;
+  maxFindingsPerCode: number;
+  maxBins: number;
+}
+
+function positiveInt(name: string, v: number | undefined, def: number): number {
+  if (v === undefined) return def;
+  if (!Number.isInteger(v) || v < 1) throw new AftershockError('ERR_BAD_OPTION', `${name} ${JSON.stringify(v)}: give a positive integer`);
+  return v;
+}
+
+/** Validates options and fills defaults; throws ERR_BAD_OPTION on a malformed one. */
+export function resolveOptions(o: AnalyzerOptions = {}): ResolvedOptions {
+  const maxClients = positiveInt('maxClients', o.maxClients, 50_000);
+  let windowMs: number | null = null;
+  if (o.window !== undefined) {
+    windowMs = parseDurationOption('window', o.window);
+    if (!(windowMs > 0)) throw new AftershockError('ERR_BAD_OPTION', `window ${JSON.stringify(o.window)}: must be longer than 0`);
+  }
+  const binMs = positiveInt('binMs', o.binMs, 1000);
+  const reorderLagMs = o.reorderLagMs ?? 5000;
+  if (!(reorderLagMs >= 0)) throw new AftershockError('ERR_BAD_OPTION', `reorderLagMs ${JSON.stringify(o.reorderLagMs)}: give 0 or more`);
+  return {
+    clientKeyHeader: o.clientKeyHeader === undefined || o.clientKeyHeader === '' ? null : o.clientKeyHeader.toLowerCase(),
+    cacheBustingKeys: [...(o.cacheBustingKeys ?? DEFAULT_CACHE_BUSTING_KEYS)].map((k) => k.toLowerCase()),
+    windowMs,
+    maxClients,
+    binMs,
+    reorderLagMs,
+    unboundedAttempts: positiveInt('unboundedAttempts', o.unboundedAttempts, 10),
+    maxThreads: positiveInt('maxThreads', o.maxThreads, Math.max(10_000, 4 * maxClients)),
+    maxReportedClients: positiveInt('maxReportedClients', o.maxReportedClients, 200),
+    maxReportedRoutes: positiveInt('maxReportedRoutes', o.maxReportedRoutes, 100),
+    maxFindingsPerCode: positiveInt('maxFindingsPerCode', o.maxFindingsPerCode, 10),
+    maxBins: positiveInt('maxBins', o.maxBins, 86_400),
+  };
+}
+
+/** Counters about the input itself. */
+export interface QualityCounters {
+  records: number;
+  recordsByType: Record<string, number>;
+  badLines: number;
+  badLineList: BadLine[];
+  unknownRecords: number;
+  newerSchemaRecords: number;
+  invalidRecords: number;
+  clientKeyFallbacks: number;
+  threadsEvicted: number;
+  injectedFaults: number;
+}
+
+const freshQuality = (): QualityCounters => ({
+  records: 0,
+  recordsByType: {},
+  badLines: 0,
+  badLineList: [],
+  unknownRecords: 0,
+  newerSchemaRecords: 0,
+  invalidRecords: 0,
+  clientKeyFallbacks: 0,
+  threadsEvicted: 0,
+  injectedFaults: 0,
+});
+
+function isExchange(r: Record<string, unknown>): boolean {
+  return (
+    typeof r.id === 'string' &&
+    typeof r.ts === 'number' &&
+    Number.isFinite(r.ts) &&
+    typeof r.end === 'number' &&
+    Number.isFinite(r.end) &&
+    typeof r.client === 'string' &&
+    typeof r.path === 'string' &&
+    (r.status === null || typeof r.status === 'number') &&
+    typeof r.headers === 'object' &&
+    r.headers !== null
+  );
+}
+
+/** Normalises an exchange record that may come from an older or hand-written file. */
+function fillDefaults(r: ExchangeRecord): ExchangeRecord {
+  const x = r as unknown as Record<string, unknown>;
+  return {
+    ...r,
+    ip: typeof x.ip === 'string' ? (x.ip as string) : '',
+    method: typeof x.method === 'string' ? (x.method as string) : 'GET',
+    query: typeof x.query === 'string' ? (x.query as string) : null,
+    outcome: (x.outcome as ExchangeRecord['outcome']) ?? null,
+    fault: (x.fault as ExchangeRecord['fault']) ?? null,
+    retryAfter: typeof x.retryAfter === 'number' ? (x.retryAfter as number) : null,
+    userAgent: typeof x.userAgent === 'string' ? (x.userAgent as string) : null,
+  } as ExchangeRecord;
+}
+
+class Engine implements Analyzer {
+  private readonly opts: ResolvedOptions;
+  private readonly limits: AggregateLimits;
+  private readonly ctx: AttemptContext;
+  private agg!: Aggregates;
+  private threads = new Map<string, Thread>();
+  private buckets = new Map<number, Set<Thread>>();
+  private lastSwept = Number.NEGATIVE_INFINITY;
+  private watermark = Number.NEGATIVE_INFINITY;
+  private maxRetryAfterMs = 0;
+  private readonly params: GroupingParams;
+  private headers: HeaderRecord[] = [];
+  private marks: Array<{ t: number; label: string }> = [];
+  private events: Array<{ t: number; event: string; detail: Record<string, unknown> }> = [];
+  private faultIntervals = new Map<string, FaultInterval[]>();
+  private ips = new Map<string, string[]>();
+  private bloom = new BloomCounter();
+  private quality: QualityCounters = freshQuality();
+  private firstTs = Number.POSITIVE_INFINITY;
+  private lastEnd = Number.NEGATIVE_INFINITY;
+
+  constructor(options: AnalyzerOptions) {
+    this.opts = resolveOptions(options);
+    this.limits = {
+      maxClients: this.opts.maxClients,
+      maxFamilies: 1000,
+      maxRoutes: 5000,
+      maxBins: this.opts.maxBins,
+      maxFineBins: Math.max(10_000, this.opts.maxBins * 2),
+      hallSize: this.opts.maxReportedClients,
+      unboundedAttempts: this.opts.unboundedAttempts,
+    };
+    this.ctx = { cacheBusting: new Set(this.opts.cacheBustingKeys), clientKeyHeader: this.opts.clientKeyHeader };
+    this.params = { windowMs: this.opts.windowMs ?? MIN_WINDOW_MS, lagMs: this.opts.reorderLagMs };
+    this.agg = new Aggregates(this.limits, this.opts.binMs);
+  }
+
+  ingest(record: AnyRecord): void {
+    const r = record as unknown as Record<string, unknown>;
+    if (r === null || typeof r !== 'object') {
+      this.quality.invalidRecords++;
+      return;
+    }
+    const type = typeof r.type === 'string' ? r.type : '(none)';
+    const q = this.quality;
+    q.records++;
+    q.recordsByType[type] = (q.recordsByType[type] ?? 0) + 1;
+    if (typeof r.v === 'number' && r.v > 1) q.newerSchemaRecords++;
+    switch (type) {
+      case 'header':
+        if (this.headers.length < MAX_HEADERS) this.headers.push(record as HeaderRecord);
+        return;
+      case 'mark':
+        if (typeof r.ts === 'number' && this.marks.length < MAX_MARKS) this.marks.push({ t: r.ts, label: String(r.label ?? '') });
+        return;
+      case 'event':
+        if (typeof r.ts === 'number' && this.events.length < MAX_EVENTS) {
+          this.events.push({ t: r.ts, event: String(r.event ?? ''), detail: (r.detail as Record<string, unknown>) ?? {} });
+        }
+        return;
+      case 'ws-message':
+        return;
+      case 'http':
+      case 'ws':
+        if (!isExchange(r)) {
+          q.invalidRecords++;
+          return;
+        }
+        this.exchange(fillDefaults(record as ExchangeRecord));
+        return;
+      default:
+        q.unknownRecords++;
+    }
+  }
+
+  private exchange(r: ExchangeRecord): void {
+    const { key, fallback } = clientKeyOf(r, this.ctx);
+    if (fallback) this.quality.clientKeyFallbacks++;
+    const a = toAttempt(r, this.ctx, key);
+    if (a.ts < this.firstTs) this.firstTs = a.ts;
+    if (a.end > this.lastEnd) this.lastEnd = a.end;
+    if (a.retryAfterMs !== null && a.retryAfterMs > this.maxRetryAfterMs) {
+      this.maxRetryAfterMs = a.retryAfterMs;
+      if (this.opts.windowMs === null) this.params.windowMs = Math.max(MIN_WINDOW_MS, 1.5 * this.maxRetryAfterMs + 5000);
+    }
+    this.raw(a);
+    let t = this.threads.get(a.thread);
+    if (t === undefined) {
+      t = new Thread(a.thread, a.thread[0] as 'f' | 'i' | 'k' | 'w');
+      this.threads.set(a.thread, t);
+    }
+    t.push(a);
+    if (a.end > this.watermark) this.watermark = a.end;
+    t.settle(this.watermark - this.params.lagMs, this.params, this.agg);
+    this.schedule(t);
+    this.sweep();
+    while (this.threads.size > this.opts.maxThreads) this.evictOldestThread();
+  }
+
+  /** Counts that do not depend on grouping: offered load, errors, faults, NAT, fault intervals. */
+  private raw(a: Attempt): void {
+    this.agg.raw(a);
+    if (this.bloom.add(a.client)) this.agg.family(a.family).clients++;
+    if (a.injected) {
+      this.quality.injectedFaults++;
+      // A fault that ended an open WebSocket acted at the end of the connection, not over its life.
+      const start = a.ws && a.status === 101 ? a.end : a.ts;
+      this.addFaultInterval(a.faultRule ?? '(unnamed)', start, a.end);
+    }
+    if (a.userAgent !== null && a.ip !== '') {
+      let uas = this.ips.get(a.ip);
+      if (uas === undefined) {
+        uas = [];
+        this.ips.set(a.ip, uas);
+        if (this.ips.size > this.opts.maxClients) this.ips.delete(this.ips.keys().next().value as string);
+      }
+      if (uas.length < MAX_UAS_PER_IP && !uas.includes(a.userAgent)) uas.push(a.userAgent);
+    }
+  }
+
+  private addFaultInterval(rule: string, start: number, end: number): void {
+    let list = this.faultIntervals.get(rule);
+    if (list === undefined) {
+      list = [];
+      this.faultIntervals.set(rule, list);
+    }
+    // Find the first interval that ends at or after start - gap (lists are short and mostly appended to).
+    let i = list.length;
+    while (i > 0 && (list[i - 1] as FaultInterval).end >= start - FAULT_GAP_MS) i--;
+    const cur: FaultInterval = { start, end, faults: 1 };
+    let j = i;
+    while (j < list.length && (list[j] as FaultInterval).start <= end + FAULT_GAP_MS) {
+      const o = list[j] as FaultInterval;
+      cur.start = Math.min(cur.start, o.start);
+      cur.end = Math.max(cur.end, o.end);
+      cur.faults += o.faults;
+      j++;
+    }
+    if (j === i && list.length >= MAX_INTERVALS_PER_RULE) return;
+    list.splice(i, j - i, cur);
+  }
+
+  /** Files the thread under the second at which it next needs attention. */
+  private schedule(t: Thread): void {
+    const due =
+      t.pending.length > 0 ? (t.pending[t.pending.length - 1] as Attempt).ts + this.params.lagMs : t.chainExpiry(this.params);
+    let s = Math.floor(due / 1000) + 1;
+    if (s <= this.lastSwept) s = this.lastSwept + 1;
+    if (t.bucket === s) return;
+    if (t.bucket !== null) this.buckets.get(t.bucket)?.delete(t);
+    let set = this.buckets.get(s);
+    if (set === undefined) {
+      set = new Set();
+      this.buckets.set(s, set);
+    }
+    set.add(t);
+    t.bucket = s;
+  }
+
+  /** Processes every bucket the recording's clock has passed. */
+  private sweep(): void {
+    const now = Math.floor(this.watermark / 1000);
+    if (now <= this.lastSwept) return;
+    if (this.lastSwept === Number.NEGATIVE_INFINITY || now - this.lastSwept > 4096) {
+      const due = [...this.buckets.keys()].filter((s) => s <= now).sort((a, b) => a - b);
+      this.lastSwept = now;
+      for (const s of due) this.runBucket(s);
+      return;
+    }
+    const from = this.lastSwept + 1;
+    this.lastSwept = now;
+    for (let s = from; s <= now; s++) this.runBucket(s);
+  }
+
+  private runBucket(s: number): void {
+    const set = this.buckets.get(s);
+    if (set === undefined) return;
+    this.buckets.delete(s);
+    for (const t of set) {
+      t.bucket = null;
+      t.settle(this.watermark - this.params.lagMs, this.params, this.agg);
+      if (t.pending.length === 0 && t.chainExpiry(this.params) < this.watermark) {
+        t.finish(this.agg);
+        this.threads.delete(t.key);
+      } else {
+        this.schedule(t);
+      }
+    }
+  }
+
+  private evictOldestThread(): void {
+    const key = this.threads.keys().next().value as string;
+    const t = this.threads.get(key) as Thread;
+    this.threads.delete(key);
+    if (t.bucket !== null) this.buckets.get(t.bucket)?.delete(t);
+    t.settleAll(this.params, this.agg);
+    t.finish(this.agg);
+    this.quality.threadsEvicted++;
+  }
+
+  report(): Report {
+    const overlay = new Aggregates({ ...this.limits, maxClients: Number.MAX_SAFE_INTEGER }, this.agg.binMs);
+    for (const t of this.threads.values()) {
+      const c = t.clone();
+      c.settleAll(this.params, overlay);
+      c.finish(overlay);
+    }
+    const merged = this.agg.mergedWith(overlay);
+    const nat: Array<{ ip: string; userAgents: number }> = [];
+    for (const [ip, uas] of this.ips) if (uas.length >= 3) nat.push({ ip, userAgents: uas.length });
+    nat.sort((a, b) => b.userAgents - a.userAgents || (a.ip < b.ip ? -1 : 1));
+    return buildReport({
+      agg: merged,
+      opts: this.opts,
+      windowMs: this.params.windowMs,
+      faultIntervals: this.faultIntervals,
+      headers: this.headers,
+      marks: this.marks,
+      events: this.events,
+      quality: this.quality,
+      distinctClients: this.bloom.distinct,
+      nat,
+      firstTs: Number.isFinite(this.firstTs) ? this.firstTs : null,
+      lastEnd: Number.isFinite(this.lastEnd) ? this.lastEnd : null,
+    });
+  }
+
+  reset(): void {
+    this.agg = new Aggregates(this.limits, this.opts.binMs);
+    this.threads = new Map();
+    this.buckets = new Map();
+    this.lastSwept = Number.NEGATIVE_INFINITY;
+    this.watermark = Number.NEGATIVE_INFINITY;
+    this.maxRetryAfterMs = 0;
+    this.params.windowMs = this.opts.windowMs ?? MIN_WINDOW_MS;
+    this.marks = [];
+    this.events = [];
+    this.faultIntervals = new Map();
+    this.ips = new Map();
+    this.bloom.clear();
+    this.quality = freshQuality();
+    this.firstTs = Number.POSITIVE_INFINITY;
+    this.lastEnd = Number.NEGATIVE_INFINITY;
+  }
+
+  noteBadLine(line: BadLine): void {
+    this.quality.badLines++;
+    if (this.quality.badLineList.length < MAX_BAD_LINES) this.quality.badLineList.push(line);
+  }
+
+  stats(): AnalyzerStats {
+    let pending = 0;
+    for (const t of this.threads.values()) pending += t.pending.length;
+    return {
+      clients: this.agg.clients.size,
+      hallOfShame: this.agg.hall.size,
+      threads: this.threads.size,
+      pendingAttempts: pending,
+      routes: this.agg.routes.size,
+      clientTypes: this.agg.families.size,
+      bins: this.agg.bins.size,
+      ipsTracked: this.ips.size,
+      records: this.quality.records,
+    };
+  }
+}
+
+/**
+ * Creates an analysis engine.
+ *
+ * @example
+ * const analyzer = createAnalyzer({ maxClients: 10_000 });
+ * recorder.addListener((r) => analyzer.ingest(r));
+ * // ... later, any number of times:
+ * const report = analyzer.report();
+ * console.log(report.verdict, report.totals.amplification);
+ */
+export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
+  return new Engine(options);
+}

@@ -1,0 +1,180 @@
+/**
+ * One attempt as the analysis sees it: the facts of an `http` or `ws` record that grouping and
+ * grading need, decided once (did it fail, was the answer retryable, was the response lost, which
+ * chain does it belong to), so the grouping code below never re-reads raw records.
+ *
+ * Failure (spec §3.2): an injected fault that did not end in a success, 5xx, 429, 408 (and 425,
+ * which the spec lists as retryable), or a transport outcome (reset, closed, timeout,
+ * upstream-error, client-abort, shutdown). A WebSocket attempt succeeds when the connection
+ * stayed open 5 s or more (spec §3.4). A plain 4xx answer the upstream gave (not injected) is not
+ * a failure by the spec's list; a re-send of the identical request within `RESEND_MS` is still
+ * chained to it, so clients that hammer a 400 are seen (polling a 404 faster than that is one of
+ * the known limits).
+ */
+import type { ExchangeRecord, Outcome } from '../record/schema.js';
+import { canonicalQuery, fingerprint, routeOf, userAgentFamily } from './normalize.js';
+
+/** How an attempt ended, for chaining. */
+export type FailKind = 'ok' | 'fail' | 'fail-4xx';
+
+/** A WebSocket connection open this long (ms) or more was a success and resets its chain. */
+export const WS_STABLE_MS = 5000;
+/** A non-injected non-retryable 4xx chains to an identical re-send only within this gap (ms). */
+export const RESEND_MS = 10_000;
+
+const FAIL_OUTCOMES: ReadonlySet<Outcome> = new Set<Outcome>(['reset', 'closed', 'client-abort', 'upstream-error', 'timeout', 'shutdown']);
+const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH']);
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+export interface Attempt {
+  readonly id: string;
+  readonly ws: boolean;
+  readonly ts: number;
+  readonly end: number;
+  readonly client: string;
+  readonly ip: string;
+  readonly userAgent: string | null;
+  readonly family: string;
+  readonly method: string;
+  readonly route: string;
+  /** Which chain thread the attempt belongs to (client + explicit id, fingerprint or socket path). */
+  readonly thread: string;
+  /** Grouped by an explicit id (high confidence) rather than a fingerprint. */
+  readonly explicit: boolean;
+  readonly bodyHash: string | null;
+  readonly idempotencyKey: string | null;
+  /** Attempt number the client itself declared (envoy, gRPC, AWS SDK headers), or null. */
+  readonly attemptHint: number | null;
+  readonly status: number | null;
+  readonly outcome: Outcome | null;
+  readonly failKind: FailKind;
+  /** The answer says "do not retry" (4xx other than 408/425/429, 501, 505, 508). */
+  readonly nonRetryable: boolean;
+  readonly injected: boolean;
+  readonly faultRule: string | null;
+  readonly faultType: string | null;
+  /** Retry-After sent with a failure, in ms. */
+  readonly retryAfterMs: number | null;
+  /** POST or PATCH without an Idempotency-Key. */
+  readonly unsafe: boolean;
+  /** Not GET/HEAD/OPTIONS/TRACE: a repeat of it is a submission, not a read. */
+  readonly submits: boolean;
+  /** The upstream answered 2xx but the client never got the answer (lost response). */
+  readonly lostResponse: boolean;
+  /** What set off a chain that starts with this failure (for aligning chains, spec §5). */
+  readonly trigger: string;
+}
+
+/**
+ * Is this status one the client should not retry (spec §6)?
+ *
+ * @example isNonRetryableStatus(400) === true; isNonRetryableStatus(503) === false
+ */
+export function isNonRetryableStatus(status: number | null): boolean {
+  if (status === null) return false;
+  if (status >= 400 && status < 500) return status !== 408 && status !== 425 && status !== 429;
+  return status === 501 || status === 505 || status === 508;
+}
+
+export interface AttemptContext {
+  readonly cacheBusting: ReadonlySet<string>;
+  readonly clientKeyHeader: string | null;
+}
+
+/** Client key: the configured header's recorded value when present, else the recorded key. */
+export function clientKeyOf(r: ExchangeRecord, ctx: AttemptContext): { key: string; fallback: boolean } {
+  if (ctx.clientKeyHeader === null) return { key: r.client, fallback: false };
+  const v = (r.headers as Record<string, string | undefined>)[ctx.clientKeyHeader];
+  if (typeof v === 'string' && v !== '') return { key: v, fallback: false };
+  return { key: r.client, fallback: true };
+}
+
+function parseIntHeader(v: string | undefined): number | null {
+  if (v === undefined) return null;
+  const n = Number.parseInt(v, 10);
+  return Number.isFinite(n) ? n : null;
+}
+
+function attemptHintOf(h: Record<string, string | undefined>): number | null {
+  const envoy = parseIntHeader(h['x-envoy-attempt-count']);
+  if (envoy !== null && envoy >= 1) return envoy;
+  const grpc = parseIntHeader(h['grpc-previous-rpc-attempts']);
+  if (grpc !== null && grpc >= 0) return grpc + 1;
+  const amz = h['amz-sdk-request'];
+  if (amz !== undefined) {
+    const m = /attempt\s*=\s*(\d+)/i.exec(amz);
+    if (m !== null) return Number(m[1]);
+  }
+  return null;
+}
+
+/** Normalises one exchange record. */
+export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): Attempt {
+  const ws = r.type === 'ws';
+  const h = r.headers as Record<string, string | undefined>;
+  const method = (r.method ?? 'GET').toUpperCase();
+  const injected = r.fault !== null && r.fault.injected;
+  let failKind: FailKind;
+  if (ws) {
+    failKind = r.status === 101 && r.end - r.ts >= WS_STABLE_MS ? 'ok' : 'fail';
+  } else if (r.outcome !== null && FAIL_OUTCOMES.has(r.outcome)) {
+    failKind = 'fail';
+  } else if (r.status === null) {
+    failKind = 'fail';
+  } else if (r.status < 400) {
+    failKind = 'ok';
+  } else if (r.status >= 500 || r.status === 408 || r.status === 425 || r.status === 429 || injected) {
+    failKind = 'fail';
+  } else {
+    failKind = 'fail-4xx';
+  }
+  const idem = h['idempotency-key'] ?? null;
+  const invocation = h['amz-sdk-invocation-id'] ?? null;
+  const bodyHash = 'bodyHash' in r ? r.bodyHash : null;
+  let thread: string;
+  let explicit = false;
+  if (ws) {
+    thread = `w\0${key}\0${r.path}`;
+  } else if (invocation !== null && invocation !== '') {
+    thread = `i\0${key}\0${invocation}`;
+    explicit = true;
+  } else if (idem !== null && idem !== '' && idem !== '[redacted]') {
+    thread = `k\0${key}\0${idem}`;
+    explicit = true;
+  } else {
+    thread = `f\0${fingerprint(key, method, r.path, canonicalQuery(r.query, ctx.cacheBusting), bodyHash)}`;
+  }
+  const upstream = 'upstreamStatus' in r ? r.upstreamStatus : null;
+  const lostResponse = upstream !== null && upstream >= 200 && upstream < 300 && failKind !== 'ok';
+  const retryAfterMs = failKind !== 'ok' && r.retryAfter !== null && Number.isFinite(r.retryAfter) && r.retryAfter >= 0 ? r.retryAfter * 1000 : null;
+  const cause = injected ? `fault:${r.fault?.rule ?? ''}` : r.status !== null && failKind !== 'ok' ? `status:${r.status}` : `outcome:${r.outcome ?? 'ok'}`;
+  return {
+    id: r.id,
+    ws,
+    ts: r.ts,
+    end: Math.max(r.end, r.ts),
+    client: key,
+    ip: r.ip,
+    userAgent: r.userAgent,
+    family: userAgentFamily(r.userAgent),
+    method: ws ? 'GET' : method,
+    route: routeOf(method, r.path, ws),
+    thread,
+    explicit: explicit || attemptHintOf(h) !== null,
+    bodyHash,
+    idempotencyKey: idem,
+    attemptHint: attemptHintOf(h),
+    status: r.status,
+    outcome: r.outcome,
+    failKind,
+    nonRetryable: failKind !== 'ok' && isNonRetryableStatus(r.status),
+    injected,
+    faultRule: r.fault?.rule ?? null,
+    faultType: r.fault?.type ?? null,
+    retryAfterMs,
+    unsafe: !ws && UNSAFE_METHODS.has(method) && (idem === null || idem === ''),
+    submits: !ws && !SAFE_METHODS.has(method),
+    lostResponse,
+    trigger: retryAfterMs === null ? cause : `${cause}|ra:${retryAfterMs / 1000}`,
+  };
+}

@@ -1,0 +1,901 @@
+/**
+ * From aggregates to the report: classify each client and client type, lay out the timeline, derive
+ * the fault windows and what happened in and after them (amplification, herds, recovery), then
+ * turn it all into findings and one verdict. Pure: the same aggregates give the same report.
+ */
+import type { HeaderRecord } from '../record/schema.js';
+import { VERSION } from '../version.js';
+import type { Aggregates, Bin, ClientAgg, Counts, FamilyAgg, JitterGroup, Votes } from './aggregates.js';
+import { BACKOFF_CLASSES, FINE_BIN_MS, SERIES_MIN_SHARE } from './aggregates.js';
+import type { ResolvedOptions, QualityCounters } from './analyzer.js';
+import { type BackoffClass, type Confidence, classifyBackoff, summarizeRetryAfter } from './backoff.js';
+import type { EvidenceKind } from './chain.js';
+import { FINDINGS, SEVERITY_RANK, makeFinding } from './findings.js';
+import { classifyJitter } from './jitter.js';
+import { StrideReservoir, median, round } from './stats.js';
+import type {
+  AttemptsPerRequest,
+  BackoffDetail,
+  ClientReport,
+  ClientTypeReport,
+  FaultWindowReport,
+  Finding,
+  FindingCode,
+  HerdReport,
+  JitterDetail,
+  Report,
+  RouteReport,
+  TimelineBin,
+  Totals,
+} from './types.js';
+
+/** One merged stretch of injected faults of one rule. */
+export interface FaultInterval {
+  start: number;
+  end: number;
+  faults: number;
+}
+
+export interface ReportInput {
+  agg: Aggregates;
+  opts: ResolvedOptions;
+  windowMs: number;
+  faultIntervals: ReadonlyMap<string, readonly FaultInterval[]>;
+  headers: readonly HeaderRecord[];
+  marks: ReadonlyArray<{ t: number; label: string }>;
+  events: ReadonlyArray<{ t: number; event: string; detail: Record<string, unknown> }>;
+  quality: QualityCounters;
+  distinctClients: number;
+  nat: ReadonlyArray<{ ip: string; userAgents: number }>;
+  firstTs: number | null;
+  lastEnd: number | null;
+}
+
+/** Fault bins closer than this (ms) are one fault window. */
+export const FAULT_GAP_MS = 2000;
+
+/** Thresholds of the report-level checks (spec §5, §6), quoted by the docs. */
+export const REPORT_THRESHOLDS = {
+  /** Retry budgets: Google SRE per-client 10 %, Finagle/Linkerd/Envoy 20 %. */
+  budgetSre: 0.1,
+  budgetFinagle: 0.2,
+  /** A client type's budget finding needs this many retries. */
+  typeBudgetMinRetries: 10,
+  /** Verdict: alpha above this factor of baseline, with retry ratio above `budgetFinagle`. */
+  stormAlphaFactor: 1.1,
+  /** Verdict: no jitter across at least this many clients. */
+  noJitterClients: 10,
+  /** Herd: variance/mean above this (with at least `herdMinRetries` and 10 bins) ... */
+  herdVarianceToMean: 3,
+  herdMinRetriesForVariance: 10,
+  /** ... or peak/mean above this with at least this many retries. */
+  herdPeakToMean: 5,
+  herdMinRetries: 20,
+  /** ... and a peak that chance (Poisson arrivals) would produce in fewer than this many bins. */
+  herdChance: 0.01,
+  /** Recovery: alpha back within this factor of baseline, over a 3-bin rolling window. */
+  recoveryFactor: 1.1,
+  recoveryRollingBins: 3,
+  /** Sustained amplification: not recovered this many seconds after the window. */
+  sustainSeconds: 10,
+  /** Retries counted after a window for this long. */
+  afterWindowSeconds: 60,
+  /** Pre-fault baseline needs this many first attempts; else outside-window bins are used. */
+  baselineMinOrganic: 10,
+  /** NAT: this many User-Agents behind one IP. */
+  natUserAgents: 3,
+} as const;
+const R = REPORT_THRESHOLDS;
+
+/** The known limits (spec §7), stated in every report. */
+export const KNOWN_LIMITS: readonly string[] = [
+  'Polling that follows a failed poll looks like a retry (same fingerprint, previous attempt failed).',
+  'NAT merges clients: several clients behind one IP and User-Agent share a client key and overstate per-client amplification.',
+  'TLS must be terminated at the proxy to fingerprint requests; a pass-through tunnel shows no paths or bodies.',
+  'Per-attempt nonces in bodies (request ids, timestamps) change the body hash and split one logical request into several; they need masking rules.',
+  'Retries made behind the proxy (by a sidecar, a load balancer, or the upstream itself) are invisible.',
+  'A hang only causes retries if the client has a retryable timeout.',
+  'Two gaps cannot tell linear from exponential backoff; such schedules are classified with medium confidence.',
+  'Full-jitter clients look irregular chain by chain; they are classified from the median gap per attempt index over many chains.',
+  'Records arrive in end order; attempts more than the reorder lag out of start order are grouped as they come (counted in dataQuality.lateRecords).',
+];
+
+function ratio(a: number, b: number): number {
+  return b === 0 ? 0 : a / b;
+}
+
+function perRequest(c: Counts): AttemptsPerRequest {
+  return { mean: round(c.hist.mean, 3), p95: c.hist.quantile(0.95), max: c.hist.max, histogram: c.hist.buckets() };
+}
+
+function ra(c: Counts): { compliant: number; violates: number; late: number } {
+  return { compliant: c.raCompliant, violates: c.raViolates, late: c.raLate };
+}
+
+/**
+ * Backoff of many chains: the majority class of the chains with 2+ gaps, unless that majority is
+ * "irregular" (or there is none), in which case the central gap per attempt index is classified
+ * (spec §4.6: full-jitter clients look irregular one by one).
+ */
+export function decideBackoff(votes: Votes, series: number[], immediateGaps: number, gapCount: number): BackoffDetail {
+  let classified = 0;
+  let top: BackoffClass = 'insufficient-data';
+  for (const k of BACKOFF_CLASSES) {
+    if (k === 'insufficient-data') continue;
+    classified += votes[k];
+    if (votes[k] > (top === 'insufficient-data' ? 0 : votes[top])) top = k;
+  }
+  const base = { chains: classified, votes: { ...votes }, gapsMs: series.map((g) => round(g, 1)) };
+  if (classified === 0) {
+    if (gapCount >= 2 && immediateGaps === gapCount) {
+      return { class: 'immediate', confidence: 'medium', basis: 'immediate-gaps', ...base };
+    }
+    if (series.length >= 2) {
+      const r = classifyBackoff(series);
+      if (r.class !== 'irregular' && r.class !== 'insufficient-data') return { ...fitParams(r), class: r.class, confidence: 'low', basis: 'per-index', ...base };
+    }
+    return { class: 'insufficient-data', confidence: 'low', basis: 'none', ...base };
+  }
+  // Jittered schedules now and then draw two tiny gaps in a row; "immediate" needs nearly all gaps under 50 ms.
+  if (top === 'immediate' && immediateGaps < IMMEDIATE_SHARE * gapCount) {
+    const rest = { ...votes, immediate: 0 };
+    return decideBackoff(rest, series, 0, gapCount);
+  }
+  const share = votes[top] / classified;
+  if (top !== 'irregular' && share >= 0.5) {
+    const confidence: Confidence = share >= 0.8 && classified >= 3 ? 'high' : 'medium';
+    const fit = series.length >= 2 ? classifyBackoff(series) : null;
+    return { ...(fit !== null && fit.class === top ? fitParams(fit) : {}), class: top, confidence, basis: 'chains', ...base };
+  }
+  if (series.length >= 2) {
+    const r = classifyBackoff(series);
+    if (r.class !== 'irregular' && r.class !== 'insufficient-data') {
+      return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
+    }
+  }
+  return { class: top, confidence: share >= 0.8 ? 'medium' : 'low', basis: 'chains', ...base };
+}
+
+/** Share of all gaps under 50 ms needed to call a client (or client type) immediate. */
+export const IMMEDIATE_SHARE = 0.9;
+
+function fitParams(r: ReturnType<typeof classifyBackoff>): Partial<BackoffDetail> {
+  const out: Partial<BackoffDetail> = {};
+  if (r.baseMs !== undefined) out.baseMs = round(r.baseMs, 1);
+  if (r.factor !== undefined) out.factor = round(r.factor, 3);
+  if (r.capMs !== undefined) out.capMs = round(r.capMs, 1);
+  if (r.intervalMs !== undefined) out.intervalMs = round(r.intervalMs, 1);
+  if (r.stepMs !== undefined) out.stepMs = round(r.stepMs, 1);
+  return out;
+}
+
+function familySeries(f: FamilyAgg): number[] {
+  const out: number[] = [];
+  const n0 = (f.gapsByIndex[0] as StrideReservoir).count;
+  for (const r of f.gapsByIndex) {
+    if (r.values.length < 5 || r.count < SERIES_MIN_SHARE * n0) break;
+    out.push(median(r.values));
+  }
+  return out;
+}
+
+function decideJitter(f: FamilyAgg): JitterDetail {
+  let best: [string, JitterGroup] | null = null;
+  for (const e of f.groups) if (best === null || e[1].samples > best[1].samples) best = e;
+  if (best === null) return { class: 'unknown', cv: null, cvByIndex: [], chains: 0, clients: 0, trigger: null };
+  const [trigger, g] = best;
+  const j = classifyJitter({
+    gapsByIndex: g.byIndex.map((r: StrideReservoir) => r.values),
+    firstGapsByClient: [...g.clients.values()],
+    ratios: g.ratios.values,
+  });
+  return {
+    class: j.class,
+    cv: j.cv === null ? null : round(j.cv, 4),
+    cvByIndex: j.cvByIndex.map((c) => (c === null ? null : round(c, 4))),
+    chains: g.samples,
+    clients: g.clients.size,
+    trigger,
+  };
+}
+
+interface ClientEval {
+  agg: ClientAgg;
+  report: ClientReport;
+  critical: number;
+  warning: number;
+}
+
+function evalClient(c: ClientAgg): ClientEval {
+  const backoff = decideBackoff(c.votes, c.gapSeries(), c.immediateGaps, c.gapCount);
+  const raVerdict = summarizeRetryAfter(ra(c));
+  const codes: FindingCode[] = [];
+  let critical = 0;
+  let warning = 0;
+  const flag = (code: FindingCode, sev: 'critical' | 'warning'): void => {
+    codes.push(code);
+    if (sev === 'critical') critical++;
+    else warning++;
+  };
+  if (backoff.class === 'immediate') flag('immediate-retries', 'critical');
+  if (c.unbounded > 0) flag('unbounded-retries', 'critical');
+  if (raVerdict === 'violates') flag('retry-after-violated', 'critical');
+  if (c.duplicateSubmissions > 0) flag('duplicate-submission', c.duplicateUnprotected > 0 ? 'critical' : 'warning');
+  if (raVerdict === 'ignored') flag('retry-after-ignored', 'warning');
+  if (c.unsafeRetries > 0) flag('unsafe-retry', 'warning');
+  if (c.nonRetryableRetries > 0) flag('retry-after-non-retryable', 'warning');
+  if (c.idemReuse > 0) flag('idempotency-key-reused', 'warning');
+  const giveUp = c.giveUp.n === 0 ? null : modeOf(c.giveUp.counts, c.giveUp.max);
+  const examples: string[] = [];
+  for (const k of ['unbounded', 'duplicate', 'raViolation', 'immediate', 'unsafe', 'nonRetryable', 'retry'] as EvidenceKind[]) {
+    for (const id of c.examples[k] ?? []) if (examples.length < 3 && !examples.includes(id)) examples.push(id);
+  }
+  return {
+    agg: c,
+    critical,
+    warning,
+    report: {
+      key: c.key,
+      userAgent: c.userAgent,
+      clientType: c.family,
+      ip: c.ip,
+      attempts: c.attempts,
+      logicalRequests: c.logical,
+      retries: c.retries,
+      hedges: c.hedges,
+      retryRatio: round(ratio(c.retries, c.attempts), 4),
+      maxAttempts: c.hist.max,
+      giveUpAfter: giveUp,
+      backoff: backoff.class,
+      backoffDetail: backoff,
+      retryAfter: raVerdict,
+      retryAfterCounts: ra(c),
+      unsafeRetries: c.unsafeRetries,
+      duplicateSubmissions: c.duplicateSubmissions,
+      nonRetryableRetries: c.nonRetryableRetries,
+      unboundedChains: c.unbounded,
+      immediateRetries: c.immediateGaps,
+      attemptsPerRequest: perRequest(c),
+      findings: codes,
+      examples,
+    },
+  };
+}
+
+function modeOf(counts: readonly number[], max: number): number {
+  let best = 0;
+  let bestN = -1;
+  for (let i = 0; i < counts.length; i++) {
+    if ((counts[i] as number) > bestN) {
+      bestN = counts[i] as number;
+      best = i + 1;
+    }
+  }
+  return best > counts.length - 1 ? max : best;
+}
+
+function worstFirst(a: ClientEval, b: ClientEval): number {
+  return (
+    b.critical - a.critical ||
+    b.warning - a.warning ||
+    b.agg.badness - a.agg.badness ||
+    b.agg.attempts - a.agg.attempts ||
+    (a.agg.key < b.agg.key ? -1 : a.agg.key > b.agg.key ? 1 : 0)
+  );
+}
+
+function binsInRange(bins: ReadonlyMap<number, Bin>, fromIdx: number, toIdx: number): Bin {
+  const sum: Bin = { offered: 0, organic: 0, retries: 0, hedges: 0, goodput: 0, errors: 0, faults: 0 };
+  if (toIdx - fromIdx > bins.size) {
+    for (const [k, b] of bins) if (k >= fromIdx && k <= toIdx) addInto(sum, b);
+  } else {
+    for (let k = fromIdx; k <= toIdx; k++) {
+      const b = bins.get(k);
+      if (b !== undefined) addInto(sum, b);
+    }
+  }
+  return sum;
+}
+
+function addInto(a: Bin, b: Bin): void {
+  a.offered += b.offered;
+  a.organic += b.organic;
+  a.retries += b.retries;
+  a.hedges += b.hedges;
+  a.goodput += b.goodput;
+  a.errors += b.errors;
+  a.faults += b.faults;
+}
+
+interface Window {
+  rule: string;
+  start: number;
+  end: number;
+  faults: number;
+}
+
+/**
+ * P(X >= k) for X ~ Poisson(m): how likely a 100 ms bin this full is by chance alone. Summed in
+ * log space so large means do not underflow.
+ */
+export function poissonTail(k: number, m: number): number {
+  if (k <= 0) return 1;
+  if (m <= 0) return 0;
+  let term = Math.exp(-m);
+  let below = 0;
+  for (let i = 0; i < k; i++) {
+    below += term;
+    term *= m / (i + 1);
+    if (!Number.isFinite(term)) break;
+  }
+  return Math.max(0, 1 - below);
+}
+
+/**
+ * Herd test (spec §5) over the 100 ms retry bins of a window: variance/mean > 3, or peak/mean > 5
+ * with 20+ retries. With sparse retries (mean well under one per bin) a peak of 5 is ordinary, so
+ * the peak must also be unlikely by chance (expected number of such bins under Poisson arrivals
+ * below 0.01).
+ */
+function herdOf(fine: ReadonlyMap<number, number>, w: Window, fineDropped: boolean): HerdReport {
+  const from = Math.floor(w.start / FINE_BIN_MS);
+  const to = Math.floor(w.end / FINE_BIN_MS);
+  const n = to - from + 1;
+  let total = 0;
+  let peak = 0;
+  let sq = 0;
+  if (n > fine.size) {
+    for (const [k, c] of fine) {
+      if (k < from || k > to) continue;
+      total += c;
+      sq += c * c;
+      if (c > peak) peak = c;
+    }
+  } else {
+    for (let k = from; k <= to; k++) {
+      const c = fine.get(k) ?? 0;
+      total += c;
+      sq += c * c;
+      if (c > peak) peak = c;
+    }
+  }
+  if (total === 0) return { detected: false, retries: 0, varianceToMean: null, peakToMean: null };
+  const mean = total / n;
+  const variance = sq / n - mean * mean;
+  const vtm = variance / mean;
+  const ptm = peak / mean;
+  const byVariance = vtm > R.herdVarianceToMean && total >= R.herdMinRetriesForVariance && n >= 10;
+  const byPeak = ptm > R.herdPeakToMean && total >= R.herdMinRetries && n * poissonTail(peak, mean) < R.herdChance;
+  const h: HerdReport = { detected: byVariance || byPeak, retries: total, varianceToMean: round(vtm, 3), peakToMean: round(ptm, 3) };
+  if (n < 10 || total < R.herdMinRetriesForVariance) h.note = `too few retries (${total}) or 100 ms bins (${n}) for a variance test`;
+  if (fineDropped) h.note = 'older 100 ms retry bins were dropped to bound memory; herd detection may be partial';
+  return h;
+}
+
+/** What happened after a fault episode (all overlapping windows) ended. */
+interface Aftermath {
+  end: number;
+  rules: string[];
+  retriesAfter: number;
+  recoverySeconds: number | null;
+  recoveryNote?: string;
+  observedMs: number;
+  spikeOffered: number;
+}
+
+/** Builds the report. */
+export function buildReport(input: ReportInput): Report {
+  const { agg, opts } = input;
+  const binMs = agg.binMs;
+  const header = input.headers[0];
+  const starts = input.headers.map((h) => h.startMs).filter((x) => typeof x === 'number' && Number.isFinite(x));
+  const origin = starts.length > 0 ? Math.min(...starts, input.firstTs ?? Number.POSITIVE_INFINITY) : input.firstTs;
+
+  // ---- clients ----
+  const evals: ClientEval[] = [];
+  for (const c of agg.clients.values()) evals.push(evalClient(c));
+  evals.sort(worstFirst);
+  const listed = evals.slice(0, opts.maxReportedClients);
+
+  // ---- client types ----
+  const types: ClientTypeReport[] = [];
+  for (const f of agg.families.values()) {
+    if (f.attempts === 0) continue;
+    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount);
+    const jitter = backoff.class === 'immediate' ? { ...decideJitter(f), class: 'none' as const } : decideJitter(f);
+    types.push({
+      userAgent: f.family,
+      userAgents: [...f.userAgents],
+      clients: f.clients,
+      attempts: f.attempts,
+      logicalRequests: f.logical,
+      retries: f.retries,
+      retryRatio: round(ratio(f.retries, f.attempts), 4),
+      maxAttempts: f.hist.max,
+      backoff: backoff.class,
+      backoffDetail: backoff,
+      jitter: jitter.class,
+      jitterDetail: jitter,
+      retryAfter: summarizeRetryAfter(ra(f)),
+      attemptsPerRequest: perRequest(f),
+      exampleClients: [...f.exampleClients],
+    });
+  }
+  types.sort((a, b) => b.retries - a.retries || b.attempts - a.attempts || (a.userAgent < b.userAgent ? -1 : 1));
+
+  // ---- routes ----
+  const routesAll: RouteReport[] = [];
+  for (const r of agg.routes.values()) {
+    routesAll.push({
+      route: r.route,
+      attempts: r.attempts,
+      logicalRequests: r.logical,
+      retries: r.retries,
+      amplification: round(ratio(r.attempts, r.logical), 3),
+      retryRatio: round(ratio(r.retries, r.attempts), 4),
+      failures: r.failures,
+      unsafeRetries: r.unsafeRetries,
+      duplicateSubmissions: r.duplicateSubmissions,
+      nonRetryableRetries: r.nonRetryableRetries,
+      attemptsPerRequest: perRequest(r),
+    });
+  }
+  routesAll.sort((a, b) => b.retries - a.retries || b.attempts - a.attempts || (a.route < b.route ? -1 : 1));
+  const routes = routesAll.slice(0, opts.maxReportedRoutes);
+
+  // ---- timeline ----
+  const keys = [...agg.bins.keys()].sort((a, b) => a - b);
+  const timeline: TimelineBin[] = [];
+  const originMs = origin ?? 0;
+  const pushBin = (k: number, b: Bin | undefined): void => {
+    const x = b ?? { offered: 0, organic: 0, retries: 0, hedges: 0, goodput: 0, errors: 0, faults: 0 };
+    timeline.push({
+      t: k * binMs,
+      offset: round((k * binMs - originMs) / 1000, 3),
+      organic: x.organic,
+      offered: x.offered,
+      goodput: x.goodput,
+      errors: x.errors,
+      faults: x.faults,
+      retries: x.retries,
+      hedges: x.hedges,
+      amplification: x.organic === 0 ? null : round(x.offered / x.organic, 3),
+    });
+  };
+  if (keys.length > 0) {
+    const lo = keys[0] as number;
+    const hi = keys[keys.length - 1] as number;
+    if (hi - lo + 1 <= Math.max(opts.maxBins, keys.length) * 2) for (let k = lo; k <= hi; k++) pushBin(k, agg.bins.get(k));
+    else for (const k of keys) pushBin(k, agg.bins.get(k));
+  }
+
+  // ---- fault windows, episodes and baseline ----
+  const windows: Window[] = [];
+  for (const [rule, list] of input.faultIntervals) for (const iv of list) windows.push({ rule, start: iv.start, end: iv.end, faults: iv.faults });
+  windows.sort((a, b) => a.start - b.start || (a.rule < b.rule ? -1 : 1));
+  // Episodes: the union of every rule's windows (2 s gap tolerance). Recovery is measured after an
+  // episode ends: while another rule still injects faults there is nothing to recover to.
+  const episodes: Array<{ start: number; end: number; rules: string[] }> = [];
+  for (const w of windows) {
+    const last = episodes[episodes.length - 1];
+    if (last !== undefined && w.start <= last.end + FAULT_GAP_MS) {
+      last.end = Math.max(last.end, w.end);
+      if (!last.rules.includes(w.rule)) last.rules.push(w.rule);
+    } else episodes.push({ start: w.start, end: w.end, rules: [w.rule] });
+  }
+  const episodeOf = (w: Window): { start: number; end: number; rules: string[] } =>
+    episodes.find((e) => w.start >= e.start && w.start <= e.end) as { start: number; end: number; rules: string[] };
+  const inEpisode = (k: number): boolean => {
+    const s0 = k * binMs;
+    return episodes.some((e) => s0 <= e.end && s0 + binMs > e.start);
+  };
+  const nearEpisodeEnd = (k: number): boolean => {
+    const s0 = k * binMs;
+    return episodes.some((e) => s0 > e.end && s0 <= e.end + R.afterWindowSeconds * 1000);
+  };
+  let baseline = { alpha: 1, source: 'assumed' as 'pre-fault' | 'outside-faults' | 'assumed', offeredRate: 0, bins: 0 };
+  {
+    const firstStart = episodes.length > 0 ? (episodes[0] as { start: number }).start : Number.POSITIVE_INFINITY;
+    let off = 0;
+    let org = 0;
+    let n = 0;
+    for (const k of keys) {
+      if ((k + 1) * binMs > firstStart) break;
+      const b = agg.bins.get(k) as Bin;
+      off += b.offered;
+      org += b.organic;
+      n++;
+    }
+    if (org >= R.baselineMinOrganic) baseline = { alpha: off / org, source: 'pre-fault', offeredRate: off / n, bins: n };
+    else {
+      off = 0;
+      org = 0;
+      n = 0;
+      for (const k of keys) {
+        if (inEpisode(k) || nearEpisodeEnd(k)) continue;
+        const b = agg.bins.get(k) as Bin;
+        off += b.offered;
+        org += b.organic;
+        n++;
+      }
+      if (org >= R.baselineMinOrganic) baseline = { alpha: off / org, source: 'outside-faults', offeredRate: off / n, bins: n };
+      else {
+        const span = keys.length === 0 ? 1 : (keys[keys.length - 1] as number) - (keys[0] as number) + 1;
+        baseline = { alpha: 1, source: 'assumed', offeredRate: agg.totals.logical / span, bins: 0 };
+      }
+    }
+  }
+  const baseAlpha = Math.max(1, baseline.alpha);
+  const lastKey = keys.length === 0 ? 0 : (keys[keys.length - 1] as number);
+
+  const aftermaths = new Map<number, Aftermath>();
+  const aftermathOf = (e: { start: number; end: number; rules: string[] }): Aftermath => {
+    const cached = aftermaths.get(e.start);
+    if (cached !== undefined) return cached;
+    const to = Math.floor(e.end / binMs);
+    const nextStart = episodes.find((o) => o.start > e.end)?.start ?? Number.POSITIVE_INFINITY;
+    const afterTo = Math.floor(Math.min(e.end + R.afterWindowSeconds * 1000, nextStart - 1) / binMs);
+    const after = to + 1 <= afterTo ? binsInRange(agg.bins, to + 1, afterTo) : null;
+    const stopAt = Math.min(lastKey, Math.floor((nextStart - 1) / binMs));
+    let recoverySeconds: number | null = null;
+    let sawTraffic = false;
+    for (let k = to + 1; k <= stopAt; k++) {
+      const roll = binsInRange(agg.bins, k, Math.min(k + R.recoveryRollingBins - 1, stopAt));
+      if (roll.offered === 0) continue;
+      sawTraffic = true;
+      if (roll.organic > 0 && roll.offered / roll.organic <= R.recoveryFactor * baseAlpha) {
+        recoverySeconds = round(Math.max(0, (k * binMs - e.end) / 1000), 1);
+        break;
+      }
+    }
+    const a: Aftermath = {
+      end: e.end,
+      rules: e.rules,
+      retriesAfter: after?.retries ?? 0,
+      recoverySeconds,
+      observedMs: Math.min(input.lastEnd ?? e.end, nextStart) - e.end,
+      spikeOffered: agg.bins.get(to + 1)?.offered ?? 0,
+    };
+    if (recoverySeconds === null) {
+      a.recoveryNote = !sawTraffic ? 'no traffic after the window' : stopAt < lastKey ? 'another fault window began first' : 'the data ended first';
+    }
+    aftermaths.set(e.start, a);
+    return a;
+  };
+
+  const faultWindows: FaultWindowReport[] = [];
+  let inOff = 0;
+  let inOrg = 0;
+  for (const e of episodes) {
+    const s0 = binsInRange(agg.bins, Math.floor(e.start / binMs), Math.floor(e.end / binMs));
+    inOff += s0.offered;
+    inOrg += s0.organic;
+  }
+  for (const w of windows) {
+    const s0 = binsInRange(agg.bins, Math.floor(w.start / binMs), Math.floor(w.end / binMs));
+    const ep = episodeOf(w);
+    const am = aftermathOf(ep);
+    const fw: FaultWindowReport = {
+      start: w.start,
+      end: w.end,
+      rule: w.rule,
+      durationSeconds: round((w.end - w.start) / 1000, 3),
+      faults: w.faults,
+      offered: s0.offered,
+      organic: s0.organic,
+      retries: s0.retries,
+      amplification: s0.organic === 0 ? null : round(s0.offered / s0.organic, 3),
+      retryRatio: round(ratio(s0.retries, s0.offered), 4),
+      herd: herdOf(agg.fine, w, agg.fineDropped > 0),
+      recoverySpike: {
+        offered: am.spikeOffered,
+        baselineRate: round(baseline.offeredRate * (binMs / 1000), 3),
+        ratio: baseline.offeredRate > 0 ? round(am.spikeOffered / baseline.offeredRate, 3) : null,
+      },
+      retriesAfter: am.retriesAfter,
+      recoverySeconds: am.recoverySeconds,
+      measuredFrom: ep.end,
+    };
+    if (am.recoveryNote !== undefined) fw.recoveryNote = am.recoveryNote;
+    faultWindows.push(fw);
+  }
+
+  // ---- totals ----
+  const t = agg.totals;
+  const totals: Totals = {
+    attempts: t.attempts,
+    logicalRequests: t.logical,
+    retries: t.retries,
+    hedges: t.hedges,
+    amplification: round(ratio(t.attempts, t.logical), 4),
+    retryRatio: round(ratio(t.retries, t.attempts), 4),
+    clients: input.distinctClients,
+    failures: t.failures,
+    injectedFaults: input.quality.injectedFaults,
+    succeeded: t.succeeded,
+    gaveUp: t.gaveUp,
+    maxAttempts: t.hist.max,
+    unboundedChains: t.unbounded,
+    unsafeRetries: t.unsafeRetries,
+    duplicateSubmissions: t.duplicateSubmissions,
+    nonRetryableRetries: t.nonRetryableRetries,
+    idempotencyKeyReused: t.idemReuse,
+    retryAfter: ra(t),
+    attemptsPerRequest: perRequest(t),
+    amplificationInFaults: inOrg === 0 ? null : round(inOff / inOrg, 4),
+    amplificationBaseline: round(baseline.alpha, 4),
+  };
+
+  // ---- findings ----
+  const findings: Finding[] = [];
+  const perCode = new Map<FindingCode, ClientEval[]>();
+  for (const e of evals) for (const code of e.report.findings) (perCode.get(code) ?? perCode.set(code, []).get(code))?.push(e);
+  const clientFinding = (code: FindingCode, e: ClientEval): Finding => clientFindingOf(code, e, opts.unboundedAttempts);
+  for (const [code, list] of perCode) {
+    const shown = list.slice(0, opts.maxFindingsPerCode);
+    for (const e of shown) findings.push(clientFinding(code, e));
+    if (list.length > shown.length) {
+      const rest = list.length - shown.length;
+      const sev = shown[0] === undefined ? undefined : clientFinding(code, shown[0] as ClientEval).severity;
+      findings.push(
+        makeFinding(code, `${rest} more client${rest === 1 ? '' : 's'} with the same finding (${list.length} in all).`, { clients: list.length, more: rest, examples: list.slice(shown.length, shown.length + 3).map((x) => x.agg.key) }, sev === undefined ? {} : { severity: sev }),
+      );
+    }
+  }
+  let noJitterWide = false;
+  for (const ct of types) {
+    const j = ct.jitterDetail;
+    if (ct.jitter === 'none' && ct.backoff !== 'immediate' && ct.backoff !== 'insufficient-data' && j.clients >= 2) {
+      const wide = j.clients >= R.noJitterClients;
+      if (wide) noJitterWide = true;
+      findings.push(
+        makeFinding(
+          'no-jitter',
+          `${ct.userAgent}: ${j.clients} client${j.clients === 1 ? '' : 's'} retried on the same ${ct.backoff} schedule with no jitter (CV of the k-th gap ${j.cv ?? 'n/a'} across ${j.chains} chains, trigger ${j.trigger ?? 'n/a'}).`,
+          { clients: j.clients, chains: j.chains, cv: j.cv, cvByIndex: j.cvByIndex, trigger: j.trigger, gapsMs: ct.backoffDetail.gapsMs, examples: ct.exampleClients },
+          { userAgent: ct.userAgent, severity: wide ? 'critical' : 'warning' },
+        ),
+      );
+    }
+  }
+  for (const ct of types) {
+    if (ct.retries >= R.typeBudgetMinRetries && ct.retryRatio > R.budgetFinagle) {
+      findings.push(
+        makeFinding(
+          'retry-budget-exceeded',
+          `${ct.userAgent}: retries were ${round(ct.retryRatio * 100, 1)} % of its attempts (${ct.retries} of ${ct.attempts}, ${ct.clients} client${ct.clients === 1 ? '' : 's'}), above the 20 % Finagle/Envoy budget.`,
+          { retries: ct.retries, attempts: ct.attempts, retryRatio: ct.retryRatio, clients: ct.clients, examples: ct.exampleClients },
+          { userAgent: ct.userAgent },
+        ),
+      );
+    }
+  }
+  let stormAlpha = false;
+  let sustained = false;
+  for (const w of faultWindows) {
+    if (w.amplification !== null && w.amplification > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) stormAlpha = true;
+    if (w.herd.detected) {
+      findings.push(
+        makeFinding(
+          'herd',
+          `Fault window ${w.rule} (${w.durationSeconds}s): ${w.herd.retries} retries arrived in bursts (variance/mean ${w.herd.varianceToMean} in 100 ms bins, peak/mean ${w.herd.peakToMean}).`,
+          { rule: w.rule, start: w.start, end: w.end, retries: w.herd.retries, varianceToMean: w.herd.varianceToMean, peakToMean: w.herd.peakToMean, recoverySpike: w.recoverySpike },
+        ),
+      );
+    }
+  }
+  for (const e of episodes) {
+    const am = aftermathOf(e);
+    const inside = faultWindows.filter((w) => w.measuredFrom === e.end).reduce((n, w) => n + w.retries, 0);
+    const rules = e.rules.join(', ');
+    const notRecovered = am.recoverySeconds === null && am.recoveryNote === 'the data ended first' && am.observedMs >= R.sustainSeconds * 1000;
+    if (notRecovered || (am.recoverySeconds !== null && am.recoverySeconds > R.sustainSeconds)) {
+      sustained = true;
+      findings.push(
+        makeFinding(
+          'sustained-amplification',
+          am.recoverySeconds === null
+            ? `After the faults (${rules}) ended, amplification never returned within 10 % of baseline (${round(baseAlpha, 2)}) in the ${round(am.observedMs / 1000, 1)} s of data that followed; ${am.retriesAfter} retries arrived in the first minute.`
+            : `After the faults (${rules}) ended, amplification took ${am.recoverySeconds} s to return within 10 % of baseline (${round(baseAlpha, 2)}); ${am.retriesAfter} retries arrived in the first minute.`,
+          { rules: e.rules, start: e.start, end: e.end, recoverySeconds: am.recoverySeconds, retriesAfter: am.retriesAfter, baselineAmplification: round(baseAlpha, 3) },
+        ),
+      );
+    } else if (am.retriesAfter > Math.max(5, 0.1 * inside)) {
+      findings.push(
+        makeFinding('retries-after-fault', `${am.retriesAfter} retries arrived in the minute after the faults (${rules}) ended (${inside} inside).`, {
+          rules: e.rules,
+          end: e.end,
+          retriesAfter: am.retriesAfter,
+          retriesInside: inside,
+        }),
+      );
+    }
+  }
+  if (episodes.length === 0 && totals.amplification > R.stormAlphaFactor * baseAlpha && totals.retryRatio > R.budgetFinagle) stormAlpha = true;
+  if (totals.retryRatio > R.budgetSre && totals.retries > 0) {
+    const over20 = totals.retryRatio > R.budgetFinagle;
+    findings.push(
+      makeFinding(
+        'retry-budget-exceeded',
+        `Retries were ${round(totals.retryRatio * 100, 1)} % of all attempts (${totals.retries} of ${totals.attempts}), above the ${over20 ? '20 % Finagle/Envoy' : '10 % Google SRE'} retry budget.`,
+        { retries: totals.retries, attempts: totals.attempts, retryRatio: totals.retryRatio, budgets: { sre: R.budgetSre, finagle: R.budgetFinagle } },
+        { severity: over20 ? 'warning' : 'info' },
+      ),
+    );
+  }
+  if (totals.hedges > 0) {
+    findings.push(makeFinding('hedged-requests', `${totals.hedges} attempts overlapped an earlier attempt of the same request (hedges); counted in offered load, not as retries.`, { hedges: totals.hedges, examples: t.examples.hedge ?? [] }));
+  }
+  const natShown = input.nat.slice(0, opts.maxFindingsPerCode);
+  for (const n of natShown) {
+    findings.push(makeFinding('nat-suspected', `IP ${n.ip} sent requests with ${n.userAgents}${n.userAgents >= 8 ? '+' : ''} different User-Agents; clients behind it may be merged.`, { ip: n.ip, userAgents: n.userAgents }));
+  }
+  const q = input.quality;
+  if (q.badLines > 0) {
+    findings.push(makeFinding('bad-lines', `${q.badLines} line${q.badLines === 1 ? '' : 's'} could not be read and ${q.badLines === 1 ? 'was' : 'were'} skipped (first at ${q.badLineList[0]?.file ?? '?'}:${q.badLineList[0]?.line ?? '?'}).`, { count: q.badLines, lines: q.badLineList.slice(0, 10).map((b) => `${b.file}:${b.line} ${b.reason}`) }));
+  }
+  const mediumRetries = t.retries - t.retriesHigh;
+  const ipKeyed = evals.some((e) => e.agg.key === e.agg.ip && e.agg.retries > 0);
+  const ambiguous = input.nat.length > 0 || agg.lateCount > 0 || q.clientKeyFallbacks > 0 || ipKeyed;
+  if (t.retries > 0 && mediumRetries / t.retries > 0.5 && ambiguous) {
+    findings.push(
+      makeFinding(
+        'low-confidence-grouping',
+        `${mediumRetries} of ${t.retries} retries were grouped by fingerprint (no explicit ids)${input.nat.length > 0 ? ', some clients share an IP' : ''}${agg.lateCount > 0 ? `, ${agg.lateCount} attempts arrived out of order` : ''}${q.clientKeyFallbacks > 0 ? `, ${q.clientKeyFallbacks} attempts lacked the client key header` : ''}${ipKeyed ? ', some clients are keyed by IP alone' : ''}.`,
+        { mediumRetries, highRetries: t.retriesHigh, lateRecords: agg.lateCount, natSuspected: input.nat.length, clientKeyFallbacks: q.clientKeyFallbacks },
+      ),
+    );
+  }
+  const clientsOmitted = Math.max(0, evals.length - listed.length);
+  if (clientsOmitted > 0 || agg.evictedClients > 0) {
+    findings.push(
+      makeFinding('clients-truncated', `The report lists the ${listed.length} worst of ${evals.length} clients kept${agg.evictedClients > 0 ? `; ${agg.evictedClients} client summaries were evicted to bound memory (the worst were kept)` : ''}.`, { listed: listed.length, kept: evals.length, evicted: agg.evictedClients, distinct: input.distinctClients }),
+    );
+  }
+
+  // ---- verdict ----
+  const reasons: string[] = [];
+  const immediateClients = evals.filter((e) => e.report.backoff === 'immediate').length;
+  const immediateTypes = types.filter((x) => x.backoff === 'immediate').length;
+  if (stormAlpha) reasons.push(`amplification above ${R.stormAlphaFactor} x baseline with a retry ratio above ${R.budgetFinagle * 100} %`);
+  if (immediateClients > 0 || immediateTypes > 0) reasons.push(`immediate retries (${immediateClients} client${immediateClients === 1 ? '' : 's'})`);
+  if (noJitterWide) reasons.push(`no jitter across ${R.noJitterClients}+ clients`);
+  if (t.unbounded > 0) reasons.push(`unbounded retries (${t.unbounded} logical request${t.unbounded === 1 ? '' : 's'} with more than ${opts.unboundedAttempts} attempts)`);
+  if (sustained) reasons.push('amplification sustained after the fault ended');
+  const verdict = reasons.length > 0 ? 'retry-storm' : 'ok';
+  if (verdict === 'retry-storm') {
+    findings.push(
+      makeFinding('retry-storm', `Retry storm: ${reasons.join('; ')}. Amplification ${totals.amplificationInFaults ?? totals.amplification} in fault windows vs ${round(baseline.alpha, 3)} baseline; retry ratio ${round(totals.retryRatio * 100, 1)} %.`, {
+        reasons,
+        amplification: totals.amplification,
+        amplificationInFaults: totals.amplificationInFaults,
+        amplificationBaseline: totals.amplificationBaseline,
+        retryRatio: totals.retryRatio,
+        retries: totals.retries,
+        attempts: totals.attempts,
+      }),
+    );
+  }
+  const order = new Map(FINDINGS.map((f, i) => [f.code, i]));
+  findings.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || (order.get(a.code) as number) - (order.get(b.code) as number));
+
+  // ---- confidence ----
+  const creasons: string[] = [];
+  let level: Confidence = 'high';
+  const lower = (to: Confidence, why: string): void => {
+    creasons.push(why);
+    if (to === 'low' || (to === 'medium' && level === 'high')) level = to;
+  };
+  if (t.attempts === 0) lower('low', 'no attempts were recorded');
+  else if (t.failures === 0) lower('low', 'nothing failed, so no retry behaviour was exercised');
+  else if (t.retries < 10) lower('low', `only ${t.retries} retr${t.retries === 1 ? 'y' : 'ies'} observed`);
+  if (t.retries > 0 && mediumRetries / t.retries > 0.5) lower('medium', `${round((100 * mediumRetries) / t.retries, 0)} % of retries were grouped by fingerprint (medium confidence), not explicit ids`);
+  if (input.nat.length > 0) lower('medium', `${input.nat.length} IP${input.nat.length === 1 ? '' : 's'} show several User-Agents (NAT may merge clients)`);
+  if (q.badLines > 0) lower(q.badLines > 0.01 * Math.max(1, q.records) ? 'low' : 'medium', `${q.badLines} unreadable line${q.badLines === 1 ? '' : 's'} skipped`);
+  if (agg.lateCount > 0) lower(agg.lateCount > 0.01 * Math.max(1, t.attempts) ? 'medium' : 'high', `${agg.lateCount} attempts arrived out of start order beyond the reorder lag`);
+  if (agg.evictedClients > 0) lower('medium', `${agg.evictedClients} client summaries were evicted to bound memory`);
+  if (q.threadsEvicted > 0) lower('medium', `${q.threadsEvicted} logical requests were closed early to bound memory`);
+  if (episodes.length === 0 && t.failures > 0) creasons.push('no injected faults: fault windows, herds and recovery were not measured');
+  if (creasons.length === 0) creasons.push('explicit ids or clear fingerprints, enough retries, clean input');
+
+  const limits = [...KNOWN_LIMITS];
+  if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
+
+  return {
+    schemaVersion: 1,
+    generatedBy: `aftershock ${VERSION}`,
+    verdict,
+    verdictReasons: reasons,
+    session: header?.session ?? null,
+    target: header?.target ?? null,
+    profile: header?.profile ?? null,
+    recordings: input.headers.map((h) => ({
+      instance: h.instance ?? null,
+      session: h.session ?? null,
+      target: h.target ?? null,
+      start: h.start ?? null,
+      aftershock: h.aftershock ?? null,
+    })),
+    range: {
+      start: input.firstTs,
+      end: input.lastEnd,
+      origin,
+      seconds: input.firstTs === null || input.lastEnd === null ? 0 : round((input.lastEnd - input.firstTs) / 1000, 3),
+    },
+    options: {
+      windowMs: input.windowMs,
+      windowAuto: opts.windowMs === null,
+      binMs,
+      maxClients: opts.maxClients,
+      clientKeyHeader: opts.clientKeyHeader,
+      cacheBustingKeys: [...opts.cacheBustingKeys],
+      reorderLagMs: opts.reorderLagMs,
+      unboundedAttempts: opts.unboundedAttempts,
+    },
+    totals,
+    clients: listed.map((e) => e.report),
+    clientsTotal: evals.length,
+    clientsOmitted,
+    clientTypes: types,
+    routes,
+    routesOmitted: routesAll.length - routes.length,
+    timeline,
+    faultWindows,
+    findings,
+    confidence: { level, reasons: creasons, grouping: { high: t.chainsHigh, medium: t.logical - t.chainsHigh, highRetries: t.retriesHigh, mediumRetries } },
+    limits,
+    dataQuality: {
+      records: q.records,
+      recordsByType: { ...q.recordsByType },
+      badLines: { count: q.badLines, lines: [...q.badLineList], truncated: q.badLines > q.badLineList.length },
+      unknownRecords: q.unknownRecords,
+      newerSchemaRecords: q.newerSchemaRecords,
+      invalidRecords: q.invalidRecords,
+      lateRecords: agg.lateCount,
+      clientKeyFallbacks: q.clientKeyFallbacks,
+      clientsEvicted: agg.evictedClients,
+      threadsEvicted: q.threadsEvicted,
+      fineBinsDropped: agg.fineDropped,
+      binMs,
+      natSuspected: input.nat.slice(0, 100).map((n) => ({ ...n })),
+    },
+    marks: input.marks.map((m) => ({ ...m })),
+    events: input.events.map((e) => ({ ...e })),
+  };
+}
+
+function clientFindingOf(code: FindingCode, e: ClientEval, bound: number): Finding {
+  const c = e.agg;
+  const r = e.report;
+  const who = `${c.key}${c.userAgent !== null && !c.key.includes(c.userAgent) ? ` (${c.userAgent})` : ''}`;
+  const about = (kind: EvidenceKind, extra: { severity?: 'critical' | 'warning' } = {}): { client: string; route?: string; severity?: 'critical' | 'warning' } => {
+    const route = c.exampleRoutes[kind];
+    return { client: c.key, ...(route === undefined ? {} : { route }), ...extra };
+  };
+  const ex = (kind: EvidenceKind): string[] => [...(c.examples[kind] ?? [])];
+  switch (code) {
+    case 'immediate-retries':
+      return makeFinding(code, `${who} retried immediately: ${c.immediateGaps} of ${c.gapCount} gaps under 50 ms, ${c.retries} retries for ${c.logical} requests (max ${r.maxAttempts} attempts).`, { immediateGaps: c.immediateGaps, gaps: c.gapCount, retries: c.retries, maxAttempts: r.maxAttempts, examples: ex('immediate') }, about('immediate'));
+    case 'unbounded-retries':
+      return makeFinding(code, `${who}: ${c.unbounded} request${c.unbounded === 1 ? '' : 's'} took more than ${bound} attempts (up to ${r.maxAttempts}).`, { unboundedChains: c.unbounded, maxAttempts: r.maxAttempts, bound, examples: ex('unbounded') }, about('unbounded'));
+    case 'retry-after-violated':
+      return makeFinding(code, `${who} came back before Retry-After ${c.raViolates} time${c.raViolates === 1 ? '' : 's'} (${c.raCompliant} compliant, ${c.raLate} late).`, { ...r.retryAfterCounts, examples: ex('raViolation') }, about('raViolation'));
+    case 'retry-after-ignored':
+      return makeFinding(code, `${who} did not follow Retry-After: ${c.raLate} of ${c.raLate + c.raCompliant + c.raViolates} waits were longer than asked (its own schedule).`, { ...r.retryAfterCounts, examples: ex('raLate') }, about('raLate'));
+    case 'unsafe-retry':
+      return makeFinding(code, `${who} retried ${c.unsafeRetries} POST/PATCH request${c.unsafeRetries === 1 ? '' : 's'} without an Idempotency-Key${c.exampleRoutes.unsafe !== undefined ? ` (e.g. ${c.exampleRoutes.unsafe})` : ''}.`, { unsafeRetries: c.unsafeRetries, examples: ex('unsafe') }, about('unsafe'));
+    case 'retry-after-non-retryable':
+      return makeFinding(code, `${who} retried ${c.nonRetryableRetries} time${c.nonRetryableRetries === 1 ? '' : 's'} after a non-retryable answer (4xx other than 408/425/429, or 501/505/508).`, { nonRetryableRetries: c.nonRetryableRetries, examples: ex('nonRetryable') }, about('nonRetryable'));
+    case 'duplicate-submission':
+      return makeFinding(
+        code,
+        `${who} re-sent ${c.duplicateSubmissions} request${c.duplicateSubmissions === 1 ? '' : 's'} the upstream had already completed (lost responses)${c.duplicateUnprotected > 0 ? `, ${c.duplicateUnprotected} without an Idempotency-Key` : ''}.`,
+        { duplicateSubmissions: c.duplicateSubmissions, withoutIdempotencyKey: c.duplicateUnprotected, examples: ex('duplicate') },
+        about('duplicate', { severity: c.duplicateUnprotected > 0 ? 'critical' : 'warning' }),
+      );
+    case 'idempotency-key-reused':
+      return makeFinding(code, `${who} sent ${c.idemReuse} Idempotency-Key${c.idemReuse === 1 ? '' : 's'} again with a different body.`, { reused: c.idemReuse, examples: ex('idemReuse') }, about('idemReuse'));
+    default:
+      return makeFinding(code, `${who}: ${code}`, { examples: r.examples }, { client: c.key });
+  }
+}

@@ -91,6 +91,11 @@ export type MessageVerdict = undefined | 'drop' | { delay: number };
 
 /** A fault compiled from validated options. Only the hooks of its stage are called. */
 export interface FaultInstance {
+  /**
+   * The stage this instance acts in, when its options move it away from the definition's stage
+   * (e.g. `latency` with `at: response` acts in 'response'). The engine orders faults by it.
+   */
+  readonly stage?: FaultStage;
   /** stage 'delay' and 'request': return 'handled' when the fault ended the exchange itself. */
   onRequest?(ctx: HttpFaultContext): void | 'handled' | Promise<void | 'handled'>;
   /** stage 'response': called when the upstream's response head arrives. */

@@ -1,0 +1,38 @@
+/**
+ * Durations as profiles write them (k6, Chaos Mesh): `250ms`, `2s`, `1.5m`, `1h`, or a plain
+ * number of milliseconds. One parser for every fault option and schedule key, so `2s` means the
+ * same thing everywhere.
+ */
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_RE = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/;
+
+/** The message every duration problem carries, so users learn one spelling. */
+export const DURATION_HINT = 'must be a duration like 250ms, 2s or 1m (a plain number means milliseconds)';
+
+/**
+ * Milliseconds, or null when `value` is not a duration.
+ *
+ * @example parseDuration('2s') === 2000; parseDuration(250) === 250; parseDuration('soon') === null
+ */
+export function parseDuration(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : null;
+  if (typeof value !== 'string') return null;
+  const m = DURATION_RE.exec(value);
+  if (m === null) return null;
+  const ms = Number(m[1]) * (UNIT_MS[m[2] ?? 'ms'] as number);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/**
+ * The shortest exact spelling of a duration, for summaries: 1500 -> `1.5s`, 60000 -> `1m`.
+ *
+ * @example formatDuration(120) === '120ms'
+ */
+export function formatDuration(ms: number): string {
+  if (ms === Infinity) return 'forever';
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && Number.isInteger((ms / size) * 1000)) return `${+(ms / size).toFixed(3)}${unit}`;
+  }
+  return `${+ms.toFixed(3)}ms`;
+}

@@ -1,0 +1,109 @@
+/**
+ * The zod building blocks every fault schema (and the profile schema) shares: strict objects whose
+ * unknown-key message lists the known keys, durations, Retry-After, header maps and bodies.
+ * Messages read as the second half of `rules[2].fault.status: must be 200-599`.
+ */
+import { z } from 'zod';
+import { DURATION_HINT, parseDuration } from './duration.js';
+
+/** Marker the problem formatter looks for to name the known keys of an object. */
+export const KNOWN_KEYS_PREFIX = 'expected one of: ';
+
+/**
+ * A strict object: unknown keys are problems, and the problem names the keys that are allowed.
+ *
+ * @example strict({ status: z.int() }).safeParse({ stauts: 503 }) // unknown key "stauts"; expected one of: status
+ */
+export function strict<T extends z.ZodRawShape>(shape: T): z.ZodObject<T, z.core.$strict> {
+  const known = Object.keys(shape);
+  const message = known.length === 0 ? 'this fault takes no options' : KNOWN_KEYS_PREFIX + known.join(', ');
+  return z.strictObject(shape, { error: (iss) => (iss.code === 'unrecognized_keys' ? message : undefined) });
+}
+
+export interface DurationBounds {
+  /** Smallest allowed value in ms (inclusive); default 0. */
+  min?: number;
+  /** Largest allowed value in ms (inclusive); default 24 h. */
+  max?: number;
+}
+
+const DAY_MS = 24 * 3_600_000;
+
+/**
+ * A duration option: `250ms`, `2s`, `1m` or a number of ms; parses to milliseconds.
+ *
+ * @example duration().parse('1.5s') === 1500
+ */
+export function duration(bounds: DurationBounds = {}) {
+  const min = bounds.min ?? 0;
+  const max = bounds.max ?? DAY_MS;
+  return z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.issues.push({ code: 'custom', message: DURATION_HINT, input: v });
+      return z.NEVER;
+    }
+    if (ms < min || ms > max) {
+      ctx.issues.push({ code: 'custom', message: `must be between ${min}ms and ${max}ms`, input: v });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const HTTP_DATE_RE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/**
+ * `retryAfter`: a duration (sent as delta-seconds, rounded up) or an HTTP-date (sent as written).
+ * Parses to the header value.
+ *
+ * @example retryAfter().parse('1500ms') === '2'
+ */
+export function retryAfter() {
+  const hint = 'must be a duration like 2s (sent as delta-seconds, rounded up) or an HTTP-date like "Wed, 21 Oct 2026 07:28:00 GMT"';
+  return z.union([z.number(), z.string()], { error: hint }).transform((v, ctx) => {
+    if (typeof v === 'string' && HTTP_DATE_RE.test(v.trim()) && !Number.isNaN(Date.parse(v))) return v.trim();
+    const ms = parseDuration(v);
+    if (ms === null || ms > DAY_MS) {
+      ctx.issues.push({ code: 'custom', message: hint, input: v });
+      return z.NEVER;
+    }
+    return String(Math.ceil(ms / 1000));
+  });
+}
+
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** A map of response header name -> value; names are lower-cased. */
+export function headerMap() {
+  return z
+    .record(
+      z.string().regex(TOKEN_RE, 'must be a header name (letters, digits and !#$%&\'*+.^_`|~-)'),
+      z.union([z.string().regex(HEADER_VALUE_RE, 'must be a header value without line breaks'), z.number()], {
+        error: 'must be a string or a number',
+      }),
+    )
+    .transform((rec) => {
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(rec)) out[k.toLowerCase()] = String(v);
+      return out;
+    });
+}
+
+/** A response body: a string sent as is, or an object sent as JSON. */
+export function body() {
+  return z.union([z.string().max(1024 * 1024, 'must be at most 1 MiB'), z.record(z.string(), z.unknown())], {
+    error: 'must be a string or an object (sent as JSON)',
+  });
+}
+
+/** An HTTP status for an injected answer. */
+export function status(def: number) {
+  return z.int('must be an integer 200-599').min(200, 'must be 200-599').max(599, 'must be 200-599').default(def);
+}
+
+/** A fraction in [0, 1]. */
+export function fraction(what = 'a number from 0 to 1') {
+  return z.number(`must be ${what}`).min(0, `must be ${what}`).max(1, `must be ${what}`);
+}

@@ -1,0 +1,172 @@
+/**
+ * Turns validation findings into `ProfileProblem`s that point at the file: the path as a person
+ * writes it (`rules[2].fault.status`) and the line of the YAML/JSON node it names (for a missing
+ * key, the line of the object that lacks it; for an unknown key, the line of that key).
+ */
+import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { z } from 'zod';
+import type { ProfileProblem } from '../errors.js';
+import { KNOWN_KEYS_PREFIX } from '../faults/lib/schema.js';
+
+export type PathKey = string | number;
+
+/**
+ * Formats a path: `rules[2].fault.status`, `match.headers["x y"]`.
+ *
+ * @example formatPath(['rules', 2, 'fault', 'status']) === 'rules[2].fault.status'
+ */
+export function formatPath(path: readonly PathKey[]): string {
+  let s = '';
+  for (const k of path) {
+    if (typeof k === 'number') s += `[${k}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(k)) s += (s === '' ? '' : '.') + k;
+    else s += `[${JSON.stringify(k)}]`;
+  }
+  return s;
+}
+
+/** Finds lines of paths in a parsed YAML (or JSON) document. */
+export class Locator {
+  constructor(
+    private readonly doc: Document.Parsed | null,
+    private readonly lines: LineCounter | null,
+  ) {}
+
+  /** Line (1-based) of the node at `path`, or of its nearest existing parent; `key` points at the key itself. */
+  line(path: readonly PathKey[], key = false): number | null {
+    if (this.doc === null || this.lines === null) return null;
+    let node: unknown = this.doc.contents;
+    let best: number | null = this.offsetLine(node);
+    for (let i = 0; i < path.length; i++) {
+      const k = path[i] as PathKey;
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(k));
+        if (pair === undefined) return best;
+        if (last && key) return this.offsetLine(pair.key) ?? best;
+        node = pair.value;
+        // `key:` with nothing after it has no value node: the key's line is the answer.
+        best = this.offsetLine(node) ?? this.offsetLine(pair.key) ?? best;
+      } else if (isSeq(node) && typeof k === 'number') {
+        const item = node.items[k];
+        if (item === undefined) return best;
+        node = item;
+        best = this.offsetLine(node) ?? best;
+      } else {
+        return best;
+      }
+    }
+    return best;
+  }
+
+  private offsetLine(node: unknown): number | null {
+    const range = (node as Node | null | undefined)?.range;
+    if (range === undefined || range === null || this.lines === null) return null;
+    return this.lines.linePos(range[0]).line;
+  }
+}
+
+/** Collects problems for one file. */
+export class Problems {
+  readonly list: ProfileProblem[] = [];
+  constructor(
+    readonly file: string | null,
+    private readonly locator: Locator,
+  ) {}
+
+  add(path: readonly PathKey[], message: string, opts: { key?: boolean; line?: number | null } = {}): void {
+    const line = opts.line !== undefined ? opts.line : this.locator.line(path, opts.key === true);
+    this.list.push({ file: this.file, line, path: formatPath(path), message });
+  }
+
+  /** Adds zod issues found at `base` (the path of the validated value inside the file). */
+  addZod(base: readonly PathKey[], issues: readonly z.core.$ZodIssue[]): void {
+    for (const iss of issues) {
+      const path = [...base, ...(iss.path as PathKey[])];
+      if (iss.code === 'unrecognized_keys') {
+        const known = iss.message.startsWith(KNOWN_KEYS_PREFIX) ? iss.message.slice(KNOWN_KEYS_PREFIX.length).split(', ') : [];
+        for (const k of iss.keys) {
+          const hint = suggest(k, known);
+          const tail = known.length === 0 ? iss.message : `expected one of: ${known.join(', ')}`;
+          this.add([...path, k], `unknown key${hint === null ? '' : ` (did you mean ${hint}?)`}; ${tail}`, { key: true });
+        }
+        continue;
+      }
+      if (iss.code === 'invalid_union' && iss.message === 'Invalid input') {
+        this.add(path, 'has the wrong form');
+        continue;
+      }
+      this.add(path, iss.message);
+    }
+  }
+
+  get empty(): boolean {
+    return this.list.length === 0;
+  }
+
+  /** Problems in file order. */
+  sorted(): ProfileProblem[] {
+    return [...this.list].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || a.path.localeCompare(b.path));
+  }
+}
+
+/** Messages for zod's generic issues, so they read like the rest (`must be a number`). */
+export function zodMessage(iss: z.core.$ZodRawIssue): string | undefined {
+  switch (iss.code) {
+    case 'invalid_type':
+      if (iss.expected === 'nonoptional' || iss.input === undefined) return 'required';
+      return `must be ${article(String(iss.expected))}, not ${describe(iss.input)}`;
+    case 'too_small':
+      return `must be >= ${String(iss.minimum)}`;
+    case 'too_big':
+      return `must be <= ${String(iss.maximum)}`;
+    case 'invalid_value':
+      return `must be one of: ${iss.values.map((v) => String(v)).join(', ')}`;
+    default:
+      return undefined;
+  }
+}
+
+function article(t: string): string {
+  if (t === 'array') return 'a list';
+  if (t === 'object') return 'an object';
+  if (t === 'int') return 'a whole number';
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'string') return `"${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
+  return String(v);
+}
+
+/** The closest known key within edit distance 2, for "did you mean". */
+export function suggest(word: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = 3;
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] as number;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j] as number;
+      prev[j] = Math.min((prev[j] as number) + 1, (prev[j - 1] as number) + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length] as number;
+}

@@ -1,53 +1,331 @@
 /**
- * The control API's routes, one table: path pattern, then a handler per method.
+ * The control API's routes, one table: path, pattern, and per method a one-line summary (GET /
+ * lists them) and a handler. Handlers only parse input and call the ProxyHandle — the same
+ * operations the library API offers — and answer a Reply; errors are thrown and mapped in one
+ * place (`toHttpError`).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { ProxyHandle } from '../proxy/server.js';
-import { sendJson } from './server.js';
+import { formatReport } from '../analysis/index.js';
+import { parseDurationOption } from '../proxy/duration.js';
+import { VERSION } from '../version.js';
+import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
+import type { AdminMetrics } from './metrics.js';
+import { describeProfile } from './describe-profile.js';
 
 export interface AdminContext {
   readonly proxy: ProxyHandle;
   readonly log: Logger;
+  readonly metrics: AdminMetrics;
 }
 
 export interface RouteArgs {
-  readonly params: Record<string, string>;
+  readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
 }
 
-export type Handler = (ctx: AdminContext, req: IncomingMessage, res: ServerResponse, args: RouteArgs) => void | Promise<void>;
+export type Handler = (ctx: AdminContext, req: IncomingMessage, args: RouteArgs) => Reply | Promise<Reply>;
+
+export interface Endpoint {
+  readonly summary: string;
+  readonly handler: Handler;
+}
 
 export interface Route {
+  /** The path as documented, e.g. `/rules/:name`. */
+  readonly path: string;
   readonly pattern: RegExp;
-  readonly methods: Readonly<Record<string, Handler>>;
+  readonly methods: Readonly<Record<string, Endpoint>>;
+}
+
+const ok = (json: unknown, status = 200): Reply => ({ status, json });
+
+const REPORT_FORMATS = ['json', 'text', 'markdown', 'html'] as const;
+type ReportFormat = (typeof REPORT_FORMATS)[number];
+const REPORT_TYPES: Record<ReportFormat, string> = {
+  json: 'application/json; charset=utf-8',
+  text: 'text/plain; charset=utf-8',
+  markdown: 'text/markdown; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+};
+
+function reportReply(proxy: ProxyHandle, format: ReportFormat): Reply {
+  if (proxy.analyzer === null) {
+    throw new HttpError(409, 'live-analysis-off', 'live analysis is off (--no-live-analysis); analyse the recording with `aftershock analyze FILE`');
+  }
+  const report = proxy.report();
+  if (format === 'json') return ok(report);
+  return { status: 200, text: formatReport(report, format), contentType: REPORT_TYPES[format] };
+}
+
+/** Why the proxy is not ready, or an empty list when it is. */
+function notReadyReasons(proxy: ProxyHandle): string[] {
+  const reasons: string[] = [];
+  const rec = proxy.recorder.stats;
+  if (!proxy.recorder.healthy) reasons.push(`the recording is failing (${rec.lastError ?? 'write error'}); ${rec.failed} records lost so far`);
+  if (!proxy.ready && reasons.length === 0) reasons.push('the proxy is shutting down');
+  return reasons;
+}
+
+function ruleOr404(proxy: ProxyHandle, name: string): ReturnType<ProxyHandle['engine']['stats']>[number] {
+  const rule = proxy.engine.stats().find((r) => r.name === name);
+  if (rule === undefined) throw new HttpError(404, 'rule-not-found', `no rule ${JSON.stringify(name)}; GET /rules lists them`);
+  return rule;
+}
+
+function parseTtl(raw: unknown): number | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'string' && typeof raw !== 'number') throw new HttpError(400, 'bad-ttl', 'ttl: write a duration like "30s" or a number of milliseconds');
+  let ms: number;
+  try {
+    ms = parseDurationOption('ttl', raw);
+  } catch (err) {
+    throw new HttpError(400, 'bad-ttl', (err as Error).message);
+  }
+  if (!(ms > 0)) throw new HttpError(400, 'bad-ttl', 'ttl must be more than 0');
+  return ms;
 }
 
 export const routes: readonly Route[] = [
   {
-    pattern: /^\/healthz$/,
-    methods: { GET: (_c, _q, res) => sendJson(res, 200, { status: 'ok' }) },
-  },
-  {
-    pattern: /^\/readyz$/,
+    path: '/',
+    pattern: /^\/$/,
     methods: {
-      GET: ({ proxy }, _q, res) => {
-        const rec = proxy.recorder.stats;
-        const ok = proxy.ready;
-        sendJson(res, ok ? 200 : 503, {
-          status: ok ? 'ready' : 'not-ready',
-          profile: proxy.profile.name,
-          recording: { path: proxy.recorder.path, healthy: rec.lastError === null, failed: rec.failed, lastError: rec.lastError },
-        });
+      GET: {
+        summary: 'this list of routes',
+        handler: () =>
+          ok({
+            aftershock: VERSION,
+            routes: routes.flatMap((r) => Object.entries(r.methods).map(([method, e]) => ({ method, path: r.path, summary: e.summary }))),
+          }),
       },
     },
   },
   {
-    pattern: /^\/stats$/,
-    methods: { GET: ({ proxy }, _q, res) => sendJson(res, 200, proxy.stats()) },
+    path: '/healthz',
+    pattern: /^\/healthz$/,
+    methods: { GET: { summary: 'liveness: the process answers (no token needed)', handler: () => ok({ status: 'ok' }) } },
   },
   {
+    path: '/readyz',
+    pattern: /^\/readyz$/,
+    methods: {
+      GET: {
+        summary: 'readiness: listening, profile loaded, recording healthy; 503 with the reasons otherwise (no token needed)',
+        handler: ({ proxy }) => {
+          const reasons = notReadyReasons(proxy);
+          const rec = proxy.recorder.stats;
+          return ok(
+            {
+              status: reasons.length === 0 ? 'ready' : 'not-ready',
+              reasons,
+              profile: proxy.profile.name,
+              listen: proxy.url,
+              recording: { path: proxy.recorder.path, healthy: proxy.recorder.healthy, written: rec.written, failed: rec.failed, lastError: rec.lastError },
+            },
+            reasons.length === 0 ? 200 : 503,
+          );
+        },
+      },
+    },
+  },
+  {
+    path: '/profile',
+    pattern: /^\/profile$/,
+    methods: {
+      GET: { summary: 'the active profile: name, description, hash, source, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile)) },
+      PUT: {
+        summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
+        handler: async ({ proxy }, req) => {
+          const text = await readBody(req);
+          if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
+          const applied = proxy.setProfile(text);
+          return ok(describeProfile(applied));
+        },
+      },
+    },
+  },
+  {
+    path: '/profile/select',
+    pattern: /^\/profile\/select$/,
+    methods: {
+      POST: {
+        summary: 'apply a built-in or file profile by name: {"name": "flaky"}; 404 when unknown',
+        handler: async ({ proxy }, req) => {
+          const body = await readJsonObject(req);
+          rejectUnknownKeys(body, ['name']);
+          if (typeof body.name !== 'string' || body.name.trim() === '') throw new HttpError(400, 'bad-name', 'name: give a built-in profile name or a profile file path');
+          const applied = await proxy.selectProfile(body.name);
+          return ok(describeProfile(applied));
+        },
+      },
+    },
+  },
+  {
+    path: '/rules',
+    pattern: /^\/rules$/,
+    methods: { GET: { summary: 'every rule (profile and ad-hoc) with its state and counters', handler: ({ proxy }) => ok({ rules: proxy.engine.stats() }) } },
+  },
+  {
+    path: '/rules/:name',
+    pattern: /^\/rules\/(?<name>[^/]+)$/,
+    methods: {
+      GET: { summary: 'one rule', handler: ({ proxy }, _req, { params }) => ok(ruleOr404(proxy, params.name as string)) },
+      PATCH: {
+        summary: 'change a rule: {"enabled": false} and/or {"probability": 0.5}',
+        handler: async ({ proxy }, req, { params }) => {
+          const name = params.name as string;
+          const body = await readJsonObject(req);
+          rejectUnknownKeys(body, ['enabled', 'probability']);
+          const patch: { enabled?: boolean; probability?: number } = {};
+          if (body.enabled !== undefined) {
+            if (typeof body.enabled !== 'boolean') throw new HttpError(400, 'bad-enabled', 'enabled: give true or false');
+            patch.enabled = body.enabled;
+          }
+          if (body.probability !== undefined) {
+            if (typeof body.probability !== 'number' || !(body.probability >= 0 && body.probability <= 1)) {
+              throw new HttpError(400, 'bad-probability', 'probability: give a number from 0 to 1');
+            }
+            patch.probability = body.probability;
+          }
+          if (patch.enabled === undefined && patch.probability === undefined) throw new HttpError(400, 'empty-patch', 'give "enabled" and/or "probability"');
+          ruleOr404(proxy, name);
+          proxy.engine.patchRule(name, patch);
+          return ok(ruleOr404(proxy, name));
+        },
+      },
+    },
+  },
+  {
+    path: '/faults',
+    pattern: /^\/faults$/,
+    methods: {
+      GET: { summary: 'the ad-hoc rules added at run time', handler: ({ proxy }) => ok({ faults: proxy.engine.stats().filter((r) => r.adHoc) }) },
+      POST: {
+        summary: 'add an ad-hoc rule now, optionally for a while: {"name","match","fault","ttl":"30s"}',
+        handler: async ({ proxy }, req) => {
+          const { ttl, ...rule } = await readJsonObject(req);
+          const ttlMs = parseTtl(ttl);
+          if (typeof rule.name === 'string' && proxy.engine.stats().some((r) => r.name === rule.name)) {
+            throw new HttpError(409, 'rule-exists', `a rule named ${JSON.stringify(rule.name)} exists; DELETE /faults/${encodeURIComponent(rule.name)} first or pick another name`);
+          }
+          const stats = proxy.addFault(rule, ttlMs);
+          return ok(stats, 201);
+        },
+      },
+    },
+  },
+  {
+    path: '/faults/:name',
+    pattern: /^\/faults\/(?<name>[^/]+)$/,
+    methods: {
+      DELETE: {
+        summary: 'remove an ad-hoc rule',
+        handler: ({ proxy }, _req, { params }) => {
+          const name = params.name as string;
+          if (!proxy.removeFault(name)) throw new HttpError(404, 'fault-not-found', `no ad-hoc rule ${JSON.stringify(name)}; GET /faults lists them`);
+          return ok({ removed: name });
+        },
+      },
+    },
+  },
+  {
+    path: '/marks',
+    pattern: /^\/marks$/,
+    methods: {
+      POST: {
+        summary: 'write a marker into the recording: {"label": "checkout flow starts"}',
+        handler: async ({ proxy }, req) => {
+          const body = await readJsonObject(req);
+          rejectUnknownKeys(body, ['label']);
+          if (typeof body.label !== 'string' || body.label.trim() === '') throw new HttpError(400, 'bad-label', 'label: give a non-empty string');
+          if (body.label.length > 500) throw new HttpError(400, 'bad-label', 'label: at most 500 characters');
+          proxy.mark(body.label);
+          return ok({ marked: body.label, ts: Date.now() }, 201);
+        },
+      },
+    },
+  },
+  {
+    path: '/scenario/start',
+    pattern: /^\/scenario\/start$/,
+    methods: {
+      POST: {
+        summary: 'start the profile\'s scenario clock (timed phases) now',
+        handler: ({ proxy }) => {
+          proxy.startScenario();
+          return ok({ scenario: 'started' });
+        },
+      },
+    },
+  },
+  {
+    path: '/scenario/stop',
+    pattern: /^\/scenario\/stop$/,
+    methods: {
+      POST: {
+        summary: 'stop the scenario clock',
+        handler: ({ proxy }) => {
+          proxy.stopScenario();
+          return ok({ scenario: 'stopped' });
+        },
+      },
+    },
+  },
+  {
+    path: '/reset',
+    pattern: /^\/reset$/,
+    methods: {
+      POST: {
+        summary: 'clear rule counters, status counts and the live analysis (Prometheus counters stay monotonic)',
+        handler: ({ proxy }) => {
+          proxy.reset();
+          return ok({ reset: true });
+        },
+      },
+    },
+  },
+  {
+    path: '/report',
     pattern: /^\/report$/,
-    methods: { GET: ({ proxy }, _q, res) => sendJson(res, 200, proxy.report()) },
+    methods: {
+      GET: {
+        summary: 'the live retry-analysis report (JSON; ?format=text|markdown|html)',
+        handler: ({ proxy }, _req, { query }) => {
+          const format = query.get('format') ?? 'json';
+          if (!(REPORT_FORMATS as readonly string[]).includes(format)) throw new HttpError(400, 'bad-format', `format: one of ${REPORT_FORMATS.join(', ')}`);
+          return reportReply(proxy, format as ReportFormat);
+        },
+      },
+    },
+  },
+  {
+    path: '/report.html',
+    pattern: /^\/report\.html$/,
+    methods: { GET: { summary: 'the live report as an HTML page', handler: ({ proxy }) => reportReply(proxy, 'html') } },
+  },
+  {
+    path: '/stats',
+    pattern: /^\/stats$/,
+    methods: {
+      GET: {
+        summary: 'counters: per rule matched/injected, per status and outcome, connections, recording written/failed',
+        handler: ({ proxy }) => {
+          const s = proxy.stats();
+          return ok({ profile: { name: proxy.profile.name, hash: proxy.profile.hash }, ready: proxy.ready, uptimeSeconds: Math.round((Date.now() - proxy.startedAt) / 1000), ...s });
+        },
+      },
+    },
+  },
+  {
+    path: '/metrics',
+    pattern: /^\/metrics$/,
+    methods: {
+      GET: {
+        summary: 'Prometheus metrics (text exposition format)',
+        handler: async ({ metrics }) => ({ status: 200, text: await metrics.render(), contentType: metrics.contentType }),
+      },
+    },
   },
 ];

@@ -1,14 +1,23 @@
 /**
  * The control API: a small JSON HTTP server beside the proxy (Toxiproxy's `api.go`).
  * Loopback by default; with a token every route but the probes needs `Authorization: Bearer`.
+ *
+ *   request ──▶ auth (constant-time token check; probes open) ──▶ route table (404 / 405)
+ *           ──▶ handler (reads a capped body, calls the ProxyHandle) ──▶ Reply ──▶ JSON / text
+ *           └─ any thrown error ──▶ toHttpError ──▶ JSON error (400/404/409/413/422), 500 for bugs
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ProxyHandle } from '../proxy/server.js';
 import { listenOn } from '../proxy/server.js';
 import { routes, type AdminContext } from './routes.js';
+import { HttpError, sendError, sendJson, sendReply, toHttpError } from './http.js';
+import { createAdminMetrics } from './metrics.js';
+
+export { sendJson } from './http.js';
 
 export interface AdminOptions {
   readonly host: string;
@@ -19,6 +28,8 @@ export interface AdminOptions {
 
 export interface AdminServer {
   readonly url: string;
+  /** The Prometheus registry behind GET /metrics (this proxy's own, never prom-client's global one). */
+  readonly registry: Registry;
   close(): Promise<void>;
 }
 
@@ -28,48 +39,71 @@ const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
 /**
  * Starts the control API for a running proxy.
  *
- * @example const admin = await startAdmin(proxy, { host: '127.0.0.1', port: 0, log });
+ * @example
+ * const admin = await startAdmin(proxy, { host: '127.0.0.1', port: 0, log });
+ * await fetch(`${admin.url}/rules`);
+ * await admin.close();
  */
 export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promise<AdminServer> {
   const tokenHash = opts.token === undefined || opts.token === '' ? null : sha(opts.token);
   if (tokenHash === null && !isLoopback(opts.host)) {
     opts.log.warn({ admin: `${opts.host}:${opts.port}` }, 'THE CONTROL API LISTENS BEYOND LOOPBACK WITHOUT A TOKEN: anyone who reaches it can change faults; set --admin-token');
   }
-  const ctx: AdminContext = { proxy, log: opts.log };
+  const metrics = createAdminMetrics(proxy);
+  const ctx: AdminContext = { proxy, log: opts.log, metrics };
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {
-      opts.log.error({ err }, 'control API error');
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal-error', message: 'the control API failed; see the log' });
-      else res.destroy();
+      const known = toHttpError(err);
+      if (known === null) opts.log.error({ err, method: req.method, url: req.url }, 'control API error');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendError(res, known ?? new HttpError(500, 'internal-error', 'the control API failed; see the proxy log'));
     });
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://admin');
+    } catch {
+      throw new HttpError(400, 'bad-url', 'the request target is not a valid path');
+    }
     if (tokenHash !== null && !OPEN_ROUTES.has(url.pathname)) {
       const auth = req.headers.authorization ?? '';
-      const given = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+      const given = /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
       if (!timingSafeEqual(sha(given), tokenHash)) {
-        res.setHeader('www-authenticate', 'Bearer');
+        res.setHeader('www-authenticate', 'Bearer realm="aftershock"');
         sendJson(res, 401, { error: 'unauthorized', message: 'send Authorization: Bearer <token> (the --admin-token)' });
         return;
       }
     }
+    // HEAD is GET without the body (Node drops the body of a HEAD answer itself).
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     for (const r of routes) {
       const m = r.pattern.exec(url.pathname);
       if (m === null) continue;
-      const handler = r.methods[req.method ?? 'GET'];
-      if (handler === undefined) {
+      const endpoint = r.methods[method];
+      if (endpoint === undefined) {
         res.setHeader('allow', Object.keys(r.methods).join(', '));
-        sendJson(res, 405, { error: 'method-not-allowed', message: `${req.method} is not allowed on ${url.pathname}` });
-        return;
+        throw new HttpError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}; allowed: ${Object.keys(r.methods).join(', ')}`);
       }
-      await handler(ctx, req, res, { params: m.groups ?? {}, query: url.searchParams });
+      const params: Record<string, string> = {};
+      for (const [k, v] of Object.entries(m.groups ?? {})) {
+        try {
+          params[k] = decodeURIComponent(v);
+        } catch {
+          throw new HttpError(400, 'bad-url', `the path segment ${JSON.stringify(v)} is not valid percent-encoding`);
+        }
+      }
+      sendReply(res, await endpoint.handler(ctx, req, { params, query: url.searchParams }));
       return;
     }
-    sendJson(res, 404, { error: 'not-found', message: `no route ${req.method} ${url.pathname}; see GET / for the list` });
+    throw new HttpError(404, 'not-found', `no route ${req.method} ${url.pathname}; GET / lists the routes`);
   }
 
   await listenOn(server, { host: opts.host, port: opts.port }, '--admin');
@@ -77,18 +111,14 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   return {
     url: `http://${host}:${a.port}`,
+    registry: metrics.registry,
     close: () =>
       new Promise<void>((resolve) => {
+        metrics.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
 }
 
 function sha(s: string): Buffer {

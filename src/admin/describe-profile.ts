@@ -1,0 +1,54 @@
+/**
+ * The JSON view of a compiled profile for GET /profile: what it is (name, description, hash,
+ * source), its rules as the engine runs them, and the profile as written, which can be sent back
+ * to PUT /profile unchanged.
+ */
+import { describeRule, type CompiledProfile, type CompiledRule } from '../rules/index.js';
+
+export interface RuleView {
+  name: string;
+  /** One line: fault, where, how often (as `aftershock profiles show` prints it). */
+  summary: string;
+  type: string;
+  stage: string;
+  enabled: boolean;
+  probability: number;
+  description: string | null;
+  /** The fault's options as written. */
+  fault: Readonly<Record<string, unknown>>;
+}
+
+export interface ProfileView {
+  name: string;
+  description: string;
+  hash: string;
+  /** The file it was read from, or null (built-in, set through the API). */
+  source: string | null;
+  builtin: string | null;
+  seed: number | null;
+  rules: RuleView[];
+  phases: Array<{ name: string; description: string | null; durationMs: number; rules: RuleView[] }>;
+  /** The profile as written (parsed YAML/JSON). */
+  definition: unknown;
+}
+
+/**
+ * @example describeProfile(proxy.profile).rules.map((r) => r.name)
+ */
+export function describeProfile(p: CompiledProfile): ProfileView {
+  return {
+    name: p.name,
+    description: p.description,
+    hash: p.hash,
+    source: p.source,
+    builtin: p.builtin,
+    seed: p.seed,
+    rules: p.rules.map(viewRule),
+    phases: p.phases.map((ph) => ({ name: ph.name, description: ph.description, durationMs: ph.duration, rules: ph.rules.map(viewRule) })),
+    definition: p.raw,
+  };
+}
+
+function viewRule(r: CompiledRule): RuleView {
+  return { name: r.name, summary: describeRule(r), type: r.type, stage: r.stage, enabled: r.enabled, probability: r.probability, description: r.description, fault: r.written };
+}

@@ -1,0 +1,439 @@
+/**
+ * Every control endpoint over real HTTP against a real proxy and upstream: good and bad input,
+ * the token on and off, and the same operations through the library API.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { ProfileError } from '../../src/errors.js';
+import type { EventRecord, HttpRecord, MarkRecord } from '../../src/record/schema.js';
+import { readRecords, request, tempDir } from '../helpers.js';
+import { api, PROFILE_503, PROFILE_BAD, PROFILE_LATE, startAdminProxy } from './admin-helpers.js';
+
+describe('control API: routing and errors', () => {
+  it('lists its routes at GET /', async () => {
+    const { admin } = await startAdminProxy();
+    const r = await api(admin, 'GET', '/');
+    expect(r.status).toBe(200);
+    const routes = (r.json.routes as Array<{ method: string; path: string }>).map((x) => `${x.method} ${x.path}`);
+    for (const want of [
+      'GET /healthz',
+      'GET /readyz',
+      'GET /profile',
+      'PUT /profile',
+      'POST /profile/select',
+      'GET /rules',
+      'PATCH /rules/:name',
+      'POST /faults',
+      'DELETE /faults/:name',
+      'POST /marks',
+      'POST /scenario/start',
+      'POST /scenario/stop',
+      'POST /reset',
+      'GET /report',
+      'GET /report.html',
+      'GET /stats',
+      'GET /metrics',
+    ]) {
+      expect(routes).toContain(want);
+    }
+  });
+
+  it('answers unknown routes 404, wrong methods 405 with Allow, bad JSON 400, big bodies 413 — all as JSON', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    const notFound = await api(admin, 'GET', '/nope');
+    expect(notFound.status).toBe(404);
+    expect(notFound.json.error).toBe('not-found');
+
+    const wrongMethod = await api(admin, 'DELETE', '/profile');
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.allow).toBe('GET, PUT');
+    expect(wrongMethod.json.error).toBe('method-not-allowed');
+
+    const badJson = await api(admin, 'POST', '/marks', { body: '{"label": ', headers: { 'content-type': 'application/json' } });
+    expect(badJson.status).toBe(400);
+    expect(badJson.json.error).toBe('bad-json');
+
+    const notObject = await api(admin, 'POST', '/marks', { body: '[1,2]' });
+    expect(notObject.status).toBe(400);
+
+    const empty = await api(admin, 'POST', '/profile/select', { body: '' });
+    expect(empty.status).toBe(400);
+    expect(empty.json.error).toBe('body-required');
+
+    const unknownField = await api(admin, 'POST', '/marks', { body: { label: 'x', colour: 'red' } });
+    expect(unknownField.status).toBe(400);
+    expect(unknownField.json.message).toMatch(/colour/);
+
+    const big = await api(admin, 'PUT', '/profile', { body: 'x'.repeat(1024 * 1024 + 10) });
+    expect(big.status).toBe(413);
+    expect(big.json.error).toBe('body-too-large');
+
+    const badEscape = await api(admin, 'GET', '/rules/%E0%A4%A');
+    expect(badEscape.status).toBe(400);
+
+    // Still alive and unchanged after all that.
+    expect((await api(admin, 'GET', '/healthz')).status).toBe(200);
+    expect(proxy.profile.name).toBe('passthrough');
+  });
+
+  it('answers HEAD like GET without a body', async () => {
+    const { admin } = await startAdminProxy();
+    const r = await api(admin, 'HEAD', '/stats');
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('');
+  });
+});
+
+describe('control API: token', () => {
+  it('with a token: 401 without or with a wrong one, 200 with it; probes stay open', async () => {
+    const { admin } = await startAdminProxy({ adminToken: 's3cret-token' });
+    for (const p of ['/', '/stats', '/rules', '/profile', '/metrics', '/report', '/nope']) {
+      const r = await api(admin, 'GET', p);
+      expect(r.status, p).toBe(401);
+      expect(r.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(r.json.error).toBe('unauthorized');
+      expect((await api(admin, 'GET', p, { token: 'wrong' })).status, p).toBe(401);
+    }
+    expect((await api(admin, 'POST', '/marks', { body: { label: 'x' } })).status).toBe(401);
+    expect((await api(admin, 'GET', '/stats', { token: 's3cret-token' })).status).toBe(200);
+    expect((await api(admin, 'GET', '/metrics', { token: 's3cret-token' })).status).toBe(200);
+    expect((await api(admin, 'POST', '/marks', { body: { label: 'x' }, token: 's3cret-token' })).status).toBe(201);
+    expect((await api(admin, 'GET', '/healthz')).status).toBe(200);
+    expect((await api(admin, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  it('without a token every route answers', async () => {
+    const { admin } = await startAdminProxy();
+    expect((await api(admin, 'GET', '/stats')).status).toBe(200);
+    expect((await api(admin, 'GET', '/rules', { token: 'anything' })).status).toBe(200);
+  });
+});
+
+describe('control API: probes, stats, report', () => {
+  it('GET /healthz and /readyz', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const { admin } = await startAdminProxy({ record: file });
+    expect((await api(admin, 'GET', '/healthz')).json).toEqual({ status: 'ok' });
+    const ready = await api(admin, 'GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.json).toMatchObject({ status: 'ready', reasons: [], profile: 'passthrough', recording: { path: file, healthy: true } });
+  });
+
+  it('GET /readyz is 503 with the reason while the recording fails (and /healthz stays 200)', async () => {
+    const { admin, proxy } = await startAdminProxy({ record: '/dev/full' });
+    await request(`${proxy.url}/a`);
+    await proxy.recorder.drain();
+    const r = await api(admin, 'GET', '/readyz');
+    expect(r.status).toBe(503);
+    expect(r.json.status).toBe('not-ready');
+    expect(r.json.reasons).toHaveLength(1);
+    expect(r.json.reasons[0]).toMatch(/recording is failing \(.*(ENOSPC|no space)/i);
+    expect(r.json.recording).toMatchObject({ healthy: false, failed: 2 });
+    expect((await api(admin, 'GET', '/healthz')).status).toBe(200);
+  });
+
+  it('GET /stats counts per rule, per status, connections and the recording', async () => {
+    const dir = tempDir();
+    const { admin, proxy } = await startAdminProxy({ profile: 'passthrough', record: path.join(dir, 'r.ndjson') });
+    proxy.setProfile(PROFILE_503);
+    await request(`${proxy.url}/api/a`);
+    await request(`${proxy.url}/api/b`);
+    await request(`${proxy.url}/other`);
+    await proxy.recorder.drain();
+    const s = await api(admin, 'GET', '/stats');
+    expect(s.status).toBe(200);
+    expect(s.json.profile.name).toBe('api-down');
+    expect(s.json.exchanges).toBe(3);
+    expect(s.json.byStatus).toEqual({ '200': 1, '503': 2 });
+    expect(s.json.rules.find((r: { name: string }) => r.name === 'api-503')).toMatchObject({ matched: 2, injected: 2 });
+    expect(typeof s.json.connections).toBe('number');
+    expect(s.json.recording.written).toBeGreaterThan(3);
+    expect(s.json.recording.failed).toBe(0);
+  });
+
+  it('GET /report (JSON, live), ?format=text, /report.html', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    proxy.setProfile(PROFILE_503);
+    for (let i = 0; i < 3; i++) await request(`${proxy.url}/api/x`, { headers: { 'user-agent': 'retrier/1' } });
+    const r = await api(admin, 'GET', '/report');
+    expect(r.status).toBe(200);
+    expect(r.json.totals.attempts).toBe(3);
+    expect(r.json.totals.retries).toBeGreaterThanOrEqual(1);
+    const text = await api(admin, 'GET', '/report?format=text');
+    expect(text.status).toBe(200);
+    expect(text.headers['content-type']).toMatch(/^text\/plain/);
+    expect(text.text.length).toBeGreaterThan(20);
+    const html = await api(admin, 'GET', '/report.html');
+    expect(html.status).toBe(200);
+    expect(html.headers['content-type']).toMatch(/^text\/html/);
+    expect(html.text).toMatch(/<html/i);
+    expect((await api(admin, 'GET', '/report?format=pdf')).status).toBe(400);
+  });
+
+  it('GET /report answers 409 when live analysis is off', async () => {
+    const { admin } = await startAdminProxy({ liveAnalysis: false });
+    const r = await api(admin, 'GET', '/report');
+    expect(r.status).toBe(409);
+    expect(r.json.message).toMatch(/live analysis is off/);
+    expect((await api(admin, 'GET', '/metrics')).status).toBe(200);
+  });
+});
+
+describe('control API: profile', () => {
+  it('GET /profile shows name, description, hash, source and rules; PUT replaces it (YAML or JSON)', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    const before = await api(admin, 'GET', '/profile');
+    expect(before.json).toMatchObject({ name: 'passthrough', rules: [] });
+    expect(typeof before.json.hash).toBe('string');
+
+    const put = await api(admin, 'PUT', '/profile', { body: PROFILE_503, headers: { 'content-type': 'application/yaml' } });
+    expect(put.status).toBe(200);
+    expect(put.json).toMatchObject({ name: 'api-down', description: 'every /api call fails with 503', source: null });
+    expect(put.json.rules).toEqual([expect.objectContaining({ name: 'api-503', type: 'http-error', enabled: true, probability: 1 })]);
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(503);
+
+    const asJson = JSON.stringify({ name: 'json-one', rules: [{ name: 'r', match: { path: '/api/**' }, fault: { type: 'http-error', status: 418 } }] });
+    const put2 = await api(admin, 'PUT', '/profile', { body: asJson, headers: { 'content-type': 'application/json' } });
+    expect(put2.status).toBe(200);
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(418);
+
+    // The definition round-trips: GET it, PUT it back, same hash of behaviour.
+    const got = await api(admin, 'GET', '/profile');
+    expect(got.json.definition).toMatchObject({ name: 'json-one' });
+    expect((await api(admin, 'PUT', '/profile', { body: got.json.definition })).status).toBe(200);
+  });
+
+  it('PUT /profile with a bad profile answers 422 with every problem (line and path) and keeps the old one', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    await api(admin, 'PUT', '/profile', { body: PROFILE_503 });
+    const hash = proxy.profile.hash;
+    const r = await api(admin, 'PUT', '/profile', { body: PROFILE_BAD });
+    expect(r.status).toBe(422);
+    expect(r.json.error).toBe('profile-invalid');
+    const problems = r.json.problems as Array<{ file: string | null; line: number | null; path: string; message: string }>;
+    expect(problems.length).toBeGreaterThanOrEqual(2);
+    for (const p of problems) expect(Object.keys(p).sort()).toEqual(['file', 'line', 'message', 'path']);
+    const status = problems.find((p) => p.path === 'rules[0].fault.status');
+    expect(status).toMatchObject({ line: 8 });
+    const typo = problems.find((p) => p.path.startsWith('rules[1].match'));
+    expect(typo?.line).toBe(11);
+    expect(typo?.message).toMatch(/pth|unknown|expected/);
+
+    expect(proxy.profile.hash).toBe(hash);
+    expect((await api(admin, 'GET', '/profile')).json.name).toBe('api-down');
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(503);
+
+    const notYaml = await api(admin, 'PUT', '/profile', { body: 'rules: [\n  {' });
+    expect(notYaml.status).toBe(422);
+    expect(notYaml.json.problems.length).toBeGreaterThan(0);
+    expect((await api(admin, 'PUT', '/profile', { body: '   ' })).status).toBe(400);
+  });
+
+  it('POST /profile/select applies a built-in or a file profile by name; 404 when unknown', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'slow.yaml');
+    fs.writeFileSync(file, PROFILE_LATE);
+    const { admin, proxy } = await startAdminProxy();
+    const builtin = await api(admin, 'POST', '/profile/select', { body: { name: 'passthrough' } });
+    expect(builtin.status).toBe(200);
+    expect(builtin.json.name).toBe('passthrough');
+
+    const fromFile = await api(admin, 'POST', '/profile/select', { body: { name: file } });
+    expect(fromFile.status).toBe(200);
+    expect(fromFile.json).toMatchObject({ name: 'api-slow', source: file });
+    expect(proxy.profile.name).toBe('api-slow');
+
+    const unknown = await api(admin, 'POST', '/profile/select', { body: { name: 'no-such-profile' } });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error).toBe('profile-not-found');
+    expect(proxy.profile.name).toBe('api-slow');
+
+    expect((await api(admin, 'POST', '/profile/select', { body: { name: 3 } })).status).toBe(400);
+    expect((await api(admin, 'POST', '/profile/select', { body: {} })).status).toBe(400);
+  });
+});
+
+describe('control API: rules and ad-hoc faults', () => {
+  it('GET /rules; PATCH /rules/:name disables and re-weights; bad patches are 400, unknown rules 404', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    proxy.setProfile(PROFILE_503);
+    const rules = await api(admin, 'GET', '/rules');
+    expect(rules.json.rules.map((r: { name: string }) => r.name)).toContain('api-503');
+
+    const off = await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: false } });
+    expect(off.status).toBe(200);
+    expect(off.json).toMatchObject({ name: 'api-503', enabled: false });
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(200);
+
+    const on = await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: true, probability: 0 } });
+    expect(on.json).toMatchObject({ enabled: true, probability: 0 });
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(200);
+    await api(admin, 'PATCH', '/rules/api-503', { body: { probability: 1 } });
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(503);
+    expect((await api(admin, 'GET', '/rules/api-503')).json.probability).toBe(1);
+
+    expect((await api(admin, 'PATCH', '/rules/api-503', { body: { probability: 1.5 } })).status).toBe(400);
+    expect((await api(admin, 'PATCH', '/rules/api-503', { body: { probability: '0.5' } })).status).toBe(400);
+    expect((await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: 'no' } })).status).toBe(400);
+    expect((await api(admin, 'PATCH', '/rules/api-503', { body: {} })).status).toBe(400);
+    expect((await api(admin, 'PATCH', '/rules/api-503', { body: { enable: false } })).status).toBe(400);
+    const missing = await api(admin, 'PATCH', '/rules/nope', { body: { enabled: false } });
+    expect(missing.status).toBe(404);
+    expect(missing.json.error).toBe('rule-not-found');
+    expect((await api(admin, 'GET', '/rules/nope')).status).toBe(404);
+  });
+
+  it('POST /faults injects now, DELETE /faults/:name stops it; duplicates 409, bad rules 422, unknown 404', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    const rule = { name: 'now-503', match: { path: '/v1/messages/**' }, fault: { type: 'http-error', status: 503 } };
+    const add = await api(admin, 'POST', '/faults', { body: rule });
+    expect(add.status).toBe(201);
+    expect(add.json).toMatchObject({ name: 'now-503', type: 'http-error', adHoc: true, expiresAt: null });
+    const hit = await request(`${proxy.url}/v1/messages/42`);
+    expect(hit.status).toBe(503);
+    expect(hit.headers['x-aftershock-fault']).toMatch(/now-503/);
+    expect((await request(`${proxy.url}/v1/other`)).status).toBe(200);
+    expect((await api(admin, 'GET', '/faults')).json.faults.map((f: { name: string }) => f.name)).toEqual(['now-503']);
+
+    const dup = await api(admin, 'POST', '/faults', { body: rule });
+    expect(dup.status).toBe(409);
+
+    const bad = await api(admin, 'POST', '/faults', { body: { name: 'bad', fault: { type: 'http-error', status: 42 } } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.problems[0].path).toMatch(/fault\.status/);
+    const badType = await api(admin, 'POST', '/faults', { body: { name: 'bad2', fault: { type: 'explode' } } });
+    expect(badType.status).toBe(422);
+    expect((await api(admin, 'POST', '/faults', { body: { ...rule, name: 'x', ttl: 'soon' } })).status).toBe(400);
+    expect((await api(admin, 'POST', '/faults', { body: { ...rule, name: 'x', ttl: 0 } })).status).toBe(400);
+
+    const del = await api(admin, 'DELETE', '/faults/now-503');
+    expect(del.status).toBe(200);
+    expect((await request(`${proxy.url}/v1/messages/42`)).status).toBe(200);
+    const again = await api(admin, 'DELETE', '/faults/now-503');
+    expect(again.status).toBe(404);
+    expect(again.json.error).toBe('fault-not-found');
+  });
+
+  it('an ad-hoc fault with a ttl expires on time', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    const t0 = Date.now();
+    const add = await api(admin, 'POST', '/faults', {
+      body: { name: 'blip', match: { path: '/v1/**' }, fault: { type: 'http-error', status: 503 }, ttl: '300ms' },
+    });
+    expect(add.status).toBe(201);
+    expect(add.json.expiresAt).toBeGreaterThanOrEqual(t0 + 300 - 5);
+    expect(add.json.expiresAt).toBeLessThanOrEqual(Date.now() + 300 + 5);
+    expect((await request(`${proxy.url}/v1/a`)).status).toBe(503);
+
+    // Poll until it passes again; it must not pass before ~300 ms nor long after.
+    let passedAt = 0;
+    for (;;) {
+      const r = await request(`${proxy.url}/v1/a`);
+      if (r.status === 200) {
+        passedAt = Date.now();
+        break;
+      }
+      expect(Date.now() - t0).toBeLessThan(2000);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(passedAt - t0).toBeGreaterThanOrEqual(300 - 30);
+    expect(passedAt - t0).toBeLessThan(300 + 500);
+    expect((await api(admin, 'GET', '/faults')).json.faults).toEqual([]);
+  });
+});
+
+describe('control API: marks, scenario, reset', () => {
+  it('POST /marks writes a marker into the recording; scenario start/stop and reset are recorded events', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const { admin, proxy } = await startAdminProxy({ record: file });
+    await request(`${proxy.url}/a`);
+    const m = await api(admin, 'POST', '/marks', { body: { label: 'checkout flow starts' } });
+    expect(m.status).toBe(201);
+    expect(m.json.marked).toBe('checkout flow starts');
+    expect((await api(admin, 'POST', '/marks', { body: { label: '' } })).status).toBe(400);
+    expect((await api(admin, 'POST', '/marks', { body: { label: 'x'.repeat(501) } })).status).toBe(400);
+    expect((await api(admin, 'POST', '/scenario/start')).json).toEqual({ scenario: 'started' });
+    expect((await api(admin, 'POST', '/scenario/stop')).json).toEqual({ scenario: 'stopped' });
+    await request(`${proxy.url}/b`);
+    await proxy.recorder.drain();
+
+    const records = readRecords(file);
+    const kinds = records.map((r) => (r.type === 'event' ? `event:${(r as EventRecord).event}` : r.type === 'http' ? `http:${(r as HttpRecord).path}` : r.type));
+    expect(kinds).toEqual(['header', 'http:/a', 'mark', 'event:scenario-start', 'event:scenario-stop', 'http:/b']);
+    expect((records[2] as MarkRecord).label).toBe('checkout flow starts');
+
+    expect((await api(admin, 'GET', '/stats')).json.exchanges).toBe(2);
+    expect((await api(admin, 'POST', '/reset')).json).toEqual({ reset: true });
+    const after = await api(admin, 'GET', '/stats');
+    expect(after.json.exchanges).toBe(0);
+    expect(after.json.byStatus).toEqual({});
+    expect((await api(admin, 'GET', '/report')).json.totals.attempts).toBe(0);
+    await proxy.recorder.drain();
+    expect(readRecords(file).some((r) => r.type === 'event' && r.event === 'reset')).toBe(true);
+  });
+});
+
+describe('library API: the same operations on the ProxyHandle', () => {
+  it('setProfile, selectProfile, engine.patchRule, addFault with ttl, removeFault, mark, scenario, reset, report, stats', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const { proxy } = await startAdminProxy({ admin: false, record: file });
+    expect(proxy.adminUrl).toBeNull();
+
+    const applied = proxy.setProfile(PROFILE_503);
+    expect(applied.name).toBe('api-down');
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(503);
+    let err: unknown;
+    try {
+      proxy.setProfile(PROFILE_BAD);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ProfileError);
+    expect((err as ProfileError).problems.length).toBeGreaterThanOrEqual(2);
+    expect(proxy.profile.name).toBe('api-down');
+
+    proxy.engine.patchRule('api-503', { enabled: false });
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(200);
+
+    await proxy.selectProfile('passthrough');
+    expect(proxy.profile.name).toBe('passthrough');
+    await expect(proxy.selectProfile('no-such-profile')).rejects.toMatchObject({ code: 'ERR_PROFILE_NOT_FOUND' });
+
+    const s = proxy.addFault({ name: 'lib-429', match: { path: '/api/**' }, fault: { type: 'http-error', status: 429 } }, 60_000);
+    expect(s.expiresAt).toBeGreaterThan(Date.now());
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(429);
+    expect(proxy.removeFault('lib-429')).toBe(true);
+    expect(proxy.removeFault('lib-429')).toBe(false);
+    expect((await request(`${proxy.url}/api/x`)).status).toBe(200);
+
+    proxy.mark('library mark');
+    proxy.startScenario();
+    proxy.stopScenario();
+    expect(proxy.stats().exchanges).toBe(4);
+    expect(proxy.report().totals.attempts).toBe(4);
+    proxy.reset();
+    expect(proxy.stats().exchanges).toBe(0);
+    await proxy.recorder.drain();
+    const recs = readRecords(file);
+    expect(recs.some((r) => r.type === 'mark' && r.label === 'library mark')).toBe(true);
+    expect(recs.filter((r) => r.type === 'event').map((r) => (r as EventRecord).event)).toEqual(
+      expect.arrayContaining(['profile', 'fault-added', 'fault-removed', 'scenario-start', 'scenario-stop', 'reset']),
+    );
+  });
+
+  it('the control API refuses to start on a port in use, and the proxy does not start half-way', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      await expect(startAdminProxy({ admin: `127.0.0.1:${port}` })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * `aftershock profiles`: list the built-in profiles, show one (its YAML and what it does), and
+ * validate profile files — every problem of every file, one per line as `file:line path: message`,
+ * exit status 1 when any file is invalid (for CI and pre-commit hooks).
+ */
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { formatProblem, ProfileError, isAftershockError } from '../errors.js';
+import { builtinProfilePath, describeProfile, listBuiltinProfiles, loadProfile, parseProfile } from '../rules/index.js';
+
+/** Where the command writes (a test passes its own). */
+export interface ProfilesIo {
+  write(text: string): void;
+}
+
+const stdout: ProfilesIo = { write: (t) => void process.stdout.write(t) };
+
+/** The first sentence of a description, for one-line listings. */
+function firstSentence(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  const m = /^(.+?[.:])(\s|$)/.exec(flat);
+  return m === null ? flat : (m[1] as string);
+}
+
+/**
+ * Adds `profiles list | show NAME | validate FILE...` to the program.
+ *
+ * @example registerProfilesCommand(program); await program.parseAsync(['node', 'aftershock', 'profiles', 'list']);
+ */
+export function registerProfilesCommand(program: Command, io: ProfilesIo = stdout): void {
+  const profiles = program.command('profiles').description('list, show and validate fault profiles');
+
+  profiles
+    .command('list')
+    .description('list the built-in profiles')
+    .action(async () => {
+      const names = listBuiltinProfiles();
+      const width = Math.max(...names.map((n) => n.length));
+      for (const name of names) {
+        const p = await loadProfile(name);
+        io.write(`${name.padEnd(width)}  ${firstSentence(p.description)}\n`);
+      }
+      io.write(`\naftershock profiles show NAME prints one; aftershock run --profile NAME|FILE uses one.\n`);
+    });
+
+  profiles
+    .command('show')
+    .description('print a profile (built-in name or file) as YAML, followed by a summary of what it does')
+    .argument('<name>', 'built-in profile name or profile file')
+    .action(async (name: string) => {
+      const p = await loadProfile(name);
+      io.write(p.text.endsWith('\n') ? p.text : `${p.text}\n`);
+      io.write('\n# ── summary ──\n');
+      for (const line of describeProfile(p).split('\n')) io.write(`# ${line}\n`);
+    });
+
+  profiles
+    .command('validate')
+    .description('check profile files; prints OK or every problem as file:line path: message; exit status 1 if any is invalid')
+    .argument('<files...>', 'profile files (YAML or JSON), or built-in names')
+    .action(async (files: string[]) => {
+      let bad = 0;
+      for (const file of files) {
+        try {
+          const p = fs.existsSync(file) || builtinProfilePath(file) === null ? parseProfile(fs.readFileSync(file, 'utf8'), file) : await loadProfile(file);
+          const phases = p.phases.length === 0 ? '' : `, ${p.phases.length} phase${p.phases.length === 1 ? '' : 's'}`;
+          const rules = p.rules.length + p.phases.reduce((a, ph) => a + ph.rules.length, 0);
+          io.write(`${file}: OK (${p.name}, ${rules} rule${rules === 1 ? '' : 's'}${phases}, hash ${p.hash})\n`);
+        } catch (err) {
+          bad++;
+          if (err instanceof ProfileError) {
+            for (const problem of err.problems) io.write(`${formatProblem(problem)}\n`);
+          } else if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+            io.write(`${file}: no such file\n`);
+          } else if (isAftershockError(err) || err instanceof Error) {
+            io.write(`${file}: ${err.message}\n`);
+          } else {
+            throw err;
+          }
+        }
+      }
+      if (files.length > 1) io.write(`${files.length - bad} valid, ${bad} invalid\n`);
+      if (bad > 0) process.exitCode = 1;
+    });
+}

@@ -55,8 +55,8 @@ const T = BACKOFF_THRESHOLDS;
 /**
  * Classifies one schedule of gaps (ms), in attempt order.
  *
- * Order of the tests follows the spec: immediate, constant, exponential (also with a plateau at a
- * cap), linear, irregular. Where a series passes both the exponential and the linear test, the fit
+ * Order of the tests follows the spec: immediate, constant, exponential (a plateau at a cap is
+ * recognised first, so the cap is reported), linear, irregular. Where a series passes both the exponential and the linear test, the fit
  * that explains it better (higher R²) wins: an exactly linear 100, 200, 300, 400 ms schedule also
  * passes a log-linear fit at R² 0.96, and calling it exponential would be wrong.
  *
@@ -75,6 +75,11 @@ export function classifyBackoff(gaps: readonly number[]): BackoffResult {
     return { class: 'constant', confidence, gaps: n, intervalMs: mean0(gaps) };
   }
 
+  // A capped exponential: a growing prefix, then a plateau at the cap (checked first, so the cap is reported).
+  const capped = cappedExponential(gaps);
+  if (capped !== null) {
+    return { class: 'exponential', confidence, gaps: n, baseMs: capped.base, factor: capped.factor, capMs: capped.cap, r2: capped.r2 };
+  }
   const expo = exponentialFit(gaps);
   const lin = linearSchedule(gaps);
   if (expo !== null && (lin === null || expo.r2 >= lin.r2)) {
@@ -82,20 +87,6 @@ export function classifyBackoff(gaps: readonly number[]): BackoffResult {
   }
   if (lin !== null) {
     return { class: 'linear', confidence, gaps: n, intervalMs: lin.first, stepMs: lin.step, r2: lin.r2 };
-  }
-
-  // A capped exponential: a growing prefix, then a plateau at the cap.
-  const capped = cappedExponential(gaps);
-  if (capped !== null) {
-    return {
-      class: 'exponential',
-      confidence,
-      gaps: n,
-      baseMs: capped.base,
-      factor: capped.factor,
-      capMs: capped.cap,
-      r2: capped.r2,
-    };
   }
   return { class: 'irregular', confidence, gaps: n };
 }
@@ -141,13 +132,17 @@ function linearSchedule(gaps: readonly number[]): { first: number; step: number;
   return { first: gaps[0] as number, step: mean0(diffs), r2: Number.isNaN(fit.r2) ? 0 : fit.r2 };
 }
 
+/** A plateau value may differ from the last gap by this share (a cap is flat; jitter below it is not). */
+const PLATEAU_TOLERANCE = 0.05;
+
 function cappedExponential(gaps: readonly number[]): { base: number; factor: number; cap: number; r2: number } | null {
-  // Longest plateau at the end: values within the constant ratio band of the last gap.
+  if (linearSchedule(gaps) !== null) return null;
+  // Longest plateau at the end: values within 5 % of the last gap.
   const last = Math.max(gaps[gaps.length - 1] as number, 1);
   let start = gaps.length - 1;
   while (start > 0) {
     const r = Math.max(gaps[start - 1] as number, 1) / last;
-    if (r < T.constantRatioMin || r > T.constantRatioMax) break;
+    if (Math.abs(r - 1) > PLATEAU_TOLERANCE) break;
     start--;
   }
   const plateau = gaps.slice(start);

@@ -1,0 +1,61 @@
+/**
+ * Escaping for every output: a report shows strings the clients chose (User-Agents, paths, client
+ * keys, mark labels), so each format escapes them for its own syntax. A hostile User-Agent must not
+ * inject markup into HTML, break a Markdown table, end an XML attribute, or move a terminal cursor.
+ */
+
+/**
+ * HTML text and attribute values (double- or single-quoted).
+ *
+ * @example escapeHtml('<script>"x"</script>') === '&lt;script&gt;&quot;x&quot;&lt;/script&gt;'
+ */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"'`]/g, (c) => HTML_ENTITIES[c] as string);
+}
+
+const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
+
+/** Characters XML 1.0 does not allow at all (they cannot even be escaped). */
+// eslint-disable-next-line no-control-regex
+const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * XML text and attribute values; characters XML cannot carry become U+FFFD.
+ *
+ * @example escapeXml('a<b & "c"') === 'a&lt;b &amp; &quot;c&quot;'
+ */
+export function escapeXml(s: string): string {
+  return s
+    .replace(XML_INVALID, '\uFFFD')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+/**
+ * Markdown table cells and inline text: HTML-significant characters as entities, Markdown syntax
+ * backslash-escaped, line breaks flattened (a cell must stay on one line).
+ *
+ * @example escapeMarkdown('a|b <i>') === 'a\\|b &lt;i&gt;'
+ */
+export function escapeMarkdown(s: string): string {
+  return stripControls(s)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/[\\`*_{}[\]()#+!|~]/g, '\\$&')
+    .replace(/\s+/g, ' ');
+}
+
+/**
+ * Terminal-safe text: control characters (ESC, CR, BEL ...) shown as `\xNN`, so a recorded string
+ * cannot recolour or rewrite the terminal.
+ *
+ * @example stripControls('a\u001b[31mb') === 'a\\x1b[31mb'
+ */
+export function stripControls(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001F\u007F-\u009F]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

@@ -1,0 +1,206 @@
+/**
+ * CI gates over a report: `--fail-on retry-storm,unsafe-retry` (finding codes), `--fail-on critical`
+ * (any finding of that severity or worse), `--fail-on 'amplification>1.5'` or `retryRatio>20%` or
+ * `maxAttempts>=5` (comparisons on report metrics). A list holds when any of its conditions holds.
+ * A malformed expression is a usage error (ERR_GATE) that says what would have been valid.
+ */
+import { AftershockError } from '../errors.js';
+import { FINDING_CODES } from './findings.js';
+import type { FindingCode, Report, Severity } from './types.js';
+
+export type GateOp = '>' | '>=' | '<' | '<=' | '==' | '!=';
+
+/** Numbers a gate can compare, read from a report. `null` means "not measurable here". */
+const METRICS: Record<string, (r: Report) => number | null> = {
+  attempts: (r) => r.totals.attempts,
+  logicalRequests: (r) => r.totals.logicalRequests,
+  retries: (r) => r.totals.retries,
+  hedges: (r) => r.totals.hedges,
+  amplification: (r) => r.totals.amplification,
+  amplificationInFaults: (r) => r.totals.amplificationInFaults,
+  amplificationBaseline: (r) => r.totals.amplificationBaseline,
+  retryRatio: (r) => r.totals.retryRatio,
+  clients: (r) => r.totals.clients,
+  failures: (r) => r.totals.failures,
+  injectedFaults: (r) => r.totals.injectedFaults,
+  succeeded: (r) => r.totals.succeeded,
+  gaveUp: (r) => r.totals.gaveUp,
+  maxAttempts: (r) => r.totals.maxAttempts,
+  meanAttempts: (r) => r.totals.attemptsPerRequest.mean,
+  p95Attempts: (r) => r.totals.attemptsPerRequest.p95,
+  unboundedChains: (r) => r.totals.unboundedChains,
+  unsafeRetries: (r) => r.totals.unsafeRetries,
+  duplicateSubmissions: (r) => r.totals.duplicateSubmissions,
+  nonRetryableRetries: (r) => r.totals.nonRetryableRetries,
+  idempotencyKeyReused: (r) => r.totals.idempotencyKeyReused,
+  retryAfterViolations: (r) => r.totals.retryAfter.violates,
+  findings: (r) => r.findings.length,
+  criticalFindings: (r) => r.findings.filter((f) => f.severity === 'critical').length,
+  warningFindings: (r) => r.findings.filter((f) => f.severity === 'warning').length,
+  herds: (r) => r.faultWindows.filter((w) => w.herd.detected).length,
+  /** The slowest recovery over all fault windows; a window that never recovered counts as infinite. */
+  recoverySeconds: (r) => {
+    if (r.faultWindows.length === 0) return null;
+    let max = 0;
+    for (const w of r.faultWindows) {
+      if (w.recoverySeconds === null) {
+        if (w.recoveryNote === 'the data ended first') return Number.POSITIVE_INFINITY;
+      } else max = Math.max(max, w.recoverySeconds);
+    }
+    return max;
+  },
+  badLines: (r) => r.dataQuality.badLines.count,
+};
+
+/** The metric names a gate accepts. */
+export const GATE_METRICS: readonly string[] = Object.keys(METRICS);
+
+export type Gate =
+  | { readonly kind: 'finding'; readonly code: FindingCode; readonly expr: string }
+  | { readonly kind: 'severity'; readonly severity: Severity; readonly expr: string }
+  | { readonly kind: 'metric'; readonly metric: string; readonly op: GateOp; readonly value: number; readonly expr: string };
+
+/** A condition that held, with the value that made it hold. */
+export interface GateResult {
+  readonly gate: Gate;
+  readonly expr: string;
+  readonly held: boolean;
+  readonly actual: number | string | null;
+  /** One line for a person: `amplification>1.5 held: amplification is 2.31`. */
+  readonly detail: string;
+}
+
+const COMPARISON = /^([A-Za-z][A-Za-z0-9]*)\s*(>=|<=|==|!=|=|>|<)\s*(-?\d+(?:\.\d+)?)(%?)$/;
+const SEVERITIES: readonly Severity[] = ['critical', 'warning', 'info'];
+
+function closest(word: string, options: readonly string[]): string | null {
+  const lw = word.toLowerCase();
+  let best: string | null = null;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const o of options) {
+    const d = editDistance(lw, o.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = o;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] as number;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j] as number;
+      prev[j] = Math.min((prev[j] as number) + 1, (prev[j - 1] as number) + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length] as number;
+}
+
+function parseOne(raw: string, whole: string): Gate {
+  const expr = raw.trim();
+  if (expr === '') throw new AftershockError('ERR_GATE', `--fail-on ${JSON.stringify(whole)}: empty condition (a stray comma?)`);
+  if (/[<>=!]/.test(expr)) {
+    const m = COMPARISON.exec(expr);
+    if (m === null) {
+      throw new AftershockError(
+        'ERR_GATE',
+        `--fail-on ${JSON.stringify(expr)}: write a comparison as <metric><op><number>, e.g. amplification>1.5, retryRatio>20% or maxAttempts>=5 (ops: > >= < <= == !=)`,
+      );
+    }
+    const metric = m[1] as string;
+    if (METRICS[metric] === undefined) {
+      const hint = closest(metric, GATE_METRICS);
+      throw new AftershockError('ERR_GATE', `--fail-on ${JSON.stringify(expr)}: unknown metric ${JSON.stringify(metric)}${hint === null ? '' : ` (did you mean ${hint}?)`}; metrics: ${GATE_METRICS.join(', ')}`);
+    }
+    const op = (m[2] === '=' ? '==' : m[2]) as GateOp;
+    const value = Number(m[3]) / (m[4] === '%' ? 100 : 1);
+    return { kind: 'metric', metric, op, value, expr };
+  }
+  if ((SEVERITIES as readonly string[]).includes(expr)) return { kind: 'severity', severity: expr as Severity, expr };
+  if ((FINDING_CODES as readonly string[]).includes(expr)) return { kind: 'finding', code: expr as FindingCode, expr };
+  const hint = closest(expr, [...FINDING_CODES, ...SEVERITIES]);
+  throw new AftershockError(
+    'ERR_GATE',
+    `--fail-on ${JSON.stringify(expr)}: not a finding code, a severity or a comparison${hint === null ? '' : ` (did you mean ${hint}?)`}; codes: ${FINDING_CODES.join(', ')}; or e.g. amplification>1.5`,
+  );
+}
+
+/**
+ * Parses a `--fail-on` list: comma-separated finding codes, severities and comparisons.
+ * Throws AftershockError('ERR_GATE') with a message that says what is valid.
+ *
+ * @example parseGate('retry-storm,amplification>1.5') // two gates
+ * @example parseGate('retryRatio>20%')[0] // { kind: 'metric', metric: 'retryRatio', op: '>', value: 0.2, ... }
+ */
+export function parseGate(expr: string): Gate[] {
+  if (typeof expr !== 'string' || expr.trim() === '') {
+    throw new AftershockError('ERR_GATE', '--fail-on needs a condition: finding codes (retry-storm,unsafe-retry), a severity (critical) or a comparison (amplification>1.5)');
+  }
+  return expr.split(',').map((part) => parseOne(part, expr));
+}
+
+function compare(a: number, op: GateOp, b: number): boolean {
+  switch (op) {
+    case '>':
+      return a > b;
+    case '>=':
+      return a >= b;
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    case '==':
+      return a === b;
+    case '!=':
+      return a !== b;
+  }
+}
+
+const SEVERITY_ORDER: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
+
+type GateInput = Gate | readonly Gate[] | ReadonlyArray<Gate | readonly Gate[]>;
+
+function flatten(g: GateInput): Gate[] {
+  if (!Array.isArray(g)) return [g as Gate];
+  return (g as ReadonlyArray<Gate | readonly Gate[]>).flatMap((x) => (Array.isArray(x) ? [...(x as readonly Gate[])] : [x as Gate]));
+}
+
+/**
+ * Evaluates gates against a report and returns the conditions that HELD (empty: the build passes).
+ * Accepts one gate, a list, or lists of lists (several `--fail-on` options).
+ *
+ * @example
+ * const held = evaluateGates(report, parseGate('retry-storm,amplification>1.5'));
+ * if (held.length > 0) process.exitCode = 1;
+ */
+export function evaluateGates(report: Report, gates: GateInput): GateResult[] {
+  const out: GateResult[] = [];
+  for (const gate of flatten(gates)) {
+    if (gate.kind === 'finding') {
+      const hits = report.findings.filter((f) => f.code === gate.code);
+      if (hits.length > 0) {
+        const about = hits
+          .slice(0, 3)
+          .map((f) => f.client ?? f.route ?? f.userAgent)
+          .filter((x): x is string => x !== undefined);
+        out.push({ gate, expr: gate.expr, held: true, actual: hits.length, detail: `${gate.expr} held: ${hits.length} finding${hits.length === 1 ? '' : 's'}${about.length > 0 ? ` (${about.join(', ')})` : ''}` });
+      }
+    } else if (gate.kind === 'severity') {
+      const hits = report.findings.filter((f) => SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[gate.severity]);
+      if (hits.length > 0) {
+        out.push({ gate, expr: gate.expr, held: true, actual: hits.length, detail: `${gate.expr} held: ${hits.length} finding${hits.length === 1 ? '' : 's'} of severity ${gate.severity} or worse (${[...new Set(hits.map((f) => f.code))].join(', ')})` });
+      }
+    } else {
+      const actual = (METRICS[gate.metric] as (r: Report) => number | null)(report);
+      if (actual !== null && compare(actual, gate.op, gate.value)) {
+        out.push({ gate, expr: gate.expr, held: true, actual, detail: `${gate.expr} held: ${gate.metric} is ${Number.isFinite(actual) ? actual : 'never (not recovered)'}` });
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,216 @@
+/**
+ * `aftershock analyze <files...>`: grade how the clients retried in one or more recordings and
+ * write the report (text on a terminal, JSON in a pipe, or markdown/html/junit/har). `--fail-on`
+ * turns findings and metrics into an exit status for CI: 1 when a condition held, 2 for a usage
+ * mistake (thrown as AftershockError; the main CLI prints it on one line).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { AftershockError } from '../errors.js';
+import { createAnalyzer, resolveOptions, type Analyzer } from '../analysis/analyzer.js';
+import { analyzeFiles, mergeRecordings, type AnalyzeProgress } from '../analysis/files.js';
+import { formatReport, REPORT_FORMATS, type ReportFormat } from '../analysis/format/index.js';
+import { writeHar } from '../analysis/format/har.js';
+import { evaluateGates, parseGate, type Gate } from '../analysis/gates.js';
+import type { AnalyzerOptions, Report } from '../analysis/types.js';
+import type { AnyRecord } from '../record/schema.js';
+
+interface AnalyzeFlags {
+  format?: string;
+  output?: string;
+  failOn: string[];
+  clientKeyHeader?: string;
+  window?: string;
+  maxClients?: string;
+  cacheBustingKeys?: string;
+  color: boolean;
+}
+
+/** Where the command writes; tests pass their own streams. */
+export interface AnalyzeIo {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+}
+
+const EXTENSIONS: Record<string, ReportFormat> = {
+  '.txt': 'text',
+  '.json': 'json',
+  '.md': 'markdown',
+  '.markdown': 'markdown',
+  '.html': 'html',
+  '.htm': 'html',
+  '.xml': 'junit',
+  '.har': 'har',
+};
+
+/** The format: as given, else from the output file's extension, else text on a TTY and json otherwise. */
+export function chooseFormat(flag: string | undefined, output: string | undefined, stdoutIsTty: boolean): ReportFormat {
+  if (flag !== undefined) {
+    const f = flag.toLowerCase() === 'md' ? 'markdown' : flag.toLowerCase() === 'xml' ? 'junit' : flag.toLowerCase();
+    if (!(REPORT_FORMATS as readonly string[]).includes(f)) {
+      throw new AftershockError('ERR_BAD_OPTION', `--format ${JSON.stringify(flag)}: use one of ${REPORT_FORMATS.join(', ')}`);
+    }
+    return f as ReportFormat;
+  }
+  if (output !== undefined) {
+    const byExt = EXTENSIONS[path.extname(output).toLowerCase()];
+    if (byExt !== undefined) return byExt;
+  }
+  return stdoutIsTty && output === undefined ? 'text' : 'json';
+}
+
+function analyzerOptions(flags: AnalyzeFlags): AnalyzerOptions {
+  const o: AnalyzerOptions = {};
+  if (flags.clientKeyHeader !== undefined) o.clientKeyHeader = flags.clientKeyHeader;
+  if (flags.window !== undefined) o.window = flags.window;
+  if (flags.maxClients !== undefined) {
+    const n = Number(flags.maxClients);
+    if (!Number.isInteger(n) || n < 1) throw new AftershockError('ERR_BAD_OPTION', `--max-clients ${JSON.stringify(flags.maxClients)}: give a positive integer`);
+    o.maxClients = n;
+  }
+  if (flags.cacheBustingKeys !== undefined) {
+    o.cacheBustingKeys = flags.cacheBustingKeys
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== '');
+  }
+  return o;
+}
+
+function human(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GB`;
+}
+
+/** Progress on a TTY stderr (records/s, bytes done), at most 4 times a second; nothing otherwise. */
+function progressReporter(stderr: AnalyzeIo['stderr']): { onProgress?: (p: AnalyzeProgress) => void; done: () => void } {
+  if (stderr.isTTY !== true) return { done: () => {} };
+  const started = performance.now();
+  let last = 0;
+  let shown = false;
+  return {
+    onProgress: (p) => {
+      const now = performance.now();
+      if (now - last < 250) return;
+      last = now;
+      shown = true;
+      const rate = p.records / Math.max(0.001, (now - started) / 1000);
+      const size = p.totalBytes === null ? human(p.bytes) : `${human(p.bytes)} / ${human(p.totalBytes)}`;
+      stderr.write(`\r\u001b[Kanalysing: ${p.records.toLocaleString('en')} records (${Math.round(rate).toLocaleString('en')}/s), ${size}${p.badLines > 0 ? `, ${p.badLines} bad lines` : ''}`);
+    },
+    done: () => {
+      if (shown) stderr.write('\r\u001b[K');
+    },
+  };
+}
+
+async function writeText(text: string, output: string | undefined, stdout: Writable): Promise<void> {
+  if (output === undefined) {
+    if (!stdout.write(text)) await new Promise<void>((r) => stdout.once('drain', () => r()));
+    return;
+  }
+  try {
+    await fs.promises.writeFile(output, text);
+  } catch (err) {
+    throw new AftershockError('ERR_BAD_OPTION', `--output ${output}: cannot write (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/** HAR streams the records themselves; the same records feed an analyzer when gates need a report. */
+async function runHar(files: string[], flags: AnalyzeFlags, io: AnalyzeIo, analyzer: Analyzer | null, onProgress?: (p: AnalyzeProgress) => void): Promise<void> {
+  let out: Writable;
+  if (flags.output === undefined) {
+    out = new PassThrough();
+    out.pipe(io.stdout, { end: false });
+  } else {
+    out = fs.createWriteStream(flags.output);
+    await new Promise<void>((resolve, reject) => {
+      out.once('open', () => resolve());
+      out.once('error', (err) => reject(new AftershockError('ERR_BAD_OPTION', `--output ${flags.output}: cannot write (${err.message})`, { cause: err })));
+    });
+  }
+  async function* records(): AsyncGenerator<AnyRecord> {
+    for await (const { record } of mergeRecordings(files, {
+      ...(onProgress === undefined ? {} : { onProgress, progressEvery: 5000 }),
+      onBadLine: (file, b) => analyzer?.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt }),
+    })) {
+      analyzer?.ingest(record);
+      yield record;
+    }
+  }
+  await writeHar(records(), out);
+  out.end();
+  await finished(out);
+}
+
+/** Runs the command (exported for tests; the CLI calls it through commander). */
+export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: AnalyzeIo): Promise<Report | null> {
+  if (files.length === 0) throw new AftershockError('ERR_BAD_OPTION', 'analyze: give at least one recording (an NDJSON file written with --record)');
+  const format = chooseFormat(flags.format, flags.output, io.stdout.isTTY === true);
+  const gates: Gate[] = flags.failOn.flatMap((g) => parseGate(g));
+  const options = analyzerOptions(flags);
+  const progress = progressReporter(io.stderr);
+  let report: Report | null = null;
+  try {
+    if (format === 'har') {
+      resolveOptions(options); // a malformed option is a usage error before any output starts
+      const analyzer = gates.length > 0 ? createAnalyzer(options) : null;
+      await runHar(files, flags, io, analyzer, progress.onProgress);
+      report = analyzer?.report() ?? null;
+    } else {
+      report = await analyzeFiles(files, { ...options, ...(progress.onProgress === undefined ? {} : { onProgress: progress.onProgress, progressEvery: 5000 }) });
+    }
+  } finally {
+    progress.done();
+  }
+  if (format !== 'har' && report !== null) {
+    const color = flags.color && io.stdout.isTTY === true && flags.output === undefined && io.env.NO_COLOR === undefined;
+    await writeText(formatReport(report, format, { color }), flags.output, io.stdout);
+  }
+  if (flags.output !== undefined && report !== null) {
+    io.stderr.write(`aftershock: wrote ${flags.output} (${format}): verdict ${report.verdict}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}\n`);
+  }
+  if (report !== null && gates.length > 0) {
+    const held = evaluateGates(report, gates);
+    for (const g of held) io.stderr.write(`aftershock: --fail-on ${g.detail}\n`);
+    if (held.length > 0) process.exitCode = 1;
+  }
+  return report;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/**
+ * Adds `aftershock analyze <files...>` to a commander program.
+ *
+ * @example
+ * const program = new Command('aftershock');
+ * registerAnalyzeCommand(program);
+ * await program.parseAsync(['analyze', 'traffic.ndjson', '--format', 'markdown', '--fail-on', 'retry-storm'], { from: 'user' });
+ */
+export function registerAnalyzeCommand(program: Command, io: Partial<AnalyzeIo> = {}): void {
+  program
+    .command('analyze')
+    .description('grade how the clients retried: backoff, jitter, Retry-After, amplification, herds (several recordings are merged by time)')
+    .argument('<files...>', 'NDJSON recordings written with --record (.gz works; - reads stdin)')
+    .option('-f, --format <format>', `${REPORT_FORMATS.join('|')} (default: from --output's extension, else text on a terminal, json otherwise)`)
+    .option('-o, --output <file>', 'write the report to this file instead of stdout')
+    .option('--fail-on <list>', 'exit 1 when any holds: finding codes (retry-storm,unsafe-retry), a severity (critical), or comparisons (amplification>1.5, retryRatio>20%, maxAttempts>=5); repeatable', collect, [] as string[])
+    .option('--client-key-header <name>', 're-key clients by this recorded request header (record it with run --record-headers)')
+    .option('--window <duration>', 'retry window W (default max(120s, 1.5 x largest Retry-After + 5s))')
+    .option('--max-clients <n>', 'clients kept in memory (least recently seen are summarised)', undefined)
+    .option('--cache-busting-keys <list>', 'query keys ignored when matching attempts (default t,_,ts,nonce)')
+    .option('--no-color', 'no ANSI colours in text output')
+    .action(async (files: string[], flags: AnalyzeFlags) => {
+      await runAnalyze(files, flags, {
+        stdout: io.stdout ?? process.stdout,
+        stderr: io.stderr ?? process.stderr,
+        env: io.env ?? process.env,
+      });
+    });
+}

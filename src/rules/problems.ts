@@ -92,6 +92,10 @@ export class Problems {
         }
         continue;
       }
+      if (iss.code === 'invalid_key') {
+        this.add(path, `bad key: ${iss.issues[0]?.message ?? iss.message}`, { key: true });
+        continue;
+      }
       if (iss.code === 'invalid_union' && iss.message === 'Invalid input') {
         this.add(path, 'has the wrong form');
         continue;

@@ -46,7 +46,7 @@ export interface NdjsonWriterOptions {
  */
 export class NdjsonWriter {
   readonly stats: WriterStats = { written: 0, failed: 0, pending: 0, lastError: null };
-  private readonly fd: number;
+  private fd: number;
   private readonly ownsFd: boolean;
   private chunks: string[] = [];
   private bufferedBytes = 0;
@@ -106,7 +106,7 @@ export class NdjsonWriter {
     try {
       const fd = fs.openSync(this.path, 'a', 0o600);
       if (this.ownsFd) fs.closeSync(this.fd);
-      (this as { fd: number }).fd = fd;
+      this.fd = fd;
       this.orphaned = false;
       this.stats.lastError = null;
       this.onRecover?.();

@@ -23,7 +23,7 @@ export interface CompiledMatch {
   /** Upper-case methods, or null for any. */
   readonly methods: readonly string[] | null;
   /** Path test, or null for any path. */
-  readonly path: ((path: string) => boolean) | null;
+  readonly path: PathTest | null;
   readonly headers: readonly ValueTest[] | null;
   readonly query: readonly ValueTest[] | null;
   readonly clients: ReadonlySet<string> | null;
@@ -39,10 +39,23 @@ export interface CompiledMatch {
 export class MatchScratch {
   private raw: string | null = null;
   private parsed: Map<string, string[]> | null = null;
+  private path: string | null = null;
+  private rel: string | null = null;
 
   reset(query: string | null): void {
     this.raw = query;
     this.parsed = null;
+    this.path = null;
+    this.rel = null;
+  }
+
+  /** The path without its leading "/", sliced once per request. */
+  relative(path: string): string {
+    if (this.path !== path || this.rel === null) {
+      this.path = path;
+      this.rel = path.slice(1);
+    }
+    return this.rel;
   }
 
   /** Values of a query key (decoded), or undefined when absent. */
@@ -80,6 +93,9 @@ function decode(s: string): string {
 
 const ANY_PATH = new Set(['/**', '/**/*']);
 
+/** A compiled path test; `relative` is the path without its leading "/" when the caller has it. */
+export type PathTest = (path: string, relative?: string) => boolean;
+
 /**
  * Compiles path globs into one test. `/**` matches everything without a glob engine; globs without
  * glob characters are string comparisons; the rest is picomatch (`dot: true`: `/.well-known/x`
@@ -87,21 +103,31 @@ const ANY_PATH = new Set(['/**', '/**/*']);
  *
  * @example compilePaths(['/v1/messages/**'])('/v1/messages/42') === true
  */
-export function compilePaths(globs: readonly string[]): ((path: string) => boolean) | null {
+export function compilePaths(globs: readonly string[]): PathTest | null {
   if (globs.some((g) => ANY_PATH.has(g))) return null;
   const exact = new Set<string>();
   const patterns: Array<(p: string) => boolean> = [];
   for (const g of globs) {
-    if (!/[*?[\]{}()!+@]/.test(g)) exact.add(g);
-    else patterns.push(picomatch(g, { dot: true }));
+    if (!/[*?[\]{}()!+@]/.test(g)) {
+      exact.add(g);
+      continue;
+    }
+    // picomatch is made for relative paths: match without the leading "/" (so a leading "**"
+    // spans zero segments too), and let a trailing "/**" match its base whatever the base is
+    // (picomatch does so only after a literal segment).
+    const rel = g.slice(1);
+    patterns.push(picomatch(rel, { dot: true }));
+    if (rel.endsWith('/**') && rel.length > 3) patterns.push(picomatch(rel.slice(0, -3), { dot: true }));
   }
-  if (patterns.length === 0) return (p) => exact.has(p);
-  if (exact.size === 0 && patterns.length === 1) return patterns[0] as (p: string) => boolean;
-  return (p) => {
+  const test = (p: string, relative?: string): boolean => {
     if (exact.has(p)) return true;
-    for (const t of patterns) if (t(p)) return true;
+    if (p.charCodeAt(0) !== 47 /* '/' */) return false;
+    const rel = relative ?? p.slice(1);
+    for (let i = 0; i < patterns.length; i++) if ((patterns[i] as (p: string) => boolean)(rel)) return true;
     return false;
   };
+  if (patterns.length === 0) return (p) => exact.has(p);
+  return test;
 }
 
 function compileValues(map: Readonly<Record<string, ValueMatch>> | undefined, lowerKeys: boolean): ValueTest[] | null {
@@ -161,7 +187,7 @@ export function matches(m: CompiledMatch, facts: RequestFacts, scratch: MatchScr
     if (!ok) return false;
   }
   if (m.clients !== null && !m.clients.has(facts.clientKey)) return false;
-  if (m.path !== null && !m.path(facts.path)) return false;
+  if (m.path !== null && !m.path(facts.path, scratch.relative(facts.path))) return false;
   if (m.headers !== null) {
     const h = facts.headers;
     for (let i = 0; i < m.headers.length; i++) {

@@ -75,6 +75,8 @@ const proxyUrl = await new Promise((resolve, reject) => {
 });
 
 const seen = new Map(); // id -> 'response' | 'error' | 'ws-open'
+const errorAt = new Map(); // id -> ms since start, for errors
+let sigtermAt = Infinity;
 let seq = 0;
 let stopping = false;
 const deadline = Date.now() + SECONDS * 1000;
@@ -90,12 +92,16 @@ function httpOnce() {
       });
       res.on('error', () => {
         seen.set(id, 'error');
+        errorAt.set(id, Date.now());
         resolve();
       });
     });
     req.on('error', (e) => {
       // Refused after SIGTERM: the request never reached the proxy.
-      if (e.code !== 'ECONNREFUSED') seen.set(id, 'error');
+      if (e.code !== 'ECONNREFUSED') {
+        seen.set(id, 'error');
+        errorAt.set(id, Date.now());
+      }
       resolve();
     });
     req.end(seq % 3 === 0 ? 'payload' : undefined);
@@ -121,7 +127,10 @@ function wsOnce() {
       }, 10);
     });
     ws.on('error', (e) => {
-      if (!opened && e.code !== 'ECONNREFUSED') seen.set(id, 'error');
+      if (!opened && e.code !== 'ECONNREFUSED') {
+        seen.set(id, 'error');
+        errorAt.set(id, Date.now());
+      }
     });
     ws.on('close', () => resolve());
   });
@@ -134,6 +143,7 @@ async function client(i) {
 }
 
 const sigtermTimer = setTimeout(() => {
+  sigtermAt = Date.now();
   proxy.kill('SIGTERM');
   // Clients keep going: new connections are refused, in-flight ones must finish and be recorded.
   setTimeout(() => (stopping = true), 500);
@@ -163,10 +173,18 @@ for (const line of lines) {
 let missing = 0;
 let duplicated = 0;
 let unknown = 0;
+let unrecordedErrorsAtShutdown = 0;
 for (const [id, kind] of seen) {
   const n = recorded.get(id) ?? 0;
   if (n > 1) duplicated++;
   if (n === 0 && kind !== 'error') missing++;
+  // A connection error before SIGTERM must have reached the proxy (it is the injected reset or an
+  // upstream failure) and be recorded; during shutdown a connection closed before its request was
+  // read never became an exchange.
+  if (n === 0 && kind === 'error') {
+    if ((errorAt.get(id) ?? 0) < sigtermAt) missing++;
+    else unrecordedErrorsAtShutdown++;
+  }
 }
 for (const id of recorded.keys()) if (!seen.has(id)) unknown++;
 const responses = [...seen.values()].filter((k) => k === 'response').length;
@@ -179,6 +197,7 @@ const result = {
   responses,
   webSockets: wsOpen,
   clientErrors: errors,
+  unrecordedErrorsAtShutdown,
   records: lines.length - 1,
   unparsable: bad,
   missing,

@@ -158,17 +158,11 @@ export function createAdminMetrics(proxy: ProxyHandle, opts: { maxRoutes?: numbe
   proxy.recorder.addListener(onRecord);
 
   // ---- read at scrape time -------------------------------------------------------------------
-  // One report per scrape, shared by the gauges that read it (a scrape collects them in a burst).
-  let liveAt = 0;
-  let live: LiveTotals | null = null;
-  const liveTotals = (): LiveTotals | null => {
-    const now = Date.now();
-    if (now - liveAt > 500) {
-      liveAt = now;
-      live = proxy.analyzer === null ? null : readLiveTotals(proxy.report());
-    }
-    return live;
-  };
+  // One report per scrape, shared by the gauges that read it: render() computes it before
+  // collecting; a direct registry.metrics() call computes it per gauge.
+  const computeLive = (): LiveTotals | null => (proxy.analyzer === null ? null : readLiveTotals(proxy.report()));
+  let scrapeLive: LiveTotals | null | undefined;
+  const liveTotals = (): LiveTotals | null => (scrapeLive !== undefined ? scrapeLive : computeLive());
 
   new Gauge({
     name: 'aftershock_info',
@@ -271,7 +265,13 @@ export function createAdminMetrics(proxy: ProxyHandle, opts: { maxRoutes?: numbe
     registry,
     contentType: registry.contentType,
     async render() {
-      const own = await registry.metrics();
+      let own: string;
+      scrapeLive = computeLive();
+      try {
+        own = await registry.metrics();
+      } finally {
+        scrapeLive = undefined;
+      }
       const processText = await sharedProcessRegistry().metrics();
       return own + '\n' + processText;
     },

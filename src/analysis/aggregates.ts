@@ -153,9 +153,8 @@ export class Counts {
 
 /** One client (one client key value). */
 export class ClientAgg extends Counts {
-  /** Geometric mean of the k-th gap over the client's chains (log-space Welford). */
-  logGaps: Welford[] = Array.from({ length: GAP_INDEXES }, () => new Welford());
-  firstGap = new Welford();
+  /** Geometric mean of the k-th gap over the client's chains (log-space Welford); allocated on the first gap. */
+  logGaps: Welford[] | null = null;
   lastTs = 0;
 
   constructor(
@@ -169,15 +168,19 @@ export class ClientAgg extends Counts {
 
   addClientChain(c: Chain, cls: BackoffResult, unboundedAttempts: number): void {
     this.addChain(c, cls, unboundedAttempts);
-    if (c.raGaps === 0) for (let k = 0; k < Math.min(GAP_INDEXES, c.gaps.length); k++) (this.logGaps[k] as Welford).add(Math.log(Math.max(c.gaps[k] as number, 1)));
-    if (c.gaps.length > 0) this.firstGap.add(c.gaps[0] as number);
+    if (c.raGaps === 0 && c.gaps.length > 0) {
+      const lg = (this.logGaps ??= Array.from({ length: GAP_INDEXES }, () => new Welford()));
+      for (let k = 0; k < Math.min(GAP_INDEXES, c.gaps.length); k++) (lg[k] as Welford).add(Math.log(Math.max(c.gaps[k] as number, 1)));
+    }
     if (c.maxEnd > this.lastTs) this.lastTs = c.maxEnd;
   }
 
   merge(o: ClientAgg): void {
     this.mergeCounts(o);
-    for (let k = 0; k < GAP_INDEXES; k++) (this.logGaps[k] as Welford).merge(o.logGaps[k] as Welford);
-    this.firstGap.merge(o.firstGap);
+    if (o.logGaps !== null) {
+      const lg = (this.logGaps ??= Array.from({ length: GAP_INDEXES }, () => new Welford()));
+      for (let k = 0; k < GAP_INDEXES; k++) (lg[k] as Welford).merge(o.logGaps[k] as Welford);
+    }
     if (o.lastTs > this.lastTs) this.lastTs = o.lastTs;
   }
 
@@ -190,6 +193,7 @@ export class ClientAgg extends Counts {
   /** The central gap per attempt index (geometric mean), for indexes seen in `min` chains. */
   gapSeries(min = 3): number[] {
     const out: number[] = [];
+    if (this.logGaps === null) return out;
     const n0 = (this.logGaps[0] as Welford).n;
     for (const w of this.logGaps) {
       // Indexes only a few long chains reach (often two logical requests joined) would skew the series.
@@ -453,16 +457,27 @@ export class Aggregates implements ChainSink {
       this.clients.set(a.client, c);
       return c;
     }
+    if (this.clients.size >= this.limits.maxClients) this.evictClients();
     c = new ClientAgg(a.client, a.userAgent, a.ip, a.family);
     this.clients.set(a.client, c);
-    while (this.clients.size > this.limits.maxClients) {
-      const oldest = this.clients.keys().next().value as string;
-      const evicted = this.clients.get(oldest) as ClientAgg;
-      this.clients.delete(oldest);
+    return c;
+  }
+
+  /**
+   * Evicts the least recently used tenth of the table in one pass. (Deleting the first key of a
+   * Map one at a time is quadratic in V8: each `keys().next()` walks over the deleted slots.)
+   */
+  private evictClients(): void {
+    const target = Math.max(0, Math.floor(this.limits.maxClients * 0.9) - 1);
+    const it = this.clients.entries();
+    while (this.clients.size > target) {
+      const next = it.next();
+      if (next.done === true) break;
+      const [key, evicted] = next.value;
+      this.clients.delete(key);
       this.evictedClients++;
       this.keepInHall(evicted);
     }
-    return c;
   }
 
   private keepInHall(c: ClientAgg): void {

@@ -52,6 +52,20 @@ export interface AnalyzerStats {
   records: number;
 }
 
+/**
+ * Drops the oldest tenth of an insertion-ordered map in one pass. Deleting the first key one at a
+ * time is quadratic in V8 (each `keys().next()` walks over the deleted slots).
+ */
+function evictTenth<K, V>(map: Map<K, V>, cap: number): void {
+  const target = Math.floor(cap * 0.9);
+  const it = map.keys();
+  while (map.size > target) {
+    const next = it.next();
+    if (next.done === true) break;
+    map.delete(next.value);
+  }
+}
+
 /** The engine's public face (see `createAnalyzer`). */
 export interface Analyzer {
   /** Feeds one record; records come in write order (roughly by `end`). */
@@ -268,7 +282,7 @@ class Engine implements Analyzer {
     t.settle(this.watermark - this.params.lagMs, this.params, this.agg);
     this.schedule(t);
     this.sweep();
-    while (this.threads.size > this.opts.maxThreads) this.evictOldestThread();
+    if (this.threads.size > this.opts.maxThreads) this.evictOldThreads();
   }
 
   /** Counts that do not depend on grouping: offered load, errors, faults, NAT, fault intervals. */
@@ -284,9 +298,9 @@ class Engine implements Analyzer {
     if (a.userAgent !== null && a.ip !== '') {
       let uas = this.ips.get(a.ip);
       if (uas === undefined) {
+        if (this.ips.size >= this.opts.maxClients) evictTenth(this.ips, this.opts.maxClients);
         uas = [];
         this.ips.set(a.ip, uas);
-        if (this.ips.size > this.opts.maxClients) this.ips.delete(this.ips.keys().next().value as string);
       }
       if (uas.length < MAX_UAS_PER_IP && !uas.includes(a.userAgent)) uas.push(a.userAgent);
     }
@@ -362,14 +376,21 @@ class Engine implements Analyzer {
     }
   }
 
-  private evictOldestThread(): void {
-    const key = this.threads.keys().next().value as string;
-    const t = this.threads.get(key) as Thread;
-    this.threads.delete(key);
-    if (t.bucket !== null) this.buckets.get(t.bucket)?.delete(t);
-    t.settleAll(this.params, this.agg);
-    t.finish(this.agg);
-    this.quality.threadsEvicted++;
+  /** Ends the oldest tenth of the threads early (one pass; see `evictTenth`). */
+  private evictOldThreads(): void {
+    const target = Math.floor(this.opts.maxThreads * 0.9);
+    const it = this.threads.values();
+    while (this.threads.size > target) {
+      const next = it.next();
+      if (next.done === true) break;
+      const t = next.value;
+      this.threads.delete(t.key);
+      if (t.bucket !== null) this.buckets.get(t.bucket)?.delete(t);
+      t.bucket = null;
+      t.settleAll(this.params, this.agg);
+      t.finish(this.agg);
+      this.quality.threadsEvicted++;
+    }
   }
 
   report(): Report {

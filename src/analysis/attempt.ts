@@ -12,7 +12,10 @@
  * the known limits).
  */
 import type { ExchangeRecord, Outcome } from '../record/schema.js';
-import { canonicalQuery, fingerprint, routeOf, userAgentFamily } from './normalize.js';
+import { canonicalQuery, fingerprint, memo, normalizePath, userAgentFamily } from './normalize.js';
+
+const familyOf = memo(userAgentFamily);
+const pathOf = memo(normalizePath);
 
 /** How an attempt ended, for chaining. */
 export type FailKind = 'ok' | 'fail' | 'fail-4xx';
@@ -142,12 +145,13 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     thread = `k\0${key}\0${idem}`;
     explicit = true;
   } else {
-    thread = `f\0${fingerprint(key, method, r.path, canonicalQuery(r.query, ctx.cacheBusting), bodyHash)}`;
+    thread = `f\0${fingerprint(key, method, r.path, r.query === null ? '' : canonicalQuery(r.query, ctx.cacheBusting), bodyHash)}`;
   }
   const upstream = 'upstreamStatus' in r ? r.upstreamStatus : null;
   const lostResponse = upstream !== null && upstream >= 200 && upstream < 300 && failKind !== 'ok';
   const retryAfterMs = failKind !== 'ok' && r.retryAfter !== null && Number.isFinite(r.retryAfter) && r.retryAfter >= 0 ? r.retryAfter * 1000 : null;
-  const cause = injected ? `fault:${r.fault?.rule ?? ''}` : r.status !== null && failKind !== 'ok' ? `status:${r.status}` : `outcome:${r.outcome ?? 'ok'}`;
+  const hint = attemptHintOf(h);
+  const cause = failKind === 'ok' ? '' : injected ? `fault:${r.fault?.rule ?? ''}` : r.status !== null ? `status:${r.status}` : `outcome:${r.outcome ?? 'none'}`;
   return {
     id: r.id,
     ws,
@@ -156,14 +160,14 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     client: key,
     ip: r.ip,
     userAgent: r.userAgent,
-    family: userAgentFamily(r.userAgent),
+    family: r.userAgent === null ? '(none)' : familyOf(r.userAgent),
     method: ws ? 'GET' : method,
-    route: routeOf(method, r.path, ws),
+    route: `${ws ? 'WS' : method} ${pathOf(r.path)}`,
     thread,
-    explicit: explicit || attemptHintOf(h) !== null,
+    explicit: explicit || hint !== null,
     bodyHash,
     idempotencyKey: idem,
-    attemptHint: attemptHintOf(h),
+    attemptHint: hint,
     status: r.status,
     outcome: r.outcome,
     failKind,
@@ -175,6 +179,6 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     unsafe: !ws && UNSAFE_METHODS.has(method) && (idem === null || idem === ''),
     submits: !ws && !SAFE_METHODS.has(method),
     lostResponse,
-    trigger: retryAfterMs === null ? cause : `${cause}|ra:${retryAfterMs / 1000}`,
+    trigger: retryAfterMs === null || cause === '' ? cause : `${cause}|ra:${retryAfterMs / 1000}`,
   };
 }

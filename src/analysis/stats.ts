@@ -185,24 +185,43 @@ export class StrideReservoir {
   }
 }
 
-/** Attempts per logical request: exact counts for 1..LIMIT, one bucket above, and the max. */
+/**
+ * Attempts per logical request: exact counts for 1..LIMIT, one bucket above, and the max. The
+ * bucket array is allocated on the first value above 1 (most clients only ever see 1).
+ */
 export class CountHistogram {
   static readonly LIMIT = 20;
-  readonly counts: number[] = new Array<number>(CountHistogram.LIMIT + 1).fill(0);
+  private buckets_: number[] | null = null;
+  private ones = 0;
   n = 0;
   sum = 0;
   max = 0;
 
+  /** Counts per bucket: index i holds i+1 attempts, the last index holds everything above LIMIT. */
+  get counts(): readonly number[] {
+    const out = this.buckets_ === null ? new Array<number>(CountHistogram.LIMIT + 1).fill(0) : [...this.buckets_];
+    out[0] = (out[0] as number) + this.ones;
+    return out;
+  }
+
   add(x: number, times = 1): void {
     const i = Math.min(Math.max(1, Math.round(x)), CountHistogram.LIMIT + 1) - 1;
-    this.counts[i] = (this.counts[i] as number) + times;
+    if (i === 0) this.ones += times;
+    else {
+      const b = (this.buckets_ ??= new Array<number>(CountHistogram.LIMIT + 1).fill(0));
+      b[i] = (b[i] as number) + times;
+    }
     this.n += times;
     this.sum += x * times;
     if (x > this.max) this.max = x;
   }
 
   merge(o: CountHistogram): void {
-    for (let i = 0; i < this.counts.length; i++) this.counts[i] = (this.counts[i] as number) + (o.counts[i] as number);
+    this.ones += o.ones;
+    if (o.buckets_ !== null) {
+      const b = (this.buckets_ ??= new Array<number>(CountHistogram.LIMIT + 1).fill(0));
+      for (let i = 0; i < b.length; i++) b[i] = (b[i] as number) + (o.buckets_[i] as number);
+    }
     this.n += o.n;
     this.sum += o.sum;
     if (o.max > this.max) this.max = o.max;
@@ -222,9 +241,10 @@ export class CountHistogram {
   quantile(q: number): number {
     if (this.n === 0) return 0;
     const want = Math.ceil(q * this.n);
+    const counts = this.counts;
     let acc = 0;
-    for (let i = 0; i < this.counts.length; i++) {
-      acc += this.counts[i] as number;
+    for (let i = 0; i < counts.length; i++) {
+      acc += counts[i] as number;
       if (acc >= want) return i === CountHistogram.LIMIT ? this.max : i + 1;
     }
     return this.max;
@@ -233,8 +253,9 @@ export class CountHistogram {
   /** Non-empty buckets as `{ attempts, count }`, the last one labelled `">20"`. */
   buckets(): Array<{ attempts: number | string; count: number }> {
     const out: Array<{ attempts: number | string; count: number }> = [];
-    for (let i = 0; i < this.counts.length; i++) {
-      const c = this.counts[i] as number;
+    const counts = this.counts;
+    for (let i = 0; i < counts.length; i++) {
+      const c = counts[i] as number;
       if (c > 0) out.push({ attempts: i === CountHistogram.LIMIT ? `>${CountHistogram.LIMIT}` : i + 1, count: c });
     }
     return out;

@@ -1,0 +1,271 @@
+/**
+ * The engine's promises: live and offline give the same report for the same records; report() is
+ * read-only; memory stays at the caps; grouping follows spec §3 on small hand-made cases.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { analyzeFiles, createAnalyzer, type Report } from '../../src/analysis/index.js';
+import { Recorder } from '../../src/record/recorder.js';
+import type { AnyRecord, HttpRecord, WsRecord } from '../../src/record/schema.js';
+import { T0, header } from '../fixtures/make-fixtures.js';
+
+const DIR = path.join(import.meta.dirname, '..', 'fixtures', 'analysis');
+const tmp: string[] = [];
+afterEach(() => {
+  for (const p of tmp.splice(0)) fs.rmSync(p, { recursive: true, force: true });
+});
+
+function readFixture(name: string): AnyRecord[] {
+  return fs
+    .readFileSync(path.join(DIR, name), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as AnyRecord);
+}
+
+let n = 0;
+function http(p: Partial<HttpRecord> & { ts: number }): HttpRecord {
+  const dur = p.end === undefined ? 10 : p.end - p.ts;
+  return {
+    v: 1,
+    type: 'http',
+    id: p.id ?? `r${++n}`,
+    end: p.ts + dur,
+    client: 'c1',
+    ip: '10.0.0.1',
+    conn: 'k1',
+    method: 'GET',
+    path: '/x',
+    query: null,
+    status: 200,
+    outcome: null,
+    upstreamStatus: null,
+    bytesIn: 0,
+    bytesOut: 10,
+    ttfb: 5,
+    duration: dur,
+    fault: null,
+    faults: [],
+    retryAfter: null,
+    bodyHash: null,
+    userAgent: 'okhttp/4.9.0',
+    headers: {},
+    error: null,
+    ...p,
+  };
+}
+
+const fail = { status: 503 } as const;
+const byEnd = (rs: AnyRecord[]): AnyRecord[] => [...rs].sort((a, b) => ((a as HttpRecord).end ?? 0) - ((b as HttpRecord).end ?? 0));
+
+function run(records: AnyRecord[], opts = {}): Report {
+  const a = createAnalyzer(opts);
+  for (const r of records) a.ingest(r);
+  return a.report();
+}
+
+describe('live == offline', () => {
+  it.each(['immediate-storm.ndjson', 'good-client.ndjson', 'retry-after.ndjson', 'ws-storm.ndjson', 'explicit-ids.ndjson', 'hedged.ndjson'])(
+    '%s: ingesting in write order gives the report analyzeFiles gives',
+    async (name) => {
+      const live = run(readFixture(name));
+      const offline = await analyzeFiles([path.join(DIR, name)]);
+      expect(live).toEqual(offline);
+    },
+  );
+
+  it('through the real recorder: its listener (live) and its file (offline) agree', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-analysis-'));
+    tmp.push(dir);
+    const file = path.join(dir, 'rec.ndjson');
+    const h = header('live-offline');
+    const rec = Recorder.open({ path: file, header: { aftershock: h.aftershock, start: h.start, startMs: h.startMs, target: h.target, profile: h.profile, seed: h.seed, clientKey: h.clientKey, session: h.session, redacted: h.redacted } });
+    const live = createAnalyzer();
+    live.ingest(rec.headerRecord);
+    rec.addListener((r) => live.ingest(r));
+    for (const r of readFixture('constant-no-jitter.ndjson')) if (r.type !== 'header') rec.write(r);
+    rec.write({ v: 1, type: 'mark', ts: T0 + 12_000, label: 'outage starts' });
+    await rec.close();
+    const offline = await analyzeFiles([file]);
+    expect(live.report()).toEqual(offline);
+    expect(offline.marks).toEqual([{ t: T0 + 12_000, label: 'outage starts' }]);
+  });
+
+  it('report() is read-only: asking mid-stream does not change the final report', () => {
+    const records = readFixture('unsafe-retry.ndjson');
+    const a = createAnalyzer();
+    const b = createAnalyzer();
+    records.forEach((r, i) => {
+      a.ingest(r);
+      b.ingest(r);
+      if (i % 37 === 0) b.report();
+    });
+    const first = b.report();
+    expect(b.report()).toEqual(first);
+    expect(first).toEqual(a.report());
+  });
+
+  it('records out of start order within the reorder lag group the same as in start order', () => {
+    const records = readFixture('constant-no-jitter.ndjson');
+    const byStart = [records[0] as AnyRecord, ...records.slice(1).sort((x, y) => (x as HttpRecord).ts - (y as HttpRecord).ts)];
+    const a = run(records);
+    const b = run(byStart);
+    expect(b.totals).toEqual(a.totals);
+    expect(b.clientTypes.map((t) => [t.backoff, t.jitter])).toEqual(a.clientTypes.map((t) => [t.backoff, t.jitter]));
+  });
+
+  it('reset() forgets the traffic but keeps the recording header', () => {
+    const a = createAnalyzer();
+    for (const r of readFixture('polling.ndjson')) a.ingest(r);
+    expect(a.report().totals.attempts).toBe(75);
+    a.reset();
+    const r = a.report();
+    expect(r.totals.attempts).toBe(0);
+    expect(r.session).toBe('polling');
+    expect(r.verdict).toBe('ok');
+  });
+});
+
+describe('bounded memory', () => {
+  it('200k distinct clients with maxClients 10k keep the client table at the cap', () => {
+    const a = createAnalyzer({ maxClients: 10_000 });
+    a.ingest(header('many-clients'));
+    for (let i = 0; i < 200_000; i++) {
+      const ts = T0 + i;
+      const failed = i % 10 === 0;
+      a.ingest(http({ id: `m${i}`, ts, end: ts + 2, client: `client-${i}`, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, path: `/v1/items/${i % 1000}`, ...(failed ? fail : {}) }));
+      if (i % 50_000 === 0) {
+        const s = a.stats();
+        expect(s.clients).toBeLessThanOrEqual(10_000);
+        expect(s.ipsTracked).toBeLessThanOrEqual(10_000);
+      }
+    }
+    const s = a.stats();
+    expect(s.clients).toBeLessThanOrEqual(10_000);
+    expect(s.hallOfShame).toBeLessThanOrEqual(200);
+    // threads: 5 s of successes plus 120 s of failures at 1000 records/s, never all 200k
+    expect(s.threads).toBeLessThan(30_000);
+    expect(s.bins).toBeLessThanOrEqual(201);
+    const r = a.report();
+    expect(r.totals.attempts).toBe(200_000);
+    expect(r.totals.clients).toBeGreaterThan(195_000);
+    expect(r.clients.length).toBeLessThanOrEqual(200);
+    expect(r.clientsOmitted).toBeGreaterThan(0);
+    expect(r.dataQuality.clientsEvicted).toBeGreaterThan(150_000);
+    expect(r.findings.map((f) => f.code)).toContain('clients-truncated');
+  });
+
+  it('a thread table past maxThreads ends the oldest logical requests early and says so', () => {
+    const a = createAnalyzer({ maxClients: 100, maxThreads: 50 });
+    for (let i = 0; i < 1000; i++) a.ingest(http({ ts: T0 + i, client: `c${i % 10}`, path: `/p/${i}`, ...fail }));
+    expect(a.stats().threads).toBeLessThanOrEqual(50);
+    const r = a.report();
+    expect(r.dataQuality.threadsEvicted).toBeGreaterThan(0);
+    expect(r.totals.attempts).toBe(1000);
+  });
+
+  it('a long live run coarsens its timeline instead of growing it', () => {
+    const a = createAnalyzer({ maxBins: 100 });
+    for (let i = 0; i < 1000; i++) a.ingest(http({ ts: T0 + i * 1000 }));
+    expect(a.stats().bins).toBeLessThanOrEqual(100);
+    expect(a.report().dataQuality.binMs).toBeGreaterThan(1000);
+  });
+});
+
+describe('grouping (spec §3)', () => {
+  it('a retry follows a failure within the window; after a success the same request is new', () => {
+    const r = run([
+      http({ ts: T0, ...fail }),
+      http({ ts: T0 + 1000 }),
+      http({ ts: T0 + 5000 }),
+      http({ ts: T0 + 9000, ...fail }),
+      http({ ts: T0 + 9000 + 200_000 }), // beyond W = 120 s: a new logical request
+    ]);
+    expect(r.totals).toMatchObject({ attempts: 5, logicalRequests: 4, retries: 1 });
+  });
+
+  it('the window grows with the largest Retry-After (1.5 x R + 5 s)', () => {
+    const r = run([http({ ts: T0, status: 429, retryAfter: 100 }), http({ ts: T0 + 150_000 })]);
+    expect(r.options.windowMs).toBe(155_000);
+    expect(r.totals.retries).toBe(1);
+    expect(r.clients[0]?.retryAfter).toBe('ignored');
+  });
+
+  it('gaps are measured end to start', () => {
+    // 5 s timeouts, each retried 1 s after it ended: the gap is 1 s, not 6 s
+    const recs: HttpRecord[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = T0 + i * 20_000;
+      recs.push(http({ ts: t, end: t + 5000, status: 504, outcome: 'timeout', path: `/r/${i}` }));
+      recs.push(http({ ts: t + 6000, end: t + 11_000, status: 504, outcome: 'timeout', path: `/r/${i}` }));
+      recs.push(http({ ts: t + 12_000, path: `/r/${i}` }));
+    }
+    const r = run(recs);
+    expect(r.clients[0]?.backoff).toBe('constant');
+    expect(r.clientTypes[0]?.backoffDetail.gapsMs).toEqual([1000, 1000]);
+  });
+
+  it('an overlapping attempt is a hedge, not a retry', () => {
+    const r = run(byEnd([http({ ts: T0, end: T0 + 500, status: null, outcome: 'client-abort' }), http({ ts: T0 + 100, end: T0 + 150 })]));
+    expect(r.totals).toMatchObject({ attempts: 2, logicalRequests: 1, retries: 0, hedges: 1 });
+  });
+
+  it('cache-busting query keys do not split a logical request; other keys do', () => {
+    const r = run([http({ ts: T0, query: 'a=1&_=1', ...fail }), http({ ts: T0 + 500, query: '_=2&a=1' }), http({ ts: T0 + 600, query: 'a=2', ...fail }), http({ ts: T0 + 900, query: 'a=3' })]);
+    expect(r.totals).toMatchObject({ logicalRequests: 3, retries: 1 });
+  });
+
+  it('explicit ids group with high confidence; attempt hints mark retries even after a success', () => {
+    const r = run([
+      http({ ts: T0, method: 'POST', headers: { 'amz-sdk-invocation-id': 'inv-1', 'amz-sdk-request': 'attempt=1; max=3' }, bodyHash: 'sha256:a:1', ...fail }),
+      http({ ts: T0 + 100, method: 'POST', headers: { 'amz-sdk-invocation-id': 'inv-1', 'amz-sdk-request': 'attempt=2; max=3' }, bodyHash: 'sha256:a:1' }),
+      http({ ts: T0 + 1000, headers: { 'x-envoy-attempt-count': '1' }, path: '/e' }),
+      http({ ts: T0 + 1100, headers: { 'x-envoy-attempt-count': '2' }, path: '/e' }),
+    ]);
+    expect(r.totals).toMatchObject({ logicalRequests: 2, retries: 2 });
+    expect(r.confidence.grouping).toMatchObject({ high: 2, highRetries: 2 });
+  });
+
+  it('the same Idempotency-Key with another body is a finding and a new logical request', () => {
+    const r = run([
+      http({ ts: T0, method: 'POST', headers: { 'idempotency-key': 'k1' }, bodyHash: 'sha256:a:1', ...fail }),
+      http({ ts: T0 + 300, method: 'POST', headers: { 'idempotency-key': 'k1' }, bodyHash: 'sha256:a:1' }),
+      http({ ts: T0 + 900, method: 'POST', headers: { 'idempotency-key': 'k1' }, bodyHash: 'sha256:b:1' }),
+    ]);
+    expect(r.totals).toMatchObject({ logicalRequests: 2, retries: 1, idempotencyKeyReused: 1, unsafeRetries: 0 });
+    expect(r.findings.find((f) => f.code === 'idempotency-key-reused')?.client).toBe('c1');
+  });
+
+  it('WebSocket: reconnects are retries; a connection open 5 s resets the chain', () => {
+    const ws = (ts: number, end: number, status: number): WsRecord => ({
+      v: 1, type: 'ws', id: `w${++n}`, ts, end, client: 'b1', ip: '10.0.0.9', conn: 'w', method: 'GET', path: '/socket', query: null, status, outcome: null,
+      protocol: null, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, duration: end - ts, closeCode: null, closeReason: null, closedBy: null,
+      fault: null, faults: [], retryAfter: null, userAgent: 'Mozilla/5.0 Firefox/121.0', headers: {}, error: null,
+    });
+    const r = run([ws(T0, T0 + 1000, 101), ws(T0 + 1100, T0 + 1110, 503), ws(T0 + 1200, T0 + 9000, 101), ws(T0 + 9100, T0 + 20_000, 101)]);
+    expect(r.totals).toMatchObject({ attempts: 4, logicalRequests: 2, retries: 2 });
+    expect(r.routes[0]?.route).toBe('WS /socket');
+  });
+
+  it('the client key header re-keys clients when recorded, and counts fallbacks', () => {
+    const r = run([http({ ts: T0, client: '10.0.0.1', headers: { 'x-client-id': 'alice' } as HttpRecord['headers'] }), http({ ts: T0 + 10, client: '10.0.0.1' })], { clientKeyHeader: 'x-client-id' });
+    expect(r.clients.map((c) => c.key).sort()).toEqual(['10.0.0.1', 'alice']);
+    expect(r.dataQuality.clientKeyFallbacks).toBe(1);
+  });
+
+  it('counts records it cannot use instead of failing', () => {
+    const a = createAnalyzer();
+    a.ingest({ v: 1, type: 'http' } as unknown as AnyRecord);
+    a.ingest({ v: 2, type: 'future-thing' } as unknown as AnyRecord);
+    a.ingest(null as unknown as AnyRecord);
+    const r = a.report();
+    expect(r.dataQuality).toMatchObject({ invalidRecords: 2, unknownRecords: 1, newerSchemaRecords: 1 });
+  });
+
+  it('rejects malformed options with ERR_BAD_OPTION', () => {
+    expect(() => createAnalyzer({ window: 'soon' })).toThrow(/duration/);
+    expect(() => createAnalyzer({ maxClients: 0 })).toThrow(/positive integer/);
+  });
+});

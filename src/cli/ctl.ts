@@ -1,0 +1,304 @@
+/**
+ * `aftershock ctl`: drive a running proxy through its control API (Toxiproxy's `toxiproxy-cli`).
+ * A thin shell over `AdminClient`: parse flags, call one endpoint, print the answer for a person
+ * (or `--json` for a script). API errors become one line on stderr and exit status 1.
+ */
+import fs from 'node:fs';
+import { Argument, Command, Option } from 'commander';
+import { AftershockError } from '../errors.js';
+import { AdminClient, type ProfileView } from '../admin/client.js';
+import type { RuleStats } from '../rules/types.js';
+
+interface CtlFlags {
+  admin: string;
+  token?: string;
+}
+
+interface FaultAddFlags {
+  name?: string;
+  path?: string;
+  method?: string;
+  type?: string;
+  status?: string;
+  retryAfter?: string;
+  probability?: string;
+  ttl?: string;
+  json?: string;
+}
+
+const write = (text: string): void => {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+};
+
+function clientOf(cmd: Command): AdminClient {
+  const flags = cmd.optsWithGlobals<CtlFlags>();
+  return new AdminClient({ url: flags.admin, ...(flags.token === undefined ? {} : { token: flags.token }) });
+}
+
+function usage(message: string): AftershockError {
+  return new AftershockError('ERR_BAD_OPTION', message);
+}
+
+function parseProbability(raw: string): number {
+  const p = Number(raw);
+  if (raw.trim() === '' || !(p >= 0 && p <= 1)) throw usage(`--probability ${JSON.stringify(raw)}: give a number from 0 to 1`);
+  return p;
+}
+
+/** Left-aligned columns, for people. */
+function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}
+
+function formatRules(rules: readonly RuleStats[]): string {
+  if (rules.length === 0) return '(no rules: everything passes through)';
+  const now = Date.now();
+  return table([
+    ['NAME', 'TYPE', 'ENABLED', 'PROBABILITY', 'MATCHED', 'INJECTED', 'ACTIVE', 'EXPIRES'],
+    ...rules.map((r) => [
+      r.name + (r.adHoc ? ' (ad-hoc)' : ''),
+      r.type,
+      r.enabled ? 'yes' : 'no',
+      String(r.probability),
+      String(r.matched),
+      String(r.injected),
+      r.active ? 'yes' : 'no',
+      r.expiresAt === null ? '-' : `in ${Math.max(0, Math.round((r.expiresAt - now) / 1000))}s`,
+    ]),
+  ]);
+}
+
+function formatProfile(p: ProfileView): string {
+  const lines = [
+    `profile ${p.name}${p.description === '' ? '' : ` — ${p.description.trim().split('\n')[0]}`}`,
+    `hash    ${p.hash}`,
+    `source  ${p.source ?? (p.builtin === null ? '(set through the control API)' : `built-in ${p.builtin}`)}`,
+  ];
+  if (p.rules.length === 0 && p.phases.length === 0) lines.push('rules   none: every request passes through untouched');
+  for (const r of p.rules) lines.push(`rule    ${r.summary}`);
+  for (const ph of p.phases) lines.push(`phase   ${ph.name} (${ph.durationMs} ms): ${ph.rules.map((r) => r.name).join(', ') || 'overrides only'}`);
+  return lines.join('\n');
+}
+
+export function registerCtlCommand(program: Command): void {
+  const ctl = program
+    .command('ctl')
+    .description('control a running proxy through its control API (faults, profile, marks, report, metrics)')
+    .addOption(new Option('--admin <url>', 'control API URL').env('AFTERSHOCK_ADMIN_URL').default('http://127.0.0.1:8081'))
+    .addOption(new Option('--token <token>', 'control API token (the proxy\'s --admin-token)').env('AFTERSHOCK_ADMIN_TOKEN'));
+
+  ctl
+    .command('status')
+    .description('is the proxy ready; profile, traffic and recording at a glance (exit 1 when not ready)')
+    .option('--json', 'print the raw /readyz and /stats answers')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const admin = clientOf(cmd);
+      const ready = await admin.ready();
+      const stats = (await admin.stats()) as {
+        uptimeSeconds?: number;
+        exchanges?: number;
+        inFlight?: number;
+        connections?: number;
+        byStatus?: Record<string, number>;
+        rules?: RuleStats[];
+      };
+      if (flags.json === true) {
+        write(JSON.stringify({ ready, stats }, null, 2));
+      } else {
+        const byStatus = Object.entries(stats.byStatus ?? {})
+          .map(([s, n]) => `${s}: ${n}`)
+          .join('  ');
+        const rules = stats.rules ?? [];
+        write(
+          table([
+            ['control', `${admin.url}  ${ready.status}${ready.reasons.length > 0 ? ` (${ready.reasons.join('; ')})` : ''}`],
+            ['proxy', ready.listen],
+            ['profile', ready.profile],
+            ['uptime', `${stats.uptimeSeconds ?? '?'}s`],
+            ['exchanges', `${stats.exchanges ?? 0} (in flight ${stats.inFlight ?? 0}, connections ${stats.connections ?? 0})`],
+            ['statuses', byStatus === '' ? '-' : byStatus],
+            ['rules', `${rules.length} (${rules.filter((r) => r.enabled).length} enabled), ${rules.reduce((n, r) => n + r.injected, 0)} faults injected`],
+            ['recording', `${ready.recording.path ?? 'off'}: ${ready.recording.written} written, ${ready.recording.failed} failed`],
+          ]),
+        );
+      }
+      if (ready.status !== 'ready') {
+        throw new AftershockError('ERR_ADMIN', `the proxy is not ready: ${ready.reasons.join('; ')}`, { exitCode: 1 });
+      }
+    });
+
+  const profile = ctl.command('profile').description('show, set or select the active profile');
+  profile
+    .command('show', { isDefault: true })
+    .description('the active profile')
+    .option('--json', 'print the whole profile as JSON, rules included')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const p = await clientOf(cmd).profile();
+      write(flags.json === true ? JSON.stringify(p, null, 2) : formatProfile(p));
+    });
+  profile
+    .command('set')
+    .description('replace the active profile with a YAML or JSON file (validated; the old one stays if it is invalid)')
+    .argument('<file>', 'profile file')
+    .action(async (file: string, _flags: unknown, cmd: Command) => {
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (err) {
+        throw usage(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      const p = await clientOf(cmd).setProfile(text);
+      write(`profile ${p.name} applied (${p.rules.length} rules, ${p.hash})`);
+    });
+  profile
+    .command('select')
+    .description('apply a built-in profile or a profile file on the proxy\'s side, by name')
+    .argument('<name>', 'built-in profile name or file path as the proxy sees it')
+    .action(async (name: string, _flags: unknown, cmd: Command) => {
+      const p = await clientOf(cmd).selectProfile(name);
+      write(`profile ${p.name} applied (${p.rules.length} rules, ${p.hash})`);
+    });
+
+  ctl
+    .command('rules')
+    .description('every rule with its state and counters')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const rules = await clientOf(cmd).rules();
+      write(flags.json === true ? JSON.stringify(rules, null, 2) : formatRules(rules));
+    });
+
+  ctl
+    .command('rule')
+    .description('enable, disable or re-weight one rule')
+    .argument('<name>', 'rule name')
+    .option('--enable', 'enable the rule')
+    .option('--disable', 'disable the rule')
+    .option('--probability <p>', 'injection probability, 0 to 1')
+    .action(async (name: string, flags: { enable?: boolean; disable?: boolean; probability?: string }, cmd: Command) => {
+      if (flags.enable === true && flags.disable === true) throw usage('give --enable or --disable, not both');
+      const patch: { enabled?: boolean; probability?: number } = {};
+      if (flags.enable === true) patch.enabled = true;
+      if (flags.disable === true) patch.enabled = false;
+      if (flags.probability !== undefined) patch.probability = parseProbability(flags.probability);
+      if (Object.keys(patch).length === 0) throw usage('give --enable, --disable or --probability <p>');
+      const r = await clientOf(cmd).patchRule(name, patch);
+      write(`rule ${r.name}: ${r.enabled ? 'enabled' : 'disabled'}, probability ${r.probability}`);
+    });
+
+  const fault = ctl.command('fault').description('add or remove an ad-hoc rule at run time');
+  fault
+    .command('add')
+    .description('add a rule now, e.g. --name now-503 --path "/v1/messages/**" --type http-error --status 503 --ttl 30s')
+    .option('--name <name>', 'rule name (unique)')
+    .option('--path <glob>', 'match requests whose path matches this glob')
+    .option('--method <method>', 'match only this method')
+    .option('--type <type>', 'fault type, e.g. http-error, latency, reset')
+    .option('--status <status>', 'HTTP status for http-error')
+    .option('--retry-after <duration>', 'Retry-After to send with http-error, e.g. 2s')
+    .option('--probability <p>', 'injection probability, 0 to 1')
+    .option('--ttl <duration>', 'remove the rule after this long, e.g. 30s')
+    .option('--json <rule>', 'the whole rule as JSON (flags given too override its fields)')
+    .action(async (flags: FaultAddFlags, cmd: Command) => {
+      const { rule, ttl } = buildRule(flags);
+      const r = await clientOf(cmd).addFault(rule, ttl);
+      write(`fault ${r.name} (${r.type}) added${r.expiresAt === null ? '' : `, expires in ${Math.max(0, Math.round((r.expiresAt - Date.now()) / 1000))}s`}`);
+    });
+  fault
+    .command('remove')
+    .description('remove an ad-hoc rule')
+    .argument('<name>', 'rule name')
+    .action(async (name: string, _flags: unknown, cmd: Command) => {
+      await clientOf(cmd).removeFault(name);
+      write(`fault ${name} removed`);
+    });
+
+  ctl
+    .command('mark')
+    .description('write a marker into the recording, e.g. "checkout flow starts"')
+    .argument('<label...>', 'the marker text')
+    .action(async (label: string[], _flags: unknown, cmd: Command) => {
+      const text = label.join(' ');
+      await clientOf(cmd).mark(text);
+      write(`marked: ${text}`);
+    });
+
+  ctl
+    .command('scenario')
+    .description('start or stop the profile\'s scenario clock')
+    .addArgument(new Argument('<action>', 'start or stop').choices(['start', 'stop']))
+    .action(async (action: 'start' | 'stop', _flags: unknown, cmd: Command) => {
+      const admin = clientOf(cmd);
+      if (action === 'start') await admin.startScenario();
+      else await admin.stopScenario();
+      write(`scenario ${action === 'start' ? 'started' : 'stopped'}`);
+    });
+
+  ctl
+    .command('reset')
+    .description('clear the counters and the live analysis')
+    .action(async (_flags: unknown, cmd: Command) => {
+      await clientOf(cmd).reset();
+      write('counters and live analysis reset');
+    });
+
+  ctl
+    .command('report')
+    .description('the live retry-analysis report')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'markdown', 'html']).default('text'))
+    .action(async (flags: { format: 'text' | 'json' | 'markdown' | 'html' }, cmd: Command) => {
+      write(await clientOf(cmd).report(flags.format));
+    });
+
+  ctl
+    .command('stats')
+    .description('the proxy\'s counters as JSON')
+    .action(async (_flags: unknown, cmd: Command) => {
+      write(JSON.stringify(await clientOf(cmd).stats(), null, 2));
+    });
+
+  ctl
+    .command('metrics')
+    .description('the Prometheus metrics, as a scraper sees them')
+    .action(async (_flags: unknown, cmd: Command) => {
+      write(await clientOf(cmd).metrics());
+    });
+}
+
+/** The rule of `fault add`: `--json` as the base, the flags on top. */
+function buildRule(flags: FaultAddFlags): { rule: Record<string, unknown>; ttl: string | number | undefined } {
+  let rule: Record<string, unknown> = {};
+  if (flags.json !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(flags.json);
+    } catch (err) {
+      throw usage(`--json is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw usage('--json: give a JSON object (one rule)');
+    rule = { ...(parsed as Record<string, unknown>) };
+  }
+  const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? { ...(v as Record<string, unknown>) } : {});
+  const match = obj(rule.match);
+  const faultSpec = obj(rule.fault);
+  if (flags.name !== undefined) rule.name = flags.name;
+  if (flags.path !== undefined) match.path = flags.path;
+  if (flags.method !== undefined) match.method = flags.method.toUpperCase();
+  if (flags.type !== undefined) faultSpec.type = flags.type;
+  if (flags.status !== undefined) {
+    const s = Number(flags.status);
+    if (!Number.isInteger(s)) throw usage(`--status ${JSON.stringify(flags.status)}: give an HTTP status, e.g. 503`);
+    faultSpec.status = s;
+  }
+  if (flags.retryAfter !== undefined) faultSpec.retryAfter = flags.retryAfter;
+  if (flags.probability !== undefined) rule.probability = parseProbability(flags.probability);
+  if (Object.keys(match).length > 0) rule.match = match;
+  if (Object.keys(faultSpec).length > 0) rule.fault = faultSpec;
+  if (typeof rule.name !== 'string') throw usage('fault add: give --name (or "name" in --json)');
+  if (faultSpec.type === undefined) throw usage('fault add: give --type (or "fault": {"type": ...} in --json)');
+  const { ttl, ...rest } = rule;
+  if (ttl !== undefined && typeof ttl !== 'string' && typeof ttl !== 'number') throw usage('--json: "ttl" is a duration like "30s"');
+  return { rule: rest, ttl: flags.ttl ?? (ttl as string | number | undefined) };
+}

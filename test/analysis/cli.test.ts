@@ -1,0 +1,154 @@
+/**
+ * `aftershock analyze` end to end, in-process through commander: format choice, --output,
+ * --fail-on exit status, usage errors, HAR, progress only on a TTY.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Command } from 'commander';
+import { afterEach, describe, expect, it } from 'vitest';
+import { registerAnalyzeCommand } from '../../src/cli/analyze.js';
+import { AftershockError } from '../../src/errors.js';
+
+const DIR = path.join(import.meta.dirname, '..', 'fixtures', 'analysis');
+const fx = (name: string): string => path.join(DIR, name);
+const dirs: string[] = [];
+
+afterEach(() => {
+  process.exitCode = undefined;
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tmpdir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-cli-'));
+  dirs.push(d);
+  return d;
+}
+
+function sink(tty = false): PassThrough & { isTTY?: boolean; text: () => string } {
+  const s = new PassThrough() as PassThrough & { isTTY?: boolean; text: () => string };
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.text = () => Buffer.concat(chunks).toString('utf8');
+  if (tty) s.isTTY = true;
+  return s;
+}
+
+async function analyze(args: string[], opts: { tty?: boolean; ttyErr?: boolean } = {}): Promise<{ out: string; err: string; code: number | undefined }> {
+  const stdout = sink(opts.tty === true);
+  const stderr = sink(opts.ttyErr === true);
+  const program = new Command('aftershock').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  registerAnalyzeCommand(program, { stdout, stderr, env: {} });
+  await program.parseAsync(['analyze', ...args], { from: 'user' });
+  const code = typeof process.exitCode === 'number' ? process.exitCode : undefined;
+  return { out: stdout.text(), err: stderr.text(), code };
+}
+
+async function usageError(args: string[]): Promise<AftershockError> {
+  try {
+    await analyze(args);
+  } catch (err) {
+    expect(err).toBeInstanceOf(AftershockError);
+    return err as AftershockError;
+  }
+  throw new Error(`analyze ${args.join(' ')} did not fail`);
+}
+
+describe('aftershock analyze', () => {
+  it('writes JSON when stdout is not a terminal, text when it is', async () => {
+    const json = await analyze([fx('immediate-storm.ndjson')]);
+    expect(JSON.parse(json.out).verdict).toBe('retry-storm');
+    expect(json.code).toBeUndefined();
+    expect(json.err).toBe('');
+    const text = await analyze([fx('immediate-storm.ndjson')], { tty: true });
+    expect(text.out.split('\n')[0]).toContain('RETRY STORM');
+  });
+
+  it('takes the format from --format or from the --output extension', async () => {
+    const d = tmpdir();
+    const html = path.join(d, 'report.html');
+    const r = await analyze([fx('herd.ndjson'), '--output', html]);
+    expect(r.out).toBe('');
+    expect(fs.readFileSync(html, 'utf8')).toMatch(/^<!doctype html>/);
+    expect(r.err).toMatch(/wrote .*report\.html \(html\): verdict retry-storm/);
+    const md = await analyze([fx('herd.ndjson'), '--format', 'markdown']);
+    expect(md.out).toMatch(/^## aftershock retry analysis/);
+    const junit = path.join(d, 'results.xml');
+    await analyze([fx('herd.ndjson'), '-o', junit]);
+    expect(fs.readFileSync(junit, 'utf8')).toMatch(/^<\?xml/);
+  });
+
+  it('--fail-on sets exit status 1 when a condition holds and says which', async () => {
+    const r = await analyze([fx('immediate-storm.ndjson'), '--fail-on', 'retry-storm,unsafe-retry', '--fail-on', 'amplification>1.5']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('--fail-on retry-storm held');
+    expect(r.err).toContain('--fail-on amplification>1.5 held: amplification is');
+    expect(r.err).not.toContain('unsafe-retry held');
+  });
+
+  it('--fail-on leaves the exit status alone when nothing holds', async () => {
+    const r = await analyze([fx('polling.ndjson'), '--fail-on', 'retry-storm,critical,retryRatio>20%']);
+    expect(r.code).toBeUndefined();
+    expect(JSON.parse(r.out).verdict).toBe('ok');
+  });
+
+  it('usage mistakes are AftershockErrors with exit status 2, raised before any output', async () => {
+    const gate = await usageError([fx('polling.ndjson'), '--fail-on', 'amplification>>2']);
+    expect(gate.code).toBe('ERR_GATE');
+    expect(gate.exitCode).toBe(2);
+    expect((await usageError([fx('polling.ndjson'), '--format', 'pdf'])).code).toBe('ERR_BAD_OPTION');
+    expect((await usageError([fx('polling.ndjson'), '--max-clients', 'many'])).message).toMatch(/--max-clients/);
+    expect((await usageError([fx('polling.ndjson'), '--window', 'soon'])).message).toMatch(/duration/);
+    const missing = await usageError([path.join(tmpdir(), 'nope.ndjson')]);
+    expect(missing.code).toBe('ERR_RECORDING_READ');
+    expect(missing.message).toMatch(/cannot read recording .*nope\.ndjson/);
+  });
+
+  it('merges several recordings by time', async () => {
+    const r = await analyze([fx('multi-proxy-a.ndjson'), fx('multi-proxy-b.ndjson')]);
+    const one = await analyze([fx('constant-no-jitter.ndjson')]);
+    expect(JSON.parse(r.out).totals).toEqual(JSON.parse(one.out).totals);
+  });
+
+  it('passes analyzer options through', async () => {
+    const r = JSON.parse((await analyze([fx('polling.ndjson'), '--window', '90s', '--max-clients', '3', '--client-key-header', 'x-client-id', '--cache-busting-keys', 't,_'])).out);
+    expect(r.options).toMatchObject({ windowMs: 90_000, windowAuto: false, maxClients: 3, clientKeyHeader: 'x-client-id', cacheBustingKeys: ['t', '_'] });
+    expect(r.dataQuality.clientKeyFallbacks).toBe(75);
+  });
+
+  it('--format har streams the recording as HAR, and gates still work', async () => {
+    const d = tmpdir();
+    const har = path.join(d, 'traffic.har');
+    const r = await analyze([fx('duplicate-submission.ndjson'), '--output', har, '--fail-on', 'duplicate-submission']);
+    const doc = JSON.parse(fs.readFileSync(har, 'utf8'));
+    expect(doc.log.version).toBe('1.2');
+    expect(doc.log.entries).toHaveLength(118);
+    expect(r.code).toBe(1);
+    const stdout = await analyze([fx('polling.ndjson'), '--format', 'har']);
+    expect(JSON.parse(stdout.out).log.entries).toHaveLength(75);
+  });
+
+  it('reports bad lines and goes on', async () => {
+    const r = JSON.parse((await analyze([fx('corrupt.ndjson')])).out);
+    expect(r.dataQuality.badLines.count).toBe(3);
+    expect(r.totals.attempts).toBe(74);
+  });
+
+  it('shows progress on a TTY stderr only, and clears it', async () => {
+    const files = [fx('good-client.ndjson'), fx('good-client.ndjson'), fx('good-client.ndjson')];
+    const quiet = await analyze(files);
+    expect(quiet.err).toBe('');
+    const tty = await analyze(files, { ttyErr: true });
+    expect(tty.err).toMatch(/analysing: [\d,]+ records \([\d,]+\/s\), [\d.]+ (KB|MB)/);
+    expect(tty.err.endsWith('\r\u001b[K')).toBe(true);
+  });
+
+  it('reads gzip recordings', async () => {
+    const d = tmpdir();
+    const gz = path.join(d, 'rec.ndjson.gz');
+    const { gzipSync } = await import('node:zlib');
+    fs.writeFileSync(gz, gzipSync(fs.readFileSync(fx('polling.ndjson'))));
+    expect(JSON.parse((await analyze([gz])).out).totals.attempts).toBe(75);
+  });
+});

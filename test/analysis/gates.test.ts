@@ -1,0 +1,98 @@
+/**
+ * --fail-on gates: finding codes, severities and comparisons; which held; malformed expressions
+ * are ERR_GATE usage errors that say what is valid.
+ */
+import fc from 'fast-check';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { AftershockError } from '../../src/errors.js';
+import { analyzeFiles, evaluateGates, parseGate, type Report } from '../../src/analysis/index.js';
+
+const DIR = path.join(import.meta.dirname, '..', 'fixtures', 'analysis');
+let storm: Report;
+let clean: Report;
+beforeAll(async () => {
+  storm = await analyzeFiles([path.join(DIR, 'immediate-storm.ndjson')]);
+  clean = await analyzeFiles([path.join(DIR, 'polling.ndjson')]);
+});
+
+describe('parseGate', () => {
+  it('parses codes, severities and comparisons (with % and = as ==)', () => {
+    expect(parseGate('retry-storm,unsafe-retry')).toEqual([
+      { kind: 'finding', code: 'retry-storm', expr: 'retry-storm' },
+      { kind: 'finding', code: 'unsafe-retry', expr: 'unsafe-retry' },
+    ]);
+    expect(parseGate('critical')).toEqual([{ kind: 'severity', severity: 'critical', expr: 'critical' }]);
+    expect(parseGate('amplification>1.5')).toEqual([{ kind: 'metric', metric: 'amplification', op: '>', value: 1.5, expr: 'amplification>1.5' }]);
+    expect(parseGate(' retryRatio > 20% ')[0]).toMatchObject({ metric: 'retryRatio', op: '>', value: 0.2 });
+    expect(parseGate('maxAttempts>=5')[0]).toMatchObject({ op: '>=', value: 5 });
+    expect(parseGate('retries=0')[0]).toMatchObject({ op: '==', value: 0 });
+    expect(parseGate('findings!=0')[0]).toMatchObject({ op: '!=' });
+    expect(parseGate('amplification<1.1')[0]).toMatchObject({ op: '<' });
+    expect(parseGate('recoverySeconds<=30')[0]).toMatchObject({ op: '<=', value: 30 });
+  });
+
+  it.each([
+    ['', /needs a condition/],
+    ['retry-strom', /did you mean retry-storm/],
+    ['amplfication>1.5', /unknown metric "amplfication" \(did you mean amplification\?\)/],
+    ['amplification>>1.5', /write a comparison/],
+    ['amplification>', /write a comparison/],
+    ['>1.5', /write a comparison/],
+    ['retry-storm,,unsafe-retry', /empty condition/],
+    ['amplification>1.5x', /write a comparison/],
+  ])('rejects %j with ERR_GATE', (expr, message) => {
+    let err: unknown;
+    try {
+      parseGate(expr);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AftershockError);
+    expect((err as AftershockError).code).toBe('ERR_GATE');
+    expect((err as AftershockError).exitCode).toBe(2);
+    expect((err as Error).message).toMatch(message);
+  });
+
+  it('property: any metric comparison with a number parses back to its parts', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('amplification', 'retryRatio', 'maxAttempts', 'retries'), fc.constantFrom('>', '>=', '<', '<=', '==', '!='), fc.double({ min: 0, max: 1000, noNaN: true }), (metric, op, v) => {
+        const value = Math.round(v * 100) / 100;
+        const [g] = parseGate(`${metric}${op}${value}`);
+        return g?.kind === 'metric' && g.metric === metric && g.op === op && g.value === value;
+      }),
+    );
+  });
+});
+
+describe('evaluateGates', () => {
+  it('returns the conditions that held, with the value that made them hold', () => {
+    const held = evaluateGates(storm, parseGate('retry-storm,unsafe-retry,amplification>1.5,maxAttempts>=5,retryRatio>20%,retries==0'));
+    expect(held.map((h) => h.expr)).toEqual(['retry-storm', 'amplification>1.5', 'maxAttempts>=5', 'retryRatio>20%']);
+    expect(held.every((h) => h.held)).toBe(true);
+    expect(held.find((h) => h.expr === 'maxAttempts>=5')?.actual).toBe(5);
+    expect(held[0]?.detail).toMatch(/retry-storm held: 1 finding/);
+  });
+
+  it('a clean recording holds nothing', () => {
+    expect(evaluateGates(clean, parseGate('retry-storm,critical,warning,amplification>1.1,retryRatio>10%'))).toEqual([]);
+    expect(evaluateGates(clean, parseGate('retries==0'))).toHaveLength(1);
+  });
+
+  it('severity gates hold for that severity or worse', () => {
+    expect(evaluateGates(storm, parseGate('critical'))).toHaveLength(1);
+    expect(evaluateGates(storm, parseGate('info'))[0]?.actual).toBe(storm.findings.length);
+  });
+
+  it('accepts one gate, a list, or several lists', () => {
+    const [a] = parseGate('retry-storm');
+    expect(evaluateGates(storm, a!)).toHaveLength(1);
+    expect(evaluateGates(storm, [parseGate('retry-storm'), parseGate('maxAttempts>4')])).toHaveLength(2);
+  });
+
+  it('recoverySeconds counts a window that never recovered as infinite', async () => {
+    const sustained = await analyzeFiles([path.join(DIR, 'sustained.ndjson')]);
+    expect(evaluateGates(sustained, parseGate('recoverySeconds>10'))).toHaveLength(1);
+    expect(evaluateGates(clean, parseGate('recoverySeconds>10'))).toHaveLength(0);
+  });
+});

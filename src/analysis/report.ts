@@ -142,6 +142,15 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
     return decideBackoff(rest, series, 0, gapCount);
   }
   const share = votes[top] / classified;
+  // Jittered growing schedules split their chains between "linear" and "exponential" (three jittered
+  // gaps cannot tell them apart); the central gap per attempt index can.
+  const growing = votes.linear + votes.exponential;
+  if ((top === 'linear' || top === 'exponential') && share < 0.8 && growing / classified >= 0.5 && series.length >= 3) {
+    const r = classifyBackoff(series);
+    if (r.class === 'linear' || r.class === 'exponential') {
+      return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
+    }
+  }
   if (top !== 'irregular' && share >= 0.5) {
     const confidence: Confidence = share >= 0.8 && classified >= 3 ? 'high' : 'medium';
     const fit = series.length >= 2 ? classifyBackoff(series) : null;
@@ -670,10 +679,13 @@ export function buildReport(input: ReportInput): Report {
       );
     }
   }
-  let stormAlpha = false;
+  let stormAlpha: string | null = null;
+  let stormWindow: FaultWindowReport | null = null;
   let sustained = false;
   for (const w of faultWindows) {
-    if (w.amplification !== null && w.amplification > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) stormAlpha = true;
+    if (w.amplification !== null && w.amplification > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) {
+      if (stormWindow === null || (w.amplification ?? 0) > (stormWindow.amplification ?? 0)) stormWindow = w;
+    }
     if (w.herd.detected) {
       findings.push(
         makeFinding(
@@ -711,7 +723,11 @@ export function buildReport(input: ReportInput): Report {
       );
     }
   }
-  if (episodes.length === 0 && totals.amplification > R.stormAlphaFactor * baseAlpha && totals.retryRatio > R.budgetFinagle) stormAlpha = true;
+  if (stormWindow !== null) {
+    stormAlpha = `amplification ${stormWindow.amplification} in fault window ${stormWindow.rule} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(stormWindow.retryRatio * 100, 1)} % of its attempts retries (above ${R.budgetFinagle * 100} %)`;
+  } else if (episodes.length === 0 && totals.amplification > R.stormAlphaFactor * baseAlpha && totals.retryRatio > R.budgetFinagle) {
+    stormAlpha = `amplification ${totals.amplification} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(totals.retryRatio * 100, 1)} % of attempts retries (above ${R.budgetFinagle * 100} %)`;
+  }
   if (totals.retryRatio > R.budgetSre && totals.retries > 0) {
     const over20 = totals.retryRatio > R.budgetFinagle;
     findings.push(
@@ -757,7 +773,7 @@ export function buildReport(input: ReportInput): Report {
   const reasons: string[] = [];
   const immediateClients = evals.filter((e) => e.report.backoff === 'immediate').length;
   const immediateTypes = types.filter((x) => x.backoff === 'immediate').length;
-  if (stormAlpha) reasons.push(`amplification above ${R.stormAlphaFactor} x baseline with a retry ratio above ${R.budgetFinagle * 100} %`);
+  if (stormAlpha !== null) reasons.push(stormAlpha);
   if (immediateClients > 0 || immediateTypes > 0) reasons.push(`immediate retries (${immediateClients} client${immediateClients === 1 ? '' : 's'})`);
   if (noJitterWide) reasons.push(`no jitter across ${R.noJitterClients}+ clients`);
   if (t.unbounded > 0) reasons.push(`unbounded retries (${t.unbounded} logical request${t.unbounded === 1 ? '' : 's'} with more than ${opts.unboundedAttempts} attempts)`);
@@ -765,7 +781,7 @@ export function buildReport(input: ReportInput): Report {
   const verdict = reasons.length > 0 ? 'retry-storm' : 'ok';
   if (verdict === 'retry-storm') {
     findings.push(
-      makeFinding('retry-storm', `Retry storm: ${reasons.join('; ')}. Amplification ${totals.amplificationInFaults ?? totals.amplification} in fault windows vs ${round(baseline.alpha, 3)} baseline; retry ratio ${round(totals.retryRatio * 100, 1)} %.`, {
+      makeFinding('retry-storm', `Retry storm: ${reasons.join('; ')}. Overall: amplification ${totals.amplification}${totals.amplificationInFaults === null ? '' : ` (${totals.amplificationInFaults} in fault windows)`}, baseline ${round(baseline.alpha, 3)}, retries ${round(totals.retryRatio * 100, 1)} % of attempts.`, {
         reasons,
         amplification: totals.amplification,
         amplificationInFaults: totals.amplificationInFaults,

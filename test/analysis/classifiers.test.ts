@@ -163,6 +163,11 @@ describe('decideBackoff over many chains', () => {
     expect(d).toMatchObject({ class: 'exponential', basis: 'per-index' });
   });
 
+  it('settles a linear/exponential split of jittered chains from the per-index series', () => {
+    expect(decideBackoff(votes({ linear: 3, exponential: 2 }), [500, 1000, 2000], 0, 15)).toMatchObject({ class: 'exponential', basis: 'per-index' });
+    expect(decideBackoff(votes({ linear: 2, exponential: 3 }), [500, 1000, 1500, 2000], 0, 20)).toMatchObject({ class: 'linear', basis: 'per-index' });
+  });
+
   it('does not call a jittered client immediate for a few tiny gaps', () => {
     expect(decideBackoff(votes({ immediate: 2, exponential: 1 }), [], 3, 20).class).not.toBe('immediate');
     expect(decideBackoff(votes({ immediate: 5 }), [], 19, 20).class).toBe('immediate');

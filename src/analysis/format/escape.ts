@@ -45,7 +45,7 @@ export function escapeMarkdown(s: string): string {
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
-    .replace(/[\\`*_{}[\]()#+!|~]/g, '\\$&')
+    .replace(/[\\`*_{}[\]|~]/g, '\\$&')
     .replace(/\s+/g, ' ');
 }
 

@@ -53,6 +53,11 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
   const ctx: AdminContext = { proxy, log: opts.log, metrics };
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {
+      // The client went away mid-body: nobody to answer, nothing to log.
+      if (req.destroyed && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+        res.destroy();
+        return;
+      }
       const known = toHttpError(err);
       if (known === null) opts.log.error({ err, method: req.method, url: req.url }, 'control API error');
       if (res.headersSent) {

@@ -437,3 +437,26 @@ describe('library API: the same operations on the ProxyHandle', () => {
     }
   });
 });
+
+describe('control API: hostile clients', () => {
+  it('survives a client that sends half a body and leaves, and one that never finishes its headers', async () => {
+    const { admin } = await startAdminProxy();
+    const port = Number(new URL(admin).port);
+    await new Promise<void>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.write('PUT /profile HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nname: half');
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 50);
+      });
+    });
+    const dangling = net.connect(port, '127.0.0.1', () => dangling.write('GET /stats HTTP/1.1\r\nhost: x\r\n'));
+    try {
+      expect((await api(admin, 'GET', '/healthz')).status).toBe(200);
+      expect((await api(admin, 'GET', '/profile')).json.name).toBe('passthrough');
+    } finally {
+      dangling.destroy();
+    }
+  });
+});

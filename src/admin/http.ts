@@ -36,6 +36,8 @@ export type Reply =
 /**
  * Reads the whole body, up to `limit` bytes.
  *
+ * @example const yamlText = await readBody(req);
+ *
  * A body over the limit answers 413, but only after the rest was read and discarded (up to 16
  * times the limit): answering while the client is still sending makes its TCP stack reset the
  * connection and lose the answer.
@@ -62,7 +64,11 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Pr
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Reads a JSON object body; 400 when it is not JSON or not an object. */
+/**
+ * Reads a JSON object body; 400 when it is not JSON or not an object.
+ *
+ * @example const { label } = await readJsonObject(req);
+ */
 export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
   const text = await readBody(req);
   if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a JSON object body');
@@ -78,7 +84,11 @@ export async function readJsonObject(req: IncomingMessage): Promise<Record<strin
   return value as Record<string, unknown>;
 }
 
-/** Rejects keys a body may not carry (unknown keys are errors, as in profiles). */
+/**
+ * Rejects keys a body may not carry (unknown keys are errors, as in profiles).
+ *
+ * @example rejectUnknownKeys(body, ['enabled', 'probability']);
+ */
 export function rejectUnknownKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
   const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
   if (unknown.length > 0) {
@@ -86,7 +96,11 @@ export function rejectUnknownKeys(body: Record<string, unknown>, allowed: readon
   }
 }
 
-/** Maps any thrown value to the HTTP error it answers as; null for a bug (answer 500, log it). */
+/**
+ * Maps any thrown value to the HTTP error it answers as; null for a bug (answer 500, log it).
+ *
+ * @example toHttpError(new ProfileError(problems, null))?.status === 422
+ */
 export function toHttpError(err: unknown): HttpError | null {
   if (err instanceof HttpError) return err;
   if (err instanceof ProfileError) {

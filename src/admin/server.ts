@@ -17,8 +17,6 @@ import { routes, type AdminContext } from './routes.js';
 import { HttpError, sendError, sendJson, sendReply, toHttpError } from './http.js';
 import { createAdminMetrics } from './metrics.js';
 
-export { sendJson } from './http.js';
-
 export interface AdminOptions {
   readonly host: string;
   readonly port: number;

@@ -170,7 +170,7 @@ export const capacity = defineFault({
         clock = ctx.now;
         if (gate.tryAcquire()) {
           ctx.onDone(release);
-          return undefined;
+          return 'pass' as const; // room at once: nothing was done to this request
         }
         let settle: ((granted: boolean) => void) | null = null;
         const result = new Promise<boolean>((resolve) => {
@@ -182,9 +182,9 @@ export const capacity = defineFault({
         void ctx.sleep(queueTimeout).then(() => {
           if (ticket.cancel()) settle?.(false);
         });
-        return result.then((granted) => {
+        return result.then((granted): 'handled' | undefined => {
           if (granted) {
-            ctx.onDone(release);
+            ctx.onDone(release); // it waited in the queue: that delay was the fault
             return undefined;
           }
           return ctx.signal.aborted ? ('handled' as const) : reject(ctx);

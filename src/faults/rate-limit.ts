@@ -89,7 +89,7 @@ export const rateLimit = defineFault({
     return instance({
       onRequest(ctx: HttpFaultContext) {
         const wait = buckets.take(perClient ? ctx.facts.clientKey : '', ctx.now());
-        if (wait === 0) return undefined;
+        if (wait === 0) return 'pass' as const;
         ctx.respond(base.status, headersFor(wait), base.body);
         return 'handled' as const;
       },

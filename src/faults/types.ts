@@ -96,8 +96,12 @@ export interface FaultInstance {
    * (e.g. `latency` with `at: response` acts in 'response'). The engine orders faults by it.
    */
   readonly stage?: FaultStage;
-  /** stage 'delay' and 'request': return 'handled' when the fault ended the exchange itself. */
-  onRequest?(ctx: HttpFaultContext): void | 'handled' | Promise<void | 'handled'>;
+  /**
+   * stage 'delay' and 'request': return 'handled' when the fault ended the exchange itself, and
+   * 'pass' when it chose not to act on this request at all (a gate such as rate-limit or capacity
+   * that had room): the exchange goes on and should not be labelled as injected.
+   */
+  onRequest?(ctx: HttpFaultContext): void | 'handled' | 'pass' | Promise<void | 'handled' | 'pass'>;
   /** stage 'response': called when the upstream's response head arrives. */
   onResponse?(ctx: HttpFaultContext, upstream: IncomingMessage): ResponseAction;
   /** stage 'websocket': at the upgrade request; 'handled' when it refused the upgrade. */

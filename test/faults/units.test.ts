@@ -173,14 +173,14 @@ describe('rate-limit', () => {
     const perClient = make('rate-limit', { rate: 1, burst: 1 });
     const a = fakeContext({ now: () => t, facts: { clientKey: 'a' } });
     const b = fakeContext({ now: () => t, facts: { clientKey: 'b' } });
-    expect(await perClient.onRequest?.(a)).toBeUndefined();
-    expect(await perClient.onRequest?.(b)).toBeUndefined();
+    expect(await perClient.onRequest?.(a)).toBe('pass');
+    expect(await perClient.onRequest?.(b)).toBe('pass');
     expect(await perClient.onRequest?.(a)).toBe('handled');
     expect(a.rec.responses[0]).toMatchObject({ status: 429, headers: { 'retry-after': '1' } });
     t = 1000;
-    expect(await perClient.onRequest?.(a)).toBeUndefined();
+    expect(await perClient.onRequest?.(a)).toBe('pass');
     const global = make('rate-limit', { rate: 1, burst: 1, per: 'global', status: 503 });
-    expect(await global.onRequest?.(fakeContext({ now: () => t, facts: { clientKey: 'a' } }))).toBeUndefined();
+    expect(await global.onRequest?.(fakeContext({ now: () => t, facts: { clientKey: 'a' } }))).toBe('pass');
     const other = fakeContext({ now: () => t, facts: { clientKey: 'b' } });
     expect(await global.onRequest?.(other)).toBe('handled');
     expect(other.rec.responses[0]?.status).toBe(503);
@@ -192,8 +192,8 @@ describe('capacity', () => {
     const cap = make('capacity', { concurrency: 2, queue: 2, retryAfter: '3s' });
     const ctxs = Array.from({ length: 5 }, () => fakeContext());
     const results = ctxs.map((c) => cap.onRequest?.(c));
-    expect(results[0]).toBeUndefined();
-    expect(results[1]).toBeUndefined();
+    expect(results[0]).toBe('pass'); // room at once: not acted upon
+    expect(results[1]).toBe('pass');
     expect(results[4]).toBe('handled'); // queue full
     expect(ctxs[4]?.rec.responses[0]).toMatchObject({ status: 503, headers: { 'retry-after': '3' } });
     expect(JSON.parse(ctxs[4]?.rec.responses[0]?.body ?? '')).toMatchObject({ error: 'injected', fault: 'capacity' });
@@ -216,7 +216,7 @@ describe('capacity', () => {
   it('a queued request leaves the queue when its client goes away, and times out with 503', async () => {
     const cap = make('capacity', { concurrency: 1, queue: 1, queueTimeout: '60ms' });
     const holder = fakeContext();
-    expect(cap.onRequest?.(holder)).toBeUndefined();
+    expect(cap.onRequest?.(holder)).toBe('pass');
     const quitter = fakeContext();
     const q = cap.onRequest?.(quitter);
     quitter.finish();

@@ -1,0 +1,364 @@
+/**
+ * Every fault on the wire: a real upstream on 127.0.0.1:0, the real proxy, real HTTP and WebSocket
+ * clients and raw `net` sockets. A reset must be an RST (ECONNRESET), a close a FIN with no
+ * response, a hang must end when the client leaves, a truncation must stop at its byte, a throttle
+ * must hold its rate (with a tolerance), a lost response must have reached the upstream, a capacity
+ * must queue and reject at its bound. Everything is closed in afterEach (test/helpers.ts).
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { onCleanup, rawExchange, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
+import { parseProfile } from '../../src/rules/index.js';
+import type { HttpRecord, WsRecord } from '../../src/record/schema.js';
+
+const profile = (yaml: string) => parseProfile(yaml, null);
+
+/** An upstream that counts requests and answers `body` (200, with Content-Length). */
+async function counting(body: string | Buffer = 'hello from upstream', delayMs = 0, status = 200): Promise<{ url: string; hits: () => number; port: number }> {
+  let hits = 0;
+  const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
+    hits++;
+    req.resume();
+    const send = (): void => {
+      res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+    if (delayMs > 0) setTimeout(send, delayMs);
+    else send();
+  });
+  return { url: up.url, hits: () => hits, port: up.port };
+}
+
+async function proxyWith(yaml: string, target: string, record = false) {
+  const file = record ? path.join(tempDir(), 'rec.ndjson') : null;
+  const proxy = await startTestProxy({ target, profile: profile(yaml), seed: 1, ...(file === null ? {} : { record: file }) });
+  const port = Number(new URL(proxy.url).port);
+  const records = (): HttpRecord[] => (file === null ? [] : readRecords(file).filter((r): r is HttpRecord => r.type === 'http'));
+  const wsRecords = (): WsRecord[] => (file === null ? [] : readRecords(file).filter((r): r is WsRecord => r.type === 'ws'));
+  return { proxy, port, records, wsRecords };
+}
+
+const GET = (p = '/x'): string => `GET ${p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`;
+
+describe('HTTP faults on the wire', () => {
+  it('reset is a TCP RST: the client sees ECONNRESET and no response; the upstream is not called', async () => {
+    const up = await counting();
+    const { port, records } = await proxyWith('rules:\n  - name: rst\n    fault: { type: reset }', up.url, true);
+    const raw = await rawExchange(port, GET());
+    expect(raw.error?.code).toBe('ECONNRESET');
+    expect(raw.data).toBe('');
+    await expect(request(`http://127.0.0.1:${port}/y`)).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(up.hits()).toBe(0);
+    const rec = await waitFor(() => records()[0]);
+    expect(rec).toMatchObject({ status: null, outcome: 'reset', fault: { rule: 'rst', type: 'reset', injected: true } });
+  });
+
+  it('close is a FIN with no response (not an RST)', async () => {
+    const up = await counting();
+    const { port } = await proxyWith('rules:\n  - fault: { type: close }', up.url);
+    const raw = await rawExchange(port, GET());
+    expect(raw.error).toBeNull();
+    expect(raw.data).toBe('');
+    expect(up.hits()).toBe(0);
+  });
+
+  it('hang holds until the client leaves, then the exchange ends; with a duration it resets', async () => {
+    const up = await counting();
+    const { proxy, port, records } = await proxyWith('rules:\n  - name: h\n    match: { path: /forever }\n    fault: { type: hang }\n  - name: timed\n    match: { path: /timed }\n    fault: { type: hang, duration: 150ms }', up.url, true);
+    const s = net.connect(port, '127.0.0.1');
+    onCleanup(() => void s.destroy());
+    const got: Buffer[] = [];
+    s.on('data', (c: Buffer) => got.push(c));
+    s.on('error', () => undefined);
+    s.write(GET('/forever'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got).toEqual([]);
+    expect(proxy.stats().inFlight).toBe(1);
+    s.destroy();
+    await waitFor(() => proxy.stats().inFlight === 0);
+    const held = await waitFor(() => records().find((r) => r.path === '/forever'));
+    expect(held.outcome).toBe('client-abort');
+    expect(held.duration).toBeGreaterThanOrEqual(250);
+    const t0 = Date.now();
+    const raw = await rawExchange(port, GET('/timed'));
+    expect(raw.error?.code).toBe('ECONNRESET');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(130);
+    expect(up.hits()).toBe(0);
+  });
+
+  it('http-error answers with its status, Retry-After and the fault label; the upstream is not called', async () => {
+    const up = await counting();
+    const { port } = await proxyWith('rules:\n  - name: reject-sends\n    match: { method: POST }\n    fault: { type: http-error, status: 503, retryAfter: 2s }', up.url);
+    const r = await request(`http://127.0.0.1:${port}/v1/messages`, { method: 'POST', body: 'hi', headers: { 'content-type': 'text/plain' } });
+    expect(r.status).toBe(503);
+    expect(r.headers['retry-after']).toBe('2');
+    expect(r.headers['x-aftershock-fault']).toBe('reject-sends/http-error');
+    expect(JSON.parse(r.text)).toMatchObject({ error: 'injected', rule: 'reject-sends' });
+    expect(up.hits()).toBe(0);
+    expect((await request(`http://127.0.0.1:${port}/v1/messages`)).status).toBe(200);
+  });
+
+  it('latency delays the request; at: response delays the answer after the upstream has worked', async () => {
+    let upstreamAt = 0;
+    const up = await startUpstream((req, res) => {
+      upstreamAt = Date.now();
+      req.resume();
+      res.end('ok');
+    });
+    const { port } = await proxyWith('rules:\n  - match: { path: /req }\n    fault: { type: latency, delay: 200ms }\n  - match: { path: /res }\n    fault: { type: latency, delay: 200ms, at: response }', up.url);
+    let t0 = Date.now();
+    expect((await request(`http://127.0.0.1:${port}/req`)).text).toBe('ok');
+    expect(upstreamAt - t0).toBeGreaterThanOrEqual(180);
+    t0 = Date.now();
+    expect((await request(`http://127.0.0.1:${port}/res`)).text).toBe('ok');
+    const total = Date.now() - t0;
+    expect(upstreamAt - t0).toBeLessThan(100);
+    expect(total).toBeGreaterThanOrEqual(180);
+  });
+
+  it('truncate lets exactly N body bytes through, then resets', async () => {
+    const body = Buffer.alloc(20_000, 0x61);
+    const up = await counting(body);
+    const { port } = await proxyWith('rules:\n  - fault: { type: truncate, after: 1000 }', up.url);
+    const raw = await rawExchange(port, GET());
+    // The proxy resets right after the flush. Linux reports that RST as ECONNRESET only when the
+    // client has read the bytes before it arrives; otherwise the client reads them, then EOF. Either
+    // way the body stops at byte N of a declared 20000 and no more bytes come.
+    expect(raw.error === null || raw.error.code === 'ECONNRESET').toBe(true);
+    const split = raw.data.indexOf('\r\n\r\n');
+    expect(raw.data.slice(0, split)).toMatch(/^HTTP\/1.1 200/);
+    expect(raw.data.slice(0, split)).toMatch(/content-length: 20000/i);
+    expect(raw.data.length - split - 4).toBe(1000);
+    await expect(request(`http://127.0.0.1:${port}/`)).rejects.toMatchObject({ code: 'ECONNRESET' }); // incomplete body
+  });
+
+  it('throttle holds the body to its rate (within tolerance) and loses no byte', async () => {
+    const body = Buffer.from(Array.from({ length: 60_000 }, (_, i) => i % 251));
+    const up = await counting(body);
+    const { port } = await proxyWith('rules:\n  - fault: { type: throttle, bytesPerSecond: 60000 }', up.url);
+    const t0 = Date.now();
+    const r = await request(`http://127.0.0.1:${port}/big`);
+    const took = Date.now() - t0;
+    expect(r.body.equals(body)).toBe(true);
+    // 60 kB at 60 kB/s: about 1 s (the first 50 ms slice leaves at once).
+    expect(took).toBeGreaterThan(850);
+    expect(took).toBeLessThan(1700);
+  });
+
+  it('slow-body dribbles chunks at its interval', async () => {
+    const up = await counting('abcdefghijklmnopqrst');
+    const { port } = await proxyWith('rules:\n  - fault: { type: slow-body, chunkSize: 5, interval: 60ms }', up.url);
+    const t0 = Date.now();
+    const r = await request(`http://127.0.0.1:${port}/`);
+    expect(r.text).toBe('abcdefghijklmnopqrst');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(170); // chunks at 0, 60, 120, 180 ms
+  });
+
+  it('corrupt changes exactly `count` bytes and keeps the length', async () => {
+    const body = Buffer.alloc(5000, 0x30);
+    const up = await counting(body);
+    const { port } = await proxyWith('rules:\n  - fault: { type: corrupt, count: 4 }', up.url);
+    const r = await request(`http://127.0.0.1:${port}/`);
+    expect(r.body.length).toBe(5000);
+    expect([...r.body].filter((b) => b !== 0x30)).toHaveLength(4);
+  });
+
+  it('lost-response reaches the upstream, which does the work; the client is reset', async () => {
+    let created = 0;
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        created++;
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end('{"id":"m1"}');
+      });
+    });
+    const { port, records } = await proxyWith('rules:\n  - name: lose\n    match: { method: POST, status: [2xx] }\n    fault: { type: lost-response }', up.url, true);
+    await expect(request(`http://127.0.0.1:${port}/v1/messages`, { method: 'POST', body: '{"text":"hi"}', headers: { 'content-type': 'application/json' } })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    await waitFor(() => created === 1);
+    const rec = await waitFor(() => records()[0]);
+    expect(rec).toMatchObject({ status: null, outcome: 'reset', upstreamStatus: 201, fault: { rule: 'lose', type: 'lost-response' } });
+    // match.status: an upstream error is not swallowed.
+    const failing = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(500);
+      res.end('boom');
+    });
+    const other = await proxyWith('rules:\n  - match: { status: [2xx] }\n    fault: { type: lost-response }', failing.url);
+    expect((await request(`http://127.0.0.1:${other.port}/`)).status).toBe(500);
+  });
+
+  it('capacity works N at once, queues up to its bound, and rejects beyond it with 503', async () => {
+    const up = await counting('done', 300);
+    const { port } = await proxyWith('rules:\n  - name: cap\n    fault: { type: capacity, concurrency: 1, queue: 1, retryAfter: 1s }', up.url);
+    const t0 = Date.now();
+    const timed = (p: Promise<{ status: number; headers: http.IncomingHttpHeaders }>) => p.then((r) => ({ ...r, at: Date.now() - t0 }));
+    const first = timed(request(`http://127.0.0.1:${port}/1`));
+    await new Promise((r) => setTimeout(r, 50));
+    const second = timed(request(`http://127.0.0.1:${port}/2`));
+    await new Promise((r) => setTimeout(r, 50));
+    const third = timed(request(`http://127.0.0.1:${port}/3`));
+    const [a, b, c] = await Promise.all([first, second, third]);
+    expect(a.status).toBe(200);
+    expect(b.status).toBe(200);
+    expect(b.at).toBeGreaterThanOrEqual(550); // waited for the first to finish, then worked 300 ms
+    expect(c.status).toBe(503);
+    expect(c.headers['retry-after']).toBe('1');
+    expect(c.at).toBeLessThan(250); // rejected at once, not queued
+    expect(up.hits()).toBe(2);
+  });
+
+  it('a queued request whose client leaves gives its place back', async () => {
+    const up = await counting('done', 300);
+    const { port } = await proxyWith('rules:\n  - fault: { type: capacity, concurrency: 1, queue: 1 }', up.url);
+    const first = request(`http://127.0.0.1:${port}/1`);
+    await new Promise((r) => setTimeout(r, 50));
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write(GET('/quitter'));
+    await new Promise((r) => setTimeout(r, 50));
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    const third = request(`http://127.0.0.1:${port}/3`); // takes the freed place, not rejected
+    expect((await first).status).toBe(200);
+    expect((await third).status).toBe(200);
+    expect(up.hits()).toBe(2);
+  });
+
+  it('rate-limit answers 429 with an exact Retry-After once the bucket is empty', async () => {
+    const up = await counting();
+    const { port } = await proxyWith('rules:\n  - fault: { type: rate-limit, rate: 0.5, burst: 2, per: global }', up.url);
+    const statuses: number[] = [];
+    let retryAfter: string | undefined;
+    for (let i = 0; i < 3; i++) {
+      const r = await request(`http://127.0.0.1:${port}/`);
+      statuses.push(r.status);
+      retryAfter ??= r.headers['retry-after'] as string | undefined;
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(retryAfter).toBe('2');
+  });
+
+  it('header-triggered faults work when the profile opts in', async () => {
+    const up = await counting();
+    const { port } = await proxyWith('headerFaults: true\nrules: []', up.url);
+    const r = await request(`http://127.0.0.1:${port}/`, { headers: { 'x-aftershock-fault': 'http-error;status=418' } });
+    expect(r.status).toBe(418);
+    expect(r.headers['x-aftershock-fault']).toBe('header/http-error');
+    expect((await request(`http://127.0.0.1:${port}/`, { headers: { 'x-aftershock-fault': 'bogus' } })).status).toBe(200);
+  });
+});
+
+// ------------------------------------------------------------------ WebSocket
+
+async function wsUpstream(onConnection: (ws: WebSocket) => void): Promise<{ url: string; received: string[] }> {
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server });
+  const received: string[] = [];
+  wss.on('connection', (ws) => {
+    ws.on('message', (d: Buffer) => received.push(d.toString()));
+    onConnection(ws);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  const port = (server.address() as net.AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, received };
+}
+
+function wsConnect(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    onCleanup(() => ws.terminate());
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`status ${res.statusCode}`), { status: res.statusCode, headers: res.headers })));
+  });
+}
+
+const closed = (ws: WebSocket): Promise<{ code: number; reason: string }> => new Promise((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
+
+describe('WebSocket faults on the wire', () => {
+  it('ws-reject refuses the upgrade with 503 and Retry-After', async () => {
+    const up = await wsUpstream(() => undefined);
+    const { proxy, wsRecords } = await proxyWith('rules:\n  - name: shed\n    fault: { type: ws-reject, status: 503, retryAfter: 5s }', up.url, true);
+    await expect(wsConnect(proxy.url.replace('http', 'ws') + '/socket')).rejects.toMatchObject({ status: 503, headers: { 'retry-after': '5', 'x-aftershock-fault': 'shed/ws-reject' } });
+    const rec = await waitFor(() => wsRecords()[0]);
+    expect(rec).toMatchObject({ status: 503, retryAfter: 5, fault: { rule: 'shed', type: 'ws-reject' } });
+  });
+
+  it('ws-close with 1006 drops the connection without a close frame; a code closes with a frame', async () => {
+    const up = await wsUpstream(() => undefined);
+    const { proxy } = await proxyWith('rules:\n  - match: { path: /drop }\n    fault: { type: ws-close, code: 1006, after: 100ms }\n  - match: { path: /count }\n    fault: { type: ws-close, code: 4000, reason: enough, afterMessages: 2 }', up.url);
+    const base = proxy.url.replace('http', 'ws');
+    const dropped = await wsConnect(base + '/drop');
+    const t0 = Date.now();
+    expect(await closed(dropped)).toEqual({ code: 1006, reason: '' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(80);
+    const counted = await wsConnect(base + '/count');
+    const c = closed(counted);
+    counted.send('one');
+    counted.send('two');
+    expect(await c).toEqual({ code: 4000, reason: 'enough' });
+    await waitFor(() => up.received.includes('two'));
+  });
+
+  it('ws-drop drops messages in its direction only', async () => {
+    const up = await wsUpstream((ws) => {
+      const t = setInterval(() => ws.send('tick'), 20);
+      ws.on('close', () => clearInterval(t));
+    });
+    const { proxy } = await proxyWith('rules:\n  - fault: { type: ws-drop, fraction: 1, direction: out }', up.url);
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/');
+    const got: string[] = [];
+    ws.on('message', (d: Buffer) => got.push(d.toString()));
+    ws.send('to-upstream');
+    await waitFor(() => up.received.includes('to-upstream'));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(got).toEqual([]);
+  });
+
+  it('ws-delay holds messages, keeping their order', async () => {
+    const up = await wsUpstream((ws) => ws.on('message', (d: Buffer) => ws.send(d.toString())));
+    const { proxy } = await proxyWith('rules:\n  - fault: { type: ws-delay, delay: 200ms, direction: in }', up.url);
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/');
+    const got: string[] = [];
+    const t0 = Date.now();
+    const both = new Promise<number>((r) =>
+      ws.on('message', (d: Buffer) => {
+        got.push(d.toString());
+        if (got.length === 2) r(Date.now() - t0);
+      }),
+    );
+    ws.send('a');
+    ws.send('b');
+    expect(await both).toBeGreaterThanOrEqual(180);
+    expect(got).toEqual(['a', 'b']);
+  });
+
+  it('ws-freeze stops relaying but keeps the connection open', async () => {
+    const up = await wsUpstream((ws) => ws.on('message', (d: Buffer) => ws.send(d.toString())));
+    const { proxy } = await proxyWith('rules:\n  - fault: { type: ws-freeze, after: 100ms }', up.url);
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/');
+    const got: string[] = [];
+    ws.on('message', (d: Buffer) => got.push(d.toString()));
+    ws.send('before');
+    await waitFor(() => got.includes('before'));
+    await new Promise((r) => setTimeout(r, 150));
+    ws.send('after');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got).toEqual(['before']);
+    expect(up.received).toEqual(['before']);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+  });
+});

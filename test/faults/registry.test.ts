@@ -15,10 +15,10 @@ const DOCS = fs.readFileSync(fileURLToPath(new URL('../../docs/profiles.md', imp
 
 /** The docs section of one fault: from its heading to the next heading of the same level. */
 function section(type: string): string {
-  const start = DOCS.indexOf(`\n### \`${type}\`\n`);
+  const start = DOCS.indexOf(`\n#### \`${type}\`\n`);
   if (start === -1) return '';
-  const next = DOCS.indexOf('\n### ', start + 5);
-  return DOCS.slice(start, next === -1 ? undefined : next);
+  const next = DOCS.slice(start + 1).search(/\n#{2,4} /);
+  return DOCS.slice(start, next === -1 ? undefined : start + 1 + next);
 }
 
 describe('fault registry', () => {
@@ -48,7 +48,7 @@ describe('fault registry', () => {
 
   it.each(faults.map((f) => [f.type, f] as const))('%s is documented in docs/profiles.md with each of its options', (type, def) => {
     const text = section(type);
-    expect(text, `no "### \`${type}\`" section`).not.toBe('');
+    expect(text, `no "#### \`${type}\`" section`).not.toBe('');
     const shape = (def.options as unknown as z.ZodObject).shape as Record<string, unknown>;
     for (const key of Object.keys(shape)) expect(text, `${type}.${key} undocumented`).toContain(`\`${key}\``);
     expect(text).toContain(`type: ${type}`);

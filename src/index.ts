@@ -13,4 +13,7 @@ export { AftershockError, ProfileError, type ErrorCode, type ProfileProblem } fr
 export type * from './record/schema.js';
 export type * from './faults/types.js';
 export type * from './rules/types.js';
+export { AdminClient } from './admin/client.js';
+export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile } from './rules/index.js';
+export { createAnalyzer, analyzeFiles, formatReport, parseGate, evaluateGates, type Analyzer, type Report, type Finding } from './analysis/index.js';
 export { VERSION } from './version.js';

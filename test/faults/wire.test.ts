@@ -115,7 +115,7 @@ describe('HTTP faults on the wire', () => {
     t0 = Date.now();
     expect((await request(`http://127.0.0.1:${port}/res`)).text).toBe('ok');
     const total = Date.now() - t0;
-    expect(upstreamAt - t0).toBeLessThan(100);
+    expect(upstreamAt - t0).toBeLessThan(150);
     expect(total).toBeGreaterThanOrEqual(180);
   });
 
@@ -145,7 +145,7 @@ describe('HTTP faults on the wire', () => {
     expect(r.body.equals(body)).toBe(true);
     // 60 kB at 60 kB/s: about 1 s (the first 50 ms slice leaves at once).
     expect(took).toBeGreaterThan(850);
-    expect(took).toBeLessThan(1700);
+    expect(took).toBeLessThan(2500); // generous: CI machines are busy
   });
 
   it('slow-body dribbles chunks at its interval', async () => {
@@ -207,7 +207,7 @@ describe('HTTP faults on the wire', () => {
     expect(b.at).toBeGreaterThanOrEqual(550); // waited for the first to finish, then worked 300 ms
     expect(c.status).toBe(503);
     expect(c.headers['retry-after']).toBe('1');
-    expect(c.at).toBeLessThan(250); // rejected at once, not queued
+    expect(c.at).toBeLessThan(450); // rejected at once, not queued (that would take 600 ms)
     expect(up.hits()).toBe(2);
   });
 

@@ -40,6 +40,9 @@ export const kExchange = Symbol('aftershock.exchange');
 
 type ConnSocket = Socket & { [kConnId]?: string };
 
+/** Pause between the last written byte and an RST, so the bytes reach the client first. */
+const RESET_AFTER_WRITE_MS = 50;
+
 /** Wait at most this long to read a body before an injected reset/close/answer is sent. */
 const BODY_READ_LIMIT_MS = 1000;
 
@@ -119,9 +122,10 @@ export class HttpExchange implements HttpFaultContext {
       const hook = f.instance.onRequest;
       if (hook === undefined) continue;
       this.current = f;
-      this.tag(f);
       let r = hook.call(f.instance, this);
       if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') r = await r;
+      // A gate that let the request through untouched ('pass') injected nothing: no label.
+      if (r !== 'pass') this.tagCurrent();
       if (r === 'handled' || this.closedUp || this.res.headersSent || this.socket.destroyed) return;
     }
     this.current = null;
@@ -253,7 +257,8 @@ export class HttpExchange implements HttpFaultContext {
       // The upstream broke off mid-response: never turn that into a silently truncated 200.
       this.error = 'upstream-reset';
       this.outcome = 'reset';
-      this.resetNow();
+      pr.unpipe();
+      this.resetSoon();
     }
   }
 
@@ -391,6 +396,7 @@ export class HttpExchange implements HttpFaultContext {
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
     const res = this.res;
     if (res.headersSent || this.closedUp) return;
+    this.tagCurrent();
     const h: OutgoingHttpHeaders = { ...headers };
     if (this.core.labelFaults && this.tags !== null) h['x-aftershock-fault'] = this.label();
     const ra = h['retry-after'];
@@ -406,11 +412,13 @@ export class HttpExchange implements HttpFaultContext {
   }
 
   reset(): void {
+    this.tagCurrent();
     this.outcome = 'reset';
     this.afterBody(() => this.resetNow());
   }
 
   close(): void {
+    this.tagCurrent();
     this.outcome = 'closed';
     this.afterBody(() => {
       const s = this.socket;
@@ -431,7 +439,7 @@ export class HttpExchange implements HttpFaultContext {
     const s = this.socket;
     if (s.destroyed) return;
     if (!this.res.headersSent) this.res.flushHeaders();
-    s.write('', () => this.resetNow());
+    s.write('', () => this.resetSoon());
   }
 
   private resetNow(): void {
@@ -440,10 +448,32 @@ export class HttpExchange implements HttpFaultContext {
     if (!s.destroyed) s.resetAndDestroy();
   }
 
+  /**
+   * A reset after bytes were written: give the kernel a moment to put them on the wire, or the RST
+   * discards them and the client may see a clean end instead of a reset.
+   */
+  private resetSoon(): void {
+    this.proxyReq?.destroy();
+    if (!this.res.headersSent) {
+      this.resetNow();
+      return;
+    }
+    const t = setTimeout(() => this.resetNow(), RESET_AFTER_WRITE_MS);
+    t.unref();
+    this.socket.once('close', () => clearTimeout(t));
+  }
+
   // ---------------------------------------------------------------- end and record
 
   private tag(f: ActiveFault): void {
-    (this.tags ??= []).push({ rule: f.rule, type: f.type, injected: true });
+    const tags = (this.tags ??= []);
+    const last = tags[tags.length - 1];
+    if (last !== undefined && last.rule === f.rule && last.type === f.type) return;
+    tags.push({ rule: f.rule, type: f.type, injected: true });
+  }
+
+  private tagCurrent(): void {
+    if (this.current !== null) this.tag(this.current);
   }
 
   private label(): string {

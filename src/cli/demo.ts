@@ -1,0 +1,82 @@
+/**
+ * `aftershock demo`: a thin shell over `runDemo` (src/demo). Starts everything in this process on
+ * loopback, shows the live view, then prints the side-by-side comparison (or the JSON with
+ * `--json`) and where the HTML report went. Ctrl-C ends the run early and still reports.
+ */
+import { Command, Option } from 'commander';
+import { AftershockError } from '../errors.js';
+import { parseDurationOption } from '../proxy/duration.js';
+import { runDemo, type DemoOptions, type FleetKind } from '../demo/run-demo.js';
+import { demoJson, formatComparison } from '../demo/compare.js';
+import { DEMO_CLIENTS } from '../demo/defaults.js';
+
+interface DemoFlags {
+  duration?: string;
+  clients: string;
+  fleet: FleetKind | 'both';
+  seed: string;
+  html?: string;
+  record?: string;
+  json?: boolean;
+}
+
+function wholeNumber(option: string, raw: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: give a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('replay the January 2021 Signal outage against a built-in message service, with naive and careful client fleets side by side, and explain the retry storm')
+    .option('--duration <duration>', "run length; the profile's timeline is scaled to fit (default: its own, about 60s)")
+    .option('--clients <n>', 'clients per fleet', String(DEMO_CLIENTS))
+    .addOption(new Option('--fleet <which>', 'which fleets to run').choices(['naive', 'careful', 'both']).default('both'))
+    .option('--seed <n>', 'seed of the faults and the clients', '1')
+    .option('--html <file>', 'write the HTML report here (default: aftershock-demo-report.html in this folder, else the temp dir)')
+    .option('--record <file>', 'write an NDJSON recording of every exchange of both fleets')
+    .option('--json', 'print the combined JSON report to stdout instead of the text comparison')
+    .action(async (flags: DemoFlags) => {
+      await demoCommand(flags);
+    });
+}
+
+async function demoCommand(flags: DemoFlags): Promise<void> {
+  const out = process.stdout;
+  const err = process.stderr;
+  const options: DemoOptions = {
+    clients: wholeNumber('--clients', flags.clients, 1, 500),
+    fleet: flags.fleet,
+    seed: wholeNumber('--seed', flags.seed, 0, Number.MAX_SAFE_INTEGER),
+    // With --json, stdout carries the JSON only: the live view goes to stderr.
+    view: { stream: flags.json === true ? err : out },
+    ...(flags.duration === undefined ? {} : { durationMs: parseDurationOption('--duration', flags.duration) }),
+    ...(flags.html === undefined ? {} : { html: flags.html }),
+    ...(flags.record === undefined ? {} : { record: flags.record }),
+  };
+  const stop = new AbortController();
+  options.signal = stop.signal;
+  const onSignal = (): void => {
+    if (stop.signal.aborted) process.exit(130);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const note = flags.json === true ? err : out;
+  const fleets = flags.fleet === 'both' ? 'a naive and a careful fleet' : `a ${flags.fleet} fleet`;
+  note.write(
+    `aftershock demo: ${fleets} of ${options.clients} clients each, every fleet with its own message service and proxy on 127.0.0.1, ` +
+      `replaying the signal-2021 outage${options.durationMs === undefined ? '' : ` in ${Math.round(options.durationMs / 1000)} s`}. Ctrl-C stops early.\n\n`,
+  );
+  try {
+    const result = await runDemo(options);
+    if (flags.json === true) out.write(JSON.stringify(demoJson(result), null, 2) + '\n');
+    else out.write('\n' + formatComparison(result));
+    if (result.htmlPath !== null) note.write(`\nHTML report: ${result.htmlPath}\n`);
+    if (result.recordPath !== null) note.write(`Recording:   ${result.recordPath} (aftershock analyze ${result.recordPath})\n`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * `aftershock demo` end to end, shortened: the real CLI in-process (so it runs the current
+ * sources), real message services, proxies, fleets and analysis on loopback, with the timeline
+ * compressed to 9 s. The JSON must show the naive fleet amplifying far more than the careful one,
+ * with the naive findings and none of them for the careful fleet.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { readRecords, tempDir } from '../helpers.js';
+import type { HeaderRecord } from '../../src/record/schema.js';
+import type { Report } from '../../src/analysis/index.js';
+import type { FleetSummary } from '../../src/demo/compare.js';
+
+interface FleetJson {
+  summary: FleetSummary;
+  clients: { logical: number; attempts: number };
+  service: { received: number };
+  report: Report;
+}
+
+/** Runs the CLI in-process and captures what it writes. */
+async function cli(args: string[]): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += chunk.toString();
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += chunk.toString();
+    return true;
+  });
+  try {
+    const code = await main(['node', 'aftershock', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+afterEach(() => {
+  process.exitCode = undefined;
+});
+
+describe('aftershock demo', () => {
+  it('replays a compressed outage: the naive fleet storms, the careful one does not', { timeout: 30_000 }, async () => {
+    const dir = tempDir();
+    const html = path.join(dir, 'demo.html');
+    const record = path.join(dir, 'demo.ndjson');
+    const run = await cli(['demo', '--duration', '9s', '--clients', '8', '--seed', '3', '--json', '--html', html, '--record', record]);
+    expect(run.code ?? 0).toBe(0);
+
+    const json = JSON.parse(run.stdout) as { durationMs: number; scale: number; fleets: Record<'naive' | 'careful', FleetJson> };
+    expect(json.durationMs).toBe(9000);
+    const { naive, careful } = json.fleets;
+
+    // Same organic load on both sides...
+    expect(Math.abs(naive.report.totals.logicalRequests - careful.report.totals.logicalRequests)).toBeLessThan(0.2 * careful.report.totals.logicalRequests);
+    // ...very different offered load.
+    expect(naive.report.totals.amplification).toBeGreaterThan(2 * careful.report.totals.amplification);
+    expect(naive.report.totals.amplificationInFaults).toBeGreaterThanOrEqual(3);
+    expect(careful.report.totals.amplification).toBeLessThan(1.3);
+    expect(careful.report.totals.retryRatio).toBeLessThan(0.2);
+
+    const codes = (r: Report): string[] => r.findings.map((f) => f.code);
+    expect(naive.report.verdict).toBe('retry-storm');
+    expect(codes(naive.report)).toEqual(expect.arrayContaining(['retry-storm', 'immediate-retries', 'retry-after-violated', 'unbounded-retries']));
+    expect(naive.summary.backoff).toBe('immediate');
+    expect(careful.report.verdict).toBe('ok');
+    for (const code of ['retry-storm', 'immediate-retries', 'retry-after-violated', 'unbounded-retries', 'retry-budget-exceeded', 'sustained-amplification']) {
+      expect(codes(careful.report)).not.toContain(code);
+    }
+
+    // The live view went to stderr (stdout carries the JSON only).
+    expect(run.stderr).toMatch(/\] naive\s+organic/);
+    expect(run.stderr).toContain(`HTML report: ${html}`);
+
+    // One self-contained page with both fleets.
+    const page = fs.readFileSync(html, 'utf8');
+    expect(page.startsWith('<!doctype html>')).toBe(true);
+    expect(page).toContain('naive fleet: the full report');
+    expect(page).toContain('careful fleet: the full report');
+    expect(page).not.toMatch(/<script|<link|<iframe|\ssrc=|url\(/i); // nothing loaded from anywhere
+
+    // The recording holds both proxies' headers and every exchange the analysis counted.
+    const recs = readRecords(record);
+    const headers = recs.filter((r): r is HeaderRecord => r.type === 'header');
+    expect(headers.map((h) => h.session).sort()).toEqual(['demo-careful', 'demo-naive']);
+    expect(recs.filter((r) => r.type === 'http')).toHaveLength(naive.report.totals.attempts + careful.report.totals.attempts);
+  });
+
+  it('refuses bad options with one line and exit status 2', async () => {
+    const bad = await cli(['demo', '--clients', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--clients "0": give a whole number from 1 to 500/);
+    const short = await cli(['demo', '--duration', '1s']);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toMatch(/--duration 1000ms: give 3s to 10m/);
+    const fleet = await cli(['demo', '--fleet', 'reckless']);
+    expect(fleet.code).toBe(2);
+  });
+});

@@ -201,11 +201,14 @@ class Engine implements Analyzer {
   private marks: Array<{ t: number; label: string }> = [];
   private events: Array<{ t: number; event: string; detail: Record<string, unknown> }> = [];
   private faultIntervals = new Map<string, FaultInterval[]>();
-  private ips = new Map<string, string[]>();
+  /** Per IP: the User-Agents and client keys seen behind it (a few of each), for NAT detection. */
+  private ips = new Map<string, { uas: string[]; keys: string[] }>();
   private bloom = new BloomCounter();
   private quality: QualityCounters = freshQuality();
   private firstTs = Number.POSITIVE_INFINITY;
   private lastEnd = Number.NEGATIVE_INFINITY;
+  /** Attempts that carried the configured client key header (fallbacks only count once it is recorded at all). */
+  private clientKeyHeaderSeen = 0;
 
   constructor(options: AnalyzerOptions) {
     this.opts = resolveOptions(options);
@@ -271,7 +274,7 @@ class Engine implements Analyzer {
       this.maxRetryAfterMs = a.retryAfterMs;
       if (this.opts.windowMs === null) this.params.windowMs = Math.max(MIN_WINDOW_MS, 1.5 * this.maxRetryAfterMs + 5000);
     }
-    this.raw(a);
+    this.raw(a, fallback);
     let t = this.threads.get(a.thread);
     if (t === undefined) {
       t = new Thread(a.thread, a.thread[0] as 'f' | 'i' | 'k' | 'w');
@@ -286,7 +289,7 @@ class Engine implements Analyzer {
   }
 
   /** Counts that do not depend on grouping: offered load, errors, faults, NAT, fault intervals. */
-  private raw(a: Attempt): void {
+  private raw(a: Attempt, fallbackSeen: boolean): void {
     this.agg.raw(a);
     if (this.bloom.add(a.client)) this.agg.family(a.family).clients++;
     if (a.injected) {
@@ -296,14 +299,16 @@ class Engine implements Analyzer {
       this.addFaultInterval(a.faultRule ?? '(unnamed)', start, a.end);
     }
     if (a.userAgent !== null && a.ip !== '') {
-      let uas = this.ips.get(a.ip);
-      if (uas === undefined) {
+      let seen = this.ips.get(a.ip);
+      if (seen === undefined) {
         if (this.ips.size >= this.opts.maxClients) evictTenth(this.ips, this.opts.maxClients);
-        uas = [];
-        this.ips.set(a.ip, uas);
+        seen = { uas: [], keys: [] };
+        this.ips.set(a.ip, seen);
       }
-      if (uas.length < MAX_UAS_PER_IP && !uas.includes(a.userAgent)) uas.push(a.userAgent);
+      if (seen.uas.length < MAX_UAS_PER_IP && !seen.uas.includes(a.userAgent)) seen.uas.push(a.userAgent);
+      if (seen.keys.length <= MAX_UAS_PER_IP && !seen.keys.includes(a.client)) seen.keys.push(a.client);
     }
+    if (this.opts.clientKeyHeader !== null && !fallbackSeen) this.clientKeyHeaderSeen++;
   }
 
   private addFaultInterval(rule: string, start: number, end: number): void {
@@ -402,8 +407,12 @@ class Engine implements Analyzer {
     }
     const merged = this.agg.mergedWith(overlay);
     const nat: Array<{ ip: string; userAgents: number }> = [];
-    for (const [ip, uas] of this.ips) if (uas.length >= 3) nat.push({ ip, userAgents: uas.length });
+    // Several agents behind one address whose client keys do not tell more clients apart than the
+    // agents do (keys are IP or IP + User-Agent): devices with the same agent are merged.
+    for (const [ip, seen] of this.ips) if (seen.uas.length >= 3 && seen.keys.length <= seen.uas.length) nat.push({ ip, userAgents: seen.uas.length });
     nat.sort((a, b) => b.userAgents - a.userAgents || (a.ip < b.ip ? -1 : 1));
+    // A header that was never recorded is no fallback: the proxy keyed clients by it already.
+    const quality = this.clientKeyHeaderSeen === 0 ? { ...this.quality, clientKeyFallbacks: 0 } : this.quality;
     return buildReport({
       agg: merged,
       opts: this.opts,
@@ -412,7 +421,7 @@ class Engine implements Analyzer {
       headers: this.headers,
       marks: this.marks,
       events: this.events,
-      quality: this.quality,
+      quality,
       distinctClients: this.bloom.distinct,
       nat,
       firstTs: Number.isFinite(this.firstTs) ? this.firstTs : null,
@@ -436,6 +445,7 @@ class Engine implements Analyzer {
     this.quality = freshQuality();
     this.firstTs = Number.POSITIVE_INFINITY;
     this.lastEnd = Number.NEGATIVE_INFINITY;
+    this.clientKeyHeaderSeen = 0;
   }
 
   noteBadLine(line: BadLine): void {

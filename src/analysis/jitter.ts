@@ -6,7 +6,8 @@
  *
  * The proxy's clock and the network add a few milliseconds of spread to every gap; that noise is
  * removed before the CV is taken (`JITTER_THRESHOLDS.noiseMs`), so a 100 ms constant schedule with
- * 3 ms of network noise is still "none".
+ * 3 ms of network noise is still "none". The spread is read robustly (`spreadCv`) so a few delayed
+ * timestamps do not read as jitter either.
  */
 
 import { median, quantile } from './stats.js';
@@ -71,6 +72,32 @@ export function noiseAdjustedCv(xs: readonly number[], noiseMs: number = T.noise
 }
 
 /**
+ * The CV's robust counterpart: `1.4826 x MAD / median` (equal to sd / mean for a normal spread),
+ * with the same noise removal. A few late timestamps (a busy event loop in the client or the
+ * proxy) move the CV a lot and this hardly at all.
+ *
+ * @example robustCv([1000, 1000, 1001, 999, 1000, 1300]) === 0
+ */
+export function robustCv(xs: readonly number[], noiseMs: number = T.noiseMs): number {
+  if (xs.length === 0) return Number.NaN;
+  const med = median(xs);
+  const mad = median(xs.map((x) => Math.abs(x - med)));
+  const sd = 1.4826 * mad;
+  const adj = Math.sqrt(Math.max(0, sd * sd - noiseMs * noiseMs));
+  if (med <= 0) return adj === 0 ? 0 : Number.POSITIVE_INFINITY;
+  return adj / med;
+}
+
+/**
+ * The spread the jitter class is read from: the smaller of the CV and its robust counterpart. For
+ * uniform jitter (full jitter's CV is about 0.58) the CV is the smaller; for a steady schedule with
+ * a few delayed outliers the robust one is.
+ */
+export function spreadCv(xs: readonly number[]): number {
+  return Math.min(noiseAdjustedCv(xs), robustCv(xs));
+}
+
+/**
  * Maps a CV to the spec's band.
  *
  * @example jitterBand(0.58) === 'full'; jitterBand(0.01) === 'none'
@@ -89,7 +116,7 @@ export function jitterBand(c: number): Exclude<JitterClass, 'per-client' | 'unkn
  * classifyJitter({ gapsByIndex: [[1000, 1000, 1000, 1000, 1000]] }).class === 'none'
  */
 export function classifyJitter(input: JitterInput): JitterResult {
-  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs) => (xs.length >= T.minSamples ? noiseAdjustedCv(xs) : null));
+  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs) => (xs.length >= T.minSamples ? spreadCv(xs) : null));
   const samples = input.gapsByIndex[0]?.length ?? 0;
   const usable = cvByIndex.filter((c): c is number => c !== null && Number.isFinite(c));
   if (usable.length === 0) return { class: 'unknown', cv: null, cvByIndex, samples };

@@ -131,7 +131,7 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
       return { class: 'immediate', confidence: 'medium', basis: 'immediate-gaps', ...base };
     }
     if (series.length >= 2) {
-      const r = classifyBackoff(series);
+      const r = classifySeries(series);
       if (r.class !== 'irregular' && r.class !== 'insufficient-data') return { ...fitParams(r), class: r.class, confidence: 'low', basis: 'per-index', ...base };
     }
     return { class: 'insufficient-data', confidence: 'low', basis: 'none', ...base };
@@ -146,18 +146,18 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
   // gaps cannot tell them apart); the central gap per attempt index can.
   const growing = votes.linear + votes.exponential;
   if ((top === 'linear' || top === 'exponential') && share < 0.8 && growing / classified >= 0.5 && series.length >= 3) {
-    const r = classifyBackoff(series);
+    const r = classifySeries(series);
     if (r.class === 'linear' || r.class === 'exponential') {
       return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
     }
   }
   if (top !== 'irregular' && share >= 0.5) {
     const confidence: Confidence = share >= 0.8 && classified >= 3 ? 'high' : 'medium';
-    const fit = series.length >= 2 ? classifyBackoff(series) : null;
+    const fit = series.length >= 2 ? classifySeries(series) : null;
     return { ...(fit !== null && fit.class === top ? fitParams(fit) : {}), class: top, confidence, basis: 'chains', ...base };
   }
   if (series.length >= 2) {
-    const r = classifyBackoff(series);
+    const r = classifySeries(series);
     if (r.class !== 'irregular' && r.class !== 'insufficient-data') {
       return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
     }
@@ -167,6 +167,19 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
 
 /** Share of all gaps under 50 ms needed to call a client (or client type) immediate. */
 export const IMMEDIATE_SHARE = 0.9;
+
+/**
+ * Classifies a per-index series; the deepest index has the fewest chains behind it, so when the
+ * whole series is irregular but it is regular without its last point, that reading is used.
+ */
+function classifySeries(series: number[]): ReturnType<typeof classifyBackoff> {
+  const r = classifyBackoff(series);
+  if (r.class === 'irregular' && series.length >= 4) {
+    const shorter = classifyBackoff(series.slice(0, -1));
+    if (shorter.class !== 'irregular' && shorter.class !== 'insufficient-data') return shorter;
+  }
+  return r;
+}
 
 function fitParams(r: ReturnType<typeof classifyBackoff>): Partial<BackoffDetail> {
   const out: Partial<BackoffDetail> = {};
@@ -178,11 +191,14 @@ function fitParams(r: ReturnType<typeof classifyBackoff>): Partial<BackoffDetail
   return out;
 }
 
+/** Chains needed at an attempt index before its median gap joins a client type's series. */
+const FAMILY_INDEX_MIN_SAMPLES = 8;
+
 function familySeries(f: FamilyAgg): number[] {
   const out: number[] = [];
   const n0 = (f.gapsByIndex[0] as StrideReservoir).count;
   for (const r of f.gapsByIndex) {
-    if (r.values.length < 5 || r.count < SERIES_MIN_SHARE * n0) break;
+    if (r.values.length < FAMILY_INDEX_MIN_SAMPLES || r.count < SERIES_MIN_SHARE * n0) break;
     out.push(median(r.values));
   }
   return out;

@@ -114,7 +114,7 @@ describe('aftershock analyze', () => {
   it('passes analyzer options through', async () => {
     const r = JSON.parse((await analyze([fx('polling.ndjson'), '--window', '90s', '--max-clients', '3', '--client-key-header', 'x-client-id', '--cache-busting-keys', 't,_'])).out);
     expect(r.options).toMatchObject({ windowMs: 90_000, windowAuto: false, maxClients: 3, clientKeyHeader: 'x-client-id', cacheBustingKeys: ['t', '_'] });
-    expect(r.dataQuality.clientKeyFallbacks).toBe(75);
+    expect(r.dataQuality.clientKeyFallbacks).toBe(0); // the header was never recorded: not a fallback
   });
 
   it('--format har streams the recording as HAR, and gates still work', async () => {

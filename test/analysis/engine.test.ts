@@ -196,7 +196,7 @@ describe('grouping (spec §3)', () => {
   it('gaps are measured end to start', () => {
     // 5 s timeouts, each retried 1 s after it ended: the gap is 1 s, not 6 s
     const recs: HttpRecord[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 8; i++) {
       const t = T0 + i * 20_000;
       recs.push(http({ ts: t, end: t + 5000, status: 504, outcome: 'timeout', path: `/r/${i}` }));
       recs.push(http({ ts: t + 6000, end: t + 11_000, status: 504, outcome: 'timeout', path: `/r/${i}` }));

@@ -89,14 +89,14 @@ const R = REPORT_THRESHOLDS;
 
 /** The known limits (spec §7), stated in every report. */
 export const KNOWN_LIMITS: readonly string[] = [
-  'Polling that follows a failed poll looks like a retry (same fingerprint, previous attempt failed).',
+  'Polling that follows a failed poll looks like a retry (same fingerprint, previous attempt failed); a client that gives up and sends the same request again within the window looks like one long chain.',
   'NAT merges clients: several clients behind one IP and User-Agent share a client key and overstate per-client amplification.',
   'TLS must be terminated at the proxy to fingerprint requests; a pass-through tunnel shows no paths or bodies.',
   'Per-attempt nonces in bodies (request ids, timestamps) change the body hash and split one logical request into several; they need masking rules.',
   'Retries made behind the proxy (by a sidecar, a load balancer, or the upstream itself) are invisible.',
   'A hang only causes retries if the client has a retryable timeout.',
   'Two gaps cannot tell linear from exponential backoff; such schedules are classified with medium confidence.',
-  'Full-jitter clients look irregular chain by chain; they are classified from the median gap per attempt index over many chains.',
+  'Full-jitter clients look irregular chain by chain; they are classified from the median gap per attempt index over many chains. Chains that reach deep attempt indexes inside a short fault window are biased towards short gaps.',
   'Records arrive in end order; attempts more than the reorder lag out of start order are grouped as they come (counted in dataQuality.lateRecords).',
 ];
 

@@ -82,7 +82,37 @@ async function run({ checkpoints }) {
   const r0 = performance.now();
   analyzer.report();
   const reportMs = performance.now() - r0;
-  return { points: points.filter((p) => p.keys > 0), empty: points[0], reportMs, keys: last };
+  return { points: points.filter((p) => p.keys > 0), empty: points[0], reportMs, keys: last, hotClient: hotClient(createAnalyzer, startMs) };
+}
+
+/**
+ * The other extreme: ONE client (a load generator, as wrk is) sending the same GET at 10,000 req/s
+ * of recording time. Ingest rate over the first and the last 10,000 records shows whether the
+ * per-record cost grows with the number of attempts held for reordering.
+ */
+function hotClient(createAnalyzer, startMs) {
+  const analyzer = createAnalyzer({});
+  const total = 100_000;
+  const chunk = 10_000;
+  // Bounded in time: when the per-record cost grows with the backlog, stop after 15 s.
+  const deadline = performance.now() + 15_000;
+  const rates = [];
+  let t0 = performance.now();
+  let i = 0;
+  for (; i < total && performance.now() < deadline; i++) {
+    const ts = startMs + i * 0.1;
+    analyzer.ingest({
+      v: 1, type: 'http', id: `h-${i.toString(36)}`, ts, end: ts + 1, client: '127.0.0.1', ip: '127.0.0.1', conn: String(i % 100),
+      method: 'GET', path: '/v1/items/42', query: null, status: 200, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 40,
+      ttfb: 0.8, duration: 1, fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: null, headers: {}, error: null,
+    });
+    if ((i + 1) % chunk === 0) {
+      rates.push(chunk / ((performance.now() - t0) / 1000));
+      t0 = performance.now();
+    }
+  }
+  if (i % chunk !== 0) rates.push((i % chunk) / ((performance.now() - t0) / 1000));
+  return { records: i, timeBounded: i < total, recordsPerSecondFirst: rates[0], recordsPerSecondLast: rates[rates.length - 1], rates, stats: analyzer.stats() };
 }
 
 function pick(f) {

@@ -2,7 +2,7 @@
 //
 // Every process a bench starts is tracked here and killed (by its own pid) when the bench exits,
 // so a crashed run leaves nothing listening.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -168,13 +168,10 @@ export function which(cmd) {
 }
 
 export function toolVersion(cmd, args, re) {
-  try {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return (re.exec(out)?.[1] ?? out.split('\n')[0]).trim();
-  } catch (err) {
-    const out = `${err.stdout ?? ''}${err.stderr ?? ''}`;
-    return (re.exec(out)?.[1] ?? out.split('\n')[0] ?? '').trim() || null;
-  }
+  // Some tools print their version on stderr (nginx -v) or exit non-zero (wrk -v): read both.
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  return (re.exec(out)?.[1] ?? out.split('\n')[0] ?? '').trim() || null;
 }
 
 export function median(xs) {
@@ -263,4 +260,48 @@ export function fmt(n, digits = 0) {
 export function fmtBytes(n) {
   if (n === null || n === undefined || !Number.isFinite(n)) return '–';
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+let clkTck = null;
+/**
+ * CPU time (ms, user + system) used so far by the processes `pids` (Linux /proc; null elsewhere).
+ * CPU per request is the benchmark's noise-resistant figure: a process that waits for a core on a
+ * busy machine loses throughput, but not CPU time per request.
+ */
+export function cpuMs(pids) {
+  if (clkTck === null) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command: state(0) ppid(1) ... utime(11) stime(12).
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      return null;
+    }
+  }
+  return (ticks * 1000) / clkTck;
+}
+
+/** The pids whose parent is `pid` (e.g. nginx's workers). */
+export function childPids(pid) {
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }

@@ -2,6 +2,7 @@
 // CPU profile of a proxy child under load (or of the offline analysis), summarised by self time.
 //
 //   node bench/profile.js [--config rec-live-20|rec|pass|baseline|fault-10] [--seconds 10] [--connections 100]
+//   node bench/profile.js --ws [--config rec-live] [--seconds 8]     WebSocket echo relay
 //   node bench/profile.js --analysis [--records 500000]
 //
 // Runs the child with `node --cpu-prof`, loads it with wrk (autocannon when wrk is missing), stops
@@ -11,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, ROOT, runAutocannon, runWrk, startNode, tmpDir, which } from './lib.js';
+import { proxyConfigs } from './configs.js';
 import { summarizeProfile } from './profile-top.js';
 
 const argv = process.argv.slice(2);
@@ -22,19 +24,7 @@ const outDir = path.join(ROOT, 'bench-results');
 fs.mkdirSync(outDir, { recursive: true });
 const tmp = tmpDir('aftershock-profile-');
 
-const neverRules = Array.from({ length: 20 }, (_, i) => `  - name: never-${i + 1}\n    match: { path: /never/${i + 1}/** }\n    fault: { type: http-error, status: 503 }`).join('\n');
-const CONFIGS = {
-  baseline: (target) => ({ kind: 'baseline', target }),
-  pass: (target) => ({ kind: 'aftershock', target, options: { liveAnalysis: false } }),
-  rec: (target) => ({ kind: 'aftershock', target, options: { liveAnalysis: false, record: path.join(tmp, 'rec.ndjson') } }),
-  'rec-live-20': (target) => ({ kind: 'aftershock', target, options: { liveAnalysis: true, record: path.join(tmp, 'rec.ndjson') }, profileYaml: `name: twenty\nrules:\n${neverRules}\n` }),
-  'fault-10': (target) => ({
-    kind: 'aftershock',
-    target,
-    options: { liveAnalysis: true, record: path.join(tmp, 'rec.ndjson') },
-    profileYaml: `name: twenty-and-503\nrules:\n${neverRules}\n  - name: some-503\n    probability: 0.1\n    fault: { type: http-error, status: 503 }\n`,
-  }),
-};
+const CONFIGS = proxyConfigs(tmp);
 
 function newestProfile(dir) {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
@@ -51,7 +41,7 @@ function print(title, s, file) {
 }
 
 async function profileProxy() {
-  const config = opt('config', 'rec-live-20');
+  const config = opt('config', argv.includes('--ws') ? 'rec-live' : 'rec-live-20');
   const seconds = Number(opt('seconds', 10));
   const connections = Number(opt('connections', 100));
   const profDir = path.join(tmp, 'prof');
@@ -62,6 +52,25 @@ async function profileProxy() {
     execArgv: ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '100'],
   });
   const { url } = await child.ready;
+  if (argv.includes('--ws')) {
+    const wsRun = async (s) => {
+      const l = startNode(path.join(BENCH_DIR, 'load-ws.js'), [JSON.stringify({ url: url.replace(/^http/, 'ws') + '/ws/echo', connections: 50, seconds: s })]);
+      await l.ready;
+      const r = await l.request({ type: 'run' });
+      await l.stop();
+      return r;
+    };
+    await wsRun(2);
+    const r = await wsRun(seconds);
+    await child.stop();
+    await up.stop();
+    const file = path.join(outDir, `profile-ws-${config}.cpuprofile`);
+    fs.copyFileSync(newestProfile(profDir), file);
+    const text = print(`WebSocket echo through proxy config ${config}: ${Math.round(r.rps)} round trips/s over 50 connections (${seconds} s; profiler overhead included)`, summarizeProfile(file, 30), file);
+    fs.writeFileSync(path.join(outDir, `profile-ws-${config}.txt`), text + '\n');
+    console.log(text);
+    return;
+  }
   const load = (c, s) => (which('wrk') ? runWrk(`${url}/v1/items/42`, { connections: c, seconds: s }) : runAutocannon(`${url}/v1/items/42`, { connections: c, seconds: s }));
   await load(50, 2);
   const r = await load(connections, seconds);

@@ -19,6 +19,8 @@ import { createRequire } from 'node:module';
 import {
   BENCH_DIR,
   ROOT,
+  childPids,
+  cpuMs,
   fmt,
   fmtBytes,
   freePort,
@@ -31,6 +33,7 @@ import {
   toolVersion,
   which,
 } from './lib.js';
+import { PROFILE_20, PROFILE_20_PLUS_10PCT, PROFILE_LATENCY, PROFILE_WS_NEVER } from './configs.js';
 import { computeTargets, renderMarkdown, writeBenchmarksMd } from './report.js';
 
 const argv = process.argv.slice(2);
@@ -57,27 +60,6 @@ const require = createRequire(import.meta.url);
 const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 // ---------------------------------------------------------------- profiles
-
-const neverRules = Array.from(
-  { length: 20 },
-  (_, i) => `  - name: never-${i + 1}
-    match: { path: /never/${i + 1}/** }
-    fault: { type: http-error, status: 503 }`,
-).join('\n');
-const PROFILE_20 = `name: twenty-rules\nrules:\n${neverRules}\n`;
-const PROFILE_20_PLUS_10PCT = `name: twenty-rules-and-some-503\nrules:\n${neverRules}
-  - name: some-503
-    probability: 0.1
-    fault: { type: http-error, status: 503 }\n`;
-const PROFILE_LATENCY = `name: latency-100ms
-rules:
-  - name: slow
-    fault: { type: latency, delay: 100ms }\n`;
-const PROFILE_WS_NEVER = `name: ws-delay-never
-rules:
-  - name: ws-never
-    match: { websocket: true, path: /never }
-    fault: { type: ws-delay, delay: 100ms }\n`;
 
 // ---------------------------------------------------------------- machine
 
@@ -188,6 +170,7 @@ http {
   }
   return {
     url,
+    pids: [proc.pid, ...childPids(proc.pid)],
     stop: async () => {
       if (proc.exitCode === null) {
         const done = new Promise((r) => proc.once('exit', r));
@@ -203,6 +186,19 @@ http {
 
 function load(url, connections, seconds) {
   return WRK ? runWrk(url, { connections, seconds }) : runAutocannon(url, { connections, seconds });
+}
+
+/** A load run that also reads the CPU time the target's processes and the upstream spent on it. */
+async function measuredLoad(t, up, connections, seconds) {
+  const p0 = cpuMs(t.pids);
+  const u0 = cpuMs([up.proc.pid]);
+  const r = await load(t.url + PATH, connections, seconds);
+  const p1 = cpuMs(t.pids);
+  const u1 = cpuMs([up.proc.pid]);
+  r.cpuUsPerReq = p0 === null || p1 === null || r.requests === 0 ? null : ((p1 - p0) * 1000) / r.requests;
+  r.cpuCores = p0 === null || p1 === null ? null : (p1 - p0) / (seconds * 1000);
+  r.upstreamCpuUsPerReq = u0 === null || u1 === null || r.requests === 0 ? null : ((u1 - u0) * 1000) / r.requests;
+  return r;
 }
 
 async function paced(url, connections, seconds) {
@@ -250,13 +246,13 @@ async function httpSection(up, results) {
   if (NGINX) defs.push({ id: 'nginx', label: 'nginx reverse proxy (1 worker, keepalive upstream)', nginx: true });
   const targets = [];
   for (const d of defs) {
-    if (d.url) targets.push({ ...d, stop: async () => undefined });
+    if (d.url) targets.push({ ...d, pids: [up.proc.pid], stop: async () => undefined });
     else if (d.nginx) {
       const n = await startNginx(up.port);
-      targets.push({ ...d, url: n.url, stop: n.stop });
+      targets.push({ ...d, url: n.url, pids: n.pids, stop: n.stop });
     } else {
       const c = await startProxyChild(d.config);
-      targets.push({ ...d, url: c.url, stop: c.stop, child: c });
+      targets.push({ ...d, url: c.url, pids: [c.proc.pid], stop: c.stop, child: c });
     }
   }
   try {
@@ -268,7 +264,7 @@ async function httpSection(up, results) {
     const runs = new Map(); // `${id}@${c}` -> [run per round]
     for (let round = 0; round < P.rounds; round++) {
       for (const { t, c } of rotate(cells, round * 3)) {
-        const r = await load(t.url + PATH, c, P.httpSeconds);
+        const r = await measuredLoad(t, up, c, P.httpSeconds);
         const key = `${t.id}@${c}`;
         if (!runs.has(key)) runs.set(key, []);
         runs.get(key)[round] = r;
@@ -295,9 +291,16 @@ async function httpSection(up, results) {
           vsNginx: ratio(nginx),
           // Added p50 latency vs direct, per round, then the median.
           addedP50: median(rs.map((r, i) => r.p50 - direct[i].p50)),
+          // CPU per request of the process(es) under test (for direct: the upstream's), and the
+          // median per-round ratio baseline-CPU / this-CPU: >1 means cheaper than the baseline.
+          cpuUsPerReq: summarize(rs, 'cpuUsPerReq'),
+          cpuCores: summarize(rs, 'cpuCores'),
+          cpuEffVsBaseline: base ? median(rs.map((r, i) => (r.cpuUsPerReq && base[i].cpuUsPerReq ? base[i].cpuUsPerReq / r.cpuUsPerReq : null))) : null,
+          cpuEffVsNginx: nginx ? median(rs.map((r, i) => (r.cpuUsPerReq && nginx[i].cpuUsPerReq ? nginx[i].cpuUsPerReq / r.cpuUsPerReq : null))) : null,
+          upstreamCpuUsPerReq: summarize(rs, 'upstreamCpuUsPerReq'),
           non2xxPct: (100 * rs.reduce((a, r) => a + r.non2xx, 0)) / Math.max(1, rs.reduce((a, r) => a + r.requests, 0)),
           errors: rs.reduce((a, r) => a + r.errors, 0),
-          rounds: rs.map((r) => ({ rps: r.rps, p50: r.p50, p99: r.p99, non2xx: r.non2xx, errors: r.errors })),
+          rounds: rs.map((r) => ({ rps: r.rps, p50: r.p50, p99: r.p99, non2xx: r.non2xx, errors: r.errors, cpuUsPerReq: r.cpuUsPerReq, cpuCores: r.cpuCores })),
         });
       }
     }
@@ -375,7 +378,7 @@ async function latencySection(up, results) {
   const targets = [];
   for (const d of defs) {
     const c = await startProxyChild(d.config);
-    targets.push({ ...d, url: c.url, stop: c.stop });
+    targets.push({ ...d, url: c.url, stop: c.stop, child: c });
   }
   try {
     for (const t of targets) await load(t.url + PATH, 100, 1);
@@ -384,7 +387,9 @@ async function latencySection(up, results) {
     const runs = new Map();
     for (let round = 0; round < P.latencyRounds; round++) {
       for (const { t, c } of rotate(cells, round)) {
+        await t.child.request({ type: 'eldStart' });
         const r = await load(t.url + PATH, c, P.latencySeconds);
+        r.eld = await t.child.request({ type: 'eldStop' });
         const key = `${t.id}@${c}`;
         if (!runs.has(key)) runs.set(key, []);
         runs.get(key)[round] = r;
@@ -407,6 +412,9 @@ async function latencySection(up, results) {
           max: summarize(rs, 'max'),
           p50Error: summarize(rs, 'p50') - 100,
           p99Error: summarize(rs, 'p99') - 100,
+          // The proxy's own event-loop delay during the run (ms): what the proxy adds by blocking.
+          loopDelayP99: median(rs.map((r) => r.eld?.p99)),
+          loopDelayMax: median(rs.map((r) => r.eld?.max)),
           errors: rs.reduce((a, r) => a + r.errors + r.non2xx, 0),
         };
       }),
@@ -424,10 +432,10 @@ async function wsSection(up, results) {
   ];
   const targets = [];
   for (const d of defs) {
-    if (d.url) targets.push({ ...d, stop: async () => undefined });
+    if (d.url) targets.push({ ...d, pids: [up.proc.pid], stop: async () => undefined });
     else {
       const c = await startProxyChild(d.config);
-      targets.push({ ...d, url: c.url, stop: c.stop });
+      targets.push({ ...d, url: c.url, pids: [c.proc.pid], stop: c.stop });
     }
   }
   const wsUrl = (u) => u.replace(/^http/, 'ws') + '/ws/echo';
@@ -436,7 +444,10 @@ async function wsSection(up, results) {
     const runs = new Map();
     for (let round = 0; round < P.wsRounds; round++) {
       for (const t of rotate(targets, round)) {
+        const c0 = cpuMs(t.pids);
         const r = await wsLoad(wsUrl(t.url), P.wsConnections, P.wsSeconds);
+        const c1 = cpuMs(t.pids);
+        r.cpuUsPerTrip = c0 === null || c1 === null || r.trips === 0 ? null : ((c1 - c0) * 1000) / r.trips;
         if (!runs.has(t.id)) runs.set(t.id, []);
         runs.get(t.id)[round] = r;
       }
@@ -456,6 +467,8 @@ async function wsSection(up, results) {
           p50: summarize(rs, 'p50'),
           p99: summarize(rs, 'p99'),
           vsDirect: median(rs.map((r, i) => r.rps / direct[i].rps)),
+          // CPU per round trip of the process under test (direct: the echo server's).
+          cpuUsPerTrip: summarize(rs, 'cpuUsPerTrip'),
           errors: rs.reduce((a, r) => a + r.errors, 0),
         };
       }),

@@ -232,6 +232,64 @@ export function closingParagraph(result: DemoResult): string {
   return parts.join('\n');
 }
 
+const FLEET_COLOURS: Record<string, string> = { naive: '#c62828', careful: '#2e7d32' };
+
+/**
+ * Both fleets' offered load (solid) and goodput (dashed) per second on one chart, over the
+ * profile's phases (faulty phases shaded): the storm and its aftermath at a glance.
+ */
+export function comparisonSvg(result: DemoResult): string {
+  const W = 1040;
+  const H = 280;
+  const L = 52;
+  const R = 12;
+  const T = 22;
+  const B = 30;
+  const span = Math.max(1, result.durationMs / 1000);
+  const series = result.fleets.map((f) => {
+    const origin = f.report.range.origin ?? f.report.range.start ?? 0;
+    const binS = f.report.dataQuality.binMs / 1000;
+    return {
+      kind: f.kind,
+      pts: f.report.timeline.map((b) => ({ s: (b.t - origin) / 1000 + binS / 2, offered: b.offered / binS, goodput: b.goodput / binS })),
+    };
+  });
+  const ymax = Math.max(1, ...series.flatMap((x) => x.pts.map((p) => Math.max(p.offered, p.goodput))));
+  const px = (sec: number): number => L + (Math.min(span, Math.max(0, sec)) / span) * (W - L - R);
+  const py = (v: number): number => T + (1 - v / ymax) * (H - T - B);
+  const o: string[] = [`<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="offered load and goodput per second of each fleet">`];
+  for (const p of result.phases) {
+    const bad = /outage|degrad|recover|gate/i.test(p.name);
+    const x0 = px(p.startMs / 1000);
+    const x1 = px(p.endMs / 1000);
+    if (bad) o.push(`<rect x="${x0.toFixed(1)}" y="${T}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${H - T - B}" fill="#e53935" fill-opacity="0.08"/>`);
+    o.push(`<text x="${((x0 + x1) / 2).toFixed(1)}" y="${T - 7}" font-size="10" text-anchor="middle" fill="#5a6270">${escapeHtml(p.name)}</text>`);
+  }
+  for (let i = 0; i <= 4; i++) {
+    const v = (ymax * i) / 4;
+    o.push(`<line x1="${L}" x2="${W - R}" y1="${py(v).toFixed(1)}" y2="${py(v).toFixed(1)}" stroke="#eceff3"/>`);
+    o.push(`<text x="${L - 6}" y="${(py(v) + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#5a6270">${Math.round(v)}/s</text>`);
+  }
+  for (let i = 0; i <= 6; i++) {
+    const sec = (span * i) / 6;
+    o.push(`<text x="${px(sec).toFixed(1)}" y="${H - 10}" font-size="11" text-anchor="middle" fill="#5a6270">${Math.round(sec)} s</text>`);
+  }
+  for (const sr of series) {
+    const colour = FLEET_COLOURS[sr.kind] ?? '#1e88e5';
+    const line = (k: 'offered' | 'goodput'): string => sr.pts.map((p) => `${px(p.s).toFixed(1)},${py(p[k]).toFixed(1)}`).join(' ');
+    o.push(`<polyline fill="none" stroke="${colour}" stroke-width="1.8" points="${line('offered')}"/>`);
+    o.push(`<polyline fill="none" stroke="${colour}" stroke-width="1.4" stroke-dasharray="4 3" points="${line('goodput')}"/>`);
+  }
+  o.push('</svg>');
+  const legend = result.fleets
+    .map((f) => {
+      const c = FLEET_COLOURS[f.kind] ?? '#1e88e5';
+      return `<span><i class="sw" style="background:${c}"></i>${escapeHtml(f.kind)}: offered load (solid), goodput (dashed)</span>`;
+    })
+    .join('');
+  return `${o.join('')}<div class="legend">${legend}<span><i class="sw" style="background:#e53935;opacity:.25"></i>faults injected</span></div>`;
+}
+
 const HTML_CSS = `
 .demo{max-width:1100px;margin:0 auto;padding:24px 24px 0}
 .demo table td,.demo table th{white-space:nowrap}.demo p{max-width:820px}
@@ -263,6 +321,9 @@ export function renderDemoHtml(result: DemoResult): string {
   }
   o.push(`<tr><td>findings</td>${result.fleets.map((f) => `<td>${f.summary.findings.length === 0 ? 'none' : f.summary.findings.map((c) => `<span class="sev-${c.severity}">${h(c.code)}</span>${c.count > 1 ? ` ×${c.count}` : ''}`).join('<br>')}</td>`).join('')}</tr>`);
   o.push('</table>');
+  o.push('<h2>Offered load and goodput per second</h2>');
+  o.push(comparisonSvg(result));
+  o.push('<h2>What happened</h2>');
   for (const p of closingParagraph(result).split('\n')) o.push(`<p>${h(p)}</p>`);
   o.push('</div>');
   for (const p of pages) {

@@ -26,6 +26,11 @@ function wholeNumber(option: string, raw: string, min: number, max: number): num
   return n;
 }
 
+/**
+ * Adds `aftershock demo` to the program.
+ *
+ * @example registerDemoCommand(new Command('aftershock'))
+ */
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')

@@ -113,7 +113,11 @@ export function summarizeFleet(report: Report): FleetSummary {
 const x = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(v >= 10 ? 1 : 2)}x`);
 const pct = (v: number): string => `${(v * 100).toFixed(1)} %`;
 
-/** How the recovery reads in one cell. */
+/**
+ * How the recovery reads in one cell.
+ *
+ * @example recoveryText(result.fleets[0].summary) // 'not within the 15 s that followed'
+ */
 export function recoveryText(s: FleetSummary): string {
   if (s.faultsEndedAt === null) return 'no faults seen';
   if (s.recoverySeconds !== null) return `${s.recoverySeconds} s`;
@@ -190,11 +194,18 @@ function wrap(text: string, width: number): string[] {
 /**
  * What went wrong for the naive clients and what the careful ones did differently, in plain words
  * and with this run's numbers. Says so when the run did not show the expected effect.
+ *
+ * @example console.log(closingParagraph(await runDemo()))
  */
 export function closingParagraph(result: DemoResult): string {
   const naive = result.fleets.find((f) => f.kind === 'naive')?.summary;
   const careful = result.fleets.find((f) => f.kind === 'careful')?.summary;
   const parts: string[] = [];
+  if (result.fleets.every((f) => f.summary.faultsEndedAt === null)) {
+    const first = result.phases.find((p) => /outage|degrad|recover|gate/i.test(p.name));
+    return `The run ${result.aborted ? 'was stopped' : 'ended'} before any fault was injected${first === undefined ? '' : ` (the ${first.name} phase starts at +${Math.round(first.startMs / 1000)} s)`}, so there is nothing to compare yet: let it run the whole ${Math.round(result.durationMs / 1000)} s.`;
+  }
+  if (result.aborted) parts.push('(Stopped early: the numbers cover only what ran.)');
   const rate = (1000 / result.intervalMs).toFixed(1);
   parts.push(
     `What happened: ${result.fleets.length === 2 ? 'both fleets' : 'the fleet'} sent the same everyday traffic (each client about ${rate} requests a second) to ${result.fleets.length === 2 ? 'identical copies of ' : ''}a small message service that can do about ${result.serviceCapacity} requests a second, through the same replayed outage: the service slows, then fails completely, then lets clients back in a few at a time.`,
@@ -237,6 +248,8 @@ const FLEET_COLOURS: Record<string, string> = { naive: '#c62828', careful: '#2e7
 /**
  * Both fleets' offered load (solid) and goodput (dashed) per second on one chart, over the
  * profile's phases (faulty phases shaded): the storm and its aftermath at a glance.
+ *
+ * @example html.push(comparisonSvg(result))
  */
 export function comparisonSvg(result: DemoResult): string {
   const W = 1040;
@@ -299,6 +312,8 @@ const HTML_CSS = `
 /**
  * One self-contained HTML page: the comparison and the closing paragraph, then each fleet's full
  * report as `formatReport(report, 'html')` renders it (same stylesheet, no script, no network).
+ *
+ * @example fs.writeFileSync('demo.html', renderDemoHtml(result))
  */
 export function renderDemoHtml(result: DemoResult): string {
   const h = escapeHtml;
@@ -338,6 +353,8 @@ export function renderDemoHtml(result: DemoResult): string {
 /**
  * The combined JSON (`aftershock demo --json`): the run, each fleet's summary, client and service
  * counters, and its full report.
+ *
+ * @example JSON.stringify(demoJson(result)).length > 0
  */
 export function demoJson(result: DemoResult): Record<string, unknown> {
   return {
@@ -347,6 +364,8 @@ export function demoJson(result: DemoResult): Record<string, unknown> {
     scale: result.scale,
     phases: result.phases,
     clientsPerFleet: result.clientsPerFleet,
+    intervalMs: result.intervalMs,
+    serviceCapacity: result.serviceCapacity,
     seed: result.seed,
     aborted: result.aborted,
     htmlPath: result.htmlPath,

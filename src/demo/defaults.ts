@@ -27,7 +27,11 @@ export const NAIVE_OUTBOX = Object.freeze({ max: 32, flushEveryMs: 1000 });
 /** The naive client's retries per request (11 attempts in all: "a large cap"). */
 export const NAIVE_MAX_RETRIES = 10;
 
-/** Healthy capacity of a message service in requests per second: workers / mean work time. */
+/**
+ * Healthy capacity of a message service in requests per second: workers / mean work time.
+ *
+ * @example serviceCapacity(DEMO_SERVICE) === 200
+ */
 export function serviceCapacity(o: MessageServiceOptions): number {
   const [min, max] = o.workMs ?? DEMO_SERVICE.workMs;
   return (1000 * (o.concurrency ?? DEMO_SERVICE.concurrency)) / Math.max(0.001, (min + max) / 2);

@@ -48,13 +48,21 @@ const RED = (s: string, color: boolean): string => (color ? `${ESC}31m${s}${ESC}
 const GREEN = (s: string, color: boolean): string => (color ? `${ESC}32m${s}${ESC}39m` : s);
 const YELLOW = (s: string, color: boolean): string => (color ? `${ESC}33m${s}${ESC}39m` : s);
 
-/** `m:ss` */
+/**
+ * `m:ss`
+ *
+ * @example formatClock(65_400) === '1:05'
+ */
 export function formatClock(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-/** The phase at `elapsedMs` (the last one once the timeline is over), or null without phases. */
+/**
+ * The phase at `elapsedMs` (the last one once the timeline is over), or null without phases.
+ *
+ * @example currentPhase([{ name: 'a', startMs: 0, endMs: 10 }], 5)?.name === 'a'
+ */
 export function currentPhase(phases: readonly Phase[], elapsedMs: number): Phase | null {
   for (const p of phases) if (elapsedMs >= p.startMs && elapsedMs < p.endMs) return p;
   return phases.length === 0 ? null : (phases[phases.length - 1] as Phase);

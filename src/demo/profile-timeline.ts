@@ -77,7 +77,11 @@ export function scaleProfileText(text: string, factor: number): string {
   return stringifyYaml(doc);
 }
 
-/** The phases of a compiled profile, in ms since the scenario started. */
+/**
+ * The phases of a compiled profile, in ms since the scenario started.
+ *
+ * @example phasesOf(await loadProfile('signal-2021'))[2] // { name: 'outage', startMs: 18000, endMs: 33000, ... }
+ */
 export function phasesOf(profile: CompiledProfile): Phase[] {
   const out: Phase[] = [];
   let at = 0;

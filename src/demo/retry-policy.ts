@@ -78,7 +78,11 @@ export interface CarefulPolicyOptions {
 /** Statuses worth retrying: the request may succeed later without any change. */
 export const TRANSIENT_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
-/** Whether a failure is transient (worth a retry at all). */
+/**
+ * Whether a failure is transient (worth a retry at all).
+ *
+ * @example isTransient({ kind: 'status', status: 404, retryAfterMs: null }) === false
+ */
 export function isTransient(failure: Failure): boolean {
   return failure.kind !== 'status' || TRANSIENT_STATUSES.has(failure.status);
 }

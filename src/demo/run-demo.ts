@@ -103,7 +103,11 @@ interface Running {
   samples: Array<{ at: number; organic: number; offered: number; goodput: number; faults: number }>;
 }
 
-/** Picks the default HTML path: the cwd when writable, else the temp dir. */
+/**
+ * Picks the default HTML path: the cwd when writable, else the temp dir.
+ *
+ * @example defaultHtmlPath() // '/home/me/project/aftershock-demo-report.html'
+ */
 export function defaultHtmlPath(name = 'aftershock-demo-report.html'): string {
   try {
     fs.accessSync(process.cwd(), fs.constants.W_OK);

@@ -11,7 +11,8 @@ import { main } from '../../src/cli/main.js';
 import { readRecords, tempDir } from '../helpers.js';
 import type { HeaderRecord } from '../../src/record/schema.js';
 import type { Report } from '../../src/analysis/index.js';
-import type { FleetSummary } from '../../src/demo/compare.js';
+import { formatComparison, type FleetSummary } from '../../src/demo/compare.js';
+import type { DemoResult, FleetResult } from '../../src/demo/run-demo.js';
 
 interface FleetJson {
   summary: FleetSummary;
@@ -53,7 +54,7 @@ describe('aftershock demo', () => {
     const run = await cli(['demo', '--duration', '9s', '--clients', '8', '--seed', '3', '--json', '--html', html, '--record', record]);
     expect(run.code ?? 0).toBe(0);
 
-    const json = JSON.parse(run.stdout) as { durationMs: number; scale: number; fleets: Record<'naive' | 'careful', FleetJson> };
+    const json = JSON.parse(run.stdout) as Omit<DemoResult, 'fleets'> & { fleets: Record<'naive' | 'careful', FleetJson> };
     expect(json.durationMs).toBe(9000);
     const { naive, careful } = json.fleets;
 
@@ -84,6 +85,17 @@ describe('aftershock demo', () => {
     expect(page).toContain('naive fleet: the full report');
     expect(page).toContain('careful fleet: the full report');
     expect(page).not.toMatch(/<script|<link|<iframe|\ssrc=|url\(/i); // nothing loaded from anywhere
+
+    // The text comparison and its closing paragraph, from the same numbers.
+    const result: DemoResult = { ...json, fleets: (['naive', 'careful'] as const).map((kind) => ({ kind, ...json.fleets[kind] }) as unknown as FleetResult) };
+    const text = formatComparison(result);
+    expect(text).toMatch(/verdict\s+RETRY STORM\s+ok/);
+    expect(text).toMatch(/!!immediate-retries x8/);
+    expect(text).toContain('The naive clients treated every failure the same way');
+    const inFaults = naive.report.totals.amplificationInFaults as number;
+    expect(text).toContain(`during the faults they sent ${inFaults.toFixed(inFaults >= 10 ? 1 : 2)}x their normal traffic`);
+    const early = formatComparison({ ...result, aborted: true, fleets: result.fleets.map((f) => ({ ...f, summary: { ...f.summary, faultsEndedAt: null } })) });
+    expect(early).toContain('The run was stopped before any fault was injected (the degrading phase starts at +2 s)');
 
     // The recording holds both proxies' headers and every exchange the analysis counted.
     const recs = readRecords(record);

@@ -45,7 +45,7 @@ export interface JitterInput {
 
 export interface JitterResult {
   class: JitterClass;
-  /** The CV the class was read from (median over attempt indexes), noise removed. */
+  /** The CV the class was read from (the least spread attempt index), noise removed. */
   cv: number | null;
   /** CV per attempt index (null where too few samples). */
   cvByIndex: Array<number | null>;
@@ -125,7 +125,9 @@ export function classifyJitter(input: JitterInput): JitterResult {
   const all = input.gapsByIndex.flat();
   if (all.length > 0 && quantile(all, 0.9) < 50) return { class: 'none', cv: 0, cvByIndex, samples };
 
-  const c = median(usable);
+  // Real jitter spreads every attempt index; noise (a late timer, a busy proxy) spreads some. The
+  // class is read from the index that spreads least.
+  const c = Math.min(...usable);
   if (c >= T.none && isPerClient(input)) return { class: 'per-client', cv: c, cvByIndex, samples };
   return { class: jitterBand(c), cv: c, cvByIndex, samples };
 }

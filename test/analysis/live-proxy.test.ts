@@ -85,7 +85,7 @@ describe('live analysis of real client fleets through the proxy', () => {
     const fleets: Fleet[] = [
       { name: 'eager', ua: 'eager-sdk/1.0', clients: 12, path: '/api/items/{c}{n}', backoff: 'immediate', attempts: 5 },
       { name: 'careful', ua: 'careful-sdk/2.0', clients: 12, path: '/api/orders/{c}{n}', backoff: 'full-jitter:25:2000', attempts: 6 },
-      { name: 'steady', ua: 'steady-sdk/1.0', clients: 12, path: '/api/profile/{c}{n}', backoff: 'constant:200', attempts: 4 },
+      { name: 'steady', ua: 'steady-sdk/1.0', clients: 12, path: '/api/profile/{c}{n}', backoff: 'constant:600', attempts: 3 },
       { name: 'poster', ua: 'poster/1.0', clients: 1, method: 'POST', path: '/orders', backoff: 'constant:30', attempts: 3 },
     ];
     const running = runFleets(proxy.url, fleets, 4000);

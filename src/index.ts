@@ -16,4 +16,5 @@ export type * from './rules/types.js';
 export { AdminClient } from './admin/client.js';
 export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile } from './rules/index.js';
 export { createAnalyzer, analyzeFiles, formatReport, parseGate, evaluateGates, type Analyzer, type Report, type Finding } from './analysis/index.js';
+export { runDemo } from './demo/index.js';
 export { VERSION } from './version.js';

@@ -265,7 +265,9 @@ export class Thread {
     if (a.attemptHint !== null && a.attemptHint > 1) {
       retry = gap <= params.windowMs;
     } else if (this.kind === 'i' || this.kind === 'k') {
-      if (a.bodyHash !== c.first.bodyHash && this.kind === 'k') return this.start(a, sink, true);
+      // A null hash means the body was never read (the client left during an injected delay, or the
+      // fault answered first): unknown, not different.
+      if (this.kind === 'k' && a.bodyHash !== null && c.first.bodyHash !== null && a.bodyHash !== c.first.bodyHash) return this.start(a, sink, true);
       retry = gap <= params.windowMs;
     } else if (c.last.failKind === 'fail') {
       retry = gap <= params.windowMs;

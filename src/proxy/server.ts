@@ -171,6 +171,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const clientKey = compileClientKey(clientKeySpec);
   const redactor = createRedactor(options.redact ?? []);
   const recordHeaders = (options.recordHeaders ?? []).map((h) => h.toLowerCase());
+  // With --client-key header:<name> the header is recorded too (redacted when secret), so an
+  // offline analysis can tell a keyed client from one that fell back to ip+ua.
+  if (clientKeySpec.startsWith('header:')) {
+    const keyHeader = clientKeySpec.slice('header:'.length).toLowerCase();
+    if (!recordHeaders.includes(keyHeader)) recordHeaders.push(keyHeader);
+  }
   let tls: { cert: Buffer; key: Buffer } | null = null;
   if (options.tlsCert !== undefined || options.tlsKey !== undefined) {
     if (options.tlsCert === undefined || options.tlsKey === undefined) {

@@ -379,6 +379,27 @@ describe('recording', () => {
     expect(mode).toBe(0o600);
   });
 
+  it('records the client-key header, hashed and redacted when it is a secret', async () => {
+    const dir = tempDir();
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const a = path.join(dir, 'a.ndjson');
+    const byId = await startTestProxy({ target: up.url, record: a, clientKey: 'header:x-client-id' });
+    await request(`${byId.url}/x`, { headers: { 'x-client-id': 'tenant-9' } });
+    await byId.close();
+    const ra = readRecords(a).find((r): r is HttpRecord => r.type === 'http') as HttpRecord;
+    expect(ra.client).toBe('tenant-9');
+    expect((ra.headers as Record<string, string>)['x-client-id']).toBe('tenant-9');
+    const b = path.join(dir, 'b.ndjson');
+    const byAuth = await startTestProxy({ target: up.url, record: b, clientKey: 'header:authorization' });
+    await request(`${byAuth.url}/x`, { headers: { authorization: 'Bearer s3cr3t-token' } });
+    await byAuth.close();
+    const text = (await import('node:fs')).readFileSync(b, 'utf8');
+    expect(text).not.toContain('s3cr3t-token');
+    const rb = readRecords(b).find((r): r is HttpRecord => r.type === 'http') as HttpRecord;
+    expect(rb.client).toMatch(/^h:[0-9a-f]{16}$/);
+    expect((rb.headers as Record<string, string>).authorization).toBe('[redacted]');
+  });
+
   it('records a client abort as such', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'rec.ndjson');

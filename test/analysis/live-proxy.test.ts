@@ -51,7 +51,7 @@ async function client(f, c, until) {
     const headers = { 'x-client-id': f.name + '-' + c, 'user-agent': f.ua };
     for (let k = 1; ; k++) {
       const status = await send(url, f.method || 'GET', headers, f.method === 'POST' ? JSON.stringify({ order: n, client: c }) : undefined);
-      if (status > 0 && status < 500) break;
+      if (status > 0 && status < 500 && status !== 429 && status !== 408) break;
       if (k >= f.attempts) break;
       await sleep(wait(f.backoff, k));
     }
@@ -122,5 +122,43 @@ describe('live analysis of real client fleets through the proxy', () => {
     expect(outage?.amplification).toBeGreaterThan(1.5);
     expect(live.marks.map((m) => m.label)).toEqual(['outage starts']);
     expect(live.session).toBe('fleet');
+  }, 20_000);
+
+  it('sees lost responses turned into duplicate submissions, and Retry-After honoured or violated, on the wire', async () => {
+    let completed = 0;
+    const upstream = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.method === 'POST') completed++;
+        res.writeHead(req.method === 'POST' ? 201 : 200);
+        res.end('ok');
+      });
+    });
+    const record = path.join(tempDir(), 'wire.ndjson');
+    const proxy = await startTestProxy({ target: upstream.url, record, clientKey: 'header:x-client-id', seed: 3 });
+    proxy.addFault({ name: 'lost', match: { path: '/payments' }, firstAttempts: 1, fault: { type: 'lost-response' } });
+    proxy.addFault({ name: 'throttle', match: { path: '/search' }, firstAttempts: 1, fault: { type: 'http-error', status: 429, retryAfter: '1s' } });
+
+    const fleets: Fleet[] = [
+      { name: 'payer', ua: 'payer/1.0', clients: 2, method: 'POST', path: '/payments', backoff: 'constant:100', attempts: 3 },
+      { name: 'rude', ua: 'rude/1.0', clients: 3, path: '/search', backoff: 'constant:100', attempts: 3 },
+      { name: 'polite', ua: 'polite/1.0', clients: 3, path: '/search', backoff: 'constant:1100', attempts: 3 },
+    ];
+    await runFleets(proxy.url, fleets, 2500);
+    await proxy.close();
+    const live = proxy.report();
+    const offline = await analyzeFiles([record]);
+    expect(offline.totals).toEqual(live.totals);
+
+    const payer = live.clients.find((c) => c.key === 'payer-1');
+    expect(payer?.duplicateSubmissions).toBeGreaterThan(0);
+    expect(live.findings.find((f) => f.code === 'duplicate-submission' && f.client === 'payer-1')).toMatchObject({ severity: 'critical', route: 'POST /payments' });
+    // the upstream did the work more often than the payers had payments to make: duplicates
+    const payments = live.clients.filter((c) => c.key.startsWith('payer')).reduce((n, c) => n + c.logicalRequests, 0);
+    expect(completed).toBeGreaterThan(payments);
+    for (const k of ['rude-1', 'rude-2', 'rude-3']) expect(live.clients.find((c) => c.key === k)?.retryAfter).toBe('violates');
+    const dbg = JSON.stringify(live.clients.filter((c) => c.key.startsWith('polite')).map((c) => [c.key, c.retryAfterCounts, c.examples]));
+    for (const k of ['polite-1', 'polite-2', 'polite-3']) expect(live.clients.find((c) => c.key === k)?.retryAfter, dbg).toBe('compliant');
+    expect(live.findings.filter((f) => f.code === 'retry-after-violated').map((f) => f.client).sort()).toEqual(['rude-1', 'rude-2', 'rude-3']);
   }, 20_000);
 });

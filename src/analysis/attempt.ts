@@ -88,6 +88,8 @@ export interface AttemptContext {
 export function clientKeyOf(r: ExchangeRecord, ctx: AttemptContext): { key: string; fallback: boolean } {
   if (ctx.clientKeyHeader === null) return { key: r.client, fallback: false };
   const v = (r.headers as Record<string, string | undefined>)[ctx.clientKeyHeader];
+  // A secret header is recorded as [redacted]; the proxy already keyed the client by its hash.
+  if (v === '[redacted]') return { key: r.client, fallback: false };
   if (typeof v === 'string' && v !== '') return { key: v, fallback: false };
   return { key: r.client, fallback: true };
 }

@@ -253,6 +253,10 @@ describe('grouping (spec §3)', () => {
     const r = run([http({ ts: T0, client: '10.0.0.1', headers: { 'x-client-id': 'alice' } as HttpRecord['headers'] }), http({ ts: T0 + 10, client: '10.0.0.1' })], { clientKeyHeader: 'x-client-id' });
     expect(r.clients.map((c) => c.key).sort()).toEqual(['10.0.0.1', 'alice']);
     expect(r.dataQuality.clientKeyFallbacks).toBe(1);
+    // a secret key header is recorded redacted: the recorded (hashed) key stands
+    const secret = run([http({ ts: T0, client: 'h:0123abcd', headers: { authorization: '[redacted]' } as HttpRecord['headers'] })], { clientKeyHeader: 'authorization' });
+    expect(secret.clients[0]?.key).toBe('h:0123abcd');
+    expect(secret.dataQuality.clientKeyFallbacks).toBe(0);
   });
 
   it('counts records it cannot use instead of failing', () => {

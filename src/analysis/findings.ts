@@ -163,8 +163,3 @@ export function makeFinding(
   if (about.userAgent !== undefined) f.userAgent = about.userAgent;
   return f;
 }
-
-/** The catalogue entry of a code. */
-export function findingInfo(code: FindingCode): FindingInfo {
-  return BY_CODE.get(code) as FindingInfo;
-}

@@ -295,7 +295,6 @@ export interface RecordingInfo {
   target: string | null;
   start: string | null;
   aftershock: string | null;
-  file?: string;
 }
 
 export interface Report {

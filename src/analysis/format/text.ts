@@ -3,7 +3,7 @@
  * clients, then confidence and limits at the bottom. Readable in ten seconds; colour only when asked
  * (the CLI asks on a TTY unless NO_COLOR is set).
  */
-import type { Finding, Report, Severity } from '../types.js';
+import type { Report, Severity } from '../types.js';
 import { stripControls } from './escape.js';
 
 export interface TextOptions {
@@ -167,9 +167,4 @@ export function formatText(report: Report, options: TextOptions = {}): string {
   }
   out.push(`${c.dim}known limits: ${report.limits.map((l) => l.replace(/\.$/, '')).join('; ')}.${c.reset}`);
   return out.join('\n') + '\n';
-}
-
-/** One line per finding, for logs. */
-export function findingLine(f: Finding): string {
-  return stripControls(`${f.severity} ${f.code}${f.client === undefined ? '' : ` client=${f.client}`}${f.route === undefined ? '' : ` route=${f.route}`}: ${f.message}`);
 }

@@ -4,7 +4,7 @@
 #   docker run --rm -p 8080:8080 -p 127.0.0.1:8081:8081 -v "$PWD/rec:/data" \
 #     -e AFTERSHOCK_TARGET=http://api:3000 -e AFTERSHOCK_PROFILE=flaky aftershock
 #
-# See docs/docker.md for the Compose and Kubernetes sidecar examples.
+# See the README, "aftershock as a container and a sidecar" for the Compose and Kubernetes sidecar examples.
 
 # ---- build: dev dependencies + TypeScript compile ------------------------------------------
 FROM node:20-bookworm-slim AS build

@@ -174,7 +174,7 @@ export function checkRetryAfter(gapMs: number, retryAfterSeconds: number): Retry
 /** A client's Retry-After behaviour over all its gaps that followed a Retry-After. */
 export type RetryAfterCompliance = 'compliant' | 'violates' | 'ignored' | 'not-applicable';
 
-/** Thresholds that turn per-gap verdicts into one per client (documented in docs/analysis.md). */
+/** Thresholds that turn per-gap verdicts into one per client (documented in the README (Retry analysis)). */
 export const RETRY_AFTER_THRESHOLDS = {
   /** Violates when at least this share of the checked gaps came too early. */
   violationShare: 0.1,

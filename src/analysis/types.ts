@@ -1,6 +1,6 @@
 /**
  * The report's shape: the JSON contract external checks read. Names are only ever added, never
- * renamed (see docs/analysis.md). Times are epoch milliseconds unless a name says otherwise.
+ * renamed (see the README (Retry analysis)). Times are epoch milliseconds unless a name says otherwise.
  */
 import type { BackoffClass, Confidence, RetryAfterCompliance } from './backoff.js';
 import type { JitterClass } from './jitter.js';
@@ -9,7 +9,7 @@ export type { BackoffClass, Confidence, RetryAfterCompliance, JitterClass };
 
 export type Severity = 'critical' | 'warning' | 'info';
 
-/** Every finding code the analysis emits (stable; documented in docs/analysis.md). */
+/** Every finding code the analysis emits (stable; documented in the README (Retry analysis)). */
 export type FindingCode =
   | 'retry-storm'
   | 'immediate-retries'

@@ -1,6 +1,6 @@
 /**
  * The demo's tuning, in one place: the message service's capacity, the clients' pace and
- * timeouts, and the naive app's outbox. Chosen together (see docs/demo.md): the organic load is a
+ * timeouts, and the naive app's outbox. Chosen together (see the README (The demo)): the organic load is a
  * quarter of the service's healthy capacity, so both fleets are fine before the outage; a backlog
  * of a hundred or so requests pushes the queue past the clients' timeout, and from there only the
  * naive fleet's retries can keep it full.

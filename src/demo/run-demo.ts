@@ -10,7 +10,7 @@
  * Each fleet gets its own proxy and its own, identical, message service, and both run at once on
  * the same clock: the profile's scenario starts on both proxies at the same instant. Sharing one
  * service would let the naive fleet's storm take the careful clients down with it — true in
- * production, but it would hide the one difference the demo is about (see docs/demo.md).
+ * production, but it would hide the one difference the demo is about (see the README (The demo)).
  * Running them one after the other would double the run time.
  */
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * docs/analysis.md documents every finding code, every gate metric and every known limit the
+ * The README's retry-analysis section documents every finding code, every gate metric and every known limit the
  * report states, so the README section cannot drift from the code.
  */
 import fs from 'node:fs';
@@ -7,9 +7,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FINDINGS, GATE_METRICS, KNOWN_LIMITS, REPORT_FORMATS } from '../../src/analysis/index.js';
 
-const doc = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'docs', 'analysis.md'), 'utf8');
+const doc = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 
-describe('docs/analysis.md', () => {
+describe('README: retry analysis', () => {
   it.each(FINDINGS.map((f) => f.code))('documents the finding %s', (code) => {
     expect(doc).toContain(`| \`${code}\` |`);
   });

@@ -1,7 +1,7 @@
 /**
  * The list of faults is complete and documented: every file in src/faults is in the registry array,
  * every definition has a summary and an example that its own schema accepts (and that a profile
- * accepts), and every fault and each of its options is documented in docs/profiles.md.
+ * accepts), and every fault and each of its options is documented in the README's profile reference.
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { faultByType, faults } from '../../src/faults/index.js';
 import { parseProfile } from '../../src/rules/index.js';
 
 const FAULTS_DIR = fileURLToPath(new URL('../../src/faults/', import.meta.url));
-const DOCS = fs.readFileSync(fileURLToPath(new URL('../../docs/profiles.md', import.meta.url)), 'utf8');
+const DOCS = fs.readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
 
 /** The docs section of one fault: from its heading to the next heading of the same level. */
 function section(type: string): string {
@@ -46,7 +46,7 @@ describe('fault registry', () => {
     expect(def.options.safeParse({ ...options, notAnOption: 1 }).success).toBe(false);
   });
 
-  it.each(faults.map((f) => [f.type, f] as const))('%s is documented in docs/profiles.md with each of its options', (type, def) => {
+  it.each(faults.map((f) => [f.type, f] as const))('%s is documented in the README with each of its options', (type, def) => {
     const text = section(type);
     expect(text, `no "#### \`${type}\`" section`).not.toBe('');
     const shape = (def.options as unknown as z.ZodObject).shape as Record<string, unknown>;

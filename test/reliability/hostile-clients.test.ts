@@ -136,3 +136,91 @@ describe('hostile clients', () => {
     expect(echoed).toBe('still here');
   });
 });
+
+describe('resource bounds', () => {
+  it('refuses connections past maxConnections, counts them, and keeps serving those it holds', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, maxConnections: 5 });
+    const held: net.Socket[] = [];
+    onCleanup(() => held.forEach((s) => s.destroy()));
+    for (let i = 0; i < 5; i++) {
+      const s = net.connect(proxy.address.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      held.push(s);
+    }
+    await waitFor(() => proxy.stats().connections === 5);
+    const extra = await rawExchange(proxy.address.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 1000 });
+    expect(extra.data).toBe('');
+    expect(proxy.stats().droppedConnections).toBeGreaterThanOrEqual(1);
+    // A held connection still gets served.
+    const answer = await new Promise<string>((resolve) => {
+      const s = held[0] as net.Socket;
+      s.once('data', (c: Buffer) => resolve(c.toString()));
+      s.write('GET /held HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it('holds a client that stops reading with bounded memory: backpressure reaches the upstream', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc as () => void;
+    let upstreamBlocked = false;
+    let upstreamSent = 0;
+    const up = await startUpstream((_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const pump = (): void => {
+        while (upstreamSent < 200 * 1024 * 1024) {
+          upstreamSent += chunk.length;
+          if (!res.write(chunk)) {
+            upstreamBlocked = true;
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    gc();
+    const before = process.memoryUsage();
+    const s = net.connect(proxy.address.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    onCleanup(() => s.destroy());
+    s.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+    s.pause(); // never read
+    await waitFor(() => upstreamBlocked);
+    await new Promise((r) => setTimeout(r, 500));
+    gc();
+    const after = process.memoryUsage();
+    const grown = after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers;
+    // The upstream is stalled far below the 200 MB it wants to send, and the proxy holds little.
+    expect(upstreamSent).toBeLessThan(32 * 1024 * 1024);
+    expect(grown).toBeLessThan(16 * 1024 * 1024);
+    expect((await request(`${proxy.url}/other`)).status).toBe(200);
+  });
+
+  it('returns to its memory baseline after a burst of hostile connections', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc as () => void;
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url });
+    for (let i = 0; i < 50; i++) await request(`${proxy.url}/warm${i}`);
+    gc();
+    const base = process.memoryUsage().heapUsed;
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < 500; i++) {
+      const s = net.connect(proxy.address.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.on('connect', () => s.write(i % 2 === 0 ? 'GET /half HTTP/1.1\r\nHost: x\r\n' : 'GARBAGE\r\n\r\n'));
+      sockets.push(s);
+    }
+    await waitFor(() => proxy.stats().connections >= 250, 10_000);
+    for (const s of sockets) s.resetAndDestroy();
+    await waitFor(() => proxy.stats().connections === 0, 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    gc();
+    gc();
+    const grown = process.memoryUsage().heapUsed - base;
+    expect(grown).toBeLessThan(8 * 1024 * 1024);
+    expect((await request(`${proxy.url}/fine`)).status).toBe(200);
+  });
+});

@@ -7,6 +7,7 @@
 import { AftershockError } from '../errors.js';
 import { FINDING_CODES } from './findings.js';
 import type { FindingCode, Report, Severity } from './types.js';
+import { closestWord } from '../suggest.js';
 
 export type GateOp = '>' | '>=' | '<' | '<=' | '==' | '!=';
 
@@ -74,31 +75,7 @@ const COMPARISON = /^([A-Za-z][A-Za-z0-9]*)\s*(>=|<=|==|!=|=|>|<)\s*(-?\d+(?:\.\
 const SEVERITIES: readonly Severity[] = ['critical', 'warning', 'info'];
 
 function closest(word: string, options: readonly string[]): string | null {
-  const lw = word.toLowerCase();
-  let best: string | null = null;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const o of options) {
-    const d = editDistance(lw, o.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = o;
-    }
-  }
-  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
-}
-
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0] as number;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j] as number;
-      prev[j] = Math.min((prev[j] as number) + 1, (prev[j - 1] as number) + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length] as number;
+  return closestWord(word, options, Math.max(2, Math.floor(word.length / 3)));
 }
 
 function parseOne(raw: string, whole: string): Gate {

@@ -7,6 +7,7 @@ import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type N
 import type { z } from 'zod';
 import type { ProfileProblem } from '../errors.js';
 import { KNOWN_KEYS_PREFIX } from '../faults/lib/schema.js';
+import { closestWord } from '../suggest.js';
 
 export type PathKey = string | number;
 
@@ -148,29 +149,5 @@ function describe(v: unknown): string {
 
 /** The closest known key within edit distance 2, for "did you mean". */
 export function suggest(word: string, known: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestD = 3;
-  for (const k of known) {
-    const d = editDistance(word.toLowerCase(), k.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0] as number;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j] as number;
-      prev[j] = Math.min((prev[j] as number) + 1, (prev[j - 1] as number) + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length] as number;
+  return closestWord(word, known, 2);
 }

@@ -185,7 +185,9 @@ describe('resource bounds', () => {
     const before = process.memoryUsage();
     const s = net.connect(proxy.address.port, '127.0.0.1');
     s.on('error', () => undefined);
-    onCleanup(() => s.destroy());
+    onCleanup(() => {
+      s.destroy();
+    });
     s.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
     s.pause(); // never read
     await waitFor(() => upstreamBlocked);

@@ -21,7 +21,8 @@ import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/s
 import { RETRY_HEADERS } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
 import type { ProxyCore } from './core.js';
-import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
+import { parseRetryAfter, remoteIp } from './util.js';
+import { FaultContextBase } from './fault-context.js';
 
 /** Response headers that describe the connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -46,18 +47,16 @@ const RESET_AFTER_WRITE_MS = 50;
 /** Wait at most this long to read a body before an injected reset/close/answer is sent. */
 const BODY_READ_LIMIT_MS = 1000;
 
-export class HttpExchange implements HttpFaultContext {
+export class HttpExchange extends FaultContextBase implements HttpFaultContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly facts: RequestFacts;
   readonly ts: number;
   readonly id: string;
-  private readonly core: ProxyCore;
   private readonly socket: Socket;
   private readonly ip: string;
   private readonly rawQuery: string | null;
   private decision: Decision | null = null;
-  private current: ActiveFault | null = null;
   private tags: FaultTag[] | null = null;
   private ac: AbortController | null = null;
   private doneFns: Array<() => void> | null = null;
@@ -78,7 +77,7 @@ export class HttpExchange implements HttpFaultContext {
   expectContinue = false;
 
   constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse) {
-    this.core = core;
+    super(core);
     this.req = req;
     this.res = res;
     this.ts = core.now();
@@ -361,28 +360,12 @@ export class HttpExchange implements HttpFaultContext {
 
   // ---------------------------------------------------------------- HttpFaultContext
 
-  get rule(): string {
-    return this.current?.rule ?? '';
-  }
-
-  get random(): () => number {
-    return this.core.random;
-  }
-
-  get now(): () => number {
-    return this.core.now;
-  }
-
   get signal(): AbortSignal {
     if (this.ac === null) {
       this.ac = new AbortController();
       if (this.closedUp) this.ac.abort();
     }
     return this.ac.signal;
-  }
-
-  sleep(ms: number): Promise<boolean> {
-    return cancellableSleep(ms, this.signal);
   }
 
   onDone(fn: () => void): void {

@@ -19,6 +19,7 @@ import { RETRY_HEADERS } from '../record/schema.js';
 import type { ProxyCore } from './core.js';
 import { kConnId } from './http-exchange.js';
 import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
+import { FaultContextBase } from './fault-context.js';
 
 /** Pause the sending side when the receiving side has this much queued. */
 const HIGH_WATER = 1024 * 1024;
@@ -47,9 +48,8 @@ export interface WsServers {
   readonly plain: WebSocketServer;
 }
 
-export class WsExchange implements WsFaultContext, WsUpgradeContext {
+export class WsExchange extends FaultContextBase implements WsFaultContext, WsUpgradeContext {
   readonly facts: RequestFacts;
-  private readonly core: ProxyCore;
   private readonly servers: WsServers;
   private readonly req: IncomingMessage;
   private readonly socket: Duplex;
@@ -59,7 +59,6 @@ export class WsExchange implements WsFaultContext, WsUpgradeContext {
   private readonly ip: string;
   private readonly rawQuery: string | null;
   private decision: Decision | null = null;
-  private current: ActiveFault | null = null;
   private tags: FaultTag[] | null = null;
   private readonly ac = new AbortController();
   private doneFns: Array<() => void> | null = null;
@@ -81,7 +80,7 @@ export class WsExchange implements WsFaultContext, WsUpgradeContext {
   private readonly releaseAt: Record<MessageDirection, number> = { in: 0, out: 0 };
 
   constructor(core: ProxyCore, servers: WsServers, req: IncomingMessage, socket: Duplex, head: Buffer) {
-    this.core = core;
+    super(core);
     this.servers = servers;
     this.req = req;
     this.socket = socket;
@@ -295,24 +294,8 @@ export class WsExchange implements WsFaultContext, WsUpgradeContext {
 
   // ---------------------------------------------------------------- fault primitives
 
-  get rule(): string {
-    return this.current?.rule ?? '';
-  }
-
-  get random(): () => number {
-    return this.core.random;
-  }
-
-  get now(): () => number {
-    return this.core.now;
-  }
-
   get signal(): AbortSignal {
     return this.ac.signal;
-  }
-
-  sleep(ms: number): Promise<boolean> {
-    return cancellableSleep(ms, this.ac.signal);
   }
 
   onDone(fn: () => void): void {

@@ -37,6 +37,8 @@ interface RunFlags {
   summary: boolean;
   logLevel: string;
   workers: string;
+  headersTimeout: string;
+  maxConnections: string;
 }
 
 const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(env);
@@ -70,6 +72,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--no-live-analysis', 'do not analyse retries live', 'AFTERSHOCK_NO_LIVE_ANALYSIS'))
     .addOption(opt('--no-summary', 'do not print the retry summary at shutdown', 'AFTERSHOCK_NO_SUMMARY'))
     .addOption(opt('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'AFTERSHOCK_LOG_LEVEL').default('info'))
+    .addOption(opt('--headers-timeout <duration>', 'time a client gets to send its request headers (slowloris defence)', 'AFTERSHOCK_HEADERS_TIMEOUT').default('20s'))
+    .addOption(opt('--max-connections <n>', 'refuse client connections beyond this many', 'AFTERSHOCK_MAX_CONNECTIONS').default('10000'))
     .addOption(opt('--workers <n>', 'processes sharing the listening socket (recordings and control API per worker)', 'AFTERSHOCK_WORKERS').default('1'))
     .action(async (flags: RunFlags) => {
       const workers = Number(flags.workers);
@@ -81,6 +85,8 @@ export function registerRunCommand(program: Command): void {
         return;
       }
       await runProxy(cluster.isWorker ? perWorker(flags) : flags);
+      // A worker's IPC channel to the primary would keep it alive after a clean stop.
+      if (cluster.isWorker) process.disconnect();
     });
 }
 
@@ -118,6 +124,12 @@ async function superviseWorkers(n: number): Promise<void> {
   process.exitCode = codes.some((c) => c !== 0) ? 1 : 0;
 }
 
+function positiveInt(option: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: give a whole number above 0`);
+  return n;
+}
+
 async function runProxy(flags: RunFlags): Promise<void> {
   const log = createLogger({ level: flags.logLevel });
   const list = (s: string | undefined): string[] => (s === undefined ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
@@ -142,6 +154,8 @@ async function runProxy(flags: RunFlags): Promise<void> {
     clientKey: flags.clientKey,
     upstreamTimeout: flags.upstreamTimeout,
     drainTimeout: flags.drainTimeout,
+    headersTimeout: flags.headersTimeout,
+    maxConnections: positiveInt('--max-connections', flags.maxConnections),
     insecure: flags.insecure === true,
     rewriteRedirects: flags.rewriteRedirects === true,
     labelFaults: flags.faultHeader,

@@ -106,4 +106,23 @@ describe('aftershock run (CLI)', () => {
     expect(recs).toHaveLength(25);
     expect(recs.every((x) => x.status === 200 && x.outcome === null)).toBe(true);
   });
+
+  it('--workers 2 shares one listening socket, records per worker, and analyze merges the recordings', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'traffic.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file, '--workers', '2']);
+    const url = await listeningUrl(r);
+    await new Promise((res) => setTimeout(res, 500)); // let the second worker come up
+    const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(`${url}/w/${i}`)));
+    expect(replies.every((x) => x.status === 200)).toBe(true);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    const files = [path.join(dir, 'traffic.w1.ndjson'), path.join(dir, 'traffic.w2.ndjson')];
+    const counts = files.map((f) => readRecords(f).filter((x) => x.type === 'http').length);
+    expect(counts[0]! + counts[1]!).toBe(40);
+    const a = cli(['analyze', ...files, '--format', 'json']);
+    expect(await a.exit).toBe(0);
+    expect(JSON.parse(a.stdout()).totals.attempts).toBe(40);
+  });
 });

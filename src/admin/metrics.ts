@@ -15,7 +15,7 @@
  * per proxy would leak with every proxy a test or an embedding program starts and stops.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ProxyHandle } from '../proxy/server.js';
+import type { ProxyHandle } from '../proxy/handle.js';
 import type { AnyRecord, HttpRecord, WsRecord } from '../record/schema.js';
 import { VERSION } from '../version.js';
 import { createRouteLabeler, OTHER_ROUTE } from './route-label.js';

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import type { ProxyHandle } from '../proxy/server.js';
+import type { ProxyHandle } from '../proxy/handle.js';
 import { formatReport } from '../analysis/index.js';
 import { parseDurationOption } from '../proxy/duration.js';
 import { VERSION } from '../version.js';

@@ -21,17 +21,21 @@ import { createAgent, parseTarget } from '../upstream/target.js';
 import { Recorder } from '../record/recorder.js';
 import { createRedactor } from '../record/redact.js';
 import type { AnyRecord, HttpRecord } from '../record/schema.js';
-import { silentLogger, type Logger } from '../log.js';
+import { silentLogger } from '../log.js';
 import { compileClientKey, DEFAULT_CLIENT_KEY } from './client-key.js';
 import type { InFlight, ProxyCore } from './core.js';
 import { HttpExchange, kConnId, kExchange } from './http-exchange.js';
 import { WsExchange, type WsServers } from './ws-exchange.js';
 import { parseDurationOption } from './duration.js';
 import { remoteIp } from './util.js';
-import { createRuleEngine, loadProfile, parseProfile, watchProfile, type CompiledProfile, type RuleEngine } from '../rules/index.js';
-import { createAnalyzer, type Analyzer, type Report } from '../analysis/index.js';
-import type { RuleStats } from '../rules/types.js';
+import { createRuleEngine, loadProfile, parseProfile, watchProfile, type CompiledProfile } from '../rules/index.js';
+import { createAnalyzer } from '../analysis/index.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
+import type { ProxyHandle, ProxyOptions } from './handle.js';
+import { listenOn, parseHostPort } from './listen.js';
+
+export type { ProxyHandle, ProxyOptions, ProxyStats } from './handle.js';
+export { listenOn, parseHostPort } from './listen.js';
 import { VERSION } from '../version.js';
 
 const require = createRequire(import.meta.url);
@@ -39,117 +43,6 @@ const require = createRequire(import.meta.url);
 const proxyCommon = require('http-proxy/lib/http-proxy/common.js') as {
   rewriteCookieProperty(header: string, config: Record<string, string>, property: string): string;
 };
-
-/** Options of `startProxy` (the CLI's flags map onto these one to one). */
-export interface ProxyOptions {
-  /** The upstream: `http://host:port` or `https://host/prefix`. */
-  target: string;
-  /** `host:port` to listen on; default `127.0.0.1:8080`; port 0 picks a free port. */
-  listen?: string;
-  /** `host:port` of the control API, or false for none; default `127.0.0.1:8081`. */
-  admin?: string | false;
-  /** Bearer token required by the control API (except /healthz, /readyz). */
-  adminToken?: string;
-  /** A built-in profile name, a file path, or a compiled profile; default `passthrough`. */
-  profile?: string | CompiledProfile;
-  /** Watch a file profile and apply valid changes; default true for file profiles. */
-  watch?: boolean;
-  /** NDJSON recording path, `-` for stdout, or null/undefined for none. */
-  record?: string | null;
-  /** One record per WebSocket message too. */
-  recordMessages?: boolean;
-  /** Extra request headers to record (redacted if secret). */
-  recordHeaders?: string[];
-  /** Extra header names to redact. */
-  redact?: string[];
-  /** `header:<name>`, `ip`, `ip+ua` or `auto` (default). */
-  clientKey?: string;
-  /** Seed for every random choice; overrides the profile's. */
-  seed?: number;
-  /** A name for this session, written into the recording's header. */
-  session?: string;
-  /** Time to wait for the upstream's response head; default 30 s. */
-  upstreamTimeout?: number | string;
-  /** Time in-flight exchanges get to finish at shutdown; default 10 s. */
-  drainTimeout?: number | string;
-  /** Accept self-signed upstream certificates. */
-  insecure?: boolean;
-  /** `target` (default): Host is the target's; `preserve`: the client's. */
-  hostHeader?: 'target' | 'preserve';
-  /** Rewrite redirects that point at the target to the proxy's address. */
-  rewriteRedirects?: boolean;
-  /** Rewrite Set-Cookie domains to this domain (`''` removes the Domain attribute). */
-  cookieDomain?: string;
-  /** TLS listener: PEM certificate and key paths. */
-  tlsCert?: string;
-  tlsKey?: string;
-  /** Add `x-aftershock-fault` to injected responses; default true. */
-  labelFaults?: boolean;
-  /** Analyse retries live (for /report); default true. */
-  liveAnalysis?: boolean;
-  /** Cap on concurrent client connections; default 10,000. */
-  maxConnections?: number;
-  /** Time a client gets to send its request headers (slowloris defence); default 20 s. */
-  headersTimeout?: number | string;
-  /** Cap on sockets to the upstream; default 512. */
-  upstreamSockets?: number;
-  logger?: Logger;
-}
-
-/** A running proxy. */
-export interface ProxyHandle {
-  /** Base URL of the proxy listener, e.g. `http://127.0.0.1:8080`. */
-  readonly url: string;
-  readonly address: { host: string; port: number };
-  /** Base URL of the control API, or null when disabled. */
-  readonly adminUrl: string | null;
-  readonly engine: RuleEngine;
-  readonly recorder: Recorder;
-  readonly analyzer: Analyzer | null;
-  readonly profile: CompiledProfile;
-  readonly startedAt: number;
-  readonly ready: boolean;
-  /** Replaces the profile atomically (a compiled profile, or YAML/JSON text validated first). */
-  setProfile(profile: CompiledProfile | string): CompiledProfile;
-  /** Loads a built-in or file profile by name and applies it. */
-  selectProfile(nameOrPath: string): Promise<CompiledProfile>;
-  /** Adds an ad-hoc rule (same shape as a profile rule), optionally expiring after `ttlMs`. */
-  addFault(rule: unknown, ttlMs?: number): RuleStats;
-  removeFault(name: string): boolean;
-  /** Writes a marker into the recording. */
-  mark(label: string): void;
-  startScenario(): void;
-  stopScenario(): void;
-  /** Clears counters and the live analysis. */
-  reset(): void;
-  /** The live retry-analysis report (same JSON as `aftershock analyze`). */
-  report(): Report;
-  stats(): ProxyStats;
-  /** Stops accepting, drains in-flight exchanges, flushes the recording. */
-  close(): Promise<void>;
-}
-
-export interface ProxyStats {
-  rules: RuleStats[];
-  exchanges: number;
-  inFlight: number;
-  connections: number;
-  /** Connections refused because `maxConnections` was reached. */
-  droppedConnections: number;
-  byStatus: Record<string, number>;
-  byOutcome: Record<string, number>;
-  recording: { path: string | null; written: number; failed: number; pending: number; lastError: string | null };
-}
-
-/** Parses `host:port` (IPv6 in brackets). */
-export function parseHostPort(option: string, raw: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw.trim());
-  const port = m === null ? NaN : Number(m[3]);
-  if (m === null || port > 65535) {
-    throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: write it as HOST:PORT, e.g. 127.0.0.1:8080`);
-  }
-  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] as string)), port };
-}
 
 /**
  * Starts a proxy in front of `options.target`.
@@ -549,22 +442,4 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   }
   log.info({ listen: url, target: target.href, admin: admin?.url ?? 'off', record: options.record ?? 'off', profile: profile.name }, 'aftershock is proxying');
   return handle;
-}
-
-/** Listens or throws ERR_LISTEN with the reason (port in use, permission). */
-export function listenOn(server: http.Server, addr: { host: string; port: number }, option: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      server.off('listening', onListening);
-      const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : err.message;
-      reject(new AftershockError('ERR_LISTEN', `cannot listen on ${addr.host}:${addr.port} (${option}): ${why}`, { cause: err }));
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(addr.port, addr.host);
-  });
 }

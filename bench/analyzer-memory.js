@@ -3,7 +3,7 @@
 // each checkpoint. Run with --expose-gc.
 //
 //   node --expose-gc bench/analyzer-memory.js '{"checkpoints":[100000,1000000]}'
-import { processFacts, serveParent } from './lib.js';
+import { distModule, processFacts, serveParent } from './lib.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{"checkpoints":[100000,1000000]}');
 
@@ -12,7 +12,7 @@ function gc() {
 }
 
 async function run({ checkpoints }) {
-  const { createAnalyzer } = await import('../dist/analysis/index.js');
+  const { createAnalyzer } = await import(distModule('analysis/index.js'));
   const analyzer = createAnalyzer({});
   const startMs = Date.UTC(2025, 0, 1);
   analyzer.ingest({

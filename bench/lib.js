@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.dirname(BENCH_DIR);
@@ -304,4 +304,38 @@ export function childPids(pid) {
     }
   }
   return out;
+}
+
+/**
+ * Copies the build under test (dist/) to a private folder and points every child at it through
+ * AFTERSHOCK_DIST, so a rebuild by someone else in the same working tree during a long run does
+ * not change the code half-way through. Returns the folder (or the one already set).
+ */
+export function snapshotBuild(tmp) {
+  if (process.env.AFTERSHOCK_DIST) return path.resolve(process.env.AFTERSHOCK_DIST);
+  const root = path.join(tmp, 'build');
+  fs.mkdirSync(root, { recursive: true });
+  fs.cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  fs.symlinkSync(path.join(ROOT, 'profiles'), path.join(root, 'profiles'));
+  process.env.AFTERSHOCK_DIST = path.join(root, 'dist');
+  return process.env.AFTERSHOCK_DIST;
+}
+
+/** The URL of a module of the build under test (AFTERSHOCK_DIST, else this checkout's dist/). */
+export function distModule(rel) {
+  const dist = process.env.AFTERSHOCK_DIST ? path.resolve(process.env.AFTERSHOCK_DIST) : path.join(ROOT, 'dist');
+  return pathToFileURL(path.join(dist, rel)).href;
+}
+
+/** CPU time (ms) of a process's main thread alone (the JS thread for node; /proc/<pid>/task/<pid>). */
+export function mainThreadCpuMs(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / (clkTck ?? 100);
+  } catch {
+    return null;
+  }
 }

@@ -3,12 +3,12 @@
 //
 //   node bench/offline-analysis.js <file.ndjson>
 import fs from 'node:fs';
-import { processFacts, serveParent } from './lib.js';
+import { distModule, processFacts, serveParent } from './lib.js';
 
 const file = process.argv[2];
 
 async function run() {
-  const { analyzeFiles } = await import('../dist/analysis/index.js');
+  const { analyzeFiles } = await import(distModule('analysis/index.js'));
   // Count lines cheaply first? No: the generator's count is passed by the parent; here we time
   // only the analysis.
   const size = fs.statSync(file).size;

@@ -10,9 +10,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { processFacts, serveParent } from './lib.js';
+import { distModule, processFacts, serveParent } from './lib.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 let handle;
@@ -22,8 +21,7 @@ try {
     const { startBaseline } = await import('./baseline-http-proxy.js');
     handle = await startBaseline({ target: config.target, delayMs: config.delayMs ?? 0 });
   } else if (config.kind === 'aftershock') {
-    const dist = process.env.AFTERSHOCK_DIST ? pathToFileURL(path.join(path.resolve(process.env.AFTERSHOCK_DIST), 'index.js')).href : '../dist/index.js';
-    const { startProxy } = await import(dist);
+    const { startProxy } = await import(distModule('index.js'));
     const options = { listen: '127.0.0.1:0', admin: false, watch: false, ...config.options, target: config.target };
     if (config.profileYaml !== undefined) {
       profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-bench-profile-'));

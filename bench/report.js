@@ -104,7 +104,7 @@ export function renderMarkdown(results) {
   L.push(`Run: \`${m.command}\` on ${m.date.slice(0, 16).replace('T', ' ')} UTC${m.commit ? `, commit ${m.commit}${m.srcDirty ? ' (+ uncommitted src/ changes)' : ''}` : ''}${m.quick ? ' — **quick smoke run, not for comparison**' : ''}.`);
   L.push('');
   L.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; aftershock ${m.aftershock}. ` +
-    `Versions: ${Object.entries(m.deps).map(([k, v]) => `${k} ${v ?? '(not installed)'}`).join(', ')}. Load generator: ${m.loadGenerator}. ` +
+    `Versions: ${Object.entries(m.deps).map(([k, v]) => `${k} ${v ?? '(not installed)'}`).join(', ')}. Load generator: ${m.loadGenerator}. Build under test: ${m.build ?? 'dist/'}. ` +
     `Upstream, every proxy and every load generator run as separate processes on loopback; all share the ${m.cores} cores. ` +
     `Load average (1/5/15 min) at start ${m.loadAverageAtStart?.join(' / ') ?? '?'}, at end ${m.loadAverageAtEnd?.join(' / ') ?? '?'} (other work on this shared machine shows here).`);
   L.push('');
@@ -231,4 +231,16 @@ export function writeBenchmarksMd(file, block) {
     text = TEMPLATE(block);
   }
   fs.writeFileSync(file, text);
+}
+
+// `node bench/report.js [bench-results/latest.json]`: re-renders the generated block of
+// BENCHMARKS.md from a results file (after editing the text around it, or the report format).
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const path = await import('node:path');
+  const { ROOT } = await import('./lib.js');
+  const file = process.argv[2] ?? path.join(ROOT, 'bench-results', 'latest.json');
+  const results = JSON.parse(fs.readFileSync(file, 'utf8'));
+  results.targets = computeTargets(results);
+  writeBenchmarksMd(path.join(ROOT, 'BENCHMARKS.md'), renderMarkdown(results));
+  console.log(`BENCHMARKS.md re-rendered from ${path.relative(ROOT, file)}`);
 }

@@ -2,7 +2,7 @@
  * What every exchange shares: the target, the rules engine, the recorder and the proxy's settings,
  * gathered once at start so the per-request code reads fields instead of looking things up.
  */
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { RequestFacts } from '../faults/types.js';
 import type { Decision, DecideEnv, Settlement } from '../rules/types.js';
@@ -50,4 +50,3 @@ export interface ProxyCore {
   nextId(): string;
 }
 
-export type { ClientRequest };

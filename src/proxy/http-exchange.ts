@@ -12,7 +12,7 @@
  * one at the end, a request body is hashed only when it exists, the fast path (no fault) never
  * touches an AbortController or a promise.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import type { HttpFaultContext, RequestFacts, ResponseAction } from '../faults/types.js';
@@ -63,7 +63,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
   private timer: NodeJS.Timeout | null = null;
   private hasher: BodyHasher | null = null;
   private bodyEnded = false;
-  private proxyReq: import('node:http').ClientRequest | null = null;
+  private proxyReq: ClientRequest | null = null;
   private proxyRes: IncomingMessage | null = null;
   private outcome: Outcome | null = null;
   private error: string | null = null;
@@ -142,7 +142,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
   }
 
   /** Called by the server's 'proxyReq' event. */
-  onProxyReq(proxyReq: import('node:http').ClientRequest): void {
+  onProxyReq(proxyReq: ClientRequest): void {
     this.proxyReq = proxyReq;
   }
 

@@ -334,7 +334,7 @@ export interface Bin {
 
 const emptyBin = (): Bin => ({ offered: 0, organic: 0, retries: 0, hedges: 0, goodput: 0, errors: 0, faults: 0 });
 
-function addBin(a: Bin, b: Bin): void {
+export function addBin(a: Bin, b: Bin): void {
   a.offered += b.offered;
   a.organic += b.organic;
   a.retries += b.retries;

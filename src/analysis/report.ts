@@ -6,7 +6,7 @@
 import type { HeaderRecord } from '../record/schema.js';
 import { VERSION } from '../version.js';
 import type { Aggregates, Bin, ClientAgg, Counts, FamilyAgg, JitterGroup, Votes } from './aggregates.js';
-import { BACKOFF_CLASSES, FINE_BIN_MS, SERIES_MIN_SHARE } from './aggregates.js';
+import { BACKOFF_CLASSES, FINE_BIN_MS, SERIES_MIN_SHARE, addBin } from './aggregates.js';
 import type { ResolvedOptions, QualityCounters } from './analyzer.js';
 import { type BackoffClass, type Confidence, classifyBackoff, summarizeRetryAfter } from './backoff.js';
 import type { EvidenceKind } from './chain.js';
@@ -312,24 +312,14 @@ function worstFirst(a: ClientEval, b: ClientEval): number {
 function binsInRange(bins: ReadonlyMap<number, Bin>, fromIdx: number, toIdx: number): Bin {
   const sum: Bin = { offered: 0, organic: 0, retries: 0, hedges: 0, goodput: 0, errors: 0, faults: 0 };
   if (toIdx - fromIdx > bins.size) {
-    for (const [k, b] of bins) if (k >= fromIdx && k <= toIdx) addInto(sum, b);
+    for (const [k, b] of bins) if (k >= fromIdx && k <= toIdx) addBin(sum, b);
   } else {
     for (let k = fromIdx; k <= toIdx; k++) {
       const b = bins.get(k);
-      if (b !== undefined) addInto(sum, b);
+      if (b !== undefined) addBin(sum, b);
     }
   }
   return sum;
-}
-
-function addInto(a: Bin, b: Bin): void {
-  a.offered += b.offered;
-  a.organic += b.organic;
-  a.retries += b.retries;
-  a.hedges += b.hedges;
-  a.goodput += b.goodput;
-  a.errors += b.errors;
-  a.faults += b.faults;
 }
 
 interface Window {

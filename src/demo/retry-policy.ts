@@ -11,6 +11,7 @@
  *   token bucket keeps retries to about `budgetRatio` of requests, so a long outage cannot
  *   multiply the load however many requests fail.
  */
+import { SeededRandom } from '../rules/random.js';
 
 /** Why an attempt failed, as the client saw it. */
 export type Failure =
@@ -156,12 +157,5 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
  * @example const r = createRandom(42); r() === createRandom(42)();
  */
 export function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return new SeededRandom(seed).next;
 }

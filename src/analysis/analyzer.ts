@@ -336,7 +336,7 @@ class Engine implements Analyzer {
   /** Files the thread under the second at which it next needs attention. */
   private schedule(t: Thread): void {
     const due =
-      t.pending.length > 0 ? (t.pending[t.pending.length - 1] as Attempt).ts + this.params.lagMs : t.chainExpiry(this.params);
+      t.pendingCount > 0 ? (t.pending[t.pending.length - 1] as Attempt).ts + this.params.lagMs : t.chainExpiry(this.params);
     let s = Math.floor(due / 1000) + 1;
     if (s <= this.lastSwept) s = this.lastSwept + 1;
     if (t.bucket === s) return;
@@ -372,7 +372,7 @@ class Engine implements Analyzer {
     for (const t of set) {
       t.bucket = null;
       t.settle(this.watermark - this.params.lagMs, this.params, this.agg);
-      if (t.pending.length === 0 && t.chainExpiry(this.params) < this.watermark) {
+      if (t.pendingCount === 0 && t.chainExpiry(this.params) < this.watermark) {
         t.finish(this.agg);
         this.threads.delete(t.key);
       } else {
@@ -455,7 +455,7 @@ class Engine implements Analyzer {
 
   stats(): AnalyzerStats {
     let pending = 0;
-    for (const t of this.threads.values()) pending += t.pending.length;
+    for (const t of this.threads.values()) pending += t.pendingCount;
     return {
       clients: this.agg.clients.size,
       hallOfShame: this.agg.hall.size,

@@ -177,6 +177,8 @@ export interface ChainSink {
 export class Thread {
   /** Attempts not yet folded, sorted by start. */
   pending: Attempt[] = [];
+  /** Index of the first attempt in `pending` not yet folded. */
+  private head = 0;
   chain: Chain | null = null;
   /** Start of the newest folded attempt. */
   foldedTs = Number.NEGATIVE_INFINITY;
@@ -194,27 +196,45 @@ export class Thread {
   push(a: Attempt): void {
     const p = this.pending;
     let i = p.length;
-    while (i > 0 && (p[i - 1] as Attempt).ts > a.ts) i--;
+    while (i > this.head && (p[i - 1] as Attempt).ts > a.ts) i--;
     if (i === p.length) p.push(a);
     else p.splice(i, 0, a);
   }
 
+  /** Attempts waiting to be folded. */
+  get pendingCount(): number {
+    return this.pending.length - this.head;
+  }
+
   /** Folds the pending attempts that started at or before `cutoff`. */
   settle(cutoff: number, params: GroupingParams, sink: ChainSink): void {
-    let n = 0;
+    // `pending[head..]` is the queue: settling moves the head instead of copying the rest, and the
+    // array is compacted only when the settled part outweighs it (amortised O(1) per attempt; a
+    // copy per settle made one busy client O(n^2) once the reorder lag held thousands).
     const p = this.pending;
+    const from = this.head;
+    let n = from;
     while (n < p.length && (p[n] as Attempt).ts <= cutoff) n++;
-    if (n === 0) return;
-    const ready = n === p.length ? p : p.slice(0, n);
-    this.pending = n === p.length ? [] : p.slice(n);
-    for (const a of ready) this.fold(a, params, sink);
+    if (n === from) return;
+    if (n === p.length) {
+      this.pending = [];
+      this.head = 0;
+    } else if (n >= 1024 && n * 2 >= p.length) {
+      this.pending = p.slice(n);
+      this.head = 0;
+    } else {
+      this.head = n;
+    }
+    for (let i = from; i < n; i++) this.fold(p[i] as Attempt, params, sink);
   }
 
   /** Folds every pending attempt. */
   settleAll(params: GroupingParams, sink: ChainSink): void {
     const ready = this.pending;
+    const from = this.head;
     this.pending = [];
-    for (const a of ready) this.fold(a, params, sink);
+    this.head = 0;
+    for (let i = from; i < ready.length; i++) this.fold(ready[i] as Attempt, params, sink);
   }
 
   /** Finishes the open chain. */
@@ -284,7 +304,7 @@ export class Thread {
   /** A copy for a virtual report (the original keeps its pending attempts and open chain). */
   clone(): Thread {
     const t = new Thread(this.key, this.kind);
-    t.pending = [...this.pending];
+    t.pending = this.pending.slice(this.head);
     t.chain = this.chain === null ? null : this.chain.clone();
     t.foldedTs = this.foldedTs;
     t.late = this.late;

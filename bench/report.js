@@ -104,7 +104,7 @@ export function renderMarkdown(results) {
   L.push(`Run: \`${m.command}\` on ${m.date.slice(0, 16).replace('T', ' ')} UTC${m.commit ? `, commit ${m.commit}${m.srcDirty ? ' (+ uncommitted src/ changes)' : ''}` : ''}${m.quick ? ' — **quick smoke run, not for comparison**' : ''}.`);
   L.push('');
   L.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; aftershock ${m.aftershock}. ` +
-    `Versions: ${Object.entries(m.deps).map(([k, v]) => `${k} ${v ?? '(not installed)'}`).join(', ')}. Load generator: ${m.loadGenerator}. Build under test: ${m.build ?? 'dist/'}. ` +
+    `Versions: ${Object.entries(m.deps).map(([k, v]) => `${k} ${v ?? '(not installed)'}`).join(', ')}. Load generator: ${m.loadGenerator}. Build under test: ${m.build ?? 'dist/'}${m.distBuiltAt ? `, built ${m.distBuiltAt.slice(0, 16).replace('T', ' ')} UTC` : ''}. ` +
     `Upstream, every proxy and every load generator run as separate processes on loopback; all share the ${m.cores} cores. ` +
     `Load average (1/5/15 min) at start ${m.loadAverageAtStart?.join(' / ') ?? '?'}, at end ${m.loadAverageAtEnd?.join(' / ') ?? '?'} (other work on this shared machine shows here).`);
   L.push('');
@@ -129,8 +129,8 @@ export function renderMarkdown(results) {
     L.push('Ratios are the median of the per-round ratios (each round runs every scenario back to back).');
     L.push('');
     L.push('CPU µs/req is the CPU time (user + system) of the process under test per request — for "direct" the upstream\'s — read from /proc around each run; ' +
-      '"CPU vs baseline" is the baseline\'s CPU per request divided by this one\'s (above 1: cheaper than the bare http-proxy). Unlike req/s it does not drop when ' +
-      'another process on the machine takes the core, so it is the steadier ratio here.');
+      '"CPU vs baseline" is the baseline\'s CPU per request divided by this one\'s (above 1: cheaper than the bare http-proxy). It moves less than req/s when ' +
+      'another process takes the core, but is not immune to a busy machine.');
     L.push('');
     L.push('| scenario | conns | req/s | p50 ms | p99 ms | vs direct | vs baseline | vs nginx | CPU µs/req | CPU vs baseline | cores used | non-2xx | errors |');
     L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');

@@ -85,7 +85,14 @@ function machineFacts() {
   }
   return {
     date: new Date().toISOString(),
-    command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    command: process.env.npm_lifecycle_event === 'bench' ? `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}` : `node bench/run.js${argv.length ? ' ' + argv.join(' ') : ''}`,
+    distBuiltAt: (() => {
+      try {
+        return fs.statSync(path.join(ROOT, 'dist', 'index.js')).mtime.toISOString();
+      } catch {
+        return null;
+      }
+    })(),
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),

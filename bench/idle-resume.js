@@ -4,6 +4,7 @@
 // for a while after ~20 s idle while the bare http-proxy did not (see BENCHMARKS.md).
 //
 //   node bench/idle-resume.js [--config pass] [--idle 20] [--runs 8]
+import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, cpuMs, runWrk, sleep, startNode, tmpDir, which } from './lib.js';
 import { proxyConfigs } from './configs.js';
@@ -19,7 +20,9 @@ if (!which('wrk')) {
 }
 const idle = Number(opt('idle', 20));
 const runs = Number(opt('runs', 8));
-const configs = proxyConfigs(tmpDir('aftershock-idle-'));
+const tmp = tmpDir('aftershock-idle-');
+const configs = proxyConfigs(tmp);
+process.once('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const up = startNode(path.join(BENCH_DIR, 'upstream.js'));
 const { url: target } = await up.ready;
 for (const name of opt('config', 'baseline,pass').split(',')) {

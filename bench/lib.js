@@ -205,8 +205,10 @@ let wrkScriptPath = null;
  */
 export function runWrk(url, { connections, seconds, timeoutS = 10 }) {
   if (wrkScriptPath === null) {
-    wrkScriptPath = path.join(tmpDir('aftershock-wrk-'), 'report.lua');
+    const dir = tmpDir('aftershock-wrk-');
+    wrkScriptPath = path.join(dir, 'report.lua');
     fs.writeFileSync(wrkScriptPath, WRK_SCRIPT);
+    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   }
   return new Promise((resolve, reject) => {
     const p = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, `--timeout`, `${timeoutS}s`, '-s', wrkScriptPath, url], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { startProxy, type ProxyHandle, type ProxyOptions } from '../src/index.js';
 import type { AnyRecord } from '../src/record/schema.js';
 
@@ -53,6 +54,37 @@ export async function startUpstream(handler: RequestListener, opts: { tls?: bool
       }),
   );
   return { server, url: `${opts.tls === true ? 'https' : 'http'}://127.0.0.1:${port}`, port };
+}
+
+/**
+ * Starts a WebSocket upstream on 127.0.0.1:0 (compression offered; `protocols` are accepted in
+ * order of preference). Resolves with its http:// URL.
+ */
+export async function startWsUpstream(
+  onConnection: (ws: WebSocket, req: IncomingMessage) => void,
+  opts: { protocols?: string[] } = {},
+): Promise<string> {
+  const server = http.createServer();
+  const wss = new WebSocketServer({
+    server,
+    perMessageDeflate: true,
+    handleProtocols: (protocols) => {
+      for (const p of opts.protocols ?? []) if (protocols.has(p)) return p;
+      return false;
+    },
+  });
+  wss.on('connection', onConnection);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 /** A temp dir removed after the test. */

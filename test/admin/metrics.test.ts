@@ -3,11 +3,10 @@
  * and one registry per proxy (two proxies in one process never mix their numbers).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { createRouteLabeler, normalizeRoute, OTHER_ROUTE } from '../../src/admin/route-label.js';
-import { onCleanup, request, waitFor } from '../helpers.js';
+import { onCleanup, request, startWsUpstream, waitFor } from '../helpers.js';
 import { api, PROFILE_503, startAdminProxy } from './admin-helpers.js';
 
 interface Sample {
@@ -189,20 +188,8 @@ describe('GET /metrics', () => {
   });
 
   it('counts WebSocket connections and quick reconnects', async () => {
-    const server = http.createServer();
-    const wss = new WebSocketServer({ server });
-    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    onCleanup(
-      () =>
-        new Promise<void>((r) => {
-          for (const c of wss.clients) c.terminate();
-          wss.close();
-          server.closeAllConnections();
-          server.close(() => r());
-        }),
-    );
-    const { admin, proxy } = await startAdminProxy({ target: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    const upstream = await startWsUpstream((ws) => ws.on('message', (m) => ws.send(m)));
+    const { admin, proxy } = await startAdminProxy({ target: upstream });
     for (let i = 0; i < 3; i++) {
       const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/live/feed', { headers: { 'user-agent': 'ws-client/1' } });
       onCleanup(() => ws.terminate());

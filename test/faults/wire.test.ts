@@ -9,8 +9,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
-import { onCleanup, rawExchange, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
+import WebSocket from 'ws';
+import { onCleanup, rawExchange, readRecords, request, startTestProxy, startUpstream, startWsUpstream, tempDir, waitFor } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
 import type { HttpRecord, WsRecord } from '../../src/record/schema.js';
 
@@ -268,25 +268,12 @@ describe('HTTP faults on the wire', () => {
 // ------------------------------------------------------------------ WebSocket
 
 async function wsUpstream(onConnection: (ws: WebSocket) => void): Promise<{ url: string; received: string[] }> {
-  const server = http.createServer();
-  const wss = new WebSocketServer({ server });
   const received: string[] = [];
-  wss.on('connection', (ws) => {
+  const url = await startWsUpstream((ws) => {
     ws.on('message', (d: Buffer) => received.push(d.toString()));
     onConnection(ws);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  const port = (server.address() as net.AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}`, received };
+  return { url, received };
 }
 
 function wsConnect(url: string): Promise<WebSocket> {

@@ -2,33 +2,9 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
-import { onCleanup, readRecords, startTestProxy, tempDir, waitFor } from '../helpers.js';
+import WebSocket from 'ws';
+import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor } from '../helpers.js';
 import type { WsRecord } from '../../src/record/schema.js';
-
-async function startWsUpstream(onConnection: (ws: WebSocket, req: http.IncomingMessage) => void, opts: { protocols?: string[] } = {}): Promise<string> {
-  const server = http.createServer();
-  const wss = new WebSocketServer({
-    server,
-    perMessageDeflate: true,
-    handleProtocols: (protocols) => {
-      for (const p of opts.protocols ?? []) if (protocols.has(p)) return p;
-      return false;
-    },
-  });
-  wss.on('connection', onConnection);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
 
 function connect(url: string, protocols: string[] = [], opts: WebSocket.ClientOptions = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {

@@ -4,10 +4,8 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { onCleanup, rawExchange, request, startTestProxy, startUpstream, waitFor } from '../helpers.js';
+import WebSocket from 'ws';
+import { onCleanup, rawExchange, request, startTestProxy, startUpstream, startWsUpstream, waitFor } from '../helpers.js';
 
 describe('hostile clients', () => {
   it('refuses request smuggling (Content-Length with Transfer-Encoding) without forwarding it', async () => {
@@ -105,12 +103,8 @@ describe('hostile clients', () => {
   });
 
   it('survives invalid WebSocket frames and abrupt disconnects', async () => {
-    const server = http.createServer();
-    const wss = new WebSocketServer({ server });
-    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    onCleanup(() => new Promise<void>((r) => { wss.clients.forEach((c) => c.terminate()); wss.close(); server.close(() => r()); }));
-    const proxy = await startTestProxy({ target: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d)));
+    const proxy = await startTestProxy({ target: upstream });
     // A handshake followed by garbage that is not a valid frame (reserved opcode 0x3, unmasked).
     const raw = await rawExchange(
       proxy.address.port,

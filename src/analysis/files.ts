@@ -2,15 +2,18 @@
  * Offline analysis: stream one or many recordings through the same engine the proxy runs live.
  *
  * Several proxies (sidecars) write several recordings of one test; their records are merged by
- * time with a k-way merge over the files' heads, so only one record per file is in memory. Each
- * file is already roughly ordered by exchange end (the proxy writes a record when its exchange
- * ends), so the merge key is `end` for exchanges and `ts` for marks and events; headers go first.
- * With one file the merge is the identity: the engine sees exactly the write order it would have
- * seen live.
+ * time with a k-way merge over the files' heads, so only one read chunk per file is in memory.
+ * Each file is already roughly ordered by exchange end (the proxy writes a record when its
+ * exchange ends), so the merge key is `end` for exchanges and `ts` for marks and events; headers
+ * go first. With one file the merge is the identity and is skipped: the engine sees exactly the
+ * write order it would have seen live.
+ *
+ * Records travel in batches (the reader's per-chunk arrays, or merged batches of up to
+ * `MERGE_BATCH` records), so the async iteration costs one promise per batch, not per record.
  */
 import fs from 'node:fs';
 import type { AnyRecord } from '../record/schema.js';
-import { readRecords, type BadLineInfo } from '../record/reader.js';
+import { readRecordBatches, type BadLineInfo } from '../record/reader.js';
 import { createAnalyzer } from './analyzer.js';
 import type { AnalyzerOptions, Report } from './types.js';
 
@@ -45,11 +48,16 @@ function mergeKey(r: AnyRecord): number {
   }
 }
 
+/** Records per merged batch when several files are merged. */
+const MERGE_BATCH = 4096;
+
+/** One file's place in the merge: its current batch and the index of its head record. */
 interface Head {
   key: number;
   file: number;
-  record: AnyRecord;
-  it: AsyncIterator<AnyRecord>;
+  batch: AnyRecord[];
+  at: number;
+  it: AsyncIterator<AnyRecord[]>;
 }
 
 /** A binary min-heap on (key, file index): ties keep file order, so merging is deterministic. */
@@ -94,14 +102,15 @@ class HeadHeap {
   }
 }
 
-/**
- * Streams the records of several recordings merged by time (k-way merge, one record per file in
- * memory). Bad lines are reported and skipped.
- *
- * @example
- * for await (const { record, file } of mergeRecordings(['a.ndjson', 'b.ndjson'])) console.log(file, record.type);
- */
-export async function* mergeRecordings(paths: readonly string[], options: MergeOptions = {}): AsyncGenerator<{ record: AnyRecord; file: string }> {
+/** A batch of merged records; `files[i]` is the index (into the paths) of `records[i]`'s file. */
+interface MergedBatch {
+  records: AnyRecord[];
+  /** null when every record comes from `paths[0]` (a single file). */
+  files: number[] | null;
+}
+
+/** The merge itself, in batches (see the module comment). */
+async function* mergeBatches(paths: readonly string[], options: MergeOptions): AsyncGenerator<MergedBatch> {
   const bytesRead = new Array<number>(paths.length).fill(0);
   let totalBytes: number | null = 0;
   for (const p of paths) {
@@ -114,34 +123,82 @@ export async function* mergeRecordings(paths: readonly string[], options: MergeO
   const progress = (): void => {
     options.onProgress?.({ records, bytes: bytesRead.reduce((a, b) => a + b, 0), totalBytes, badLines });
   };
-  const heap = new HeadHeap();
-  const its: Array<AsyncGenerator<AnyRecord>> = [];
+  /** Counts a batch of n records, reporting progress each time a multiple of `every` is passed. */
+  const count = (n: number): void => {
+    const before = Math.floor(records / every);
+    records += n;
+    if (Math.floor(records / every) !== before) progress();
+  };
+  const its: Array<AsyncGenerator<AnyRecord[]>> = [];
   try {
     for (let i = 0; i < paths.length; i++) {
       const file = paths[i] as string;
-      const it = readRecords(file, {
-        onBadLine: (b) => {
-          badLines++;
-          options.onBadLine?.(file, b);
-        },
-        onBytes: (n) => {
-          bytesRead[i] = n;
-        },
-      });
-      its.push(it);
-      const first = await it.next();
-      if (first.done !== true) heap.push({ key: mergeKey(first.value), file: i, record: first.value, it });
+      its.push(
+        readRecordBatches(file, {
+          onBadLine: (b) => {
+            badLines++;
+            options.onBadLine?.(file, b);
+          },
+          onBytes: (n) => {
+            bytesRead[i] = n;
+          },
+        }),
+      );
     }
-    while (heap.size > 0) {
-      const h = heap.pop() as Head;
-      yield { record: h.record, file: paths[h.file] as string };
-      if (++records % every === 0) progress();
-      const next = await h.it.next();
-      if (next.done !== true) heap.push({ key: mergeKey(next.value), file: h.file, record: next.value, it: h.it });
+    if (its.length === 1) {
+      for await (const batch of its[0] as AsyncGenerator<AnyRecord[]>) {
+        yield { records: batch, files: null };
+        count(batch.length);
+      }
+    } else {
+      const heap = new HeadHeap();
+      for (let i = 0; i < its.length; i++) {
+        const it = its[i] as AsyncGenerator<AnyRecord[]>;
+        const first = await it.next();
+        if (first.done !== true) heap.push({ key: mergeKey(first.value[0] as AnyRecord), file: i, batch: first.value, at: 0, it });
+      }
+      let out: AnyRecord[] = [];
+      let files: number[] = [];
+      while (heap.size > 0) {
+        const h = heap.pop() as Head;
+        out.push(h.batch[h.at] as AnyRecord);
+        files.push(h.file);
+        if (++h.at === h.batch.length) {
+          const next = await h.it.next();
+          if (next.done === true) continue;
+          h.batch = next.value;
+          h.at = 0;
+        }
+        h.key = mergeKey(h.batch[h.at] as AnyRecord);
+        heap.push(h);
+        if (out.length >= MERGE_BATCH) {
+          yield { records: out, files };
+          count(out.length);
+          out = [];
+          files = [];
+        }
+      }
+      if (out.length > 0) {
+        yield { records: out, files };
+        count(out.length);
+      }
     }
     progress();
   } finally {
     for (const it of its) await it.return(undefined);
+  }
+}
+
+/**
+ * Streams the records of several recordings merged by time (k-way merge, one read chunk per file
+ * in memory). Bad lines are reported and skipped.
+ *
+ * @example
+ * for await (const { record, file } of mergeRecordings(['a.ndjson', 'b.ndjson'])) console.log(file, record.type);
+ */
+export async function* mergeRecordings(paths: readonly string[], options: MergeOptions = {}): AsyncGenerator<{ record: AnyRecord; file: string }> {
+  for await (const { records, files } of mergeBatches(paths, options)) {
+    for (let i = 0; i < records.length; i++) yield { record: records[i] as AnyRecord, file: paths[files === null ? 0 : (files[i] as number)] as string };
   }
 }
 
@@ -163,6 +220,6 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeFil
   };
   if (options.onProgress !== undefined) merge.onProgress = options.onProgress;
   if (options.progressEvery !== undefined) merge.progressEvery = options.progressEvery;
-  for await (const { record } of mergeRecordings(paths, merge)) analyzer.ingest(record);
+  for await (const { records } of mergeBatches(paths, merge)) for (const r of records) analyzer.ingest(r);
   return analyzer.report();
 }

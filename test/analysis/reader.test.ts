@@ -1,12 +1,15 @@
 /**
  * The streaming reader: records in file order, bad lines reported with their line numbers and
- * skipped, a truncated last line named as such, CRLF and blank lines tolerated.
+ * skipped, a truncated last line named as such, CRLF and blank lines tolerated. The reader cuts
+ * 1 MB chunks itself, so the files below also put lines, CRLFs and multi-byte characters across
+ * the chunk boundary.
  */
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readRecords, recordProblem, type BadLineInfo } from '../../src/record/reader.js';
+import { READ_CHUNK_BYTES, readRecordBatches, readRecords, recordProblem, type BadLineInfo } from '../../src/record/reader.js';
 import { mergeRecordings } from '../../src/analysis/files.js';
 
 const dirs: string[] = [];
@@ -14,10 +17,10 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function file(content: string): string {
+function file(content: string | Buffer, name = 'rec.ndjson'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-reader-'));
   dirs.push(d);
-  const p = path.join(d, 'rec.ndjson');
+  const p = path.join(d, name);
   fs.writeFileSync(p, content);
   return p;
 }
@@ -68,5 +71,96 @@ describe('readRecords', () => {
     const ids: string[] = [];
     for await (const { record } of mergeRecordings([a, b])) ids.push(record.type === 'http' ? record.id : record.type);
     expect(ids).toEqual(['header', 'header', 'a1', 'b1', 'mark', 'a2', 'b2']);
+  });
+
+  it('reads a final line without a newline, and lone CRs as line ends (as readline did)', async () => {
+    const { records, bad } = await collect(file(`${mark(1)}\r${mark(2)}\r\r\n{bad\r${mark(4)}`));
+    expect(records.map((r) => (r as { ts: number }).ts)).toEqual([1, 2, 4]);
+    expect(bad.map((b) => [b.line, b.reason])).toEqual([[4, 'invalid JSON']]);
+  });
+
+  it('hands out batches whose records are the file order', async () => {
+    const p = file(Array.from({ length: 500 }, (_, i) => mark(i)).join('\n') + '\n');
+    const batches: unknown[][] = [];
+    for await (const b of readRecordBatches(p)) batches.push(b);
+    expect(batches.every((b) => b.length > 0)).toBe(true);
+    expect(batches.flat().map((r) => (r as { ts: number }).ts)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+});
+
+describe('readRecords across read chunks', () => {
+  /**
+   * Lines of padding up to `at` bytes before the chunk boundary, then `tail`. Every line is a mark
+   * whose label pads it; returns the content and how many padding lines it has.
+   */
+  function upTo(boundary: number, at: number, tail: string): { content: Buffer; lines: number } {
+    const lines: string[] = [];
+    let size = 0;
+    const target = boundary - at;
+    while (size < target) {
+      const left = target - size;
+      const base = Buffer.byteLength(`${mark(lines.length, '')}\n`);
+      const line = left - base < 1000 + base && left - base >= 0 ? mark(lines.length, 'x'.repeat(left - base)) : mark(lines.length, 'y'.repeat(200));
+      lines.push(line);
+      size += Buffer.byteLength(`${line}\n`);
+    }
+    const head = `${lines.join('\n')}\n`;
+    expect(Buffer.byteLength(head)).toBe(target);
+    return { content: Buffer.from(head + tail), lines: lines.length };
+  }
+
+  it('puts a line across the boundary together, and a multi-byte character split by it', async () => {
+    // The boundary falls inside the second byte of '€' (three bytes) in the label.
+    const label = 'ab€cd';
+    const line = mark(-1, label);
+    const offset = Buffer.byteLength(line.slice(0, line.indexOf('€'))) + 1;
+    const { content, lines } = upTo(READ_CHUNK_BYTES, offset, `${line}\n${mark(-2)}\n`);
+    expect(content.subarray(READ_CHUNK_BYTES - 1, READ_CHUNK_BYTES + 2).toString('utf8')).toBe('€');
+    for (const p of [file(content), file(zlib.gzipSync(content), 'rec.ndjson.gz')]) {
+      const { records, bad } = await collect(p);
+      expect(bad).toEqual([]);
+      expect(records).toHaveLength(lines + 2);
+      expect(records[lines]).toEqual({ v: 1, type: 'mark', ts: -1, label });
+      expect((records[lines + 1] as { ts: number }).ts).toBe(-2);
+    }
+  });
+
+  it('takes a CRLF split by the boundary as one line end and numbers bad lines after it', async () => {
+    // '\r' is the last byte of the first chunk, '\n' the first of the second.
+    const line = mark(-1);
+    const { content, lines } = upTo(READ_CHUNK_BYTES, Buffer.byteLength(line) + 1, `${line}\r\n{"v":1,"type":"mark"\n${mark(-3)}\n{"v":1,"ty`);
+    expect(content[READ_CHUNK_BYTES - 1]).toBe(0x0d);
+    expect(content[READ_CHUNK_BYTES]).toBe(0x0a);
+    const { records, bad } = await collect(file(content));
+    expect(records.slice(lines).map((r) => (r as { ts: number }).ts)).toEqual([-1, -3]);
+    expect(bad).toEqual([
+      { line: lines + 2, reason: 'invalid JSON', excerpt: '{"v":1,"type":"mark"' },
+      { line: lines + 4, reason: 'truncated last line (no newline at end of file)', excerpt: '{"v":1,"ty' },
+    ]);
+  });
+
+  it('reports a bad line that spans the boundary with its own line number', async () => {
+    const { content, lines } = upTo(READ_CHUNK_BYTES, 10, `{"v":1,"type":"mark","ts":1,"label":"cut" oops}\n${mark(-2)}\n`);
+    const { records, bad } = await collect(file(content));
+    expect(bad.map((b) => [b.line, b.reason])).toEqual([[lines + 1, 'invalid JSON']]);
+    expect(records).toHaveLength(lines + 1);
+  });
+
+  it('merges many-chunk files in key order with file order on ties', async () => {
+    const n = 6000;
+    const a = file(Array.from({ length: n }, (_, i) => http(`a${i}`, 0, 2 * i)).join('\n') + '\n');
+    const b = file(Array.from({ length: n }, (_, i) => http(`b${i}`, 0, 3 * i)).join('\n') + '\n');
+    const got: string[] = [];
+    const files: string[] = [];
+    for await (const { record, file: f } of mergeRecordings([a, b])) {
+      got.push(record.type === 'http' ? record.id : record.type);
+      files.push(f);
+    }
+    const want = [
+      ...Array.from({ length: n }, (_, i) => ({ id: `a${i}`, key: 2 * i, f: 0 })),
+      ...Array.from({ length: n }, (_, i) => ({ id: `b${i}`, key: 3 * i, f: 1 })),
+    ].sort((x, y) => x.key - y.key || x.f - y.f);
+    expect(got).toEqual(want.map((w) => w.id));
+    expect(files.slice(0, 3)).toEqual([a, b, a]);
   });
 });

@@ -89,6 +89,13 @@ export type MessageDirection = 'in' | 'out'; // in: client -> upstream, out: ups
 /** A per-message verdict: pass (undefined), drop, or delay by ms. */
 export type MessageVerdict = undefined | 'drop' | { delay: number };
 
+/** The upstream's response head, as a response fault sees it. */
+export interface UpstreamHead {
+  readonly statusCode: number;
+  /** Lower-case header names. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+}
+
 /** A fault compiled from validated options. Only the hooks of its stage are called. */
 export interface FaultInstance {
   /**
@@ -103,7 +110,7 @@ export interface FaultInstance {
    */
   onRequest?(ctx: HttpFaultContext): void | 'handled' | 'pass' | Promise<void | 'handled' | 'pass'>;
   /** stage 'response': called when the upstream's response head arrives. */
-  onResponse?(ctx: HttpFaultContext, upstream: IncomingMessage): ResponseAction;
+  onResponse?(ctx: HttpFaultContext, upstream: UpstreamHead): ResponseAction;
   /** stage 'websocket': at the upgrade request; 'handled' when it refused the upgrade. */
   onUpgrade?(ctx: WsUpgradeContext): void | 'handled';
   /** stage 'websocket': once both sockets are open. */

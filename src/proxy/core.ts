@@ -2,13 +2,14 @@
  * What every exchange shares: the target, the rules engine, the recorder and the proxy's settings,
  * gathered once at start so the per-request code reads fields instead of looking things up.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { RequestFacts } from '../faults/types.js';
 import type { Decision, DecideEnv, Settlement } from '../rules/types.js';
 import type { Recorder } from '../record/recorder.js';
 import type { Redactor } from '../record/redact.js';
 import type { Target } from '../upstream/target.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import type { ClientKeyFn } from './client-key.js';
 
 /** The part of the rules engine the proxy calls on every exchange. */
@@ -41,8 +42,8 @@ export interface ProxyCore {
   readonly inflight: Set<InFlight>;
   readonly rewriteLocation: ((value: string, req: IncomingMessage) => string) | null;
   readonly rewriteCookie: ((value: string) => string) | null;
-  /** Hands the request to http-proxy. */
-  forward(req: IncomingMessage, res: ServerResponse, onError: (err: Error, req: IncomingMessage) => void): void;
+  /** The HTTP leg to the target. */
+  readonly upstream: UpstreamPool;
   /** Epoch milliseconds with sub-millisecond precision (a shared function, safe to pass around). */
   readonly now: () => number;
   /** The engine's seeded random source (a shared function). */

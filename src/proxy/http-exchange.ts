@@ -3,16 +3,16 @@
  * primitives faults use (it *is* the HttpFaultContext), the forward to the upstream and the
  * streaming of the response back.
  *
- *   request ──▶ decide (rules) ──▶ delay/request faults ──▶ forward (http-proxy) ──▶ upstream
+ *   request ──▶ decide (rules) ──▶ delay/request faults ──▶ forward (upstream pool) ──▶ upstream
  *                                        │ terminal                                   │
  *                                        ▼                                            ▼
  *   record ◀── close ◀─────────── injected answer           response faults ──▶ stream to client
  *
- * Hot-path rules: no closure per request beyond what http-proxy makes, one clock read at start and
+ * Hot-path rules: no closure per request, one clock read at start and
  * one at the end, a request body is hashed only when it exists, the fast path (no fault) never
  * touches an AbortController or a promise.
  */
-import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import type { HttpFaultContext, RequestFacts, ResponseAction } from '../faults/types.js';
@@ -20,6 +20,7 @@ import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/schema.js';
 import { RETRY_HEADERS } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
+import type { UpstreamCall, UpstreamResponse, UpstreamSink } from '../upstream/pool.js';
 import type { ProxyCore } from './core.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { FaultContextBase } from './fault-context.js';
@@ -47,7 +48,7 @@ const RESET_AFTER_WRITE_MS = 50;
 /** Wait at most this long to read a body before an injected reset/close/answer is sent. */
 const BODY_READ_LIMIT_MS = 1000;
 
-export class HttpExchange extends FaultContextBase implements HttpFaultContext {
+export class HttpExchange extends FaultContextBase implements HttpFaultContext, UpstreamSink {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly facts: RequestFacts;
@@ -63,8 +64,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
   private timer: NodeJS.Timeout | null = null;
   private hasher: BodyHasher | null = null;
   private bodyEnded = false;
-  private proxyReq: ClientRequest | null = null;
-  private proxyRes: IncomingMessage | null = null;
+  private proxyReq: UpstreamCall | null = null;
+  private proxyRes: UpstreamResponse | null = null;
   private outcome: Outcome | null = null;
   private error: string | null = null;
   private upstreamStatus: number | null = null;
@@ -131,23 +132,19 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
     this.forward();
   }
 
-  /** Sends the request to the upstream through http-proxy. */
+  /** Sends the request to the upstream. */
   private forward(): void {
     if (this.closedUp) return;
     if (this.expectContinue) this.res.writeContinue();
-    stripHopByHop(this.req.headers);
     this.timer = setTimeout(upstreamTimeout, this.core.upstreamTimeoutMs, this);
-    this.core.forward(this.req, this.res, proxyError);
-    this.watchBody();
+    const hasBody = this.hasBody();
+    // Before the send: the upstream leg may start reading the body synchronously.
+    if (hasBody) this.watchBody();
+    this.proxyReq = this.core.upstream.send(this.req, this.ip, hasBody, this);
   }
 
-  /** Called by the server's 'proxyReq' event. */
-  onProxyReq(proxyReq: ClientRequest): void {
-    this.proxyReq = proxyReq;
-  }
-
-  /** Called by the server's 'proxyRes' event: the upstream's head arrived. */
-  onProxyRes(proxyRes: IncomingMessage): void {
+  /** UpstreamSink: the upstream's head arrived. */
+  onUpstreamResponse(proxyRes: UpstreamResponse): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -195,7 +192,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
     this.writeResponse(proxyRes, transforms);
   }
 
-  private writeResponse(proxyRes: IncomingMessage, transforms: Transform[] | null): void {
+  private writeResponse(proxyRes: UpstreamResponse, transforms: Transform[] | null): void {
     const res = this.res;
     const raw = proxyRes.rawHeaders;
     const out: string[] = [];
@@ -212,7 +209,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
       out.push(name, value);
     }
     if (this.tags !== null && core.labelFaults) out.push('x-aftershock-fault', this.label());
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, out);
+    res.writeHead(proxyRes.statusCode, proxyRes.statusMessage === '' ? undefined : proxyRes.statusMessage, out);
     this.ttfb = core.now() - this.ts;
 
     let last: Readable = proxyRes;
@@ -222,7 +219,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
         last = last.pipe(t);
       }
     }
-    (proxyRes as Tagged<IncomingMessage>)[kExchange] = this;
+    (proxyRes as Tagged<UpstreamResponse>)[kExchange] = this;
     proxyRes.on('close', proxyResClose);
     if (proxyRes.headers['transfer-encoding'] !== undefined) proxyRes.once('end', trailersEnd);
     (last as Tagged<Readable>)[kExchange] = this;
@@ -273,13 +270,15 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
     if (this.closedUp || this.res.headersSent) return;
     this.outcome = 'timeout';
     this.error = 'upstream-timeout';
-    this.proxyReq?.destroy();
+    this.proxyReq?.abort();
     this.sendProxyError(504, 'upstream-timeout', `the upstream did not answer within ${this.core.upstreamTimeoutMs} ms`);
   }
 
-  onProxyError(err: Error): void {
+  /** UpstreamSink: the request failed before a response head arrived. */
+  onUpstreamError(err: Error): void {
     if (this.closedUp || this.outcome === 'timeout') return;
-    const code = (err as NodeJS.ErrnoException).code ?? '';
+    // undici's parser errors do not always carry an HPE_ code.
+    const code = (err as NodeJS.ErrnoException).code ?? (err.name === 'HTTPParserError' ? 'HPE_INVALID' : '');
     if (this.res.headersSent) {
       this.error = 'upstream-reset';
       this.outcome = 'reset';
@@ -324,12 +323,17 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
     return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
   }
 
-  /** Hashes the body as it flows (attached when the body starts to be consumed). */
+  /**
+   * Hashes the body as it flows. Attaching a 'data' listener would start the flow at once, before
+   * the upstream leg listens (it reads the body only once a connection is ready), so the stream is
+   * paused explicitly: whoever consumes it resumes it, and both see every chunk.
+   */
   private watchBody(): void {
     if (this.hasher !== null || !this.hasBody()) return;
     const h = new BodyHasher();
     this.hasher = h;
     this.req.on('data', (c: Buffer) => h.update(c));
+    this.req.pause();
     this.req.once('end', () => {
       this.bodyEnded = true;
     });
@@ -427,7 +431,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
 
   private resetNow(): void {
     const s = this.socket;
-    this.proxyReq?.destroy();
+    this.proxyReq?.abort();
     if (!s.destroyed) s.resetAndDestroy();
   }
 
@@ -436,7 +440,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
    * discards them and the client may see a clean end instead of a reset.
    */
   private resetSoon(): void {
-    this.proxyReq?.destroy();
+    this.proxyReq?.abort();
     if (!this.res.headersSent) {
       this.resetNow();
       return;
@@ -483,7 +487,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext {
       this.outcome = 'client-abort';
     }
     if (!this.res.writableFinished) {
-      this.proxyReq?.destroy();
+      this.proxyReq?.abort();
       this.proxyRes?.destroy();
     }
     this.ac?.abort();
@@ -554,11 +558,7 @@ function upstreamTimeout(ex: HttpExchange): void {
   ex.onUpstreamTimeout();
 }
 
-function proxyError(err: Error, req: IncomingMessage): void {
-  (req as Tagged<IncomingMessage>)[kExchange].onProxyError(err);
-}
-
-function proxyResClose(this: Tagged<IncomingMessage>): void {
+function proxyResClose(this: Tagged<UpstreamResponse>): void {
   this[kExchange].onProxyResClose();
 }
 
@@ -566,7 +566,7 @@ function countOut(this: Tagged<Readable>, chunk: Buffer): void {
   this[kExchange].countOut(chunk);
 }
 
-function trailersEnd(this: Tagged<IncomingMessage>): void {
+function trailersEnd(this: Tagged<UpstreamResponse>): void {
   this[kExchange].copyTrailers();
 }
 
@@ -586,25 +586,6 @@ function connectionTokens(value: string): Set<string> {
   return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
 }
 
-/** Removes hop-by-hop request headers, including those named in Connection. */
-function stripHopByHop(h: IncomingMessage['headers']): void {
-  const conn = h.connection;
-  if (conn !== undefined) {
-    for (const token of conn.split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t !== '' && t !== 'close' && t !== 'keep-alive') delete h[t];
-    }
-    delete h.connection;
-  }
-  if (h['keep-alive'] !== undefined) delete h['keep-alive'];
-  if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
-  if (h['proxy-authorization'] !== undefined) delete h['proxy-authorization'];
-  if (h.upgrade !== undefined) delete h.upgrade;
-  if (h.expect !== undefined) delete h.expect;
-  const te = h.te;
-  if (te !== undefined && !/\btrailers\b/i.test(String(te))) delete h.te;
-}
-
 function classifyUpstreamError(code: string, message: string): [string, string] {
   switch (code) {
     case 'ECONNREFUSED':
@@ -614,9 +595,11 @@ function classifyUpstreamError(code: string, message: string): [string, string] 
       return ['upstream-dns', `the upstream's host name did not resolve (${code})`];
     case 'ECONNRESET':
     case 'EPIPE':
+    case 'UND_ERR_SOCKET':
       return ['upstream-reset', 'the upstream reset the connection before answering'];
     case 'ETIMEDOUT':
     case 'ECONNABORTED':
+    case 'UND_ERR_CONNECT_TIMEOUT':
       return ['upstream-unreachable', `the upstream could not be reached (${code})`];
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_VERSION':
@@ -625,6 +608,7 @@ function classifyUpstreamError(code: string, message: string): [string, string] 
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
       return ['upstream-bad-response', `the upstream's answer is not valid HTTP (${code})`];
     default:
+      if (code.startsWith('HPE_')) return ['upstream-bad-response', `the upstream's answer is not valid HTTP (${code})`];
       if (/certificate|SSL|TLS|self[- ]signed|EPROTO|ERR_TLS/i.test(code + ' ' + message)) {
         return ['upstream-tls', `TLS to the upstream failed (${code || message}); use --insecure for a self-signed staging certificate`];
       }

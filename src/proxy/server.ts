@@ -2,7 +2,7 @@
  * `startProxy`: the listeners, the composition of one request's path, and a graceful stop.
  *
  *   client ──▶ listener (http/https) ──▶ guard (origin-form only, no CONNECT: never an open proxy)
- *          ──▶ HttpExchange / WsExchange ──▶ rules.decide ──▶ faults (act) ──▶ http-proxy / ws
+ *          ──▶ HttpExchange / WsExchange ──▶ rules.decide ──▶ faults (act) ──▶ upstream pool / ws
  *          ──▶ upstream ──▶ response faults ──▶ client
  *          ──▶ record (NDJSON, exactly once) ──▶ live analysis, metrics
  *
@@ -14,10 +14,10 @@ import fs from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
-import httpProxy from 'http-proxy';
 import { WebSocketServer } from 'ws';
 import { AftershockError } from '../errors.js';
-import { createAgent, parseTarget } from '../upstream/target.js';
+import { parseTarget } from '../upstream/target.js';
+import { UpstreamPool } from '../upstream/pool.js';
 import { Recorder } from '../record/recorder.js';
 import { createRedactor } from '../record/redact.js';
 import type { AnyRecord, HttpRecord } from '../record/schema.js';
@@ -126,25 +126,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (r.outcome !== null) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
   });
 
-  const agent = createAgent(target, { verifyTls: options.insecure !== true, maxSockets: options.upstreamSockets ?? 512 });
-  const proxy = httpProxy.createProxyServer({
-    target: target.href,
-    agent,
-    xfwd: true,
-    changeOrigin: options.hostHeader !== 'preserve',
-    secure: options.insecure !== true,
-    selfHandleResponse: true,
-    prependPath: true,
+  const upstream = new UpstreamPool(target, {
+    verifyTls: options.insecure !== true,
+    maxSockets: options.upstreamSockets ?? 512,
+    preserveHost: options.hostHeader === 'preserve',
   });
-  proxy.on('proxyReq', (proxyReq, req) => {
-    (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange]?.onProxyReq(proxyReq);
-  });
-  proxy.on('proxyRes', (proxyRes, req) => {
-    const ex = (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange];
-    if (ex === undefined) proxyRes.resume();
-    else ex.onProxyRes(proxyRes);
-  });
-  proxy.on('error', () => undefined); // every call passes its own error callback
 
   let listenAddr = listen;
   const targetHost = target.host;
@@ -186,7 +172,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     inflight,
     rewriteLocation,
     rewriteCookie,
-    forward: (req, res, onError) => proxy.web(req, res, onError as never),
+    upstream,
     now: () => timeOrigin + performance.now(),
     random: () => core.engine.random(),
     nextId: () => idPrefix + (++seq).toString(36),
@@ -426,8 +412,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     for (let i = 0; i < 50 && inflight.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
     server.closeAllConnections();
     for (const s of [wsServers.deflate, wsServers.plain]) s.close();
-    proxy.close();
-    agent.destroy();
+    await upstream.destroy();
     await admin?.close();
     await recorder.close();
   };

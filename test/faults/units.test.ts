@@ -3,9 +3,8 @@
  * proxy to do, the stateful ones (rate-limit, capacity), the distributions and the transforms.
  */
 import { Readable, type Transform } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import type { FaultDefinition, FaultInstance, ResponseAction } from '../../src/faults/types.js';
+import type { FaultDefinition, FaultInstance, ResponseAction, UpstreamHead } from '../../src/faults/types.js';
 import { faultByType } from '../../src/faults/index.js';
 import { compileSampler, Z99, type DelayOptions } from '../../src/faults/lib/distribution.js';
 import { TokenBuckets } from '../../src/faults/rate-limit.js';
@@ -20,7 +19,7 @@ function make(type: string, options: Record<string, unknown>, rule = 'r'): Fault
   return def.create(def.options.parse(options), { rule });
 }
 
-const upstream = (status = 200, headers: Record<string, string> = {}): IncomingMessage => ({ statusCode: status, headers }) as unknown as IncomingMessage;
+const upstream = (status = 200, headers: Record<string, string> = {}): UpstreamHead => ({ statusCode: status, headers });
 
 async function pipeThrough(t: Transform, chunks: Buffer[]): Promise<Buffer> {
   const out: Buffer[] = [];

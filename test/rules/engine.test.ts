@@ -4,7 +4,7 @@
  * header faults, ad-hoc faults, patches, the combination order.
  */
 import { describe, expect, it } from 'vitest';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestFacts } from '../../src/faults/types.js';
 import { ProfileError } from '../../src/errors.js';
 import { createRuleEngine, EMPTY_DECISION, parseProfile, type RuleEngine } from '../../src/rules/index.js';
@@ -267,10 +267,10 @@ describe('combination order', () => {
     const d = run(engine, clock, facts());
     const inst = d.faults[0]?.instance;
     const ctx = {} as never;
-    expect(inst?.onResponse?.(ctx, { statusCode: 500 } as IncomingMessage)).toBeNull();
+    expect(inst?.onResponse?.(ctx, { statusCode: 500, headers: {} })).toBeNull();
     expect(engine.stats()[0]?.injected).toBe(0);
-    expect(inst?.onResponse?.(ctx, { statusCode: 201 } as IncomingMessage)).toEqual({ drop: true });
-    expect(inst?.onResponse?.(ctx, { statusCode: 304 } as IncomingMessage)).toEqual({ drop: true });
+    expect(inst?.onResponse?.(ctx, { statusCode: 201, headers: {} })).toEqual({ drop: true });
+    expect(inst?.onResponse?.(ctx, { statusCode: 304, headers: {} })).toEqual({ drop: true });
     expect(engine.stats()[0]).toMatchObject({ matched: 1, injected: 2 });
   });
 

@@ -1,11 +1,9 @@
 /**
- * The one upstream a proxy forwards to, parsed once at start, and the keep-alive agents for it.
+ * The one upstream a proxy forwards to, parsed once at start.
  *
  * aftershock is never an open proxy: the target is fixed here and nothing a client sends (Host,
  * absolute-form URIs, CONNECT) can change it.
  */
-import http from 'node:http';
-import https from 'node:https';
 import { AftershockError } from '../errors.js';
 
 export interface Target {
@@ -58,34 +56,4 @@ export function parseTarget(raw: string | undefined): Target {
     prefix,
     host: url.host,
   });
-}
-
-export interface AgentOptions {
-  /** Verify the upstream's TLS certificate (false with --insecure). */
-  readonly verifyTls: boolean;
-  /** Upper bound on sockets to the upstream. */
-  readonly maxSockets: number;
-}
-
-/**
- * A keep-alive agent sized for a proxy: LIFO scheduling keeps the hottest sockets in use and lets
- * idle ones time out; free sockets are bounded so a burst does not leave thousands open.
- */
-export function createAgent(target: Target, opts: AgentOptions): http.Agent {
-  const common = {
-    keepAlive: true,
-    keepAliveMsecs: 1000,
-    maxSockets: opts.maxSockets,
-    maxFreeSockets: Math.min(256, opts.maxSockets),
-    scheduling: 'lifo' as const,
-    timeout: 60_000,
-  };
-  if (target.protocol === 'https:') {
-    return new https.Agent({ ...common, rejectUnauthorized: opts.verifyTls, servername: isIp(target.hostname) ? '' : target.hostname });
-  }
-  return new http.Agent(common);
-}
-
-function isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }

@@ -15,7 +15,35 @@ import type { ExchangeRecord, Outcome } from '../record/schema.js';
 import { canonicalQuery, fingerprint, memo, normalizePath, userAgentFamily } from './normalize.js';
 
 const familyOf = memo(userAgentFamily);
-const pathOf = memo(normalizePath);
+
+/**
+ * The route label of a method and path. Paths are many (ids), routes few: the normalised path is
+ * computed for every attempt (a cheap scan), and the label is looked up so every attempt of a route
+ * shares one string (already hashed for the route table, and no new string kept per attempt).
+ */
+const routes = new Map<string, Map<string, string>>();
+const MAX_ROUTE_LABELS = 10_000;
+let routeLabels = 0;
+function routeLabel(method: string, path: string): string {
+  const norm = normalizePath(path);
+  let byPath = routes.get(method);
+  if (byPath === undefined) {
+    byPath = new Map();
+    routes.set(method, byPath);
+  }
+  let label = byPath.get(norm);
+  if (label === undefined) {
+    if (routeLabels >= MAX_ROUTE_LABELS) {
+      routes.clear();
+      routeLabels = 0;
+      return routeLabel(method, path);
+    }
+    label = `${method} ${norm}`;
+    byPath.set(norm, label);
+    routeLabels++;
+  }
+  return label;
+}
 
 /** How an attempt ended, for chaining. */
 export type FailKind = 'ok' | 'fail' | 'fail-4xx';
@@ -164,7 +192,7 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     userAgent: r.userAgent,
     family: r.userAgent === null ? '(none)' : familyOf(r.userAgent),
     method: ws ? 'GET' : method,
-    route: `${ws ? 'WS' : method} ${pathOf(r.path)}`,
+    route: routeLabel(ws ? 'WS' : method, r.path),
     thread,
     explicit: explicit || hint !== null,
     bodyHash,

@@ -4,11 +4,46 @@
  * attempt fingerprint of spec §3.2 (client key, method, path, canonical query, body hash).
  */
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const NUMERIC = /^\d+$/;
-const HEX_ID = /^(?=[0-9a-f]*\d)[0-9a-f]{8,}$/i;
-/** Long opaque tokens with letters and digits (ULIDs, base64 ids, Mongo ids). */
-const OPAQUE = /^(?=.*\d)(?=.*[a-z])[0-9a-z_-]{16,}$/i;
+/**
+ * Is `p[from, to)` an id segment? One pass over its characters, no substring and no regex (route
+ * normalisation runs for every record offline). Exactly these, case-insensitive (the test checks
+ * the equivalence against the regexes):
+ *
+ *   numeric  /^\d+$/
+ *   uuid     /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+ *   hex id   /^(?=[0-9a-f]*\d)[0-9a-f]{8,}$/
+ *   opaque   /^(?=.*\d)(?=.*[a-z])[0-9a-z_-]{16,}$/   (long tokens: ULIDs, base64 ids, Mongo ids)
+ */
+function isIdSegment(p: string, from: number, to: number): boolean {
+  const len = to - from;
+  let digits = 0;
+  let letters = 0;
+  let nonHexLetters = 0;
+  let dashes = 0;
+  let other = 0;
+  for (let i = from; i < to; i++) {
+    const c = p.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+    else if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90)) {
+      letters++;
+      if ((c | 32) > 102) nonHexLetters++;
+    } else if (c === 45) dashes++;
+    else if (c !== 95) other++;
+  }
+  if (other > 0) return false;
+  // NUMERIC
+  if (digits === len) return true;
+  const hexOnly = nonHexLetters === 0 && dashes === 0 && digits + letters === len;
+  // HEX_ID: hex digits only, at least one decimal digit, 8 or more
+  if (hexOnly && len >= 8 && digits > 0) return true;
+  // OPAQUE: [0-9a-z_-] only (checked above), a digit and a letter, 16 or more
+  if (len >= 16 && digits > 0 && letters > 0) return true;
+  // UUID: 8-4-4-4-12 hex digits (no underscore)
+  if (len === 36 && dashes === 4 && nonHexLetters === 0 && digits + letters === 32) {
+    return p.charCodeAt(from + 8) === 45 && p.charCodeAt(from + 13) === 45 && p.charCodeAt(from + 18) === 45 && p.charCodeAt(from + 23) === 45;
+  }
+  return false;
+}
 
 /**
  * Folds the id-like segments of a path to `:id` so `/users/42` and `/users/7` are one route.
@@ -17,15 +52,23 @@ const OPAQUE = /^(?=.*\d)(?=.*[a-z])[0-9a-z_-]{16,}$/i;
  */
 export function normalizePath(path: string): string {
   const q = path.indexOf('?');
-  const p = q === -1 ? path : path.slice(0, q);
-  const segs = p.split('/');
-  for (let i = 0; i < segs.length; i++) {
-    const s = segs[i] as string;
-    if (s === '') continue;
-    if (NUMERIC.test(s) || UUID.test(s) || HEX_ID.test(s) || OPAQUE.test(s)) segs[i] = ':id';
+  const end = q === -1 ? path.length : q;
+  let out = '';
+  /** Characters of `path` before `copied` are already in `out`. */
+  let copied = 0;
+  let from = 0;
+  while (from <= end) {
+    let to = path.indexOf('/', from);
+    if (to === -1 || to > end) to = end;
+    if (to > from && isIdSegment(path, from, to)) {
+      out += `${path.slice(copied, from)}:id`;
+      copied = to;
+    }
+    from = to + 1;
   }
-  const out = segs.join('/');
-  return out === '' ? '/' : out;
+  if (copied === 0) return end === 0 ? '/' : end === path.length ? path : path.slice(0, end);
+  out += path.slice(copied, end);
+  return out;
 }
 
 /**

@@ -188,6 +188,33 @@ describe('normalisation', () => {
     expect(routeOf('GET', '/socket', true)).toBe('WS /socket');
   });
 
+  it('folds exactly the segments the id regexes match (one pass over the characters instead)', () => {
+    // The reference: the regexes the character scan replaces, applied to the split path.
+    const ID = [/^\d+$/, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, /^(?=[0-9a-f]*\d)[0-9a-f]{8,}$/i, /^(?=.*\d)(?=.*[a-z])[0-9a-z_-]{16,}$/i];
+    const reference = (path: string): string => {
+      const q = path.indexOf('?');
+      const out = (q === -1 ? path : path.slice(0, q))
+        .split('/')
+        .map((s) => (s !== '' && ID.some((re) => re.test(s)) ? ':id' : s))
+        .join('/');
+      return out === '' ? '/' : out;
+    };
+    const uuid = fc.uuid().map((u) => u.toUpperCase());
+    const seg = fc.oneof(
+      fc.stringMatching(/^[0-9a-fA-FgGzZ_\-é. ]{0,40}$/),
+      fc.stringMatching(/^[0-9]{1,12}$/),
+      fc.stringMatching(/^[0-9a-f]{6,20}$/),
+      fc.uuid(),
+      uuid,
+      uuid.map((u) => u.replace(/-/g, '_')),
+    );
+    const path = fc.tuple(fc.array(seg, { maxLength: 6 }), fc.option(fc.string({ maxLength: 10 }))).map(([segs, q]) => `/${segs.join('/')}${q === null ? '' : `?${q}`}`);
+    fc.assert(fc.property(fc.oneof(path, fc.string({ maxLength: 60 })), (p) => normalizePath(p) === reference(p)), { numRuns: 5000 });
+    for (const p of ['', '/', '?x', '/a//b/', '/12345678', '/1234567', '/abcdefab', '/abcdefa1', '/0000000000000000x', '/aaaaaaaaaaaaaaaaaaaa', '/_1a______________']) {
+      expect(normalizePath(p)).toBe(reference(p));
+    }
+  });
+
   it('drops cache-busting keys and sorts the rest', () => {
     const drop = new Set(['t', '_', 'ts', 'nonce']);
     expect(canonicalQuery('b=2&a=1&_=123', drop)).toBe(canonicalQuery('a=1&_=999&b=2', drop));

@@ -109,8 +109,10 @@ export class Counts {
     this.hist.add(c.attempts);
     this.votes[cls.class]++;
     const route = c.first.route;
-    for (const [k, ids] of Object.entries(c.examples)) {
+    // for-in, not Object.entries: same (insertion) order, no array per chain when there are none.
+    for (const k in c.examples) {
       const kind = k as EvidenceKind;
+      const ids = c.examples[kind] as string[];
       const list = (this.examples[kind] ??= []);
       if (list.length === 0) this.exampleRoutes[kind] = route;
       for (const id of ids) if (list.length < MAX_EXAMPLES) list.push(id);

@@ -34,6 +34,8 @@ const MAX_MARKS = 1000;
 const MAX_EVENTS = 500;
 const MAX_HEADERS = 64;
 const MAX_INTERVALS_PER_RULE = 10_000;
+/** Client keys remembered as already counted by the Bloom filter. */
+const MAX_BLOOMED = 65_536;
 
 /** Internal sizes, for tests and the control API: they must stay flat under any load. */
 export interface AnalyzerStats {
@@ -171,9 +173,24 @@ function isExchange(r: Record<string, unknown>): boolean {
   );
 }
 
-/** Normalises an exchange record that may come from an older or hand-written file. */
+/**
+ * Normalises an exchange record that may come from an older or hand-written file. A record the
+ * proxy wrote has every field already and is returned as it is (no copy per record); only a
+ * record that lacks one is copied with the defaults filled in.
+ */
 function fillDefaults(r: ExchangeRecord): ExchangeRecord {
   const x = r as unknown as Record<string, unknown>;
+  if (
+    typeof x.ip === 'string' &&
+    typeof x.method === 'string' &&
+    (x.query === null || typeof x.query === 'string') &&
+    x.outcome !== undefined &&
+    x.fault !== undefined &&
+    (x.retryAfter === null || typeof x.retryAfter === 'number') &&
+    (x.userAgent === null || typeof x.userAgent === 'string')
+  ) {
+    return r;
+  }
   return {
     ...r,
     ip: typeof x.ip === 'string' ? (x.ip as string) : '',
@@ -204,6 +221,8 @@ class Engine implements Analyzer {
   /** Per IP: the User-Agents and client keys seen behind it (a few of each), for NAT detection. */
   private ips = new Map<string, { uas: string[]; keys: string[] }>();
   private bloom = new BloomCounter();
+  /** Client keys recently added to `bloom` (bounded; cleared when full). */
+  private bloomed = new Set<string>();
   private quality: QualityCounters = freshQuality();
   private firstTs = Number.POSITIVE_INFINITY;
   private lastEnd = Number.NEGATIVE_INFINITY;
@@ -291,7 +310,12 @@ class Engine implements Analyzer {
   /** Counts that do not depend on grouping: offered load, errors, faults, NAT, fault intervals. */
   private raw(a: Attempt, fallbackSeen: boolean): void {
     this.agg.raw(a);
-    if (this.bloom.add(a.client)) this.agg.family(a.family).clients++;
+    // A key already added to the Bloom filter is never new again: skip its two hashes.
+    if (!this.bloomed.has(a.client)) {
+      if (this.bloomed.size >= MAX_BLOOMED) this.bloomed.clear();
+      this.bloomed.add(a.client);
+      if (this.bloom.add(a.client)) this.agg.family(a.family).clients++;
+    }
     if (a.injected) {
       this.quality.injectedFaults++;
       // A fault that ended an open WebSocket acted at the end of the connection, not over its life.
@@ -442,6 +466,7 @@ class Engine implements Analyzer {
     this.faultIntervals = new Map();
     this.ips = new Map();
     this.bloom.clear();
+    this.bloomed.clear();
     this.quality = freshQuality();
     this.firstTs = Number.POSITIVE_INFINITY;
     this.lastEnd = Number.NEGATIVE_INFINITY;

@@ -20,7 +20,7 @@ import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/schema.js';
 import { RETRY_HEADERS } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
-import type { UpstreamCall, UpstreamResponse, UpstreamSink } from '../upstream/pool.js';
+import type { BodySink, UpstreamCall, UpstreamSink } from '../upstream/pool.js';
 import type { ProxyCore } from './core.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { FaultContextBase } from './fault-context.js';
@@ -48,7 +48,7 @@ const RESET_AFTER_WRITE_MS = 50;
 /** Wait at most this long to read a body before an injected reset/close/answer is sent. */
 const BODY_READ_LIMIT_MS = 1000;
 
-export class HttpExchange extends FaultContextBase implements HttpFaultContext, UpstreamSink {
+export class HttpExchange extends FaultContextBase implements HttpFaultContext, UpstreamSink, BodySink {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly facts: RequestFacts;
@@ -64,8 +64,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private timer: NodeJS.Timeout | null = null;
   private hasher: BodyHasher | null = null;
   private bodyEnded = false;
+  /** The request to the upstream, from the forward on. */
   private proxyReq: UpstreamCall | null = null;
-  private proxyRes: UpstreamResponse | null = null;
+  /** The same call, once the upstream's response head arrived. */
+  private proxyRes: UpstreamCall | null = null;
   private outcome: Outcome | null = null;
   private error: string | null = null;
   private upstreamStatus: number | null = null;
@@ -144,15 +146,15 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   }
 
   /** UpstreamSink: the upstream's head arrived. */
-  onUpstreamResponse(proxyRes: UpstreamResponse): void {
+  onUpstreamResponse(proxyRes: UpstreamCall): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
     this.proxyRes = proxyRes;
-    this.upstreamStatus = proxyRes.statusCode ?? null;
+    this.upstreamStatus = proxyRes.statusCode;
     if (this.closedUp) {
-      proxyRes.resume();
+      proxyRes.discard();
       return;
     }
     const faults = this.decision?.faults;
@@ -173,7 +175,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
         this.tag(f);
         if ('drop' in action) {
           // lost-response: the upstream did the work; the client never hears of it.
-          proxyRes.resume();
+          proxyRes.discard();
           this.outcome = 'reset';
           this.resetNow();
           return;
@@ -185,19 +187,19 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (delay > 0) {
       void this.sleep(delay).then((ok) => {
         if (ok && !this.closedUp) this.writeResponse(proxyRes, transforms);
-        else proxyRes.resume();
+        else proxyRes.discard();
       });
       return;
     }
     this.writeResponse(proxyRes, transforms);
   }
 
-  private writeResponse(proxyRes: UpstreamResponse, transforms: Transform[] | null): void {
+  private writeResponse(proxyRes: UpstreamCall, transforms: Transform[] | null): void {
     const res = this.res;
     const raw = proxyRes.rawHeaders;
     const out: string[] = [];
     const core = this.core;
-    const connTokens = proxyRes.headers.connection === undefined ? null : connectionTokens(proxyRes.headers.connection);
+    const connTokens = connectionTokens(proxyRes.headers.connection);
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
       let value = raw[i + 1] as string;
@@ -212,16 +214,19 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     res.writeHead(proxyRes.statusCode, proxyRes.statusMessage === '' ? undefined : proxyRes.statusMessage, out);
     this.ttfb = core.now() - this.ts;
 
-    let last: Readable = proxyRes;
+    // No transform: chunks go straight from the upstream into the response (no Readable, no pipe).
+    if (transforms === null && proxyRes.sendTo(this, res)) return;
+    const body = proxyRes.stream();
+    let last: Readable = body;
     if (transforms !== null) {
       for (const t of transforms) {
         t.on('error', () => this.onTransformError());
         last = last.pipe(t);
       }
     }
-    (proxyRes as Tagged<UpstreamResponse>)[kExchange] = this;
-    proxyRes.on('close', proxyResClose);
-    if (proxyRes.headers['transfer-encoding'] !== undefined) proxyRes.once('end', trailersEnd);
+    (body as Tagged<Readable>)[kExchange] = this;
+    body.on('close', proxyResClose);
+    if (proxyRes.headers['transfer-encoding'] !== undefined) body.once('end', trailersEnd);
     (last as Tagged<Readable>)[kExchange] = this;
     last.on('data', countOut);
     last.once('end', bodyEnd);
@@ -231,6 +236,23 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   /** @internal */
   countOut(chunk: Buffer): void {
     this.bytesOut += chunk.length;
+  }
+
+  /** BodySink: a chunk of the upstream's body, straight to the client. */
+  onUpstreamData(chunk: Buffer): boolean {
+    this.bytesOut += chunk.length;
+    return this.res.write(chunk);
+  }
+
+  /** BodySink: the upstream's body ended. */
+  onUpstreamEnd(): void {
+    this.copyTrailers();
+    this.onBodyEnd();
+  }
+
+  /** BodySink: the upstream broke off mid-body. */
+  onUpstreamAbort(): void {
+    this.onProxyResClose();
   }
 
   copyTrailers(): void {
@@ -253,7 +275,6 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       // The upstream broke off mid-response: never turn that into a silently truncated 200.
       this.error = 'upstream-reset';
       this.outcome = 'reset';
-      pr.unpipe();
       this.resetSoon();
     }
   }
@@ -488,7 +509,6 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     }
     if (!this.res.writableFinished) {
       this.proxyReq?.abort();
-      this.proxyRes?.destroy();
     }
     this.ac?.abort();
     if (this.doneFns !== null) for (const fn of this.doneFns) safe(fn);
@@ -558,7 +578,7 @@ function upstreamTimeout(ex: HttpExchange): void {
   ex.onUpstreamTimeout();
 }
 
-function proxyResClose(this: Tagged<UpstreamResponse>): void {
+function proxyResClose(this: Tagged<Readable>): void {
   this[kExchange].onProxyResClose();
 }
 
@@ -566,7 +586,7 @@ function countOut(this: Tagged<Readable>, chunk: Buffer): void {
   this[kExchange].countOut(chunk);
 }
 
-function trailersEnd(this: Tagged<UpstreamResponse>): void {
+function trailersEnd(this: Tagged<Readable>): void {
   this[kExchange].copyTrailers();
 }
 
@@ -582,8 +602,12 @@ function safe(fn: () => void): void {
   }
 }
 
-function connectionTokens(value: string): Set<string> {
-  return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
+/** Header names the response's Connection header lists (beyond its own options); null for none. */
+function connectionTokens(value: string | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  const v = value.toLowerCase();
+  if (v === 'keep-alive' || v === 'close') return null;
+  return new Set(v.split(',').map((t) => t.trim()));
 }
 
 function classifyUpstreamError(code: string, message: string): [string, string] {

@@ -18,10 +18,24 @@ import type { Target } from './target.js';
 
 /** Who receives what the upstream answers; implemented by the proxy's HTTP exchange. */
 export interface UpstreamSink {
-  /** The final (non-1xx) response head arrived; the body streams through `res`. */
-  onUpstreamResponse(res: UpstreamResponse): void;
+  /**
+   * The final (non-1xx) response head arrived. Before returning, or later, the sink takes the body
+   * with `res.sendTo()` (straight into the client's response), `res.stream()` (a Readable, for
+   * transforms and delays) or `res.discard()`.
+   */
+  onUpstreamResponse(res: UpstreamCall): void;
   /** The request failed before a response head arrived (refused, reset, TLS, not HTTP, ...). */
   onUpstreamError(err: Error): void;
+}
+
+/** Where `sendTo` delivers a body. */
+export interface BodySink {
+  /** A chunk; false when the destination is full (the call waits for its 'drain'). */
+  onUpstreamData(chunk: Buffer): boolean;
+  /** The whole body arrived; `res.rawTrailers` holds the trailers. */
+  onUpstreamEnd(): void;
+  /** The upstream broke off mid-body. */
+  onUpstreamAbort(): void;
 }
 
 export interface UpstreamOptions {
@@ -48,63 +62,67 @@ const SKIP_REQUEST = new Set([
   'x-forwarded-proto',
 ]);
 
-/**
- * A response from the upstream as the proxy streams it: status, headers in their original case
- * and order, the body as a Readable (backpressure reaches the upstream socket), and trailers.
- */
-export class UpstreamResponse extends Readable {
-  readonly statusCode: number;
-  readonly statusMessage: string;
-  /** name, value, name, value ... as received. */
-  readonly rawHeaders: string[];
-  /** Lower-case names; repeated headers joined with ', ' (set-cookie as well: read rawHeaders for it). */
-  readonly headers: Record<string, string>;
-  rawTrailers: string[] = [];
-  /** True once the whole body (and trailers) arrived. */
-  complete = false;
-  /** @internal */
-  call: UpstreamCall;
+/** The body as a Readable: for response transforms and delays. */
+class UpstreamBody extends Readable {
+  private readonly call: UpstreamCall;
 
-  constructor(call: UpstreamCall, statusCode: number, statusMessage: string, rawHeaders: string[], headers: Record<string, string>) {
+  constructor(call: UpstreamCall) {
     super();
     this.call = call;
-    this.statusCode = statusCode;
-    this.statusMessage = statusMessage;
-    this.rawHeaders = rawHeaders;
-    this.headers = headers;
   }
 
   override _read(): void {
-    const r = this.call.resume;
-    if (r !== null) {
-      this.call.resume = null;
-      r();
-    }
+    this.call.resumeNow();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Destroyed before the end (client gone, a fault cut it): stop the upstream transfer too.
-    if (!this.complete) this.call.abort();
+    if (!this.call.complete) this.call.abort();
     cb(err);
   }
 }
 
+const enum Mode {
+  /** No taker yet: chunks are held (in a Readable) until one comes. */
+  Undecided,
+  Direct,
+  Stream,
+  Discard,
+}
+
 /**
- * One request in flight to the upstream: undici's legacy handler interface (the fastest path:
- * raw header buffers, no per-request controller objects).
+ * One request to the upstream and, once its head arrived, its response: status, headers in their
+ * original case and order, trailers, and the body delivered to whoever takes it. It is undici's
+ * handler (legacy interface: raw header buffers, no per-request controller objects), so a request
+ * costs one object here.
  */
 export class UpstreamCall {
   private readonly sink: UpstreamSink;
   private abortFn: ((err?: Error) => void) | null = null;
   private aborted = false;
-  /** undici's resume, set while the body is paused for backpressure. */
-  resume: (() => void) | null = null;
-  private resumeFn: (() => void) | null = null;
-  res: UpstreamResponse | null = null;
+  private mode = Mode.Undecided;
+  private body: UpstreamBody | null = null;
+  private direct: BodySink | null = null;
+  private dest: NodeJS.WritableStream | null = null;
+  private undiciResume: (() => void) | null = null;
+  private paused = false;
+  private onDrainBound: (() => void) | null = null;
+
+  statusCode = 0;
+  statusMessage = '';
+  /** name, value, name, value ... as received. */
+  rawHeaders: string[] = EMPTY;
+  /** Lower-case names; repeated headers joined with ', ' (set-cookie too: read rawHeaders for it). */
+  headers: Record<string, string> = {};
+  rawTrailers: string[] = EMPTY;
+  /** True once the whole body (and trailers) arrived. */
+  complete = false;
 
   constructor(sink: UpstreamSink) {
     this.sink = sink;
   }
+
+  // ------------------------------------------------------------- for the exchange
 
   /** Stops the request: no more callbacks reach the sink; the connection is not reused. */
   abort(): void {
@@ -112,7 +130,47 @@ export class UpstreamCall {
     this.aborted = true;
     const fn = this.abortFn;
     if (fn !== null) fn();
+    if (this.body !== null && !this.body.destroyed) this.body.destroy();
   }
+
+  /**
+   * Delivers the body to `sink`, chunk by chunk, pausing the upstream while `dest` (the client's
+   * response) is full: no Readable, no pipe. False (and nothing done) when chunks already went into
+   * a Readable: take `stream()` then.
+   */
+  sendTo(sink: BodySink, dest: NodeJS.WritableStream): boolean {
+    // Chunks already held in a Readable (the head waited, e.g. for a delay): take them as a stream.
+    if (this.mode !== Mode.Undecided || this.body !== null) return false;
+    this.mode = Mode.Direct;
+    this.direct = sink;
+    this.dest = dest;
+    if (this.complete) sink.onUpstreamEnd();
+    return true;
+  }
+
+  /** The body as a Readable (chunks that arrived before this call are in it). */
+  stream(): Readable {
+    if (this.mode === Mode.Direct || this.mode === Mode.Discard) throw new Error('stream after the body was taken');
+    this.mode = Mode.Stream;
+    return (this.body ??= new UpstreamBody(this));
+  }
+
+  /** Reads and drops the body, so the connection can be reused. */
+  discard(): void {
+    this.mode = Mode.Discard;
+    if (this.body !== null) this.body.resume();
+    this.resumeNow();
+  }
+
+  /** @internal */
+  resumeNow(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const r = this.undiciResume;
+    if (r !== null) r();
+  }
+
+  // ------------------------------------------------------------- undici's handler
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.aborted) abort();
@@ -134,38 +192,56 @@ export class UpstreamCall {
       const prev = headers[lower];
       headers[lower] = prev === undefined ? value : prev + ', ' + value;
     }
-    const res = new UpstreamResponse(this, statusCode, statusText, rawHeaders, headers);
-    this.res = res;
-    this.resumeFn = resume;
-    this.sink.onUpstreamResponse(res);
-    return true;
+    this.statusCode = statusCode;
+    this.statusMessage = statusText;
+    this.rawHeaders = rawHeaders;
+    this.headers = headers;
+    this.undiciResume = resume;
+    this.sink.onUpstreamResponse(this);
+    return !this.aborted;
   }
 
   onData(chunk: Buffer): boolean {
-    const res = this.res;
-    if (res === null || res.destroyed) return false;
-    if (res.push(chunk)) return true;
-    this.resume = this.resumeFn;
-    return false;
+    if (this.aborted) return false;
+    switch (this.mode) {
+      case Mode.Direct:
+        if ((this.direct as BodySink).onUpstreamData(chunk)) return true;
+        this.paused = true;
+        (this.dest as NodeJS.WritableStream).once('drain', (this.onDrainBound ??= () => this.resumeNow()));
+        return false;
+      case Mode.Discard:
+        return true;
+      default: {
+        const body = (this.body ??= new UpstreamBody(this));
+        if (body.destroyed) return false;
+        if (body.push(chunk)) return true;
+        this.paused = true;
+        return false;
+      }
+    }
   }
 
   onComplete(trailers: Buffer[] | string[] | null): void {
-    const res = this.res;
-    if (res === null) return;
+    if (this.aborted) return;
     if (trailers !== null && trailers.length > 0) {
       const t: string[] = new Array<string>(trailers.length);
       for (let i = 0; i < trailers.length; i++) t[i] = latin1(trailers[i]!);
-      res.rawTrailers = t;
+      this.rawTrailers = t;
     }
-    res.complete = true;
-    res.push(null);
+    this.complete = true;
+    if (this.mode === Mode.Direct) (this.direct as BodySink).onUpstreamEnd();
+    else if (this.mode !== Mode.Discard) (this.body ??= new UpstreamBody(this)).push(null);
   }
 
   onError(err: Error): void {
-    const res = this.res;
-    if (res !== null) {
-      // Mid-body: the response closes incomplete; the exchange sees `complete === false`.
-      if (!res.destroyed) res.destroy();
+    if (this.statusCode !== 0) {
+      // Mid-body: the response ends incomplete.
+      if (this.complete) return;
+      const wasAborted = this.aborted;
+      this.aborted = true;
+      if (this.mode === Mode.Direct) {
+        if (!wasAborted) (this.direct as BodySink).onUpstreamAbort();
+      } else if (this.body !== null && !this.body.destroyed) this.body.destroy();
       return;
     }
     if (this.aborted) return;
@@ -173,6 +249,8 @@ export class UpstreamCall {
     this.sink.onUpstreamError(err);
   }
 }
+
+const EMPTY: string[] = [];
 
 function latin1(b: Buffer | string): string {
   return typeof b === 'string' ? b : b.toString('latin1');

@@ -51,7 +51,7 @@ const SECTIONS = new Set((opt('only', ALL_SECTIONS.join(',')) ?? '').split(',').
 
 const P = QUICK
   ? { rounds: 1, httpSeconds: 1, rewarmSeconds: 1, warmSeconds: 1, latencyRounds: 1, latencySeconds: 2, pacedSeconds: 1, wsRounds: 1, wsSeconds: 1, wsConnections: 50, idleConns: 1000, wsConns: 1000, analyzerKeys: [10_000, 100_000], offlineRecords: 200_000 }
-  : { rounds: 5, httpSeconds: 2, rewarmSeconds: 1, warmSeconds: 2, latencyRounds: 3, latencySeconds: 4, pacedSeconds: 3, wsRounds: 5, wsSeconds: 3, wsConnections: 50, idleConns: 10_000, wsConns: 10_000, analyzerKeys: [100_000, 1_000_000], offlineRecords: 5_000_000 };
+  : { rounds: 5, httpSeconds: 2, rewarmSeconds: 1, warmSeconds: 2, latencyRounds: 3, latencySeconds: 10, pacedSeconds: 3, wsRounds: 5, wsSeconds: 3, wsConnections: 50, idleConns: 10_000, wsConns: 10_000, analyzerKeys: [100_000, 1_000_000], offlineRecords: 5_000_000 };
 if (opt('rounds')) P.rounds = Number(opt('rounds'));
 
 const WRK = !flag('autocannon') && which('wrk') !== null;
@@ -406,6 +406,10 @@ async function latencySection(up, results) {
     const runs = new Map();
     for (let round = 0; round < P.latencyRounds; round++) {
       for (const { t, c } of rotate(cells, round)) {
+        // Same as the throughput runs: a short run at the same concurrency right before the measured
+        // one, so both proxies are measured warm (connections to the upstream open, code optimised)
+        // and not on the first 100 ms cycle after ~20 s of idling.
+        await load(t.url + PATH, c, P.rewarmSeconds);
         await t.child.request({ type: 'eldStart' });
         const r = await load(t.url + PATH, c, P.latencySeconds);
         r.eld = await t.child.request({ type: 'eldStop' });

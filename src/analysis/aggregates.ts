@@ -158,6 +158,8 @@ export class ClientAgg extends Counts {
   /** Geometric mean of the k-th gap over the client's chains (log-space Welford); allocated on the first gap. */
   logGaps: Welford[] | null = null;
   lastTs = 0;
+  /** When the client was last used (the table's clock), for least-recently-used eviction. */
+  touched = 0;
 
   constructor(
     readonly key: string,
@@ -374,6 +376,8 @@ export class Aggregates implements ChainSink {
   fineDropped = 0;
   /** Attempts folded out of start order (arrived after a later-starting attempt of their thread). */
   lateCount = 0;
+  /** Clock of the client table's recency stamps. */
+  private clock = 0;
 
   constructor(
     readonly limits: AggregateLimits,
@@ -451,32 +455,32 @@ export class Aggregates implements ChainSink {
     this.fineDropped += drop;
   }
 
-  /** The client's aggregate, touched as most recently used; evicts past the cap. */
+  /**
+   * The client's aggregate, stamped as most recently used; evicts past the cap. (The stamp, not a
+   * delete and re-insert per chain: that churned the table into a rehash every few thousand
+   * chains, a large dead table each time.)
+   */
   client(a: Attempt): ClientAgg {
     let c = this.clients.get(a.client);
     if (c !== undefined) {
-      this.clients.delete(a.client);
-      this.clients.set(a.client, c);
+      c.touched = ++this.clock;
       return c;
     }
     if (this.clients.size >= this.limits.maxClients) this.evictClients();
     c = new ClientAgg(a.client, a.userAgent, a.ip, a.family);
+    c.touched = ++this.clock;
     this.clients.set(a.client, c);
     return c;
   }
 
-  /**
-   * Evicts the least recently used tenth of the table in one pass. (Deleting the first key of a
-   * Map one at a time is quadratic in V8: each `keys().next()` walks over the deleted slots.)
-   */
+  /** Evicts the least recently used tenth of the table, least recent first, in one pass. */
   private evictClients(): void {
     const target = Math.max(0, Math.floor(this.limits.maxClients * 0.9) - 1);
-    const it = this.clients.entries();
-    while (this.clients.size > target) {
-      const next = it.next();
-      if (next.done === true) break;
-      const [key, evicted] = next.value;
-      this.clients.delete(key);
+    if (this.clients.size <= target) return;
+    const byAge = [...this.clients.values()].sort((x, y) => x.touched - y.touched);
+    for (let i = 0; this.clients.size > target && i < byAge.length; i++) {
+      const evicted = byAge[i] as ClientAgg;
+      this.clients.delete(evicted.key);
       this.evictedClients++;
       this.keepInHall(evicted);
     }

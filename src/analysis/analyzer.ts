@@ -68,6 +68,12 @@ function evictTenth<K, V>(map: Map<K, V>, cap: number): void {
   }
 }
 
+/** `list.includes(s)` for a few strings, as a plain loop (includes showed up per record). */
+function holds(list: readonly string[], s: string): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i] === s) return true;
+  return false;
+}
+
 /** The engine's public face (see `createAnalyzer`). */
 export interface Analyzer {
   /** Feeds one record; records come in write order (roughly by `end`). */
@@ -329,8 +335,8 @@ class Engine implements Analyzer {
         seen = { uas: [], keys: [] };
         this.ips.set(a.ip, seen);
       }
-      if (seen.uas.length < MAX_UAS_PER_IP && !seen.uas.includes(a.userAgent)) seen.uas.push(a.userAgent);
-      if (seen.keys.length <= MAX_UAS_PER_IP && !seen.keys.includes(a.client)) seen.keys.push(a.client);
+      if (seen.uas.length < MAX_UAS_PER_IP && !holds(seen.uas, a.userAgent)) seen.uas.push(a.userAgent);
+      if (seen.keys.length <= MAX_UAS_PER_IP && !holds(seen.keys, a.client)) seen.keys.push(a.client);
     }
     if (this.opts.clientKeyHeader !== null && !fallbackSeen) this.clientKeyHeaderSeen++;
   }

@@ -290,7 +290,10 @@ class Engine implements Analyzer {
   }
 
   private exchange(r: ExchangeRecord): void {
-    const { key, fallback } = clientKeyOf(r, this.ctx);
+    // Without a client key header (the default) the key is the recorded one: no object per record.
+    let key = r.client;
+    let fallback = false;
+    if (this.ctx.clientKeyHeader !== null) ({ key, fallback } = clientKeyOf(r, this.ctx));
     if (fallback) this.quality.clientKeyFallbacks++;
     const a = toAttempt(r, this.ctx, key);
     if (a.ts < this.firstTs) this.firstTs = a.ts;

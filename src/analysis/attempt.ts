@@ -12,7 +12,7 @@
  * the known limits).
  */
 import type { ExchangeRecord, Outcome } from '../record/schema.js';
-import { canonicalQuery, fingerprint, memo, normalizePath, userAgentFamily } from './normalize.js';
+import { canonicalQuery, memo, normalizePath, userAgentFamily } from './normalize.js';
 
 const familyOf = memo(userAgentFamily);
 
@@ -175,7 +175,10 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     thread = `k\0${key}\0${idem}`;
     explicit = true;
   } else {
-    thread = `f\0${fingerprint(key, method, r.path, r.query === null ? '' : canonicalQuery(r.query, ctx.cacheBusting), bodyHash)}`;
+    // `f\0` + fingerprint(...), joined in one go: one flat string instead of a chain of
+    // concatenations that the thread table would flatten into a second copy.
+    const query = r.query === null ? '' : canonicalQuery(r.query, ctx.cacheBusting);
+    thread = ['f', key, method, `${r.path}?${query}`, bodyHash ?? ''].join('\0');
   }
   const upstream = 'upstreamStatus' in r ? r.upstreamStatus : null;
   const lostResponse = upstream !== null && upstream >= 200 && upstream < 300 && failKind !== 'ok';

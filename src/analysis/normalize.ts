@@ -110,7 +110,8 @@ export function canonicalQuery(query: string | null, drop: ReadonlySet<string>):
  * The fingerprint of an attempt: equal for the attempts of one logical request. Per-attempt
  * headers (Authorization, Date, trace ids) never enter it; only the recorded facts below do.
  * A plain joined string: it lives only while its thread does, and hashing it (sha1) per record
- * cost more than the rest of the grouping.
+ * cost more than the rest of the grouping. (`toAttempt` builds the same string prefixed with `f\0`
+ * in one join; a test holds the two equal.)
  */
 export function fingerprint(client: string, method: string, path: string, query: string, bodyHash: string | null): string {
   return `${client}\0${method}\0${path}?${query}\0${bodyHash ?? ''}`;

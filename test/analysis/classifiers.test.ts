@@ -6,7 +6,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkRetryAfter, classifyBackoff, summarizeRetryAfter } from '../../src/analysis/backoff.js';
 import { classifyJitter, jitterBand, noiseAdjustedCv } from '../../src/analysis/jitter.js';
-import { canonicalQuery, normalizePath, routeOf, userAgentFamily } from '../../src/analysis/normalize.js';
+import { toAttempt } from '../../src/analysis/attempt.js';
+import { canonicalQuery, fingerprint, normalizePath, routeOf, userAgentFamily } from '../../src/analysis/normalize.js';
+import type { HttpRecord } from '../../src/record/schema.js';
 import { decideBackoff, poissonTail } from '../../src/analysis/report.js';
 import { BloomCounter, CountHistogram, StrideReservoir, Welford, cv, linearFit } from '../../src/analysis/stats.js';
 import { prng } from '../fixtures/make-fixtures.js';
@@ -212,6 +214,14 @@ describe('normalisation', () => {
     fc.assert(fc.property(fc.oneof(path, fc.string({ maxLength: 60 })), (p) => normalizePath(p) === reference(p)), { numRuns: 5000 });
     for (const p of ['', '/', '?x', '/a//b/', '/12345678', '/1234567', '/abcdefab', '/abcdefa1', '/0000000000000000x', '/aaaaaaaaaaaaaaaaaaaa', '/_1a______________']) {
       expect(normalizePath(p)).toBe(reference(p));
+    }
+  });
+
+  it('the thread of a fingerprinted attempt is f + the fingerprint', () => {
+    const ctx = { cacheBusting: new Set(['_']), clientKeyHeader: null };
+    for (const [query, bodyHash] of [[null, null], ['b=2&a=1&_=3', 'sha256:ab:10'], ['', null]] as const) {
+      const r = { v: 1, type: 'http', id: 'x', ts: 1, end: 2, client: '10.0.0.1 curl/8', ip: '10.0.0.1', conn: 'c', method: 'post', path: '/v1/m/7', query, status: 503, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 0, ttfb: 1, duration: 1, fault: null, faults: [], retryAfter: null, bodyHash, userAgent: 'curl/8', headers: {}, error: null } as unknown as HttpRecord;
+      expect(toAttempt(r, ctx, 'key').thread).toBe(`f\0${fingerprint('key', 'POST', '/v1/m/7', canonicalQuery(query, ctx.cacheBusting), bodyHash)}`);
     }
   });
 

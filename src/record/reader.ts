@@ -88,17 +88,30 @@ class LineParser {
 
   /** Parses every complete line of `text` (appended to the unfinished one) into `out`. */
   push(text: string, out: AnyRecord[]): void {
-    const s = this.rest === '' ? text : this.rest + text;
-    const cr = s.indexOf('\r') !== -1;
     let start = 0;
-    for (;;) {
-      const nl = s.indexOf('\n', start);
-      if (nl === -1) break;
-      if (cr) this.segment(s.slice(start, nl), out);
-      else this.parse(s.slice(start, nl), out);
+    if (this.rest !== '') {
+      // The line the previous chunk left unfinished ends in this one: join just that line (joining
+      // the whole chunk to it would copy the chunk once more when it is searched).
+      const nl = text.indexOf('\n');
+      if (nl === -1) {
+        this.rest += text;
+        return;
+      }
+      const first = this.rest + text.slice(0, nl);
+      this.rest = '';
+      if (first.indexOf('\r') !== -1) this.segment(first, out);
+      else this.parse(first, out);
       start = nl + 1;
     }
-    this.rest = start === 0 ? s : s.slice(start);
+    const cr = text.indexOf('\r', start) !== -1;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl === -1) break;
+      if (cr) this.segment(text.slice(start, nl), out);
+      else this.parse(text.slice(start, nl), out);
+      start = nl + 1;
+    }
+    this.rest = start === 0 ? text : text.slice(start);
   }
 
   /** Parses the unfinished last line, if any, and reports the pending bad line. */

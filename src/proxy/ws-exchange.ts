@@ -7,9 +7,18 @@
  *   upgrade ──▶ decide ──▶ onUpgrade faults (may refuse) ──▶ open upstream (same subprotocols)
  *          ──▶ accept client with the upstream's choice ──▶ relay both ways (backpressure, faults)
  *          ──▶ mirror the close ──▶ one record
+ *
+ * A connection that can never need a message-level fault — its decision (made once, at the
+ * upgrade, and kept for the connection's life like any exchange's) holds no fault with a message
+ * or open hook — and whose messages are not recorded is relayed raw instead: the proxy does both
+ * handshakes itself, then copies bytes between the sockets and only reads frame headers for the
+ * record (messages, bytes, close code, who closed first). Clients that offer an extension
+ * (permessage-deflate) keep the message relay, so compression is negotiated and counted as before.
  */
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type WebSocketServer } from 'ws';
 import type { MessageDirection, RequestFacts, WsFaultContext, WsUpgradeContext } from '../faults/types.js';
@@ -20,10 +29,13 @@ import type { ProxyCore } from './core.js';
 import { kConnId } from './http-exchange.js';
 import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
 import { FaultContextBase } from './fault-context.js';
+import { FrameCounter, acceptKey, closeFrame, newKey, parseProtocols, validKey } from './ws-raw.js';
 
 /** Pause the sending side when the receiving side has this much queued. */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
+/** How long a closing raw connection waits for the other side before it is dropped (ws's own). */
+const CLOSE_TIMEOUT = 30_000;
 
 /** Request headers not copied to the upstream handshake (ws writes its own). */
 const SKIP_HEADERS = new Set([
@@ -78,6 +90,14 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private frozen = false;
   private recorded = false;
   private readonly releaseAt: Record<MessageDirection, number> = { in: 0, out: 0 };
+  // The raw relay (see the header): the upstream handshake, its socket, and the two frame counters.
+  private upReq: http.ClientRequest | null = null;
+  private upSocket: Socket | null = null;
+  private rawIn: FrameCounter | null = null;
+  private rawOut: FrameCounter | null = null;
+  private rawProtocol: string | null = null;
+  /** The proxy closed a raw connection itself: stop relaying, keep counting. */
+  private rawStopped = false;
 
   constructor(core: ProxyCore, servers: WsServers, req: IncomingMessage, socket: Duplex, head: Buffer) {
     super(core);
@@ -114,15 +134,30 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       if (f.instance.onUpgrade(this) === 'handled') return;
     }
     this.current = null;
-    this.connectUpstream();
+    const protocols = this.rawProtocols(decision);
+    if (protocols === null) this.connectUpstream();
+    else this.connectRaw(protocols);
+  }
+
+  /**
+   * The offered subprotocols when this connection can be relayed raw, else null: no fault with a
+   * message or open hook, messages not recorded, no extension offered, and a handshake the `ws`
+   * server would accept as is (anything else keeps the `ws` path and its answers).
+   */
+  private rawProtocols(decision: Decision): string[] | null {
+    if (this.core.recordMessages) return null;
+    for (const f of decision.faults) {
+      if (f.instance.onMessage !== undefined || f.instance.onOpen !== undefined) return null;
+    }
+    const h = this.req.headers;
+    if (this.req.method !== 'GET' || h['sec-websocket-extensions'] !== undefined || h['sec-websocket-version'] !== '13') return null;
+    if (!validKey(h['sec-websocket-key'])) return null;
+    return parseProtocols(h['sec-websocket-protocol']);
   }
 
   // ---------------------------------------------------------------- handshake
 
-  private connectUpstream(): void {
-    const t = this.core.target;
-    const scheme = t.protocol === 'https:' ? 'wss:' : 'ws:';
-    const url = `${scheme}//${t.host}${t.prefix}${this.req.url as string}`;
+  private upstreamHeaders(): Record<string, string> {
     const headers: Record<string, string> = {};
     const raw = this.req.headers;
     for (const k in raw) {
@@ -135,6 +170,19 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     headers['x-forwarded-proto'] = (this.req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
     if (raw.host !== undefined) headers['x-forwarded-host'] = raw.host;
     if (this.core.preserveHost && raw.host !== undefined) headers.host = raw.host;
+    return headers;
+  }
+
+  private upstreamUrl(): string {
+    const t = this.core.target;
+    const scheme = t.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${t.host}${t.prefix}${this.req.url as string}`;
+  }
+
+  private connectUpstream(): void {
+    const url = this.upstreamUrl();
+    const headers = this.upstreamHeaders();
+    const raw = this.req.headers;
     const protoHeader = raw['sec-websocket-protocol'];
     const protocols = protoHeader === undefined ? [] : protoHeader.split(',').map((p) => p.trim()).filter((p) => p !== '');
     const wantsDeflate = /permessage-deflate/i.test(raw['sec-websocket-extensions'] ?? '');
@@ -207,6 +255,177 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       }
     });
   };
+
+  // ---------------------------------------------------------------- raw relay
+
+  /** The upstream handshake without `ws`, checked as `ws` checks it; failures answer as `ws`'s do. */
+  private connectRaw(protocols: string[]): void {
+    const u = new URL(this.upstreamUrl());
+    const key = newKey();
+    const headers = this.upstreamHeaders();
+    headers['sec-websocket-version'] = '13';
+    headers['sec-websocket-key'] = key;
+    headers.connection = 'Upgrade';
+    headers.upgrade = 'websocket';
+    if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(',');
+    const secure = u.protocol === 'wss:';
+    const opts: https.RequestOptions = {
+      hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+      port: u.port === '' ? (secure ? 443 : 80) : Number(u.port),
+      path: u.pathname + u.search,
+      method: 'GET',
+      headers,
+      agent: false,
+      timeout: this.core.upstreamTimeoutMs,
+    };
+    if (secure) opts.rejectUnauthorized = this.core.verifyTls;
+    const req = secure ? https.request(opts) : http.request(opts);
+    this.upReq = req;
+    req.on('error', this.onUpstreamError);
+    req.on('timeout', () => {
+      this.onUpstreamError(new Error('Opening handshake has timed out'));
+      req.destroy();
+    });
+    req.on('response', (res: IncomingMessage) => this.onUnexpectedResponse(req, res));
+    req.on('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => this.onRawUpgrade(res, socket, head, key, protocols));
+    req.end();
+  }
+
+  private onRawUpgrade(res: IncomingMessage, up: Socket, upHead: Buffer, key: string, protocols: string[]): void {
+    up.on('error', () => undefined);
+    if (this.socket.destroyed || this.status !== null) {
+      up.destroy();
+      return;
+    }
+    const h = res.headers;
+    const chosen = h['sec-websocket-protocol'];
+    const problem =
+      (h.upgrade ?? '').toLowerCase() !== 'websocket'
+        ? 'Invalid Upgrade header'
+        : h['sec-websocket-accept'] !== acceptKey(key)
+          ? 'Invalid Sec-WebSocket-Accept header'
+          : chosen !== undefined && !protocols.includes(chosen)
+            ? 'Server sent an invalid subprotocol'
+            : chosen === undefined && protocols.length > 0
+              ? 'Server sent no subprotocol'
+              : h['sec-websocket-extensions'] !== undefined
+                ? 'Server sent a Sec-WebSocket-Extensions header but no extension was requested'
+                : null;
+    if (problem !== null) {
+      up.destroy();
+      this.onUpstreamError(new Error(problem));
+      return;
+    }
+    const client = this.socket as Socket;
+    let head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(this.req.headers['sec-websocket-key'] as string)}\r\n`;
+    if (chosen) head += `Sec-WebSocket-Protocol: ${chosen}\r\n`;
+    client.write(head + '\r\n');
+    this.status = 101;
+    this.rawProtocol = chosen || null;
+    this.upReq = null;
+    this.upSocket = up;
+    this.pipeRaw(client, up, upHead);
+  }
+
+  /**
+   * Copies bytes both ways with backpressure, counting frames on the way. An end (FIN) is passed
+   * on as an end; a reset or a side that closes without ending takes the other side down at once,
+   * as `ws`'s terminate() would; a side left open after the other closed gets CLOSE_TIMEOUT.
+   */
+  private pipeRaw(client: Socket, up: Socket, upHead: Buffer): void {
+    const cin = (this.rawIn = new FrameCounter(true));
+    const cout = (this.rawOut = new FrameCounter(false));
+    cin.onClose = () => {
+      this.closedBy ??= 'client';
+    };
+    cout.onClose = () => {
+      this.closedBy ??= 'upstream';
+    };
+    for (const s of [client, up]) {
+      s.setTimeout(0);
+      s.setNoDelay(true);
+    }
+    const fromClient = (chunk: Buffer): void => {
+      const bad = cin.push(chunk);
+      if (this.rawStopped) return;
+      if (bad === -1) {
+        if (!up.write(chunk)) client.pause();
+      } else this.failRaw('in', chunk, bad);
+    };
+    const fromUpstream = (chunk: Buffer): void => {
+      const bad = cout.push(chunk);
+      if (this.rawStopped) return;
+      if (bad === -1) {
+        if (!client.write(chunk)) up.pause();
+      } else this.failRaw('out', chunk, bad);
+    };
+    client.on('data', fromClient);
+    up.on('data', fromUpstream);
+    up.on('drain', () => client.resume());
+    client.on('drain', () => up.resume());
+    let open = 2;
+    const onEnd = (by: 'client' | 'upstream', other: Socket) => (): void => {
+      this.closedBy ??= by;
+      if (!other.destroyed) other.end();
+    };
+    const onClose = (by: 'client' | 'upstream', self: Socket, other: Socket) => (): void => {
+      this.closedBy ??= by;
+      // (Once the proxy closes or fails the connection itself, closeRaw/failRaw own both sides.)
+      if (!other.destroyed && !this.rawStopped) {
+        // Closed without its end having been read: a reset or a destroy, passed on as one.
+        if (self.readableEnded) other.end();
+        else other.destroy();
+        setTimeout(() => other.destroy(), CLOSE_TIMEOUT).unref();
+      }
+      if (--open === 0) this.finish();
+    };
+    client.on('end', onEnd('client', up));
+    up.on('end', onEnd('upstream', client));
+    client.on('close', onClose('client', client, up));
+    up.on('close', onClose('upstream', up, client));
+    if (this.head.length > 0) fromClient(this.head);
+    if (upHead.length > 0) fromUpstream(upHead);
+  }
+
+  /**
+   * A frame broke the protocol: pass on what came before it, then do what `ws` does — the side
+   * that sent it gets a close frame with the error's code (1002, 1007, 1009) and its socket ended,
+   * the other side is dropped. The record reads as the message relay's: closed by the sender,
+   * close code 1006 (no valid close frame came back).
+   */
+  private failRaw(dir: MessageDirection, chunk: Buffer, good: number): void {
+    const client = this.socket as Socket;
+    const up = this.upSocket as Socket;
+    const [from, to, fromOut, code] =
+      dir === 'in' ? [client, up, this.rawOut as FrameCounter, (this.rawIn as FrameCounter).error] : [up, client, this.rawIn as FrameCounter, (this.rawOut as FrameCounter).error];
+    this.rawStopped = true;
+    this.closedBy ??= dir === 'in' ? 'client' : 'upstream';
+    if (good > 0) {
+      to.end(chunk.subarray(0, good));
+      setTimeout(() => to.destroy(), 1000).unref();
+    } else to.destroy();
+    if (fromOut.atBoundary) {
+      from.end(closeFrame(code ?? 1002, '', dir === 'out'));
+      setTimeout(() => from.destroy(), CLOSE_TIMEOUT).unref();
+    } else from.destroy();
+  }
+
+  /** closeClient for a raw connection: close frames where a frame boundary allows, else drop. */
+  private closeRaw(code: number, reason: string): void {
+    const client = this.socket as Socket;
+    const up = this.upSocket as Socket;
+    this.rawStopped = true;
+    if (code === 1006 || !(this.rawOut as FrameCounter).atBoundary) client.destroy();
+    else {
+      client.end(closeFrame(code, reason, false));
+      setTimeout(() => client.destroy(), CLOSE_TIMEOUT).unref();
+    }
+    if (up.destroyed) return;
+    if ((this.rawIn as FrameCounter).atBoundary && (this.rawIn as FrameCounter).closeCode === null && (this.rawOut as FrameCounter).closeCode === null) {
+      up.end(closeFrame(1001, 'client connection closed by aftershock', true));
+      setTimeout(() => up.destroy(), CLOSE_TIMEOUT).unref();
+    } else up.destroy();
+  }
 
   // ---------------------------------------------------------------- relay
 
@@ -313,6 +532,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   closeClient(code: number, reason: string): void {
     const client = this.client;
     this.closedBy ??= 'proxy';
+    if (this.upSocket !== null) {
+      this.closeRaw(code, reason);
+      return;
+    }
     if (client === null) {
       this.socket.destroy();
       return;
@@ -357,15 +580,18 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       // The client left before the upgrade completed.
       this.outcome ??= 'client-abort';
       this.upstream?.terminate();
+      this.upReq?.destroy();
       this.finish();
     }
   };
 
   abortForShutdown(): void {
     this.outcome ??= 'shutdown';
-    if (this.client !== null) this.closeClient(1001, 'aftershock is shutting down');
+    if (this.client !== null || this.upSocket !== null) this.closeClient(1001, 'aftershock is shutting down');
     else this.socket.destroy();
     this.upstream?.terminate();
+    this.upReq?.destroy();
+    this.upSocket?.destroy();
   }
 
   private tag(f: ActiveFault): void {
@@ -401,6 +627,17 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       const v = h[name];
       if (typeof v === 'string') headers[name] = v;
     }
+    const rin = this.rawIn;
+    const rout = this.rawOut;
+    if (rin !== null && rout !== null) {
+      this.messagesIn = rin.messages;
+      this.bytesIn = rin.bytes;
+      this.messagesOut = rout.messages;
+      this.bytesOut = rout.bytes;
+      // As with `ws`: the code of the client's close frame (its echo, when the other side began), 1006 without one.
+      this.closeCode = rin.closeCode ?? 1006;
+      this.closeReason = rin.closeReason;
+    }
     const tags = this.tags;
     const rec: WsRecord = {
       v: 1,
@@ -416,7 +653,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       query: core.redactor.query(this.rawQuery),
       status: this.status,
       outcome: this.outcome,
-      protocol: this.client?.protocol || null,
+      protocol: this.client?.protocol || this.rawProtocol,
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       bytesIn: this.bytesIn,

@@ -33,6 +33,13 @@ export interface GroupingParams {
 
 export type EvidenceKind = 'retry' | 'immediate' | 'unsafe' | 'nonRetryable' | 'duplicate' | 'raViolation' | 'raLate' | 'unbounded' | 'idemReuse' | 'hedge';
 
+// Most chains have one attempt and most threads one pending attempt at a time, and they live a few
+// seconds of recording (long enough to be promoted out of V8's young generation): they share these
+// frozen empties until they need their own, instead of three empty arrays and an object each.
+const NO_GAPS = Object.freeze([]) as readonly number[] as number[];
+const NO_EXAMPLES = Object.freeze({}) as Partial<Record<EvidenceKind, string[]>>;
+const NO_ATTEMPTS = Object.freeze([]) as readonly Attempt[] as Attempt[];
+
 /** One logical request in progress: counters and the few facts its grading needs. */
 export class Chain {
   attempts = 0;
@@ -46,9 +53,9 @@ export class Chain {
   /** The end of the first successful attempt, or null. */
   okEnd: number | null = null;
   /** Every gap (end to start), for jitter and immediate-retry detection. */
-  gaps: number[] = [];
+  gaps: number[] = NO_GAPS;
   /** The gaps the client chose itself (all but those that honoured a Retry-After), for backoff. */
-  ownGaps: number[] = [];
+  ownGaps: number[] = NO_GAPS;
   /** Gaps that honoured a Retry-After (the chain's per-index gaps mix server and client schedules). */
   raGaps = 0;
   gapCount = 0;
@@ -65,7 +72,7 @@ export class Chain {
   idemReuse = false;
   /** The trigger of the chain's first failure (for jitter alignment), and when it happened. */
   trigger: string | null = null;
-  examples: Partial<Record<EvidenceKind, string[]>> = {};
+  examples: Partial<Record<EvidenceKind, string[]>> = NO_EXAMPLES;
 
   constructor(
     readonly first: Attempt,
@@ -89,6 +96,7 @@ export class Chain {
   }
 
   example(kind: EvidenceKind, id: string): void {
+    if (this.examples === NO_EXAMPLES) this.examples = {};
     const list = (this.examples[kind] ??= []);
     if (list.length < MAX_EXAMPLES) list.push(id);
   }
@@ -98,7 +106,10 @@ export class Chain {
     this.attempts++;
     this.retries++;
     this.gapCount++;
-    if (this.gaps.length < MAX_KEPT_GAPS) this.gaps.push(gap);
+    if (this.gaps.length < MAX_KEPT_GAPS) {
+      if (this.gaps === NO_GAPS) this.gaps = [];
+      this.gaps.push(gap);
+    }
     this.example('retry', a.id);
     if (gap < 50) {
       this.immediateGaps++;
@@ -107,7 +118,10 @@ export class Chain {
     // A gap that honoured a Retry-After follows the server's schedule, not the client's own.
     const v = prev.retryAfterMs === null ? null : checkRetryAfter(gap, prev.retryAfterMs / 1000);
     if (v === 'compliant') this.raGaps++;
-    else if (this.ownGaps.length < MAX_KEPT_GAPS) this.ownGaps.push(gap);
+    else if (this.ownGaps.length < MAX_KEPT_GAPS) {
+      if (this.ownGaps === NO_GAPS) this.ownGaps = [];
+      this.ownGaps.push(gap);
+    }
     if (v !== null) {
       if (v === 'compliant') this.raCompliant++;
       else if (v === 'violates') {
@@ -176,7 +190,7 @@ export interface ChainSink {
 /** All attempts of one client + explicit id / fingerprint / socket endpoint. */
 export class Thread {
   /** Attempts not yet folded, sorted by start. */
-  pending: Attempt[] = [];
+  pending: Attempt[] = NO_ATTEMPTS;
   /** Index of the first attempt in `pending` not yet folded. */
   private head = 0;
   chain: Chain | null = null;
@@ -195,6 +209,10 @@ export class Thread {
   /** Adds an attempt in start order among the pending ones. */
   push(a: Attempt): void {
     const p = this.pending;
+    if (p.length === 0) {
+      this.pending = [a];
+      return;
+    }
     let i = p.length;
     while (i > this.head && (p[i - 1] as Attempt).ts > a.ts) i--;
     if (i === p.length) p.push(a);
@@ -217,7 +235,7 @@ export class Thread {
     while (n < p.length && (p[n] as Attempt).ts <= cutoff) n++;
     if (n === from) return;
     if (n === p.length) {
-      this.pending = [];
+      this.pending = NO_ATTEMPTS;
       this.head = 0;
     } else if (n >= 1024 && n * 2 >= p.length) {
       this.pending = p.slice(n);
@@ -232,7 +250,7 @@ export class Thread {
   settleAll(params: GroupingParams, sink: ChainSink): void {
     const ready = this.pending;
     const from = this.head;
-    this.pending = [];
+    this.pending = NO_ATTEMPTS;
     this.head = 0;
     for (let i = from; i < ready.length; i++) this.fold(ready[i] as Attempt, params, sink);
   }

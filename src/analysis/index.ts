@@ -24,7 +24,7 @@
 export { createAnalyzer, type Analyzer, type AnalyzerStats } from './analyzer.js';
 
 /**
- * Analyses recordings offline: streams each file (readline, gzip by extension, `-` for stdin),
+ * Analyses recordings offline: streams each file (64 KiB chunks, gzip by extension, `-` for stdin),
  * merges several proxies' files by time, skips and reports bad lines.
  *
  * @example

@@ -39,8 +39,10 @@ const HOP_BY_HOP = new Set([
 
 export const kConnId = Symbol('aftershock.conn');
 export const kExchange = Symbol('aftershock.exchange');
+/** On a client socket: the exchange whose response is not finished yet. */
+export const kActive = Symbol('aftershock.active');
 
-type ConnSocket = Socket & { [kConnId]?: string };
+type ConnSocket = Socket & { [kConnId]?: string; [kActive]?: HttpExchange | undefined };
 
 /** Pause between the last written byte and an RST, so the bytes reach the client first. */
 const RESET_AFTER_WRITE_MS = 50;
@@ -76,6 +78,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private bytesOut = 0;
   private resetOnEnd = false;
   private closedUp = false;
+  /** The status the server wrote on the socket itself when the body could not be parsed. */
+  private rejectedWith: number | null = null;
   /** Set by the server when the request came through 'checkContinue'. */
   expectContinue = false;
 
@@ -101,6 +105,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     };
     (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange] = this;
     (res as Tagged<ServerResponse>)[kExchange] = this;
+    (this.socket as ConnSocket)[kActive] = this;
     res.on('close', resClose);
   }
 
@@ -147,6 +152,14 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   /** UpstreamSink: the upstream's head arrived. */
   onUpstreamResponse(proxyRes: UpstreamCall): void {
+    try {
+      this.takeResponse(proxyRes);
+    } catch (err) {
+      this.failInternal(err);
+    }
+  }
+
+  private takeResponse(proxyRes: UpstreamCall): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -196,6 +209,16 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   private writeResponse(proxyRes: UpstreamCall, transforms: Transform[] | null): void {
     const res = this.res;
+    if (proxyRes.failed) {
+      // The upstream broke off while a response fault held the head: nothing was sent yet.
+      this.error = 'upstream-reset';
+      this.outcome = 'reset';
+      this.resetNow();
+      return;
+    }
+    // An answer before the whole request body arrived (e.g. an early 413): the rest of the body
+    // is not read any more, so this connection cannot carry another request.
+    if (!this.req.complete && this.hasBody()) res.shouldKeepAlive = false;
     const raw = proxyRes.rawHeaders;
     const out: string[] = [];
     const core = this.core;
@@ -331,9 +354,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   }
 
   private failInternal(err: unknown): void {
-    this.core.log.error({ err, id: this.id }, 'internal error while applying a fault');
+    this.core.log.error({ err, id: this.id }, 'internal error while handling an exchange');
     this.error = 'internal-error';
-    if (!this.res.headersSent && !this.closedUp) this.sendProxyError(500, 'internal-error', 'aftershock failed while applying a fault; see its log');
+    if (!this.res.headersSent && !this.closedUp) this.sendProxyError(500, 'internal-error', 'aftershock failed while handling this exchange; see its log');
     else this.resetNow();
   }
 
@@ -491,6 +514,17 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     return s;
   }
 
+  /**
+   * The request's body could not be parsed (the server answers `status` on the socket): the
+   * upstream request stops and this exchange is recorded as a bad request.
+   */
+  rejectBody(status: number): void {
+    this.rejectedWith = status;
+    this.outcome = 'bad-request';
+    this.error = 'bad-request';
+    this.proxyReq?.abort();
+  }
+
   /** Marks an exchange cut short by shutdown (recorded with outcome 'shutdown'). */
   abortForShutdown(): void {
     if (this.closedUp) return;
@@ -501,6 +535,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   onResClose(): void {
     if (this.closedUp) return;
     this.closedUp = true;
+    const sock = this.socket as ConnSocket;
+    if (sock[kActive] === this) sock[kActive] = undefined;
     const core = this.core;
     const end = core.now();
     if (this.timer !== null) clearTimeout(this.timer);
@@ -513,7 +549,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     this.ac?.abort();
     if (this.doneFns !== null) for (const fn of this.doneFns) safe(fn);
     core.inflight.delete(this);
-    const status = this.res.headersSent ? this.res.statusCode : null;
+    const status = this.res.headersSent ? this.res.statusCode : this.rejectedWith;
     const decision = this.decision;
     if (decision !== null) core.engine.settle(decision, { status, outcome: this.outcome });
     core.recorder.write(this.toRecord(status, end));
@@ -617,14 +653,19 @@ function classifyUpstreamError(code: string, message: string): [string, string] 
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return ['upstream-dns', `the upstream's host name did not resolve (${code})`];
+    case 'UND_ERR_SOCKET':
+      // undici's name for an answer it could not take (e.g. an unasked 100 Continue).
+      if (message === 'bad response') return ['upstream-bad-response', "the upstream's answer could not be taken (bad response, e.g. an unasked 100 Continue)"];
+      return ['upstream-reset', 'the upstream reset the connection before answering'];
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'UND_ERR_SOCKET':
       return ['upstream-reset', 'the upstream reset the connection before answering'];
     case 'ETIMEDOUT':
     case 'ECONNABORTED':
     case 'UND_ERR_CONNECT_TIMEOUT':
       return ['upstream-unreachable', `the upstream could not be reached (${code})`];
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_HEADERS_OVERFLOW':
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_VERSION':
     case 'HPE_INVALID_STATUS':

@@ -24,7 +24,7 @@ import type { AnyRecord, HttpRecord } from '../record/schema.js';
 import { silentLogger } from '../log.js';
 import { compileClientKey, DEFAULT_CLIENT_KEY } from './client-key.js';
 import type { InFlight, ProxyCore } from './core.js';
-import { HttpExchange, kConnId, kExchange } from './http-exchange.js';
+import { HttpExchange, kActive, kConnId, kExchange } from './http-exchange.js';
 import { WsExchange, type WsServers } from './ws-exchange.js';
 import { parseDurationOption } from './duration.js';
 import { remoteIp } from './util.js';
@@ -275,8 +275,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     new WsExchange(core, wsServers, req, socket, head).start();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const sock = socket as Socket;
-    if (err.code === 'ECONNRESET' || !sock.writable) {
+    const sock = socket as Socket & { [kActive]?: HttpExchange };
+    // A request whose body broke off (the client went away or sent bad chunking mid-body) is the
+    // exchange in flight: it records itself (client-abort). Only a request that never became an
+    // exchange is recorded here, once.
+    const active = sock[kActive];
+    const midBody = active !== undefined && !active.req.complete;
+    if (err.code === 'ECONNRESET' || !sock.writable || (midBody && (err.code === 'HPE_INVALID_EOF_STATE' || active.res.headersSent))) {
       sock.destroy();
       return;
     }
@@ -284,8 +289,14 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const status = tooLarge ? 431 : timedOut ? 408 : 400;
     const code = tooLarge ? 'headers-too-large' : timedOut ? 'request-timeout' : 'bad-request';
-    const firstLine = /^([A-Z]{1,20}) (\S{1,4096})/.exec((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 4200).toString('latin1') ?? '');
-    writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null);
+    if (midBody) {
+      // Bad framing inside the body of the exchange in flight (e.g. broken chunking): that
+      // exchange records the 400; the upstream request is stopped.
+      active.rejectBody(status);
+    } else {
+      const firstLine = /^([A-Z]{1,20}) (\S{1,4096})/.exec((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 4200).toString('latin1') ?? '');
+      writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null);
+    }
     const body = JSON.stringify({ error: code, message: `aftershock could not parse the request (${err.code ?? err.message})` });
     sock.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nx-aftershock-error: ${code}\r\nconnection: close\r\n\r\n${body}`);
   });

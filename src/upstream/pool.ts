@@ -117,6 +117,8 @@ export class UpstreamCall {
   rawTrailers: string[] = EMPTY;
   /** True once the whole body (and trailers) arrived. */
   complete = false;
+  /** True when the upstream broke off after the head (before anyone took the body, too). */
+  failed = false;
 
   constructor(sink: UpstreamSink) {
     this.sink = sink;
@@ -144,7 +146,8 @@ export class UpstreamCall {
     this.mode = Mode.Direct;
     this.direct = sink;
     this.dest = dest;
-    if (this.complete) sink.onUpstreamEnd();
+    if (this.failed) sink.onUpstreamAbort();
+    else if (this.complete) sink.onUpstreamEnd();
     return true;
   }
 
@@ -193,7 +196,7 @@ export class UpstreamCall {
       headers[lower] = prev === undefined ? value : prev + ', ' + value;
     }
     this.statusCode = statusCode;
-    this.statusMessage = statusText;
+    this.statusMessage = reasonBytes(statusText);
     this.rawHeaders = rawHeaders;
     this.headers = headers;
     this.undiciResume = resume;
@@ -235,10 +238,17 @@ export class UpstreamCall {
 
   onError(err: Error): void {
     if (this.statusCode !== 0) {
-      // Mid-body: the response ends incomplete.
       if (this.complete) return;
+      // A 204 or 304 has no body whatever its Content-Length says (RFC 9110 §8.6); undici checks
+      // the length anyway and fails the finished response.
+      if ((this.statusCode === 204 || this.statusCode === 304) && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+        this.onComplete(null);
+        return;
+      }
+      // Mid-body: the response ends incomplete.
       const wasAborted = this.aborted;
       this.aborted = true;
+      this.failed = true;
       if (this.mode === Mode.Direct) {
         if (!wasAborted) (this.direct as BodySink).onUpstreamAbort();
       } else if (this.body !== null && !this.body.destroyed) this.body.destroy();
@@ -251,6 +261,17 @@ export class UpstreamCall {
 }
 
 const EMPTY: string[] = [];
+
+/**
+ * undici decodes the reason phrase as UTF-8; the wire has bytes. Give them back one char per byte
+ * (latin1), which is what Node writes, so an odd reason passes through unchanged.
+ */
+function reasonBytes(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7e) return Buffer.from(text, 'utf8').toString('latin1');
+  }
+  return text;
+}
 
 function latin1(b: Buffer | string): string {
   return typeof b === 'string' ? b : b.toString('latin1');

@@ -3,9 +3,10 @@
  * keeps serving everyone else.
  */
 import net from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { onCleanup, rawExchange, request, startTestProxy, startUpstream, startWsUpstream, waitFor } from '../helpers.js';
+import { onCleanup, rawExchange, readRecords, request, startTestProxy, startUpstream, startWsUpstream, tempDir, waitFor } from '../helpers.js';
 
 describe('hostile clients', () => {
   it('refuses request smuggling (Content-Length with Transfer-Encoding) without forwarding it', async () => {
@@ -24,6 +25,25 @@ describe('hostile clients', () => {
     const bad = await rawExchange(proxy.address.port, 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n');
     expect(bad.data).toMatch(/^HTTP\/1\.1 400/);
     expect((await request(`${proxy.url}/fine`)).status).toBe(200);
+  });
+
+  it('bad chunking inside a forwarded body: a 400, the upstream request stopped, one record', async () => {
+    let upstreamGotEnd = false;
+    const up = await startUpstream((req, res) => {
+      req.on('end', () => (upstreamGotEnd = true));
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    // A valid first chunk (forwarded at once), then garbage where the next chunk size should be.
+    const bad = await rawExchange(proxy.address.port, 'POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nmore\r\n0\r\n\r\n');
+    expect(bad.data).toMatch(/^HTTP\/1\.1 400/);
+    await proxy.close();
+    const recs = readRecords(file).filter((r) => r.type === 'http');
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ method: 'POST', path: '/up', status: 400, outcome: 'bad-request', error: 'bad-request' });
+    expect(upstreamGotEnd).toBe(false);
   });
 
   it('never lets the Host header choose the upstream', async () => {

@@ -393,14 +393,21 @@ async function latencySection(up, results) {
   const defs = [
     { id: 'aftershock', label: 'aftershock, latency fault 100ms (+ recording, live analysis)', config: { kind: 'aftershock', target: up.url, options: { liveAnalysis: true, record: path.join(tmp, 'latency.ndjson') }, profileYaml: PROFILE_LATENCY } },
     { id: 'naive', label: 'http-proxy + setTimeout(100) (naive)', config: { kind: 'baseline', target: up.url, delayMs: 100 } },
+    // No proxy at all: the upstream itself answers after setTimeout(100). What this machine, wrk and
+    // one Node timer give: the floor under any proxy's figure.
+    { id: 'floor', label: 'no proxy: the upstream answers after setTimeout(100) (floor)', url: up.url, path: '/sleep/100' },
   ];
   const targets = [];
   for (const d of defs) {
+    if (d.url !== undefined) {
+      targets.push({ ...d, stop: async () => undefined, child: { request: async () => undefined } });
+      continue;
+    }
     const c = await startProxyChild(d.config);
-    targets.push({ ...d, url: c.url, stop: c.stop, child: c });
+    targets.push({ ...d, path: PATH, url: c.url, stop: c.stop, child: c });
   }
   try {
-    for (const t of targets) await load(t.url + PATH, 100, 1);
+    for (const t of targets) await load(t.url + t.path, 100, 1);
     const cells = [];
     for (const c of [10, 100]) for (const t of targets) cells.push({ t, c });
     const runs = new Map();
@@ -409,9 +416,9 @@ async function latencySection(up, results) {
         // Same as the throughput runs: a short run at the same concurrency right before the measured
         // one, so both proxies are measured warm (connections to the upstream open, code optimised)
         // and not on the first 100 ms cycle after ~20 s of idling.
-        await load(t.url + PATH, c, P.rewarmSeconds);
+        await load(t.url + t.path, c, P.rewarmSeconds);
         await t.child.request({ type: 'eldStart' });
-        const r = await load(t.url + PATH, c, P.latencySeconds);
+        const r = await load(t.url + t.path, c, P.latencySeconds);
         r.eld = await t.child.request({ type: 'eldStop' });
         const key = `${t.id}@${c}`;
         if (!runs.has(key)) runs.set(key, []);

@@ -1,5 +1,6 @@
 // The loopback upstream of the benchmarks, in its own process: a tiny HTTP server answering a small
-// fixed body (keep-alive, content-length) and a WebSocket echo on the same port.
+// fixed body (keep-alive, content-length), the same after a timer on /sleep/<ms>, and a WebSocket
+// echo on the same port.
 //
 //   node bench/upstream.js            (prints the port; reports it to a parent over IPC)
 import http from 'node:http';
@@ -10,6 +11,14 @@ const BODY = Buffer.from('{"ok":true,"service":"bench-upstream"}\n');
 const HEADERS = { 'content-type': 'application/json', 'content-length': String(BODY.length) };
 
 const server = http.createServer((req, res) => {
+  // /sleep/<ms>: the same answer after a timer, for the latency floor of the machine (no proxy).
+  if (req.url.startsWith('/sleep/')) {
+    setTimeout(() => {
+      res.writeHead(200, HEADERS);
+      res.end(BODY);
+    }, Number(req.url.slice(7)) || 0);
+    return;
+  }
   if (req.method === 'GET' || req.method === 'HEAD') {
     res.writeHead(200, HEADERS);
     res.end(BODY);

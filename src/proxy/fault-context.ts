@@ -4,7 +4,14 @@
  */
 import type { ActiveFault } from '../rules/types.js';
 import type { ProxyCore } from './core.js';
-import { cancellableSleep } from './util.js';
+
+/** The reason every exchange's signal aborts with: one shared object, no DOMException per exchange. */
+export const EXCHANGE_OVER = Object.freeze(new Error('the exchange is over (the client went away, or it ended)'));
+
+interface Sleep {
+  readonly resolve: (elapsed: boolean) => void;
+  timer: NodeJS.Timeout | null;
+}
 
 export abstract class FaultContextBase {
   protected readonly core: ProxyCore;
@@ -29,7 +36,47 @@ export abstract class FaultContextBase {
 
   abstract get signal(): AbortSignal;
 
+  /** True once the exchange is over: sleeps end at once with `false`. */
+  protected abstract get over(): boolean;
+
+  /** Waits in flight; ended early (false) by `endSleeps` when the exchange is over. */
+  private sleeps: Sleep[] | null = null;
+
+  /**
+   * A timer, not an AbortSignal listener: a latency fault waits on every request it delays, and
+   * signals cost an EventTarget and, when aborted, an exception object each.
+   */
   sleep(ms: number): Promise<boolean> {
-    return cancellableSleep(ms, this.signal);
+    if (this.over) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const s: Sleep = { resolve, timer: null };
+      if (Number.isFinite(ms)) s.timer = setTimeout(wake, Math.max(0, ms), this, s);
+      (this.sleeps ??= []).push(s);
+    });
   }
+
+  /** @internal */
+  woke(s: Sleep): void {
+    const list = this.sleeps;
+    if (list !== null) {
+      const i = list.indexOf(s);
+      if (i !== -1) list.splice(i, 1);
+    }
+    s.resolve(true);
+  }
+
+  /** Ends every wait in flight with `false`; called once when the exchange is over. */
+  protected endSleeps(): void {
+    const list = this.sleeps;
+    if (list === null) return;
+    this.sleeps = null;
+    for (const s of list) {
+      if (s.timer !== null) clearTimeout(s.timer);
+      s.resolve(false);
+    }
+  }
+}
+
+function wake(ctx: FaultContextBase, s: Sleep): void {
+  ctx.woke(s);
 }

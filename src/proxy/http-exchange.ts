@@ -23,7 +23,7 @@ import { BodyHasher } from '../record/body-hash.js';
 import type { BodySink, UpstreamCall, UpstreamSink } from '../upstream/pool.js';
 import type { ProxyCore } from './core.js';
 import { parseRetryAfter, remoteIp } from './util.js';
-import { FaultContextBase } from './fault-context.js';
+import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 
 /** Response headers that describe the connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -408,10 +408,14 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   // ---------------------------------------------------------------- HttpFaultContext
 
+  protected get over(): boolean {
+    return this.closedUp;
+  }
+
   get signal(): AbortSignal {
     if (this.ac === null) {
       this.ac = new AbortController();
-      if (this.closedUp) this.ac.abort();
+      if (this.closedUp) this.ac.abort(EXCHANGE_OVER);
     }
     return this.ac.signal;
   }
@@ -546,7 +550,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (!this.res.writableFinished) {
       this.proxyReq?.abort();
     }
-    this.ac?.abort();
+    this.endSleeps();
+    this.ac?.abort(EXCHANGE_OVER);
     if (this.doneFns !== null) for (const fn of this.doneFns) safe(fn);
     core.inflight.delete(this);
     const status = this.res.headersSent ? this.res.statusCode : this.rejectedWith;

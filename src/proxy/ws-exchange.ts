@@ -28,7 +28,7 @@ import { RETRY_HEADERS } from '../record/schema.js';
 import type { ProxyCore } from './core.js';
 import { kConnId } from './http-exchange.js';
 import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
-import { FaultContextBase } from './fault-context.js';
+import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 import { FrameCounter, acceptKey, closeFrame, newKey, parseProtocols, validKey } from './ws-raw.js';
 
 /** Pause the sending side when the receiving side has this much queued. */
@@ -513,6 +513,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
 
   // ---------------------------------------------------------------- fault primitives
 
+  protected get over(): boolean {
+    return this.recorded;
+  }
+
   get signal(): AbortSignal {
     return this.ac.signal;
   }
@@ -609,7 +613,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.recorded = true;
     const core = this.core;
     const end = core.now();
-    this.ac.abort();
+    this.endSleeps();
+    this.ac.abort(EXCHANGE_OVER);
     if (this.doneFns !== null) {
       for (const fn of this.doneFns) {
         try {

@@ -23,7 +23,9 @@ import { type GroupingParams, Thread } from './chain.js';
 import { DEFAULT_CACHE_BUSTING_KEYS } from './normalize.js';
 import { FAULT_GAP_MS, buildReport, type FaultInterval } from './report.js';
 import { BloomCounter } from './stats.js';
-import type { AnalyzerOptions, BadLine, Report } from './types.js';
+import type { AnalyzerOptions, BadLine, QualityCounters, Report, ResolvedOptions } from './types.js';
+
+export type { QualityCounters, ResolvedOptions } from './types.js';
 
 /** The smallest retry window; the window grows with the largest Retry-After seen. */
 export const MIN_WINDOW_MS = 120_000;
@@ -88,21 +90,6 @@ export interface Analyzer {
   stats(): AnalyzerStats;
 }
 
-/** Options after defaults. */
-export interface ResolvedOptions {
-  clientKeyHeader: string | null;
-  cacheBustingKeys: string[];
-  windowMs: number | null;
-  maxClients: number;
-  binMs: number;
-  reorderLagMs: number;
-  unboundedAttempts: number;
-  maxThreads: number;
-  maxReportedClients: number;
-  maxReportedRoutes: number;
-  maxFindingsPerCode: number;
-  maxBins: number;
-}
 
 function positiveInt(name: string, v: number | undefined, def: number): number {
   if (v === undefined) return def;
@@ -137,19 +124,6 @@ export function resolveOptions(o: AnalyzerOptions = {}): ResolvedOptions {
   };
 }
 
-/** Counters about the input itself. */
-export interface QualityCounters {
-  records: number;
-  recordsByType: Record<string, number>;
-  badLines: number;
-  badLineList: BadLine[];
-  unknownRecords: number;
-  newerSchemaRecords: number;
-  invalidRecords: number;
-  clientKeyFallbacks: number;
-  threadsEvicted: number;
-  injectedFaults: number;
-}
 
 const freshQuality = (): QualityCounters => ({
   records: 0,

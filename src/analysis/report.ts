@@ -7,7 +7,7 @@ import type { HeaderRecord } from '../record/schema.js';
 import { VERSION } from '../version.js';
 import type { Aggregates, Bin, ClientAgg, Counts, FamilyAgg, JitterGroup, Votes } from './aggregates.js';
 import { BACKOFF_CLASSES, FINE_BIN_MS, SERIES_MIN_SHARE, addBin } from './aggregates.js';
-import type { ResolvedOptions, QualityCounters } from './analyzer.js';
+import type { ResolvedOptions, QualityCounters } from './types.js';
 import { type BackoffClass, type Confidence, classifyBackoff, summarizeRetryAfter } from './backoff.js';
 import type { EvidenceKind } from './chain.js';
 import { FINDINGS, SEVERITY_RANK, makeFinding } from './findings.js';

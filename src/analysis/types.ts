@@ -364,3 +364,33 @@ export interface AnalyzerOptions {
   /** Timeline bins kept before bins are merged. Default 86,400 (a day of 1 s bins). */
   maxBins?: number;
 }
+
+/** Options after defaults. */
+export interface ResolvedOptions {
+  clientKeyHeader: string | null;
+  cacheBustingKeys: string[];
+  windowMs: number | null;
+  maxClients: number;
+  binMs: number;
+  reorderLagMs: number;
+  unboundedAttempts: number;
+  maxThreads: number;
+  maxReportedClients: number;
+  maxReportedRoutes: number;
+  maxFindingsPerCode: number;
+  maxBins: number;
+}
+
+/** Counters about the input itself. */
+export interface QualityCounters {
+  records: number;
+  recordsByType: Record<string, number>;
+  badLines: number;
+  badLineList: BadLine[];
+  unknownRecords: number;
+  newerSchemaRecords: number;
+  invalidRecords: number;
+  clientKeyFallbacks: number;
+  threadsEvicted: number;
+  injectedFaults: number;
+}

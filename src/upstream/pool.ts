@@ -350,11 +350,6 @@ export class UpstreamPool {
     return out;
   }
 
-  /** Waits for in-flight requests, then closes the connections. */
-  async close(): Promise<void> {
-    await this.pool.close().catch(noop);
-  }
-
   /** Closes every connection now; in-flight requests fail. */
   async destroy(): Promise<void> {
     await this.pool.destroy().catch(noop);
@@ -374,9 +369,12 @@ function portOf(host: string | undefined, encrypted: boolean): string {
   return encrypted ? '443' : '80';
 }
 
-function connectionTokens(value: string): Set<string> {
+/** Header names the Connection header lists beyond its own options; null for none (the usual case). */
+function connectionTokens(value: string): Set<string> | null {
+  const v = value.toLowerCase();
+  if (v === 'keep-alive' || v === 'close') return null;
   const s = new Set<string>();
-  for (const t of value.split(',')) s.add(t.trim().toLowerCase());
+  for (const t of v.split(',')) s.add(t.trim());
   return s;
 }
 

@@ -20,7 +20,7 @@ import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/schema.js';
 import { RETRY_HEADERS } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
-import type { BodySink, UpstreamCall, UpstreamSink } from '../upstream/pool.js';
+import { connectionTokens, type BodySink, type UpstreamCall, type UpstreamSink } from '../upstream/pool.js';
 import type { ProxyCore } from './core.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
@@ -641,14 +641,6 @@ function safe(fn: () => void): void {
   } catch {
     /* a fault's cleanup must not break the record */
   }
-}
-
-/** Header names the response's Connection header lists (beyond its own options); null for none. */
-function connectionTokens(value: string | undefined): Set<string> | null {
-  if (value === undefined) return null;
-  const v = value.toLowerCase();
-  if (v === 'keep-alive' || v === 'close') return null;
-  return new Set(v.split(',').map((t) => t.trim()));
 }
 
 function classifyUpstreamError(code: string, message: string): [string, string] {

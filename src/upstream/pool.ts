@@ -327,8 +327,7 @@ export class UpstreamPool {
     const raw = req.rawHeaders;
     const out: string[] = [];
     const h = req.headers;
-    const conn = h.connection;
-    const named = conn === undefined ? null : connectionTokens(conn);
+    const named = connectionTokens(h.connection);
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
       const lower = name.toLowerCase();
@@ -369,8 +368,12 @@ function portOf(host: string | undefined, encrypted: boolean): string {
   return encrypted ? '443' : '80';
 }
 
-/** Header names the Connection header lists beyond its own options; null for none (the usual case). */
-function connectionTokens(value: string): Set<string> | null {
+/**
+ * Header names a Connection header lists beyond its own options (hop-by-hop for this message, in
+ * either direction); null for none, the usual case.
+ */
+export function connectionTokens(value: string | undefined): Set<string> | null {
+  if (value === undefined) return null;
   const v = value.toLowerCase();
   if (v === 'keep-alive' || v === 'close') return null;
   const s = new Set<string>();

@@ -1,7 +1,8 @@
 /**
  * Reading a recording back: records in batches over a read stream of 64 KiB chunks (never the
- * whole file), gzip when the name ends in `.gz`, `-` for stdin. Each chunk is decoded and cut into
- * lines with `indexOf('\n')` (no readline); the records of one chunk come out as one array, so a
+ * whole file), gzip when the name ends in `.gz`, `-` for stdin. Each chunk is cut into lines in its
+ * bytes with `indexOf` (no readline, no decoding of the whole chunk); each line is decoded and
+ * parsed on its own. The records of one chunk come out as one array, so a
  * consumer pays one promise per chunk, not per record (`readRecords` still yields single records
  * for callers that want them).
  *
@@ -11,7 +12,6 @@
  * reader goes on. A truncated last line is told apart from a corrupt one.
  */
 import fs from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { AftershockError } from '../errors.js';
@@ -31,6 +31,8 @@ export interface ReadRecordsOptions {
   onBadLine?: (info: BadLineInfo) => void;
   /** Called with the number of (compressed) bytes read so far, as chunks arrive. */
   onBytes?: (bytes: number) => void;
+  /** Parse only the lines this accepts (the others are counted and skipped unread). */
+  lineFilter?: LineFilter;
 }
 
 const KNOWN_TYPES = new Set(['header', 'http', 'ws', 'ws-message', 'mark', 'event']);
@@ -61,67 +63,138 @@ function excerpt(line: string): string {
 }
 
 /**
- * Bytes read from a file per chunk (and the gunzip output chunk size). 64 KiB, not more: a chunk's
- * text stays under V8's large-object size (128 KiB), so it dies in the young generation; 1 MiB
- * chunks were as fast but their strings were promoted and piled up in the large-object space
- * until the next full GC (+60 MB peak RSS on a 1,000,000-record file).
+ * Bytes read per chunk: a plain file is read into one buffer of this size, used over and over (the
+ * lines are parsed out of it before the next read); gzip output and stdin come in chunks of about
+ * this size. Chunks are never decoded whole, so their size puts no large strings on the heap.
  */
-export const READ_CHUNK_BYTES = 1 << 16;
+export const READ_CHUNK_BYTES = 1 << 20;
 
-function openInput(path: string): Readable {
-  if (path === '-') return process.stdin;
-  return fs.createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
+/** A plain file's bytes, read into one reused buffer (valid until the next chunk is asked for). */
+async function* fileChunks(path: string, onBytes: ((bytes: number) => void) | undefined): AsyncGenerator<Buffer> {
+  const fh = await fs.promises.open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      bytes += bytesRead;
+      onBytes?.(bytes);
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
+/** A stream's chunks (stdin, or a gzip file through gunzip), as buffers. */
+async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
+  const raw: Readable = path === '-' ? process.stdin : fs.createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
+  let bytes = 0;
+  let input: Readable = raw;
+  let streamError: Error | null = null;
+  const gz = path.endsWith('.gz');
+  if (gz) {
+    // Progress counts the compressed bytes read.
+    raw.on('data', (chunk: Buffer | string) => {
+      bytes += chunk.length;
+      onBytes?.(bytes);
+    });
+    raw.on('error', (err: Error) => {
+      streamError = err;
+      input.destroy(err);
+    });
+    input = raw.pipe(createGunzip({ chunkSize: READ_CHUNK_BYTES }));
+  }
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer | string>) {
+      if (!gz) {
+        bytes += chunk.length;
+        onBytes?.(bytes);
+      }
+      yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    }
+  } catch (err) {
+    throw fail(streamError ?? (err as Error));
+  } finally {
+    if (path !== '-') {
+      raw.destroy();
+      if (input !== raw) input.destroy();
+    }
+  }
+}
+
+/** Where parsed records go: an array (a batch), or a consumer that takes each one as it is parsed. */
+export interface RecordSink {
+  push(record: AnyRecord): unknown;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
 /**
- * Cuts decoded text into lines and parses them; keeps the unfinished tail and the line count
- * between chunks. A bad line is reported when the next line arrives (or at the end), so a
- * truncated last line can be named as such.
+ * Decides from a line's raw bytes (`buf[start..end)`, line end excluded) whether this reader
+ * parses it. Lines it declines still count for line numbers. Used to share one file among
+ * threads, each parsing its own part of the lines.
+ */
+export type LineFilter = (buf: Buffer, start: number, end: number) => boolean;
+
+/**
+ * Cuts raw bytes into lines and parses them; keeps the unfinished tail and the line count between
+ * chunks. Lines are found in the bytes (`\n` and `\r` never occur inside a UTF-8 multi-byte
+ * character) and each line is decoded on its own, so a chunk is never decoded as a whole and a
+ * character split by a chunk boundary is whole again in its line. A bad line is reported when
+ * the next line arrives (or at the end), so a truncated last line can be named as such.
  */
 class LineParser {
-  /** Text after the last `\n` seen (an unfinished line). */
-  private rest = '';
+  /** Bytes after the last `\n` seen (an unfinished line), in the pieces the chunks gave. */
+  private rest: Buffer[] = [];
   private line = 0;
   private pendingBad: { line: number; text: string; reason: string } | null = null;
 
-  constructor(private readonly onBadLine: ((info: BadLineInfo) => void) | undefined) {}
+  constructor(
+    private readonly onBadLine: ((info: BadLineInfo) => void) | undefined,
+    private readonly filter: LineFilter | null,
+  ) {}
 
-  /** Parses every complete line of `text` (appended to the unfinished one) into `out`. */
-  push(text: string, out: AnyRecord[]): void {
+  /** Parses every complete line of `chunk` (appended to the unfinished one) into `out`. */
+  push(chunk: Buffer, out: RecordSink): void {
     let start = 0;
-    if (this.rest !== '') {
-      // The line the previous chunk left unfinished ends in this one: join just that line (joining
-      // the whole chunk to it would copy the chunk once more when it is searched).
-      const nl = text.indexOf('\n');
+    if (this.rest.length > 0) {
+      // The line the previous chunk left unfinished ends in this one: join just that line.
+      const nl = chunk.indexOf(LF);
       if (nl === -1) {
-        this.rest += text;
+        this.rest.push(Buffer.from(chunk));
         return;
       }
-      const first = this.rest + text.slice(0, nl);
-      this.rest = '';
-      if (first.indexOf('\r') !== -1) this.segment(first, out);
-      else this.parse(first, out);
+      this.rest.push(chunk.subarray(0, nl));
+      const first = Buffer.concat(this.rest);
+      this.rest = [];
+      this.segment(first, 0, first.length, out);
       start = nl + 1;
     }
-    const cr = text.indexOf('\r', start) !== -1;
+    const cr = chunk.indexOf(CR, start) !== -1;
     for (;;) {
-      const nl = text.indexOf('\n', start);
+      const nl = chunk.indexOf(LF, start);
       if (nl === -1) break;
-      if (cr) this.segment(text.slice(start, nl), out);
-      else this.parse(text.slice(start, nl), out);
+      if (cr) this.segment(chunk, start, nl, out);
+      else this.parse(chunk, start, nl, out);
       start = nl + 1;
     }
-    this.rest = start === 0 ? text : text.slice(start);
+    // A copy: the stream may hand the same memory out again.
+    if (start < chunk.length) this.rest.push(Buffer.from(chunk.subarray(start)));
   }
 
   /** Parses the unfinished last line, if any, and reports the pending bad line. */
-  end(out: AnyRecord[]): void {
-    const last = this.rest;
-    this.rest = '';
-    if (last !== '') {
+  end(out: RecordSink): void {
+    if (this.rest.length > 0) {
+      const last = Buffer.concat(this.rest);
+      this.rest = [];
       // `x\r` at the very end is a finished line (readline ends a line at a lone CR too).
-      const finished = last.endsWith('\r');
-      this.segment(last, out);
+      const finished = last[last.length - 1] === CR;
+      this.segment(last, 0, last.length, out);
       if (!finished && this.pendingBad !== null && this.pendingBad.line === this.line && this.pendingBad.reason === 'invalid JSON') {
         this.pendingBad.reason = 'truncated last line (no newline at end of file)';
       }
@@ -130,13 +203,16 @@ class LineParser {
   }
 
   /** A `\n`-terminated piece that holds a CR: a CRLF ending, or lone CRs that end lines too. */
-  private segment(seg: string, out: AnyRecord[]): void {
-    const body = seg.endsWith('\r') ? seg.slice(0, -1) : seg;
-    if (body.indexOf('\r') === -1) {
-      this.parse(body, out);
-      return;
+  private segment(buf: Buffer, start: number, end: number, out: RecordSink): void {
+    const stop = end > start && buf[end - 1] === CR ? end - 1 : end;
+    let from = start;
+    for (;;) {
+      const cr = buf.indexOf(CR, from);
+      if (cr === -1 || cr >= stop) break;
+      this.parse(buf, from, cr, out);
+      from = cr + 1;
     }
-    for (const piece of body.split('\r')) this.parse(piece, out);
+    this.parse(buf, from, stop, out);
   }
 
   private flushBad(): void {
@@ -146,11 +222,17 @@ class LineParser {
     this.onBadLine?.({ line: b.line, reason: b.reason, excerpt: excerpt(b.text) });
   }
 
-  private parse(raw: string, out: AnyRecord[]): void {
+  private parse(buf: Buffer, start: number, end: number, out: RecordSink): void {
     this.line++;
     if (this.pendingBad !== null) this.flushBad();
-    const text = raw.trim();
-    if (text === '') return;
+    if (this.filter !== null && !this.filter(buf, start, end)) return;
+    // A line the proxy wrote is `{...}` with nothing around it: no trim, no second string.
+    let text: string;
+    if (end - start >= 2 && buf[start] === OPEN_BRACE && buf[end - 1] === CLOSE_BRACE) text = buf.toString('utf8', start, end);
+    else {
+      text = buf.toString('utf8', start, end).trim();
+      if (text === '') return;
+    }
     let v: unknown;
     try {
       v = JSON.parse(text);
@@ -167,6 +249,21 @@ class LineParser {
   }
 }
 
+/** Fails early, with the recording's name, when it is missing or not a file (`-` is stdin). */
+async function checkFile(path: string): Promise<void> {
+  if (path === '-') return;
+  try {
+    const st = await fs.promises.stat(path);
+    if (!st.isFile()) throw new Error('not a file');
+  } catch (err) {
+    throw new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function openChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
+  return path === '-' || path.endsWith('.gz') ? streamChunks(path, onBytes, fail) : fileChunks(path, onBytes);
+}
+
 /**
  * Streams the records of one recording in batches (the records of one read chunk, in file
  * order; never an empty batch). Bad lines are reported through `onBadLine` and skipped.
@@ -177,58 +274,54 @@ class LineParser {
  * }
  */
 export async function* readRecordBatches(path: string, options: ReadRecordsOptions = {}): AsyncGenerator<AnyRecord[]> {
-  if (path !== '-') {
-    try {
-      const st = await fs.promises.stat(path);
-      if (!st.isFile()) throw new Error('not a file');
-    } catch (err) {
-      throw new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  const raw = openInput(path);
-  const gz = path.endsWith('.gz');
-  let bytes = 0;
-  let input: Readable = raw;
-  let streamError: Error | null = null;
-  if (gz) {
-    raw.on('data', (chunk: Buffer | string) => {
-      bytes += chunk.length;
-      options.onBytes?.(bytes);
-    });
-    raw.on('error', (err: Error) => {
-      streamError = err;
-      input.destroy(err);
-    });
-    input = raw.pipe(createGunzip({ chunkSize: READ_CHUNK_BYTES }));
-  }
-  const decoder = new StringDecoder('utf8');
-  const lines = new LineParser(options.onBadLine);
+  await checkFile(path);
+  const fail = (cause: Error): Error => new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
+  const chunks = openChunks(path, options.onBytes, fail);
+  const lines = new LineParser(options.onBadLine, options.lineFilter ?? null);
   let out: AnyRecord[] = [];
   try {
-    for await (const chunk of input as AsyncIterable<Buffer | string>) {
-      if (!gz) {
-        bytes += chunk.length;
-        options.onBytes?.(bytes);
-      }
-      lines.push(typeof chunk === 'string' ? chunk : decoder.write(chunk), out);
+    for await (const chunk of chunks) {
+      lines.push(chunk, out);
       if (out.length > 0) {
         const batch = out;
         out = [];
         yield batch;
       }
     }
-    lines.push(decoder.end(), out);
     lines.end(out);
   } catch (err) {
-    const cause = streamError ?? (err as Error);
-    throw new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
+    if (err instanceof AftershockError) throw err;
+    throw fail(err as Error);
   } finally {
-    if (path !== '-') {
-      raw.destroy();
-      if (input !== raw) input.destroy();
-    }
+    await chunks.return(undefined);
   }
   if (out.length > 0) yield out;
+}
+
+/**
+ * Reads one recording and hands each record to `sink.push` the moment it is parsed, so a record
+ * the consumer does not keep dies young (a batch keeps a whole chunk's records alive across
+ * the young generation's collections, which then copy and promote them). The fastest way to
+ * feed a consumer that needs no batches.
+ *
+ * @example
+ * let n = 0;
+ * await readRecordsTo('traffic.ndjson', { push: (r) => { if (r.type === 'http') n++; } });
+ */
+export async function readRecordsTo(path: string, sink: RecordSink, options: ReadRecordsOptions = {}): Promise<void> {
+  await checkFile(path);
+  const fail = (cause: Error): Error => new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
+  const chunks = openChunks(path, options.onBytes, fail);
+  const lines = new LineParser(options.onBadLine, options.lineFilter ?? null);
+  try {
+    for await (const chunk of chunks) lines.push(chunk, sink);
+    lines.end(sink);
+  } catch (err) {
+    if (err instanceof AftershockError) throw err;
+    throw fail(err as Error);
+  } finally {
+    await chunks.return(undefined);
+  }
 }
 
 /**

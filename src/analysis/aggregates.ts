@@ -534,6 +534,18 @@ export class Aggregates implements ChainSink {
     return r;
   }
 
+  /** A shallow copy whose timeline is re-cut into bins of `binMs` (a multiple of this width). */
+  rebinned(binMs: number): Aggregates {
+    const r = Object.assign(new Aggregates(this.limits, binMs), this, { binMs, bins: new Map<number, Bin>() });
+    for (const [k, b] of this.bins) {
+      const nk = Math.floor((k * this.binMs) / binMs);
+      const into = r.bins.get(nk);
+      if (into === undefined) r.bins.set(nk, { ...b });
+      else addBin(into, b);
+    }
+    return r;
+  }
+
   /**
    * This aggregate plus an overlay (the chains a report finishes virtually), as new maps; neither
    * input changes. Evicted clients from the hall are merged back by key.
@@ -577,6 +589,62 @@ export class Aggregates implements ChainSink {
     m.lateCount = this.lateCount + overlay.lateCount;
     return m;
   }
+}
+
+/**
+ * Several partitions' aggregates as one (the partitions hold disjoint clients, as when one file is
+ * split by client key among threads). Timelines of different bin widths are brought to the
+ * widest first. The inputs are not changed.
+ */
+export function combineAggregates(parts: readonly Aggregates[]): Aggregates {
+  if (parts.length === 0) throw new Error('combineAggregates: no partitions');
+  const binMs = Math.max(...parts.map((p) => p.binMs));
+  let m: Aggregates | null = null;
+  let evicted = 0;
+  let fineDropped = 0;
+  for (const p of parts) {
+    const q = p.binMs === binMs ? p : p.rebinned(binMs);
+    m = m === null ? q : m.mergedWith(q);
+    evicted += p.evictedClients;
+    fineDropped += p.fineDropped;
+  }
+  const out = m as Aggregates;
+  out.evictedClients = evicted;
+  out.fineDropped = fineDropped;
+  return out;
+}
+
+/**
+ * Gives aggregates that crossed a thread boundary (a structured clone: the same fields, plain
+ * objects) their classes back, in place.
+ */
+export function reviveAggregates(o: Aggregates): Aggregates {
+  Object.setPrototypeOf(o, Aggregates.prototype);
+  reviveCounts(o.totals, Counts.prototype);
+  for (const c of o.clients.values()) reviveClient(c);
+  for (const c of o.hall.values()) reviveClient(c);
+  for (const f of o.families.values()) {
+    reviveCounts(f, FamilyAgg.prototype);
+    for (const r of f.gapsByIndex) Object.setPrototypeOf(r, StrideReservoir.prototype);
+    for (const g of f.groups.values()) {
+      Object.setPrototypeOf(g, JitterGroup.prototype);
+      for (const r of g.byIndex) Object.setPrototypeOf(r, StrideReservoir.prototype);
+      Object.setPrototypeOf(g.ratios, StrideReservoir.prototype);
+    }
+  }
+  for (const r of o.routes.values()) reviveCounts(r, RouteAgg.prototype);
+  return o;
+}
+
+function reviveCounts(c: Counts, proto: object): void {
+  Object.setPrototypeOf(c, proto);
+  Object.setPrototypeOf(c.hist, CountHistogram.prototype);
+  Object.setPrototypeOf(c.giveUp, CountHistogram.prototype);
+}
+
+function reviveClient(c: ClientAgg): void {
+  reviveCounts(c, ClientAgg.prototype);
+  if (c.logGaps !== null) for (const w of c.logGaps) Object.setPrototypeOf(w, Welford.prototype);
 }
 
 /**

@@ -21,7 +21,18 @@ import { type Attempt, type AttemptContext, clientKeyOf, toAttempt } from './att
 import { Aggregates, type AggregateLimits } from './aggregates.js';
 import { type GroupingParams, Thread } from './chain.js';
 import { DEFAULT_CACHE_BUSTING_KEYS } from './normalize.js';
-import { FAULT_GAP_MS, buildReport, type FaultInterval } from './report.js';
+import { FAULT_GAP_MS, type FaultInterval } from './report.js';
+import {
+  type IpSeen,
+  MAX_BAD_LINES,
+  MAX_EVENTS,
+  MAX_HEADERS,
+  MAX_INTERVALS_PER_RULE,
+  MAX_MARKS,
+  MAX_UAS_PER_IP,
+  type PartialAnalysis,
+  reportOfPartial,
+} from './partial.js';
 import { BloomCounter } from './stats.js';
 import type { AnalyzerOptions, BadLine, QualityCounters, Report, ResolvedOptions } from './types.js';
 
@@ -29,13 +40,6 @@ export type { QualityCounters, ResolvedOptions } from './types.js';
 
 /** The smallest retry window; the window grows with the largest Retry-After seen. */
 export const MIN_WINDOW_MS = 120_000;
-/** IPs tracked for NAT detection, and User-Agents kept per IP. */
-const MAX_UAS_PER_IP = 8;
-const MAX_BAD_LINES = 100;
-const MAX_MARKS = 1000;
-const MAX_EVENTS = 500;
-const MAX_HEADERS = 64;
-const MAX_INTERVALS_PER_RULE = 10_000;
 /** Client keys remembered as already counted by the Bloom filter. */
 const MAX_BLOOMED = 65_536;
 
@@ -82,6 +86,8 @@ export interface Analyzer {
   ingest(record: AnyRecord): void;
   /** The report so far; read-only (open chains are finished on a copy). */
   report(): Report;
+  /** What the report is built from (see `PartialAnalysis`); partitions of one file merge these. */
+  partial(): PartialAnalysis;
   /** Forgets everything seen (the recording headers stay). */
   reset(): void;
   /** Notes a line a reader could not parse; it appears in `dataQuality.badLines`. */
@@ -199,7 +205,7 @@ class Engine implements Analyzer {
   private events: Array<{ t: number; event: string; detail: Record<string, unknown> }> = [];
   private faultIntervals = new Map<string, FaultInterval[]>();
   /** Per IP: the User-Agents and client keys seen behind it (a few of each), for NAT detection. */
-  private ips = new Map<string, { uas: string[]; keys: string[] }>();
+  private ips = new Map<string, IpSeen>();
   private bloom = new BloomCounter();
   /** Client keys recently added to `bloom` (bounded; cleared when full). */
   private bloomed = new Set<string>();
@@ -406,34 +412,34 @@ class Engine implements Analyzer {
   }
 
   report(): Report {
+    return reportOfPartial(this.partial(), this.opts);
+  }
+
+  /**
+   * Everything the report is built from, with the open chains finished on a copy (the engine's
+   * state does not change). Arrays and maps are the engine's own: read them, do not keep them.
+   */
+  partial(): PartialAnalysis {
     const overlay = new Aggregates({ ...this.limits, maxClients: Number.MAX_SAFE_INTEGER }, this.agg.binMs);
     for (const t of this.threads.values()) {
       const c = t.clone();
       c.settleAll(this.params, overlay);
       c.finish(overlay);
     }
-    const merged = this.agg.mergedWith(overlay);
-    const nat: Array<{ ip: string; userAgents: number }> = [];
-    // Several agents behind one address whose client keys do not tell more clients apart than the
-    // agents do (keys are IP or IP + User-Agent): devices with the same agent are merged.
-    for (const [ip, seen] of this.ips) if (seen.uas.length >= 3 && seen.keys.length <= seen.uas.length) nat.push({ ip, userAgents: seen.uas.length });
-    nat.sort((a, b) => b.userAgents - a.userAgents || (a.ip < b.ip ? -1 : 1));
-    // A header that was never recorded is no fallback: the proxy keyed clients by it already.
-    const quality = this.clientKeyHeaderSeen === 0 ? { ...this.quality, clientKeyFallbacks: 0 } : this.quality;
-    return buildReport({
-      agg: merged,
-      opts: this.opts,
+    return {
+      agg: this.agg.mergedWith(overlay),
       windowMs: this.params.windowMs,
       faultIntervals: this.faultIntervals,
       headers: this.headers,
       marks: this.marks,
       events: this.events,
-      quality,
+      quality: this.quality,
       distinctClients: this.bloom.distinct,
-      nat,
+      ips: this.ips,
       firstTs: Number.isFinite(this.firstTs) ? this.firstTs : null,
       lastEnd: Number.isFinite(this.lastEnd) ? this.lastEnd : null,
-    });
+      clientKeyHeaderSeen: this.clientKeyHeaderSeen,
+    };
   }
 
   reset(): void {

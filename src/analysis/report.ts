@@ -49,6 +49,8 @@ export interface ReportInput {
   nat: ReadonlyArray<{ ip: string; userAgents: number }>;
   firstTs: number | null;
   lastEnd: number | null;
+  /** Threads the records were split among by client key (1: one engine saw them all). */
+  partitions?: number;
 }
 
 /** Fault bins closer than this (ms) are one fault window. */
@@ -86,6 +88,10 @@ export const REPORT_THRESHOLDS = {
   natUserAgents: 3,
 } as const;
 const R = REPORT_THRESHOLDS;
+
+/** Stated when one file was analysed by several threads (`dataQuality.partitions` > 1). */
+export const PARTITIONED_LIMIT =
+  'This recording was split by client key among several threads and their results merged: every count is exact, but the sampled gap statistics (median gaps per attempt index, jitter) come from a merged sample, each thread grew its retry window only from the Retry-After values it saw, and a client key written in two different JSON spellings could be split. Use --threads 1 for a single-engine result.';
 
 /** The known limits (spec §7), stated in every report. */
 export const KNOWN_LIMITS: readonly string[] = [
@@ -821,6 +827,7 @@ export function buildReport(input: ReportInput): Report {
   if (creasons.length === 0) creasons.push('explicit ids or clear fingerprints, enough retries, clean input');
 
   const limits = [...KNOWN_LIMITS];
+  if ((input.partitions ?? 1) > 1) limits.push(PARTITIONED_LIMIT);
   if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
 
   return {
@@ -880,6 +887,7 @@ export function buildReport(input: ReportInput): Report {
       fineBinsDropped: agg.fineDropped,
       binMs,
       natSuspected: input.nat.slice(0, 100).map((n) => ({ ...n })),
+      partitions: input.partitions ?? 1,
     },
     marks: input.marks.map((m) => ({ ...m })),
     events: input.events.map((e) => ({ ...e })),

@@ -280,6 +280,8 @@ export interface DataQuality {
   /** Timeline bin width in ms (grows past `maxBins` bins). */
   binMs: number;
   natSuspected: Array<{ ip: string; userAgents: number }>;
+  /** Threads the records were split among by client key and merged (1: one engine saw them all). */
+  partitions: number;
 }
 
 export interface ReportConfidence {

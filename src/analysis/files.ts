@@ -5,16 +5,19 @@
  * time with a k-way merge over the files' heads, so only one read chunk per file is in memory.
  * Each file is already roughly ordered by exchange end (the proxy writes a record when its
  * exchange ends), so the merge key is `end` for exchanges and `ts` for marks and events; headers
- * go first. With one file the merge is the identity and is skipped: the engine sees exactly the
- * write order it would have seen live.
+ * go first. With one file there is no merge: each record goes into the engine as it is parsed, in
+ * exactly the write order the engine would have seen live. One large plain file is split by
+ * client key among threads when there are cores for them (`parallel.ts`).
  *
- * Records travel in batches (the reader's per-chunk arrays, or merged batches of up to
+ * Merged records travel in batches (the reader's per-chunk arrays, merged into batches of up to
  * `MERGE_BATCH` records), so the async iteration costs one promise per batch, not per record.
  */
 import fs from 'node:fs';
 import type { AnyRecord } from '../record/schema.js';
-import { readRecordBatches, type BadLineInfo } from '../record/reader.js';
-import { createAnalyzer } from './analyzer.js';
+import { readRecordBatches, readRecordsTo, type BadLineInfo } from '../record/reader.js';
+import { AftershockError } from '../errors.js';
+import { type Analyzer, createAnalyzer } from './analyzer.js';
+import { analyzeInPartitions, autoPartitions, canPartition } from './parallel.js';
 import type { AnalyzerOptions, Report } from './types.js';
 
 /** Progress of an offline analysis. */
@@ -34,7 +37,13 @@ export interface MergeOptions {
   progressEvery?: number;
 }
 
-export interface AnalyzeFilesOptions extends AnalyzerOptions, MergeOptions {}
+export interface AnalyzeFilesOptions extends AnalyzerOptions, MergeOptions {
+  /**
+   * Threads to analyse one large file with, split by client key (see `parallel.ts`). Default: one
+   * per core (at most 4) for a single plain file of 64 MiB or more, else 1. 1 forces one thread.
+   */
+  threads?: number;
+}
 
 function mergeKey(r: AnyRecord): number {
   switch (r.type) {
@@ -211,15 +220,63 @@ export async function* mergeRecordings(paths: readonly string[], options: MergeO
  * if (report.verdict === 'retry-storm') process.exitCode = 1;
  */
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeFilesOptions = {}): Promise<Report> {
+  const { threads, ...rest } = options;
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
+    throw new AftershockError('ERR_BAD_OPTION', `threads ${JSON.stringify(threads)}: give a positive integer`);
+  }
+  const parts = threads === undefined ? autoPartitions(paths, rest) : canPartition(paths, rest) ? threads : 1;
+  if (parts > 1) {
+    const report = await analyzeInPartitions(paths[0] as string, rest, parts);
+    if (report !== null) return report;
+  }
+  return analyzeInOneThread(paths, rest);
+}
+
+async function analyzeInOneThread(paths: readonly string[], options: AnalyzerOptions & MergeOptions): Promise<Report> {
   const analyzer = createAnalyzer(options);
-  const merge: MergeOptions = {
-    onBadLine: (file, b) => {
-      analyzer.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
-      options.onBadLine?.(file, b);
-    },
+  const noteBad = (file: string, b: BadLineInfo): void => {
+    analyzer.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
+    options.onBadLine?.(file, b);
   };
+  if (paths.length === 1) {
+    await analyzeOneFile(paths[0] as string, analyzer, options, noteBad);
+    return analyzer.report();
+  }
+  const merge: MergeOptions = { onBadLine: noteBad };
   if (options.onProgress !== undefined) merge.onProgress = options.onProgress;
   if (options.progressEvery !== undefined) merge.progressEvery = options.progressEvery;
   for await (const { records } of mergeBatches(paths, merge)) for (const r of records) analyzer.ingest(r);
   return analyzer.report();
+}
+
+/**
+ * One file straight into the engine, each record as it is parsed (no batches: a record the
+ * engine does not keep dies young). Progress as `mergeBatches` reports it.
+ */
+async function analyzeOneFile(file: string, analyzer: Analyzer, options: MergeOptions, noteBad: (file: string, b: BadLineInfo) => void): Promise<void> {
+  const totalBytes = file === '-' ? null : await fs.promises.stat(file).then((s) => s.size, () => 0);
+  const every = options.progressEvery ?? 10_000;
+  const onProgress = options.onProgress;
+  let records = 0;
+  let bytes = 0;
+  let badLines = 0;
+  const sink =
+    onProgress === undefined
+      ? { push: (r: AnyRecord): void => analyzer.ingest(r) }
+      : {
+          push: (r: AnyRecord): void => {
+            analyzer.ingest(r);
+            if (++records % every === 0) onProgress({ records, bytes, totalBytes, badLines });
+          },
+        };
+  await readRecordsTo(file, sink, {
+    onBadLine: (b) => {
+      badLines++;
+      noteBad(file, b);
+    },
+    onBytes: (n) => {
+      bytes = n;
+    },
+  });
+  onProgress?.({ records, bytes, totalBytes, badLines });
 }

@@ -26,6 +26,7 @@ interface AnalyzeFlags {
   window?: string;
   maxClients?: string;
   cacheBustingKeys?: string;
+  threads?: string;
   color: boolean;
 }
 
@@ -79,6 +80,14 @@ function analyzerOptions(flags: AnalyzeFlags): AnalyzerOptions {
       .filter((k) => k !== '');
   }
   return o;
+}
+
+/** `--threads auto|N` (auto, the default: one per core for a single large file). */
+function threadsOption(flag: string | undefined): number | undefined {
+  if (flag === undefined || flag === 'auto') return undefined;
+  const n = Number(flag);
+  if (!Number.isInteger(n) || n < 1) throw new AftershockError('ERR_BAD_OPTION', `--threads ${JSON.stringify(flag)}: give a positive integer or auto`);
+  return n;
 }
 
 function human(bytes: number): string {
@@ -163,7 +172,12 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
       await runHar(files, flags, io, analyzer, progress.onProgress);
       report = analyzer?.report() ?? null;
     } else {
-      report = await analyzeFiles(files, { ...options, ...(progress.onProgress === undefined ? {} : { onProgress: progress.onProgress, progressEvery: 5000 }) });
+      const threads = threadsOption(flags.threads);
+      report = await analyzeFiles(files, {
+        ...options,
+        ...(threads === undefined ? {} : { threads }),
+        ...(progress.onProgress === undefined ? {} : { onProgress: progress.onProgress, progressEvery: 5000 }),
+      });
     }
   } finally {
     progress.done();
@@ -205,6 +219,7 @@ export function registerAnalyzeCommand(program: Command, io: Partial<AnalyzeIo> 
     .option('--window <duration>', 'retry window W (default max(120s, 1.5 x largest Retry-After + 5s))')
     .option('--max-clients <n>', 'clients kept in memory (least recently seen are summarised)', undefined)
     .option('--cache-busting-keys <list>', 'query keys ignored when matching attempts (default t,_,ts,nonce)')
+    .option('--threads <n>', 'analyse one large plain file in n threads, split by client key (default auto: one per core, at most 4, for a file of 64 MiB or more; 1: one thread)')
     .option('--no-color', 'no ANSI colours in text output')
     .action(async (files: string[], flags: AnalyzeFlags) => {
       await runAnalyze(files, flags, {

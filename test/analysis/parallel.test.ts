@@ -1,0 +1,257 @@
+/**
+ * One file analysed by several threads (split by client key) must give the report one engine
+ * gives: every count, timeline bin, client, route, fault window and finding the same. Only the
+ * sampled gap statistics of client types (medians, jitter) and their example lists may differ, and
+ * the jitter findings that quote them.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { analyzeFiles, type Report } from '../../src/analysis/index.js';
+import { partitionOfLine } from '../../src/analysis/parallel.js';
+import { PARTITIONED_LIMIT } from '../../src/analysis/report.js';
+import { readRecordsTo } from '../../src/record/reader.js';
+import type { AnyRecord } from '../../src/record/schema.js';
+import { runAnalyze } from '../../src/cli/analyze.js';
+import { PassThrough } from 'node:stream';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tmpFile(name: string, content: string | Buffer): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-parallel-'));
+  dirs.push(d);
+  const p = path.join(d, name);
+  fs.writeFileSync(p, content);
+  return p;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+
+/**
+ * A recording shaped like a test run: 300 clients, a 503 fault window with Retry-After in the
+ * middle, clients that retry with and without backoff, POST retries, a NAT address, marks,
+ * events, a few corrupt lines and CRLF endings. Deterministic (mulberry32).
+ */
+function recording(): string {
+  let seed = 7;
+  const rand = (): number => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const uas = ['okhttp/4.12.0', 'python-requests/2.32.3', 'Go-http-client/1.1', 'axios/1.7.2'];
+  const lines: Array<{ end: number; line: string }> = [];
+  let seq = 0;
+  const http = (client: string, ip: string, ua: string, method: string, p: string, ts: number, status: number, injected: boolean): void => {
+    const duration = 2 + rand() * 10;
+    const fault = injected ? { rule: 'outage', type: 'http-error', injected: true } : null;
+    const rec = {
+      v: 1,
+      type: 'http',
+      id: `t-${++seq}`,
+      ts,
+      end: ts + duration,
+      client,
+      ip,
+      conn: String(seq % 50),
+      method,
+      path: p,
+      query: null,
+      status,
+      outcome: null,
+      upstreamStatus: injected ? null : status,
+      bytesIn: 0,
+      bytesOut: 10,
+      ttfb: duration,
+      duration,
+      fault,
+      faults: fault === null ? [] : [fault],
+      retryAfter: injected ? 2 : null,
+      bodyHash: method === 'POST' ? `sha256:${seq}` : null,
+      userAgent: ua,
+      headers: {},
+      error: null,
+    };
+    lines.push({ end: rec.end, line: JSON.stringify(rec) });
+  };
+  const faultFrom = T0 + 60_000;
+  const faultTo = T0 + 90_000;
+  for (let c = 0; c < 300; c++) {
+    const ua = uas[c % uas.length] as string;
+    const ip = `10.1.${c >> 8}.${c & 255}`;
+    const client = `${ip} ${ua}`;
+    const backoff = c % 3 === 0 ? 0 : 200 + 100 * (c % 5);
+    let t = T0 + rand() * 5000;
+    while (t < T0 + 150_000) {
+      const method = c % 7 === 0 ? 'POST' : 'GET';
+      const p = method === 'POST' ? '/v1/orders' : `/v1/items/${Math.floor(rand() * 50)}`;
+      let attempt = 0;
+      for (;;) {
+        const failing = t >= faultFrom && t < faultTo && rand() < 0.7;
+        http(client, ip, ua, method, p, t, failing ? 503 : 200, failing);
+        if (!failing || attempt >= 4) break;
+        attempt++;
+        t += backoff * 2 ** attempt * (0.5 + rand()) + 20;
+      }
+      t += 800 + rand() * 1500;
+    }
+  }
+  // NAT: one address, one key, several agents.
+  for (let i = 0; i < 12; i++) http('203.0.113.9', '203.0.113.9', uas[i % uas.length] as string, 'GET', '/v1/feed', T0 + 10_000 + i * 700, 200, false);
+  lines.sort((a, b) => a.end - b.end);
+  const out = lines.map((l) => l.line);
+  const header = JSON.stringify({ v: 1, type: 'header', aftershock: 'test', start: new Date(T0).toISOString(), startMs: T0, target: 'http://127.0.0.1:1', profile: { name: 'outage', hash: 'x' }, seed: 1, clientKey: 'auto', session: 's', redacted: [], instance: 'i1' });
+  out.unshift(header);
+  out.splice(200, 0, JSON.stringify({ v: 1, type: 'mark', ts: T0 + 59_000, label: 'fault on' }));
+  out.splice(900, 0, '{"v":1,"type":"http","id":"broken"');
+  out.splice(1500, 0, JSON.stringify({ v: 1, type: 'event', ts: T0 + 91_000, event: 'phase', detail: { phase: 'recovery' } }));
+  out.splice(2100, 0, '[1,2,3]');
+  // CRLF endings on a stretch of lines.
+  return out.map((l, i) => (i > 3000 && i < 3100 ? `${l}\r` : l)).join('\n') + '\n';
+}
+
+/** The report without what a merged sample may change. */
+function exact(r: Report): unknown {
+  const copy = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
+  for (const t of copy.clientTypes as Array<Record<string, unknown>>) {
+    delete t.backoffDetail;
+    delete t.jitterDetail;
+    delete t.exampleClients;
+  }
+  // Jitter findings quote the sampled gaps of their trigger group.
+  for (const f of copy.findings as Array<{ evidence?: Record<string, unknown> }>) {
+    if (f.evidence?.trigger === undefined) continue;
+    delete f.evidence.cvByIndex;
+    delete f.evidence.gapsMs;
+    delete f.evidence.examples;
+  }
+  delete copy.limits;
+  delete (copy.dataQuality as Record<string, unknown>).partitions;
+  return copy;
+}
+
+describe('partitionOfLine', () => {
+  const line = (s: string): [Buffer, number, number] => {
+    const b = Buffer.from(`xx\n${s}\nyy`);
+    return [b, 3, 3 + Buffer.byteLength(s)];
+  };
+
+  it('puts every line of one client in one partition, wherever the field stands', () => {
+    const a = partitionOfLine(...line('{"type":"http","client":"10.0.0.1 curl/8","ts":1}'), 4);
+    expect(partitionOfLine(...line('{"client":"10.0.0.1 curl/8","type":"http","ts":2,"path":"/x"}'), 4)).toBe(a);
+    expect(partitionOfLine(...line('{"type": "http", "client": "10.0.0.1 curl/8"}'), 4)).toBe(a);
+  });
+
+  it('sends lines without a client to the first partition', () => {
+    expect(partitionOfLine(...line('{"type":"mark","ts":1,"label":"x"}'), 4)).toBe(0);
+    expect(partitionOfLine(...line('{"type":"header","clientKey":"auto"}'), 4)).toBe(0);
+    expect(partitionOfLine(...line('{"client":42}'), 4)).toBe(0);
+    // The next line's client is not this line's.
+    const b = Buffer.from('{"type":"mark"}\n{"client":"zz"}\n');
+    expect(partitionOfLine(b, 0, 15, 4)).toBe(0);
+  });
+
+  it('spreads many clients over the partitions', () => {
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 3000; i++) counts[partitionOfLine(...line(`{"client":"10.0.${i >> 8}.${i & 255} ua"}`), 3)]! += 1;
+    for (const n of counts) expect(n).toBeGreaterThan(800);
+  });
+});
+
+describe('analyzeFiles in threads', () => {
+  it('gives the one-thread report: every count, bin, client, route, window and finding', async () => {
+    const file = tmpFile('rec.ndjson', recording());
+    const one = await analyzeFiles([file], { threads: 1 });
+    const two = await analyzeFiles([file], { threads: 2 });
+    const three = await analyzeFiles([file], { threads: 3 });
+    expect(one.dataQuality.partitions).toBe(1);
+    expect(two.dataQuality.partitions).toBe(2);
+    expect(three.dataQuality.partitions).toBe(3);
+    // The recording exercises what must merge: retries, faults, NAT, marks, events, bad lines.
+    expect(one.totals.retries).toBeGreaterThan(100);
+    expect(one.faultWindows.length).toBeGreaterThan(0);
+    expect(one.dataQuality.natSuspected).toEqual([{ ip: '203.0.113.9', userAgents: 4 }]);
+    expect(one.marks).toHaveLength(1);
+    expect(one.events).toHaveLength(1);
+    expect(one.dataQuality.badLines.lines.map((b) => b.line)).toEqual([901, 2101]);
+    expect(one.findings.length).toBeGreaterThan(0);
+    expect(exact(two)).toEqual(exact(one));
+    expect(exact(three)).toEqual(exact(one));
+    expect(two.limits).toContain(PARTITIONED_LIMIT);
+    expect(one.limits).not.toContain(PARTITIONED_LIMIT);
+    // The sampled medians stay close.
+    for (let i = 0; i < one.clientTypes.length; i++) {
+      const a = one.clientTypes[i]?.backoffDetail.gapsMs[0];
+      const b = two.clientTypes[i]?.backoffDetail.gapsMs[0];
+      if (a !== undefined && b !== undefined) expect(Math.abs(a - b)).toBeLessThanOrEqual(Math.max(20, a * 0.25));
+    }
+  });
+
+  it('reports progress and each bad line once, from every thread together', async () => {
+    const file = tmpFile('rec.ndjson', recording());
+    const bad: number[] = [];
+    const progress: Array<{ records: number; bytes: number; totalBytes: number | null }> = [];
+    const r = await analyzeFiles([file], { threads: 2, onBadLine: (_f, b) => bad.push(b.line), onProgress: (p) => progress.push(p) });
+    expect(r.dataQuality.partitions).toBe(2);
+    expect(bad.sort((a, b) => a - b)).toEqual([901, 2101]);
+    const last = progress[progress.length - 1];
+    expect(last?.records).toBe(r.dataQuality.records);
+    expect(last?.bytes).toBe(fs.statSync(file).size);
+    expect(last?.totalBytes).toBe(fs.statSync(file).size);
+  });
+
+  it('uses one thread where a split could separate a client or cost more than it saves', async () => {
+    const text = recording();
+    const plain = tmpFile('rec.ndjson', text);
+    const gz = tmpFile('rec.ndjson.gz', zlib.gzipSync(text));
+    expect((await analyzeFiles([gz], { threads: 2 })).dataQuality.partitions).toBe(1);
+    expect((await analyzeFiles([plain, plain], { threads: 2 })).dataQuality.partitions).toBe(1);
+    expect((await analyzeFiles([plain], { threads: 2, clientKeyHeader: 'x-client' })).dataQuality.partitions).toBe(1);
+    // A small file by default: starting threads would cost more than they save.
+    expect((await analyzeFiles([plain])).dataQuality.partitions).toBe(1);
+  });
+
+  it('refuses a bad thread count and names an unreadable file as one thread would', async () => {
+    await expect(analyzeFiles(['x.ndjson'], { threads: 0 })).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
+    await expect(analyzeFiles(['x.ndjson'], { threads: 1.5 })).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
+    await expect(analyzeFiles([path.join(os.tmpdir(), 'aftershock-no-such-file.ndjson')], { threads: 2 })).rejects.toMatchObject({ code: 'ERR_RECORDING_READ' });
+  });
+
+  it('analyze --threads 2 writes the merged report and says so', async () => {
+    const file = tmpFile('rec.ndjson', recording());
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '';
+    stdout.on('data', (c: Buffer) => (out += c.toString()));
+    await runAnalyze([file], { failOn: [], threads: '2', color: false, format: 'json' }, { stdout, stderr, env: {} });
+    const report = JSON.parse(out) as Report;
+    expect(report.dataQuality.partitions).toBe(2);
+    await expect(runAnalyze([file], { failOn: [], threads: 'many', color: false, format: 'json' }, { stdout, stderr, env: {} })).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
+  });
+});
+
+describe('readRecordsTo', () => {
+  it('hands over each record as parsed, skips filtered lines and keeps their line numbers', async () => {
+    const lines = ['{"v":1,"type":"mark","ts":1,"label":"a"}', '{"v":1,"type":"mark","ts":2,"label":"skip"}', '{oops', '{"v":1,"type":"mark","ts":3,"label":"b"}', '{"v":1,"type":"mark","ts":4,"label":"skip"'];
+    const file = tmpFile('m.ndjson', lines.join('\n'));
+    const got: AnyRecord[] = [];
+    const bad: Array<[number, string]> = [];
+    await readRecordsTo(
+      file,
+      { push: (r) => got.push(r) },
+      {
+        lineFilter: (buf, s, e) => !buf.toString('utf8', s, e).includes('skip'),
+        onBadLine: (b) => bad.push([b.line, b.reason]),
+      },
+    );
+    expect(got.map((r) => (r as { ts: number }).ts)).toEqual([1, 3]);
+    // The filtered-out truncated last line is not reported: another reader owns it.
+    expect(bad).toEqual([[3, 'invalid JSON']]);
+  });
+});

@@ -1,11 +1,12 @@
 // Offline analysis speed and peak memory: `analyzeFiles([file])` over a generated recording, in
 // its own process so its peak RSS (VmHWM) is its own.
 //
-//   node bench/offline-analysis.js <file.ndjson>
+//   node bench/offline-analysis.js <file.ndjson> [threads]   (default: analyzeFiles' own choice)
 import fs from 'node:fs';
 import { distModule, processFacts, serveParent } from './lib.js';
 
 const file = process.argv[2];
+const threads = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
 
 async function run() {
   const { analyzeFiles } = await import(distModule('analysis/index.js'));
@@ -14,7 +15,7 @@ async function run() {
   const size = fs.statSync(file).size;
   const before = processFacts();
   const t0 = performance.now();
-  const report = await analyzeFiles([file]);
+  const report = await analyzeFiles([file], threads === undefined ? {} : { threads });
   const seconds = (performance.now() - t0) / 1000;
   const after = processFacts();
   const records = report?.totals?.records ?? report?.dataQuality?.records ?? null;
@@ -24,6 +25,7 @@ async function run() {
     recordsReported: records,
     recordsPerSecond: null,
     peakRss: after.peakRss,
+    partitions: report?.dataQuality?.partitions ?? 1,
     rssBefore: before.rss,
     heapUsedEnd: after.heapUsed,
     reportKeys: report && typeof report === 'object' ? Object.keys(report) : null,

@@ -578,13 +578,20 @@ async function offlineSection(results) {
     const g = await gen.ready;
     await gen.exited;
     log(`offline: generated ${fmt(g.records)} records (${fmtBytes(g.bytes)}) in ${g.seconds.toFixed(1)} s`);
-    const c = startNode(path.join(BENCH_DIR, 'offline-analysis.js'), [file]);
-    await c.ready;
-    const r = await c.request({ type: 'run' });
-    await c.stop();
-    results.offline = { records: g.records, fileBytes: g.bytes, generateSeconds: g.seconds, ...r, recordsPerSecond: g.records / r.seconds };
-    const { recordsPerSecond } = results.offline;
-    log(`offline: ${fmt(recordsPerSecond)} records/s, peak RSS ${fmtBytes(r.peakRss)}`);
+    // Each in its own process (its own peak RSS): the default (threads by core count, split by
+    // client key) and one thread, side by side.
+    const runOnce = async (threads) => {
+      const c = startNode(path.join(BENCH_DIR, 'offline-analysis.js'), threads === null ? [file] : [file, String(threads)]);
+      await c.ready;
+      const r = await c.request({ type: 'run' });
+      await c.stop();
+      return { ...r, recordsPerSecond: g.records / r.seconds };
+    };
+    const def = await runOnce(null);
+    log(`offline: ${fmt(def.recordsPerSecond)} records/s in ${def.partitions} thread(s), peak RSS ${fmtBytes(def.peakRss)}`);
+    const one = await runOnce(1);
+    log(`offline: ${fmt(one.recordsPerSecond)} records/s in 1 thread, peak RSS ${fmtBytes(one.peakRss)}`);
+    results.offline = { records: g.records, fileBytes: g.bytes, generateSeconds: g.seconds, ...def, oneThread: one };
   } finally {
     fs.rmSync(file, { force: true });
   }

@@ -43,6 +43,8 @@ export interface AnalyzeFilesOptions extends AnalyzerOptions, MergeOptions {
    * per core (at most 4) for a single plain file of 64 MiB or more, else 1. 1 forces one thread.
    */
   threads?: number;
+  /** Old-generation heap cap of each such thread, MB (default 128, more for a large `maxClients`). */
+  workerHeapMb?: number;
 }
 
 function mergeKey(r: AnyRecord): number {
@@ -220,13 +222,13 @@ export async function* mergeRecordings(paths: readonly string[], options: MergeO
  * if (report.verdict === 'retry-storm') process.exitCode = 1;
  */
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeFilesOptions = {}): Promise<Report> {
-  const { threads, ...rest } = options;
+  const { threads, workerHeapMb, ...rest } = options;
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new AftershockError('ERR_BAD_OPTION', `threads ${JSON.stringify(threads)}: give a positive integer`);
   }
   const parts = threads === undefined ? autoPartitions(paths, rest) : canPartition(paths, rest) ? threads : 1;
   if (parts > 1) {
-    const report = await analyzeInPartitions(paths[0] as string, rest, parts);
+    const report = await analyzeInPartitions(paths[0] as string, workerHeapMb === undefined ? rest : { ...rest, workerHeapMb }, parts);
     if (report !== null) return report;
   }
   return analyzeInOneThread(paths, rest);

@@ -54,6 +54,8 @@ export function partitionOfLine(buf: Buffer, start: number, end: number, parts: 
 
 /** What `analyzeFiles` passes on; the callbacks stay in this thread. */
 export interface PartitionedOptions extends AnalyzerOptions {
+  /** Old-generation heap cap per worker thread, MB (default: 128, more for a large `maxClients`). */
+  workerHeapMb?: number;
   onBadLine?: (file: string, info: BadLineInfo) => void;
   onProgress?: (p: { records: number; bytes: number; totalBytes: number | null; badLines: number }) => void;
   progressEvery?: number;
@@ -137,7 +139,7 @@ class ThreadFailed extends Error {}
 export async function analyzeInPartitions(path: string, options: PartitionedOptions, parts: number): Promise<Report | null> {
   const script = workerScript();
   if (script === null) return null;
-  const { onBadLine, onProgress, progressEvery, ...analyzerOptions } = options;
+  const { onBadLine, onProgress, progressEvery, workerHeapMb, ...analyzerOptions } = options;
   const opts = resolveOptions(analyzerOptions);
   const perPart: AnalyzerOptions = {
     ...analyzerOptions,
@@ -159,7 +161,7 @@ export async function analyzeInPartitions(path: string, options: PartitionedOpti
   const run = (part: number): Promise<PartialAnalysis> =>
     new Promise((resolve, reject) => {
       const input: WorkerInput = { path, part, parts, options: perPart, progress: onProgress !== undefined, badLines: onBadLine !== undefined };
-      const w = new Worker(script, { workerData: input, resourceLimits: { maxOldGenerationSizeMb: heapCapMb(perPart.maxClients as number) } });
+      const w = new Worker(script, { workerData: input, resourceLimits: { maxOldGenerationSizeMb: workerHeapMb ?? heapCapMb(perPart.maxClients as number) } });
       workers.push(w);
       let settled = false;
       w.on('message', (m: WorkerMessage) => {

@@ -217,6 +217,16 @@ describe('analyzeFiles in threads', () => {
     expect((await analyzeFiles([plain])).dataQuality.partitions).toBe(1);
   });
 
+  it('starts over in one thread when a worker runs out of its heap', async () => {
+    const file = tmpFile('rec.ndjson', recording());
+    const one = await analyzeFiles([file], { threads: 1 });
+    const bad: number[] = [];
+    const r = await analyzeFiles([file], { threads: 2, workerHeapMb: 1, onBadLine: (_f, b) => bad.push(b.line) });
+    expect(r.dataQuality.partitions).toBe(1);
+    expect(r).toEqual(one);
+    expect(bad).toContain(901);
+  });
+
   it('refuses a bad thread count and names an unreadable file as one thread would', async () => {
     await expect(analyzeFiles(['x.ndjson'], { threads: 0 })).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
     await expect(analyzeFiles(['x.ndjson'], { threads: 1.5 })).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });

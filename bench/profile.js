@@ -3,7 +3,7 @@
 //
 //   node bench/profile.js [--config rec-live-20|rec|pass|baseline|fault-10] [--seconds 10] [--connections 100]
 //   node bench/profile.js --ws [--config rec-live] [--seconds 8]     WebSocket echo relay
-//   node bench/profile.js --analysis [--records 500000]
+//   node bench/profile.js --analysis [--records 500000] [--threads 1]   (with N > 1: one worker's profile)
 //
 // Runs the child with `node --cpu-prof`, loads it with wrk (autocannon when wrk is missing), stops
 // it cleanly so the profile is written, and prints the top self-time functions and the self time
@@ -30,6 +30,13 @@ function newestProfile(dir) {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) throw new Error(`no .cpuprofile written in ${dir}`);
   return path.join(dir, files.sort().at(-1));
+}
+
+/** The largest profile: with worker threads, one per thread is written; a worker's is the busiest. */
+function largestProfile(dir) {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length === 0) throw new Error(`no .cpuprofile written in ${dir}`);
+  return path.join(dir, files.sort((a, b) => fs.statSync(path.join(dir, b)).size - fs.statSync(path.join(dir, a)).size)[0]);
 }
 
 function print(title, s, file) {
@@ -92,14 +99,15 @@ async function profileAnalysis() {
   await gen.exited;
   const profDir = path.join(tmp, 'prof');
   fs.mkdirSync(profDir);
-  const c = startNode(path.join(BENCH_DIR, 'offline-analysis.js'), [file], { execArgv: ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200'] });
+  const threads = Number(opt('threads', 1));
+  const c = startNode(path.join(BENCH_DIR, 'offline-analysis.js'), [file, String(threads)], { execArgv: ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200'] });
   await c.ready;
   const r = await c.request({ type: 'run' });
   await c.stop();
   const out = path.join(outDir, 'profile-offline-analysis.cpuprofile');
-  fs.copyFileSync(newestProfile(profDir), out);
+  fs.copyFileSync(threads > 1 ? largestProfile(profDir) : newestProfile(profDir), out);
   const s = summarizeProfile(out, 30);
-  const text = print(`offline analysis of ${records} records: ${Math.round(records / r.seconds)} records/s (profiler overhead included)`, s, out);
+  const text = print(`offline analysis of ${records} records in ${threads} thread(s): ${Math.round(records / r.seconds)} records/s (profiler overhead included)${threads > 1 ? '; the profile is one worker\'s' : ''}`, s, out);
   fs.writeFileSync(path.join(outDir, 'profile-offline-analysis.txt'), text + '\n');
   console.log(text);
 }

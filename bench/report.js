@@ -92,10 +92,17 @@ export function computeTargets(results) {
   }
   {
     const o = results.offline;
+    const n = o ? fmt(o.records) : '5,000,000';
+    const one = o?.oneThread;
     t.push({
-      target: `offline analysis ≥ 300,000 records/s and peak RSS < 256 MB (${o ? fmt(o.records) : '5,000,000'}-record file)`,
-      measured: o ? `${fmt(o.recordsPerSecond)} records/s in ${o.partitions ?? 1} thread(s), peak RSS ${fmtBytes(o.peakRss)}${o.oneThread ? `; one thread: ${fmt(o.oneThread.recordsPerSecond)} records/s, ${fmtBytes(o.oneThread.peakRss)}` : ''}` : null,
-      met: o ? o.recordsPerSecond >= 300_000 && o.peakRss < 256 * 1024 * 1024 : null,
+      target: `offline analysis ≥ 300,000 records/s (${n}-record file)`,
+      measured: o ? `${fmt(o.recordsPerSecond)} records/s in ${o.partitions ?? 1} thread(s)${one ? `; one thread: ${fmt(one.recordsPerSecond)} records/s` : ''}` : null,
+      met: o ? o.recordsPerSecond >= 300_000 : null,
+    });
+    t.push({
+      target: `offline analysis peak RSS < 256 MB (${n}-record file)`,
+      measured: o ? `${fmtBytes(o.peakRss)} in ${o.partitions ?? 1} thread(s)${one ? `; one thread: ${fmtBytes(one.peakRss)}` : ''}` : null,
+      met: o ? o.peakRss < 256 * 1024 * 1024 : null,
     });
   }
   return t;

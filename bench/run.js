@@ -9,6 +9,7 @@
 //   node bench/run.js --only http --scenarios pass,rec   some HTTP scenarios only (direct and baseline always run)
 //   node bench/run.js --autocannon     use autocannon even when wrk is installed
 //   node bench/run.js --no-write       print only
+//   node bench/run.js --render         rewrite BENCHMARKS.md's table from bench-results/latest.json (no run)
 //
 // Every process (upstream, each proxy, each load generator) is a separate child on loopback; every
 // load is bounded in time and count; temp files are removed at the end.
@@ -652,4 +653,12 @@ async function main() {
   process.exit(Object.keys(results.failures).length === 0 ? 0 : 1);
 }
 
-await main();
+if (flag('render')) {
+  // The table again from the last full run's numbers (after a change to the report's layout).
+  const results = JSON.parse(fs.readFileSync(opt('json', path.join(ROOT, 'bench-results', 'latest.json')), 'utf8'));
+  results.targets = computeTargets(results);
+  writeBenchmarksMd(path.join(ROOT, 'BENCHMARKS.md'), renderMarkdown(results));
+  log('rewrote the table in BENCHMARKS.md from the saved numbers');
+} else {
+  await main();
+}

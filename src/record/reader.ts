@@ -33,6 +33,11 @@ export interface ReadRecordsOptions {
   onBytes?: (bytes: number) => void;
   /** Parse only the lines this accepts (the others are counted and skipped unread). */
   lineFilter?: LineFilter;
+  /**
+   * Read a plain file only up to this many bytes (a file still being written is then read to the
+   * same point by every reader that is given the same limit).
+   */
+  maxBytes?: number;
 }
 
 const KNOWN_TYPES = new Set(['header', 'http', 'ws', 'ws-message', 'mark', 'event']);
@@ -70,13 +75,15 @@ function excerpt(line: string): string {
 export const READ_CHUNK_BYTES = 1 << 20;
 
 /** A plain file's bytes, read into one reused buffer (valid until the next chunk is asked for). */
-async function* fileChunks(path: string, onBytes: ((bytes: number) => void) | undefined): AsyncGenerator<Buffer> {
+async function* fileChunks(path: string, onBytes: ((bytes: number) => void) | undefined, limit: number): AsyncGenerator<Buffer> {
   const fh = await fs.promises.open(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
     let bytes = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      const want = Math.min(buf.length, limit - bytes);
+      if (want <= 0) return;
+      const { bytesRead } = await fh.read(buf, 0, want, null);
       if (bytesRead === 0) return;
       bytes += bytesRead;
       onBytes?.(bytes);
@@ -175,12 +182,16 @@ class LineParser {
       this.segment(first, 0, first.length, out);
       start = nl + 1;
     }
-    const cr = chunk.indexOf(CR, start) !== -1;
+    // The next CR in the chunk, searched again only once a line has passed it (a search per line
+    // would scan ahead to a far CR over and over).
+    let cr = chunk.indexOf(CR, start);
     for (;;) {
       const nl = chunk.indexOf(LF, start);
       if (nl === -1) break;
-      if (cr) this.segment(chunk, start, nl, out);
-      else this.parse(chunk, start, nl, out);
+      if (cr !== -1 && cr < nl) {
+        this.segment(chunk, start, nl, out);
+        cr = chunk.indexOf(CR, nl + 1);
+      } else this.parse(chunk, start, nl, out);
       start = nl + 1;
     }
     // A copy: the stream may hand the same memory out again.
@@ -205,14 +216,16 @@ class LineParser {
   /** A `\n`-terminated piece that holds a CR: a CRLF ending, or lone CRs that end lines too. */
   private segment(buf: Buffer, start: number, end: number, out: RecordSink): void {
     const stop = end > start && buf[end - 1] === CR ? end - 1 : end;
-    let from = start;
+    // Searched within the line only.
+    const line = buf.subarray(start, stop);
+    let from = 0;
     for (;;) {
-      const cr = buf.indexOf(CR, from);
-      if (cr === -1 || cr >= stop) break;
-      this.parse(buf, from, cr, out);
+      const cr = line.indexOf(CR, from);
+      if (cr === -1) break;
+      this.parse(buf, start + from, start + cr, out);
       from = cr + 1;
     }
-    this.parse(buf, from, stop, out);
+    this.parse(buf, start + from, stop, out);
   }
 
   private flushBad(): void {
@@ -260,8 +273,21 @@ async function checkFile(path: string): Promise<void> {
   }
 }
 
-function openChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
-  return path === '-' || path.endsWith('.gz') ? streamChunks(path, onBytes, fail) : fileChunks(path, onBytes);
+function openChunks(path: string, options: ReadRecordsOptions, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
+  return path === '-' || path.endsWith('.gz') ? streamChunks(path, options.onBytes, fail) : fileChunks(path, options.onBytes, options.maxBytes ?? Number.POSITIVE_INFINITY);
+}
+
+/**
+ * The next chunk; a failure to read is an ERR_RECORDING_READ naming the file. (Only reading is
+ * wrapped: an error thrown by the consumer while it takes records goes through as it is.)
+ */
+async function nextChunk(chunks: AsyncGenerator<Buffer>, fail: (err: Error) => Error): Promise<Buffer | null> {
+  try {
+    const r = await chunks.next();
+    return r.done === true ? null : r.value;
+  } catch (err) {
+    throw err instanceof AftershockError ? err : fail(err as Error);
+  }
 }
 
 /**
@@ -276,11 +302,11 @@ function openChunks(path: string, onBytes: ((bytes: number) => void) | undefined
 export async function* readRecordBatches(path: string, options: ReadRecordsOptions = {}): AsyncGenerator<AnyRecord[]> {
   await checkFile(path);
   const fail = (cause: Error): Error => new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
-  const chunks = openChunks(path, options.onBytes, fail);
+  const chunks = openChunks(path, options, fail);
   const lines = new LineParser(options.onBadLine, options.lineFilter ?? null);
   let out: AnyRecord[] = [];
   try {
-    for await (const chunk of chunks) {
+    for (let chunk = await nextChunk(chunks, fail); chunk !== null; chunk = await nextChunk(chunks, fail)) {
       lines.push(chunk, out);
       if (out.length > 0) {
         const batch = out;
@@ -289,9 +315,6 @@ export async function* readRecordBatches(path: string, options: ReadRecordsOptio
       }
     }
     lines.end(out);
-  } catch (err) {
-    if (err instanceof AftershockError) throw err;
-    throw fail(err as Error);
   } finally {
     await chunks.return(undefined);
   }
@@ -311,14 +334,11 @@ export async function* readRecordBatches(path: string, options: ReadRecordsOptio
 export async function readRecordsTo(path: string, sink: RecordSink, options: ReadRecordsOptions = {}): Promise<void> {
   await checkFile(path);
   const fail = (cause: Error): Error => new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
-  const chunks = openChunks(path, options.onBytes, fail);
+  const chunks = openChunks(path, options, fail);
   const lines = new LineParser(options.onBadLine, options.lineFilter ?? null);
   try {
-    for await (const chunk of chunks) lines.push(chunk, sink);
+    for (let chunk = await nextChunk(chunks, fail); chunk !== null; chunk = await nextChunk(chunks, fail)) lines.push(chunk, sink);
     lines.end(sink);
-  } catch (err) {
-    if (err instanceof AftershockError) throw err;
-    throw fail(err as Error);
   } finally {
     await chunks.return(undefined);
   }

@@ -47,6 +47,10 @@ function mergeExamples(into: Partial<Record<EvidenceKind, string[]>>, from: Part
 }
 
 
+/** Where client types and routes beyond their caps are summed. */
+export const OTHER_FAMILY = '(other)';
+export const OTHER_ROUTES = '(other routes)';
+
 /** Counters every level (client, type, route, totals) shares. */
 export class Counts {
   attempts = 0;
@@ -392,13 +396,17 @@ export class Aggregates implements ChainSink {
     if (b === undefined) {
       b = emptyBin();
       this.bins.set(k, b);
-      if (this.bins.size > this.limits.maxBins) this.coarsen();
+      // Coarsening copies the bins into a new map: count into the merged bin, not the old one.
+      if (this.bins.size > this.limits.maxBins) {
+        this.coarsen();
+        return this.bin(ts);
+      }
     }
     return b;
   }
 
   /** Doubles the bin width, merging bins pairwise (keeps a long live run's timeline bounded). */
-  private coarsen(): void {
+  coarsen(): void {
     const old = this.bins;
     this.binMs *= 2;
     this.bins = new Map();
@@ -445,7 +453,7 @@ export class Aggregates implements ChainSink {
     this.route(c.first.route).addChain(c, cls, u);
   }
 
-  private trimFine(): void {
+  trimFine(): void {
     const drop = Math.ceil(this.fine.size / 10);
     let i = 0;
     for (const k of this.fine.keys()) {
@@ -517,7 +525,8 @@ export class Aggregates implements ChainSink {
   family(name: string): FamilyAgg {
     let f = this.families.get(name);
     if (f === undefined) {
-      if (this.families.size >= this.limits.maxFamilies) return this.family('(other)');
+      // '(other)' itself is created even in a full table (asking for it again would never end).
+      if (this.families.size >= this.limits.maxFamilies && name !== OTHER_FAMILY) return this.family(OTHER_FAMILY);
       f = new FamilyAgg(name);
       this.families.set(name, f);
     }
@@ -527,7 +536,7 @@ export class Aggregates implements ChainSink {
   route(name: string): RouteAgg {
     let r = this.routes.get(name);
     if (r === undefined) {
-      if (this.routes.size >= this.limits.maxRoutes) return this.route('(other routes)');
+      if (this.routes.size >= this.limits.maxRoutes && name !== OTHER_ROUTES) return this.route(OTHER_ROUTES);
       r = new RouteAgg(name);
       this.routes.set(name, r);
     }
@@ -611,6 +620,32 @@ export function combineAggregates(parts: readonly Aggregates[]): Aggregates {
   const out = m as Aggregates;
   out.evictedClients = evicted;
   out.fineDropped = fineDropped;
+  // The union can pass a cap no part reached alone: hold it to the caps one engine keeps.
+  while (out.bins.size > out.limits.maxBins) out.coarsen();
+  if (out.fine.size > out.limits.maxFineBins) {
+    const keys = [...out.fine.keys()].sort((a, b) => a - b);
+    const drop = out.fine.size - out.limits.maxFineBins;
+    for (let i = 0; i < drop; i++) out.fine.delete(keys[i] as number);
+    out.fineDropped += drop;
+  }
+  out.families = capMap(out.families, out.limits.maxFamilies, OTHER_FAMILY, (n) => new FamilyAgg(n));
+  out.routes = capMap(out.routes, out.limits.maxRoutes, OTHER_ROUTES, (n) => new RouteAgg(n));
+  return out;
+}
+
+/** A map held to `cap` entries: the first ones kept, the rest summed under `other`. */
+function capMap<T extends { merge(o: T): void; clone(): T }>(map: Map<string, T>, cap: number, other: string, make: (name: string) => T): Map<string, T> {
+  if (map.size <= cap) return map;
+  const out = new Map<string, T>();
+  let rest: T | null = null;
+  for (const [k, v] of map) {
+    if (k !== other && out.size < cap - 1) out.set(k, v);
+    else {
+      rest ??= make(other);
+      rest.merge(v);
+    }
+  }
+  if (rest !== null) out.set(other, rest);
   return out;
 }
 

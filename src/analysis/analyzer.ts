@@ -88,6 +88,12 @@ export interface Analyzer {
   report(): Report;
   /** What the report is built from (see `PartialAnalysis`); partitions of one file merge these. */
   partial(): PartialAnalysis;
+  /**
+   * An exchange that another engine handles (a partition of the same recording) ended at `end`,
+   * with this Retry-After if it failed: the clock and retry window move as if this engine had
+   * seen it, so its own chains settle and close at the same points as in one engine.
+   */
+  advanceClock(end: number, retryAfterMs: number | null): void;
   /** Forgets everything seen (the recording headers stay). */
   reset(): void;
   /** Notes a line a reader could not parse; it appears in `dataQuality.badLines`. */
@@ -278,10 +284,7 @@ class Engine implements Analyzer {
     const a = toAttempt(r, this.ctx, key);
     if (a.ts < this.firstTs) this.firstTs = a.ts;
     if (a.end > this.lastEnd) this.lastEnd = a.end;
-    if (a.retryAfterMs !== null && a.retryAfterMs > this.maxRetryAfterMs) {
-      this.maxRetryAfterMs = a.retryAfterMs;
-      if (this.opts.windowMs === null) this.params.windowMs = Math.max(MIN_WINDOW_MS, 1.5 * this.maxRetryAfterMs + 5000);
-    }
+    if (a.retryAfterMs !== null) this.noteRetryAfter(a.retryAfterMs);
     this.raw(a, fallback);
     let t = this.threads.get(a.thread);
     if (t === undefined) {
@@ -294,6 +297,19 @@ class Engine implements Analyzer {
     this.schedule(t);
     this.sweep();
     if (this.threads.size > this.opts.maxThreads) this.evictOldThreads();
+  }
+
+  advanceClock(end: number, retryAfterMs: number | null): void {
+    if (retryAfterMs !== null) this.noteRetryAfter(retryAfterMs);
+    if (end > this.watermark) this.watermark = end;
+    this.sweep();
+  }
+
+  /** The retry window grows with the largest Retry-After seen (unless the window was given). */
+  private noteRetryAfter(ms: number): void {
+    if (ms <= this.maxRetryAfterMs) return;
+    this.maxRetryAfterMs = ms;
+    if (this.opts.windowMs === null) this.params.windowMs = Math.max(MIN_WINDOW_MS, 1.5 * this.maxRetryAfterMs + 5000);
   }
 
   /** Counts that do not depend on grouping: offered load, errors, faults, NAT, fault intervals. */

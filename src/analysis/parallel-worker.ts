@@ -1,13 +1,15 @@
 /**
  * One thread of a partitioned analysis (see `parallel.ts`): reads the whole file, parses the lines
- * of its partition, runs an engine over them and sends back the engine's partial.
+ * of its partition, runs an engine over them and sends back the engine's partial. The other lines
+ * are only skimmed for their exchange's end (and a failure's Retry-After), so the engine's clock
+ * and retry window follow the whole recording, as one engine's would.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AftershockError } from '../errors.js';
 import { readRecordsTo } from '../record/reader.js';
 import type { AnyRecord } from '../record/schema.js';
 import { createAnalyzer } from './analyzer.js';
-import { partitionOfLine, type WorkerInput, type WorkerMessage } from './parallel.js';
+import { clockOfLine, partitionOfLine, type WorkerInput, type WorkerMessage } from './parallel.js';
 
 /** Progress is posted at most this often (ms). */
 const PROGRESS_MS = 200;
@@ -28,7 +30,14 @@ async function main(input: WorkerInput): Promise<WorkerMessage> {
     },
   };
   await readRecordsTo(path, sink, {
-    lineFilter: (buf, start, end) => partitionOfLine(buf, start, end, parts) === part,
+    maxBytes: input.maxBytes,
+    // Another thread's line is not parsed here, but its exchange still moves the clock.
+    lineFilter: (buf, start, end) => {
+      if (partitionOfLine(buf, start, end, parts) === part) return true;
+      const clock = clockOfLine(buf, start, end);
+      if (clock !== null) engine.advanceClock(clock.end, clock.retryAfterMs);
+      return false;
+    },
     onBadLine: (b) => {
       badLines++;
       engine.noteBadLine({ file: path, line: b.line, reason: b.reason, excerpt: b.excerpt });

@@ -38,9 +38,11 @@ const TAB = 0x09;
  * in the same partition.
  */
 export function partitionOfLine(buf: Buffer, start: number, end: number, parts: number): number {
-  const at = buf.indexOf(CLIENT_KEY, start);
-  if (at === -1 || at >= end) return 0;
-  let i = at + CLIENT_KEY.length;
+  // Searched within the line only: a search from `start` would run on to the next line's client,
+  // over and over for a long stretch of lines without one.
+  const found = buf.subarray(start, end).indexOf(CLIENT_KEY);
+  if (found === -1) return 0;
+  let i = start + found + CLIENT_KEY.length;
   while (i < end && (buf[i] === SPACE || buf[i] === TAB)) i++;
   if (buf[i] !== QUOTE) return 0;
   let h = 0x811c9dc5;
@@ -50,6 +52,63 @@ export function partitionOfLine(buf: Buffer, start: number, end: number, parts: 
     h = Math.imul(h ^ b, 0x01000193);
   }
   return (h >>> 0) % parts;
+}
+
+const END_KEY = Buffer.from('"end":');
+const TS_KEY = Buffer.from('"ts":');
+const STATUS_KEY = Buffer.from('"status":');
+const OUTCOME_KEY = Buffer.from('"outcome":');
+const RETRY_AFTER_KEY = Buffer.from('"retryAfter":');
+const NULL_BYTES = Buffer.from('null');
+
+/** The number written after the first `key` in `line`, or NaN (absent, null, not a number). */
+function numberAfter(line: Buffer, key: Buffer): number {
+  const at = line.indexOf(key);
+  if (at === -1) return Number.NaN;
+  let i = at + key.length;
+  while (line[i] === SPACE || line[i] === TAB) i++;
+  let j = i;
+  for (; j < line.length; j++) {
+    const b = line[j] as number;
+    // digits, '.', '-', '+', 'e', 'E'
+    if (!((b >= 0x30 && b <= 0x39) || b === 0x2e || b === 0x2d || b === 0x2b || b === 0x65 || b === 0x45)) break;
+  }
+  return j === i ? Number.NaN : Number(line.toString('latin1', i, j));
+}
+
+/** Is the value after the first `key` in `line` a literal null (or is the key absent)? */
+function nullAfter(line: Buffer, key: Buffer): boolean {
+  const at = line.indexOf(key);
+  if (at === -1) return true;
+  let i = at + key.length;
+  while (line[i] === SPACE || line[i] === TAB) i++;
+  return line.subarray(i, i + 4).equals(NULL_BYTES);
+}
+
+/** What an exchange line another thread parses does to the recording's clock. */
+export interface LineClock {
+  /** max(end, ts), as the engine's watermark takes it. */
+  end: number;
+  /** The Retry-After (ms) of a failed exchange, which widens the retry window. */
+  retryAfterMs: number | null;
+}
+
+/**
+ * The clock of an exchange line, read from its bytes without parsing it (null for a line
+ * without a numeric `end`: not an exchange). A failure, as the engine counts one for the
+ * retry window: no status, a status of 400 or more, or an outcome.
+ */
+export function clockOfLine(buf: Buffer, start: number, end: number): LineClock | null {
+  const line = buf.subarray(start, end);
+  const e = numberAfter(line, END_KEY);
+  if (!Number.isFinite(e)) return null;
+  const ts = numberAfter(line, TS_KEY);
+  const at = Number.isFinite(ts) && ts > e ? ts : e;
+  const ra = numberAfter(line, RETRY_AFTER_KEY);
+  if (!(ra >= 0)) return { end: at, retryAfterMs: null };
+  const status = numberAfter(line, STATUS_KEY);
+  const failed = !Number.isFinite(status) || status >= 400 || !nullAfter(line, OUTCOME_KEY);
+  return { end: at, retryAfterMs: failed ? ra * 1000 : null };
 }
 
 /** What `analyzeFiles` passes on; the callbacks stay in this thread. */
@@ -64,6 +123,8 @@ export interface PartitionedOptions extends AnalyzerOptions {
 /** What a worker is told (structured-cloneable). */
 export interface WorkerInput {
   path: string;
+  /** The file's size when the analysis started: every worker reads exactly this far. */
+  maxBytes: number;
   part: number;
   parts: number;
   options: AnalyzerOptions;
@@ -141,12 +202,19 @@ export async function analyzeInPartitions(path: string, options: PartitionedOpti
   if (script === null) return null;
   const { onBadLine, onProgress, progressEvery, workerHeapMb, ...analyzerOptions } = options;
   const opts = resolveOptions(analyzerOptions);
+  if (workerHeapMb !== undefined && (!Number.isInteger(workerHeapMb) || workerHeapMb < 1)) {
+    throw new AftershockError('ERR_BAD_OPTION', `workerHeapMb ${JSON.stringify(workerHeapMb)}: give a positive integer`);
+  }
+  // Each worker gets its share of the caps with a quarter of headroom: the hash does not split
+  // clients exactly evenly, and a worker should not evict where one engine would not.
+  const share = (cap: number): number => Math.min(cap, Math.ceil((cap / parts) * 1.25) + 16);
   const perPart: AnalyzerOptions = {
     ...analyzerOptions,
-    maxClients: Math.ceil(opts.maxClients / parts),
-    maxThreads: Math.ceil(opts.maxThreads / parts),
+    maxClients: share(opts.maxClients),
+    maxThreads: share(opts.maxThreads),
   };
-  const totalBytes = fs.statSync(path).size;
+  const totalBytes = fileSize(path);
+  if (totalBytes < 0) return null;
   const state = Array.from({ length: parts }, () => ({ records: 0, bytes: 0, badLines: 0 }));
   const every = progressEvery ?? 10_000;
   let reported = 0;
@@ -158,20 +226,25 @@ export async function analyzeInPartitions(path: string, options: PartitionedOpti
     onProgress({ records, bytes: Math.min(...state.map((s) => s.bytes)), totalBytes, badLines: state.reduce((n, s) => n + s.badLines, 0) });
   };
   const workers: Worker[] = [];
+  const bad: BadLineInfo[] = [];
+  let failed = false;
   const run = (part: number): Promise<PartialAnalysis> =>
     new Promise((resolve, reject) => {
-      const input: WorkerInput = { path, part, parts, options: perPart, progress: onProgress !== undefined, badLines: onBadLine !== undefined };
+      const input: WorkerInput = { path, maxBytes: totalBytes, part, parts, options: perPart, progress: onProgress !== undefined, badLines: onBadLine !== undefined };
       const w = new Worker(script, { workerData: input, resourceLimits: { maxOldGenerationSizeMb: workerHeapMb ?? heapCapMb(perPart.maxClients as number) } });
       workers.push(w);
       let settled = false;
       w.on('message', (m: WorkerMessage) => {
         switch (m.type) {
           case 'progress':
+            if (failed) return;
             state[part] = { records: m.records, bytes: m.bytes, badLines: m.badLines };
             progress(false);
             return;
           case 'bad':
-            onBadLine?.(path, m.info);
+            // Handed on once every thread has finished: after a failed thread, the one-thread
+            // analysis that follows reports them itself.
+            bad.push(m.info);
             return;
           case 'done':
             settled = true;
@@ -192,9 +265,11 @@ export async function analyzeInPartitions(path: string, options: PartitionedOpti
     });
   try {
     const partials = await Promise.all(Array.from({ length: parts }, (_, i) => run(i)));
+    if (onBadLine !== undefined) for (const b of bad.sort((x, y) => x.line - y.line)) onBadLine(path, b);
     progress(true);
     return reportOfPartial(mergePartials(partials), opts, parts);
   } catch (err) {
+    failed = true;
     if (err instanceof ThreadFailed) return null;
     throw err;
   } finally {

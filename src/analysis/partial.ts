@@ -5,9 +5,11 @@
  * threads (`parallel.ts`) gives one partial per thread, and they merge here.
  *
  * Merging is exact for every count and sum (the partitions hold disjoint clients, so attempts,
- * chains, distinct clients and timeline bins add up). Sampled statistics (the per-index gap
- * samples behind medians and jitter) merge their samples, so they are estimates drawn from a
- * different, equally spread sample than one thread would keep.
+ * chains, distinct clients and timeline bins add up; each partition's clock follows the whole
+ * recording, see `Analyzer.advanceClock`). Sampled statistics (the per-index gap samples behind
+ * medians and jitter) merge their samples, so they are estimates drawn from a different, equally
+ * spread sample than one thread would keep. Where the caps bite (clients evicted, threads ended
+ * early), each partition evicts by its own share of the cap, so the evicted sets differ.
  */
 import type { HeaderRecord } from '../record/schema.js';
 import { type Aggregates, combineAggregates, reviveAggregates } from './aggregates.js';
@@ -136,11 +138,16 @@ export function mergePartials(parts: readonly PartialAnalysis[]): PartialAnalysi
       }
     }
   }
-  const byTime = <T extends { t: number }>(lists: ReadonlyArray<readonly T[]>, cap: number): T[] =>
-    lists
+  // Marks and events carry no client, so one partition holds them all, in file order; only when
+  // several hold some (an event naming a client) are they put in time order.
+  const byTime = <T extends { t: number }>(lists: ReadonlyArray<readonly T[]>, cap: number): T[] => {
+    const some = lists.filter((l) => l.length > 0);
+    if (some.length <= 1) return (some[0] ?? []).slice(0, cap);
+    return some
       .flat()
       .sort((a, b) => a.t - b.t)
       .slice(0, cap);
+  };
   let firstTs: number | null = null;
   let lastEnd: number | null = null;
   for (const p of parts) {

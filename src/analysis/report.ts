@@ -91,7 +91,7 @@ const R = REPORT_THRESHOLDS;
 
 /** Stated when one file was analysed by several threads (`dataQuality.partitions` > 1). */
 export const PARTITIONED_LIMIT =
-  'This recording was split by client key among several threads and their results merged: every count is exact, but the sampled gap statistics (median gaps per attempt index, jitter) come from a merged sample, each thread grew its retry window only from the Retry-After values it saw, and a client key written in two different JSON spellings could be split. Use --threads 1 for a single-engine result.';
+  'This recording was split by client key among several threads and their results merged. Counts, timeline, clients, routes, fault windows and findings are those of one engine, except that the sampled gap statistics (median gaps per attempt index, jitter) come from a merged sample, that where a cap was reached (clients or open requests evicted) each thread evicted by its own share of it, and that a client key written in two different JSON spellings could be split. Use --threads 1 for a single-engine result.';
 
 /** The known limits (spec §7), stated in every report. */
 export const KNOWN_LIMITS: readonly string[] = [

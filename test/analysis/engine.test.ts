@@ -268,6 +268,16 @@ describe('grouping (spec §3)', () => {
     expect(r.dataQuality).toMatchObject({ invalidRecords: 2, unknownRecords: 1, newerSchemaRecords: 1 });
   });
 
+  it('sums routes and client types past their caps under one "other" entry (it used to ask for it forever)', () => {
+    // 5,100 routes whose paths stay apart after normalisation (letters, no ids).
+    const word = (i: number): string => Array.from({ length: 3 }, (_, k) => String.fromCharCode(97 + (Math.floor(i / 26 ** k) % 26))).join('');
+    const records: AnyRecord[] = [];
+    for (let i = 0; i < 5100; i++) records.push(http({ ts: T0 + i, path: `/shop/${word(i)}`, userAgent: `agent${word(i)}/1.0` }));
+    const r = run(records);
+    expect(r.totals.attempts).toBe(5100);
+    expect(r.routes.length + r.routesOmitted).toBeGreaterThanOrEqual(5000);
+  });
+
   it('rejects malformed options with ERR_BAD_OPTION', () => {
     expect(() => createAnalyzer({ window: 'soon' })).toThrow(/duration/);
     expect(() => createAnalyzer({ maxClients: 0 })).toThrow(/positive integer/);

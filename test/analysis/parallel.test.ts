@@ -224,7 +224,63 @@ describe('analyzeFiles in threads', () => {
     const r = await analyzeFiles([file], { threads: 2, workerHeapMb: 1, onBadLine: (_f, b) => bad.push(b.line) });
     expect(r.dataQuality.partitions).toBe(1);
     expect(r).toEqual(one);
-    expect(bad).toContain(901);
+    // Each bad line reaches the caller once: the threads' reports were held back.
+    expect(bad).toEqual([901, 2101]);
+    await expect(analyzeFiles([file], { threads: 2, workerHeapMb: 0 })).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
+  });
+
+  /** A small recording of clients A and B (which hash to different partitions of 2). */
+  function twoClients(rows: Array<[client: 'A' | 'B', ts: number, end: number, status: number]>): string {
+    const lines = rows
+      .map(([client, ts, end, status], i) => ({
+        end,
+        line: JSON.stringify({ v: 1, type: 'http', id: `r${i}`, ts: T0 + ts, end: T0 + end, client, ip: client === 'A' ? '10.0.0.1' : '10.0.0.2', conn: '1', method: 'GET', path: '/x', query: null, status, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 0, ttfb: 1, duration: end - ts, fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: 'curl/8', headers: {}, error: null }),
+      }))
+      .sort((a, b) => a.end - b.end)
+      .map((l) => l.line);
+    return tmpFile('ab.ndjson', lines.join('\n') + '\n');
+  }
+
+  it("moves every thread's clock with the whole recording, so chains close where one engine closes them", async () => {
+    const [a, b] = ['A', 'B'].map((c) => partitionOfLine(Buffer.from(`{"client":"${c}"}`), 0, 14, 2));
+    expect(a).not.toBe(b);
+    // A fails, and its next attempt ends long after B's traffic has carried the clock past A's window.
+    const slow: Array<['A' | 'B', number, number, number]> = [['A', 0, 100, 503], ['A', 1000, 200_000, 200]];
+    for (let t = 1000; t <= 150_000; t += 1000) slow.push(['B', t, t + 10, 200]);
+    // A first attempt that lasts 20 s, then two short ones, while B keeps the clock going.
+    const long: Array<['A' | 'B', number, number, number]> = [['A', 0, 20_000, 503], ['A', 1000, 1100, 503], ['A', 2000, 2100, 200]];
+    for (let t = 1000; t <= 19_000; t += 500) long.push(['B', t, t + 10, 200]);
+    for (const rows of [slow, long]) {
+      const file = twoClients(rows);
+      const one = await analyzeFiles([file], { threads: 1 });
+      const two = await analyzeFiles([file], { threads: 2 });
+      expect(two.dataQuality.partitions).toBe(2);
+      expect(two.totals).toEqual(one.totals);
+      expect(two.dataQuality.lateRecords).toBe(one.dataQuality.lateRecords);
+    }
+  });
+
+  it('holds the merged timeline to maxBins as one engine does', async () => {
+    const rows: Array<['A' | 'B', number, number, number]> = [];
+    for (let s = 0; s < 10; s++) rows.push(['A', s * 1000, s * 1000 + 5, 200]);
+    for (let s = 100; s < 110; s++) rows.push(['B', s * 1000, s * 1000 + 5, 200]);
+    const file = twoClients(rows);
+    const one = await analyzeFiles([file], { threads: 1, maxBins: 10 });
+    const two = await analyzeFiles([file], { threads: 2, maxBins: 10 });
+    expect(one.dataQuality.binMs).toBe(2000);
+    expect(two.dataQuality.binMs).toBe(one.dataQuality.binMs);
+    expect(two.timeline).toEqual(one.timeline);
+  });
+
+  it('splits a recording with long runs of lines without a client (WebSocket messages) correctly', async () => {
+    const lines = [JSON.stringify({ v: 1, type: 'ws', id: 'w1', ts: T0, end: T0 + 9000, client: 'c1', ip: '10.0.0.1', conn: '1', method: 'GET', path: '/ws', query: null, status: 101, outcome: null, headers: {} })];
+    for (let i = 0; i < 20_000; i++) lines.push(JSON.stringify({ v: 1, type: 'ws-message', ts: T0 + i / 10, exchange: 'w1', dir: 'in', opcode: 1, bytes: 5 }));
+    const file = tmpFile('ws.ndjson', lines.join('\n') + '\n');
+    const one = await analyzeFiles([file], { threads: 1 });
+    const two = await analyzeFiles([file], { threads: 2 });
+    expect(two.dataQuality.partitions).toBe(2);
+    expect(two.dataQuality.recordsByType).toEqual(one.dataQuality.recordsByType);
+    expect(two.totals).toEqual(one.totals);
   });
 
   it('refuses a bad thread count and names an unreadable file as one thread would', async () => {
@@ -247,6 +303,29 @@ describe('analyzeFiles in threads', () => {
 });
 
 describe('readRecordsTo', () => {
+  it('reads a plain file only up to maxBytes, so threads started together see the same file', async () => {
+    const a = '{"v":1,"type":"mark","ts":1,"label":"a"}';
+    const b = '{"v":1,"type":"mark","ts":2,"label":"b"}';
+    const file = tmpFile('grow.ndjson', `${a}\n${b}\n${a}\n`);
+    const got: AnyRecord[] = [];
+    const bad: string[] = [];
+    await readRecordsTo(file, { push: (r) => got.push(r) }, { maxBytes: a.length + 1 + 10, onBadLine: (x) => bad.push(x.reason) });
+    expect(got).toHaveLength(1);
+    expect(bad).toEqual(['truncated last line (no newline at end of file)']);
+  });
+
+  it("lets the consumer's own errors through as they are (not as an unreadable recording)", async () => {
+    const file = tmpFile('m.ndjson', '{"v":1,"type":"mark","ts":1,"label":"a"}\n');
+    const boom = new TypeError('consumer bug');
+    await expect(
+      readRecordsTo(file, {
+        push: () => {
+          throw boom;
+        },
+      }),
+    ).rejects.toBe(boom);
+  });
+
   it('hands over each record as parsed, skips filtered lines and keeps their line numbers', async () => {
     const lines = ['{"v":1,"type":"mark","ts":1,"label":"a"}', '{"v":1,"type":"mark","ts":2,"label":"skip"}', '{oops', '{"v":1,"type":"mark","ts":3,"label":"b"}', '{"v":1,"type":"mark","ts":4,"label":"skip"'];
     const file = tmpFile('m.ndjson', lines.join('\n'));

@@ -17,7 +17,7 @@ import type { AnyRecord } from '../record/schema.js';
 import { readRecordBatches, readRecordsTo, type BadLineInfo } from '../record/reader.js';
 import { AftershockError } from '../errors.js';
 import { type Analyzer, createAnalyzer } from './analyzer.js';
-import { analyzeInPartitions, autoPartitions, canPartition } from './parallel.js';
+import { analyzeInPartitions, autoPartitions, canPartition, oneWorker } from './parallel.js';
 import type { AnalyzerOptions, Report } from './types.js';
 
 /** Progress of an offline analysis. */
@@ -43,7 +43,11 @@ export interface AnalyzeFilesOptions extends AnalyzerOptions, MergeOptions {
    * per core (at most 4) for a single plain file of 64 MiB or more, else 1. 1 forces one thread.
    */
   threads?: number;
-  /** Old-generation heap cap of each such thread, MB (default 128, more for a large `maxClients`). */
+  /**
+   * Old-generation heap cap of each analysis thread, MB (default 128, more for a large
+   * `maxClients`). One large file analysed by one engine runs in a worker with this cap too; given
+   * explicitly, even a small file does.
+   */
   workerHeapMb?: number;
 }
 
@@ -227,7 +231,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeFil
     throw new AftershockError('ERR_BAD_OPTION', `threads ${JSON.stringify(threads)}: give a positive integer`);
   }
   const parts = threads === undefined ? autoPartitions(paths, rest) : canPartition(paths, rest) ? threads : 1;
-  if (parts > 1) {
+  if (parts > 1 || oneWorker(paths, workerHeapMb)) {
     const report = await analyzeInPartitions(paths[0] as string, workerHeapMb === undefined ? rest : { ...rest, workerHeapMb }, parts);
     if (report !== null) return report;
   }

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AftershockError } from '../errors.js';
-import { readRecordsTo } from '../record/reader.js';
+import { type LineFilter, readRecordsTo } from '../record/reader.js';
 import type { AnyRecord } from '../record/schema.js';
 import { createAnalyzer } from './analyzer.js';
 import { clockOfLine, partitionOfLine, type WorkerInput, type WorkerMessage } from './parallel.js';
@@ -29,15 +29,20 @@ async function main(input: WorkerInput): Promise<WorkerMessage> {
       records++;
     },
   };
+  // Another thread's line is not parsed here, but its exchange still moves the clock. (One
+  // thread alone, with only its heap capped, parses every line.)
+  const lineFilter: LineFilter | undefined =
+    parts === 1
+      ? undefined
+      : (buf, start, end) => {
+          if (partitionOfLine(buf, start, end, parts) === part) return true;
+          const clock = clockOfLine(buf, start, end);
+          if (clock !== null) engine.advanceClock(clock.end, clock.retryAfterMs);
+          return false;
+        };
   await readRecordsTo(path, sink, {
     maxBytes: input.maxBytes,
-    // Another thread's line is not parsed here, but its exchange still moves the clock.
-    lineFilter: (buf, start, end) => {
-      if (partitionOfLine(buf, start, end, parts) === part) return true;
-      const clock = clockOfLine(buf, start, end);
-      if (clock !== null) engine.advanceClock(clock.end, clock.retryAfterMs);
-      return false;
-    },
+    ...(lineFilter === undefined ? {} : { lineFilter }),
     onBadLine: (b) => {
       badLines++;
       engine.noteBadLine({ file: path, line: b.line, reason: b.reason, excerpt: b.excerpt });

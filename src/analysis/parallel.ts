@@ -164,6 +164,17 @@ export function canPartition(paths: readonly string[], options: AnalyzerOptions)
   return fileSize(file) >= 0;
 }
 
+/**
+ * Should this input, analysed by one engine, run in a worker thread? Yes for one file (plain or
+ * gzip, not stdin) of at least PARTITION_MIN_BYTES, or when a heap cap was asked for: the worker's
+ * capped heap keeps the peak memory of a large file down.
+ */
+export function oneWorker(paths: readonly string[], workerHeapMb: number | undefined): boolean {
+  if (paths.length !== 1 || paths[0] === '-') return false;
+  const size = fileSize(paths[0] as string);
+  return size >= 0 && (workerHeapMb !== undefined || size >= PARTITION_MIN_BYTES);
+}
+
 /** The size of a regular file; -1 for anything else (missing, a directory, a pipe). */
 function fileSize(file: string): number {
   try {
@@ -193,7 +204,8 @@ function heapCapMb(maxClientsPerPart: number): number {
 class ThreadFailed extends Error {}
 
 /**
- * Analyses one plain file in `parts` threads. Resolves to null when the threads cannot be used
+ * Analyses one file in `parts` threads (one: a single engine in a worker with a capped heap; more:
+ * a plain file split by client key). Resolves to null when the threads cannot be used
  * (no worker script, a worker ran out of its heap or failed unexpectedly): the caller then
  * analyses in one thread. A recording that cannot be read rejects as in one thread.
  */
@@ -267,7 +279,7 @@ export async function analyzeInPartitions(path: string, options: PartitionedOpti
     const partials = await Promise.all(Array.from({ length: parts }, (_, i) => run(i)));
     if (onBadLine !== undefined) for (const b of bad.sort((x, y) => x.line - y.line)) onBadLine(path, b);
     progress(true);
-    return reportOfPartial(mergePartials(partials), opts, parts);
+    return reportOfPartial(mergePartials(partials), opts, parts, parts);
   } catch (err) {
     failed = true;
     if (err instanceof ThreadFailed) return null;

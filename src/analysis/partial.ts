@@ -178,7 +178,7 @@ export function mergePartials(parts: readonly PartialAnalysis[]): PartialAnalysi
 }
 
 /** The report of a partial (of one engine, or merged from several partitions). */
-export function reportOfPartial(p: PartialAnalysis, opts: ResolvedOptions, partitions = 1): Report {
+export function reportOfPartial(p: PartialAnalysis, opts: ResolvedOptions, partitions = 1, workerThreads = 0): Report {
   const nat: Array<{ ip: string; userAgents: number }> = [];
   // Several agents behind one address whose client keys do not tell more clients apart than the
   // agents do (keys are IP or IP + User-Agent): devices with the same agent are merged.
@@ -200,5 +200,6 @@ export function reportOfPartial(p: PartialAnalysis, opts: ResolvedOptions, parti
     firstTs: p.firstTs,
     lastEnd: p.lastEnd,
     partitions,
+    workerThreads,
   });
 }

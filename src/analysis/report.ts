@@ -51,6 +51,8 @@ export interface ReportInput {
   lastEnd: number | null;
   /** Threads the records were split among by client key (1: one engine saw them all). */
   partitions?: number;
+  /** Worker threads the engines ran in (0: the calling thread). */
+  workerThreads?: number;
 }
 
 /** Fault bins closer than this (ms) are one fault window. */
@@ -888,6 +890,7 @@ export function buildReport(input: ReportInput): Report {
       binMs,
       natSuspected: input.nat.slice(0, 100).map((n) => ({ ...n })),
       partitions: input.partitions ?? 1,
+      workerThreads: input.workerThreads ?? 0,
     },
     marks: input.marks.map((m) => ({ ...m })),
     events: input.events.map((e) => ({ ...e })),

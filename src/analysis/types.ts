@@ -282,6 +282,8 @@ export interface DataQuality {
   natSuspected: Array<{ ip: string; userAgents: number }>;
   /** Threads the records were split among by client key and merged (1: one engine saw them all). */
   partitions: number;
+  /** Worker threads the analysis ran in (0: the calling thread; a large file runs in workers with a capped heap). */
+  workerThreads: number;
 }
 
 export interface ReportConfidence {

@@ -133,6 +133,7 @@ function exact(r: Report): unknown {
   }
   delete copy.limits;
   delete (copy.dataQuality as Record<string, unknown>).partitions;
+  delete (copy.dataQuality as Record<string, unknown>).workerThreads;
   return copy;
 }
 
@@ -172,6 +173,7 @@ describe('analyzeFiles in threads', () => {
     const three = await analyzeFiles([file], { threads: 3 });
     expect(one.dataQuality.partitions).toBe(1);
     expect(two.dataQuality.partitions).toBe(2);
+    expect(two.dataQuality.workerThreads).toBe(2);
     expect(three.dataQuality.partitions).toBe(3);
     // The recording exercises what must merge: retries, faults, NAT, marks, events, bad lines.
     expect(one.totals.retries).toBeGreaterThan(100);
@@ -217,12 +219,25 @@ describe('analyzeFiles in threads', () => {
     expect((await analyzeFiles([plain])).dataQuality.partitions).toBe(1);
   });
 
+  it('runs one engine in a worker with a capped heap when asked (a large file does so by default): the same report', async () => {
+    const text = recording();
+    for (const file of [tmpFile('rec.ndjson', text), tmpFile('rec.ndjson.gz', zlib.gzipSync(text))]) {
+      const here = await analyzeFiles([file], { threads: 1 });
+      const worker = await analyzeFiles([file], { threads: 1, workerHeapMb: 256 });
+      expect(here.dataQuality.workerThreads).toBe(0);
+      expect(worker.dataQuality.workerThreads).toBe(1);
+      expect(worker.dataQuality.partitions).toBe(1);
+      expect({ ...worker, dataQuality: { ...worker.dataQuality, workerThreads: 0 } }).toEqual(here);
+    }
+  });
+
   it('starts over in one thread when a worker runs out of its heap', async () => {
     const file = tmpFile('rec.ndjson', recording());
     const one = await analyzeFiles([file], { threads: 1 });
     const bad: number[] = [];
     const r = await analyzeFiles([file], { threads: 2, workerHeapMb: 1, onBadLine: (_f, b) => bad.push(b.line) });
     expect(r.dataQuality.partitions).toBe(1);
+    expect(r.dataQuality.workerThreads).toBe(0);
     expect(r).toEqual(one);
     // Each bad line reaches the caller once: the threads' reports were held back.
     expect(bad).toEqual([901, 2101]);

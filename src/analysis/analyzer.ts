@@ -23,6 +23,7 @@ import { type GroupingParams, Thread } from './chain.js';
 import { DEFAULT_CACHE_BUSTING_KEYS } from './normalize.js';
 import { FAULT_GAP_MS, type FaultInterval } from './report.js';
 import {
+  freshQuality,
   type IpSeen,
   MAX_BAD_LINES,
   MAX_EVENTS,
@@ -137,18 +138,6 @@ export function resolveOptions(o: AnalyzerOptions = {}): ResolvedOptions {
 }
 
 
-const freshQuality = (): QualityCounters => ({
-  records: 0,
-  recordsByType: {},
-  badLines: 0,
-  badLineList: [],
-  unknownRecords: 0,
-  newerSchemaRecords: 0,
-  invalidRecords: 0,
-  clientKeyFallbacks: 0,
-  threadsEvicted: 0,
-  injectedFaults: 0,
-});
 
 function isExchange(r: Record<string, unknown>): boolean {
   return (

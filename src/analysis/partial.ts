@@ -79,19 +79,22 @@ function joinIntervals(lists: ReadonlyArray<readonly FaultInterval[]>): FaultInt
   return out;
 }
 
+/** Counters about the input, all zero. */
+export const freshQuality = (): QualityCounters => ({
+  records: 0,
+  recordsByType: {},
+  badLines: 0,
+  badLineList: [],
+  unknownRecords: 0,
+  newerSchemaRecords: 0,
+  invalidRecords: 0,
+  clientKeyFallbacks: 0,
+  threadsEvicted: 0,
+  injectedFaults: 0,
+});
+
 function mergeQuality(parts: readonly QualityCounters[]): QualityCounters {
-  const q: QualityCounters = {
-    records: 0,
-    recordsByType: {},
-    badLines: 0,
-    badLineList: [],
-    unknownRecords: 0,
-    newerSchemaRecords: 0,
-    invalidRecords: 0,
-    clientKeyFallbacks: 0,
-    threadsEvicted: 0,
-    injectedFaults: 0,
-  };
+  const q = freshQuality();
   const bad: BadLine[] = [];
   for (const p of parts) {
     q.records += p.records;

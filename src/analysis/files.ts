@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import type { AnyRecord } from '../record/schema.js';
-import { readRecordBatches, readRecordsTo, type BadLineInfo } from '../record/reader.js';
+import { readRecordBatches, readRecordsTo, type BadLineInfo, type ReadRecordsOptions } from '../record/reader.js';
 import { AftershockError } from '../errors.js';
 import { type Analyzer, createAnalyzer } from './analyzer.js';
 import { analyzeInPartitions, autoPartitions, canPartition, oneWorker } from './parallel.js';
@@ -240,26 +240,37 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeFil
 
 async function analyzeInOneThread(paths: readonly string[], options: AnalyzerOptions & MergeOptions): Promise<Report> {
   const analyzer = createAnalyzer(options);
-  const noteBad = (file: string, b: BadLineInfo): void => {
-    analyzer.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
-    options.onBadLine?.(file, b);
-  };
   if (paths.length === 1) {
-    await analyzeOneFile(paths[0] as string, analyzer, options, noteBad);
+    await analyzeOneFile(paths[0] as string, analyzer, options);
     return analyzer.report();
   }
-  const merge: MergeOptions = { onBadLine: noteBad };
+  const merge: MergeOptions = { onBadLine: noteBadLines(analyzer, options.onBadLine) };
   if (options.onProgress !== undefined) merge.onProgress = options.onProgress;
   if (options.progressEvery !== undefined) merge.progressEvery = options.progressEvery;
   for await (const { records } of mergeBatches(paths, merge)) for (const r of records) analyzer.ingest(r);
   return analyzer.report();
 }
 
+/** A bad line goes into the engine's data quality, then to the caller's callback. */
+function noteBadLines(analyzer: Analyzer, onBadLine: MergeOptions['onBadLine']): (file: string, b: BadLineInfo) => void {
+  return (file, b) => {
+    analyzer.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
+    onBadLine?.(file, b);
+  };
+}
+
 /**
  * One file straight into the engine, each record as it is parsed (no batches: a record the
- * engine does not keep dies young). Progress as `mergeBatches` reports it.
+ * engine does not keep dies young). Progress as `mergeBatches` reports it. `read` narrows what is
+ * read (a thread's share of the lines, a fixed length); a worker thread of `parallel.ts` runs this.
  */
-async function analyzeOneFile(file: string, analyzer: Analyzer, options: MergeOptions, noteBad: (file: string, b: BadLineInfo) => void): Promise<void> {
+export async function analyzeOneFile(
+  file: string,
+  analyzer: Analyzer,
+  options: MergeOptions,
+  read: Pick<ReadRecordsOptions, 'lineFilter' | 'maxBytes'> = {},
+): Promise<void> {
+  const noteBad = noteBadLines(analyzer, options.onBadLine);
   const totalBytes = file === '-' ? null : await fs.promises.stat(file).then((s) => s.size, () => 0);
   const every = options.progressEvery ?? 10_000;
   const onProgress = options.onProgress;
@@ -276,6 +287,7 @@ async function analyzeOneFile(file: string, analyzer: Analyzer, options: MergeOp
           },
         };
   await readRecordsTo(file, sink, {
+    ...read,
     onBadLine: (b) => {
       badLines++;
       noteBad(file, b);

@@ -6,29 +6,19 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AftershockError } from '../errors.js';
-import { type LineFilter, readRecordsTo } from '../record/reader.js';
-import type { AnyRecord } from '../record/schema.js';
+import type { LineFilter } from '../record/reader.js';
 import { createAnalyzer } from './analyzer.js';
+import { analyzeOneFile, type MergeOptions } from './files.js';
 import { clockOfLine, partitionOfLine, type WorkerInput, type WorkerMessage } from './parallel.js';
 
-/** Progress is posted at most this often (ms). */
-const PROGRESS_MS = 200;
+/** Progress is posted every this many records of the worker's own. */
+const PROGRESS_EVERY = 20_000;
 
 async function main(input: WorkerInput): Promise<WorkerMessage> {
   const port = parentPort;
   if (port === null) throw new Error('parallel-worker runs as a worker thread');
   const { path, part, parts } = input;
   const engine = createAnalyzer(input.options);
-  let records = 0;
-  let bytes = 0;
-  let badLines = 0;
-  let last = 0;
-  const sink = {
-    push: (r: AnyRecord): void => {
-      engine.ingest(r);
-      records++;
-    },
-  };
   // Another thread's line is not parsed here, but its exchange still moves the clock. (One
   // thread alone, with only its heap capped, parses every line.)
   const lineFilter: LineFilter | undefined =
@@ -40,25 +30,13 @@ async function main(input: WorkerInput): Promise<WorkerMessage> {
           if (clock !== null) engine.advanceClock(clock.end, clock.retryAfterMs);
           return false;
         };
-  await readRecordsTo(path, sink, {
-    maxBytes: input.maxBytes,
-    ...(lineFilter === undefined ? {} : { lineFilter }),
-    onBadLine: (b) => {
-      badLines++;
-      engine.noteBadLine({ file: path, line: b.line, reason: b.reason, excerpt: b.excerpt });
-      if (input.badLines) port.postMessage({ type: 'bad', info: b } satisfies WorkerMessage);
-    },
-    onBytes: (n) => {
-      bytes = n;
-      if (!input.progress) return;
-      const now = performance.now();
-      if (now - last >= PROGRESS_MS) {
-        last = now;
-        port.postMessage({ type: 'progress', records, bytes, badLines } satisfies WorkerMessage);
-      }
-    },
-  });
-  if (input.progress) port.postMessage({ type: 'progress', records, bytes, badLines } satisfies WorkerMessage);
+  const options: MergeOptions = {};
+  if (input.badLines) options.onBadLine = (_file, info) => port.postMessage({ type: 'bad', info } satisfies WorkerMessage);
+  if (input.progress) {
+    options.onProgress = (p) => port.postMessage({ type: 'progress', records: p.records, bytes: p.bytes, badLines: p.badLines } satisfies WorkerMessage);
+    options.progressEvery = PROGRESS_EVERY;
+  }
+  await analyzeOneFile(path, engine, options, { maxBytes: input.maxBytes, ...(lineFilter === undefined ? {} : { lineFilter }) });
   return { type: 'done', partial: engine.partial() };
 }
 

@@ -125,6 +125,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.core.inflight.add(this);
     this.socket.on('error', () => undefined);
     this.socket.once('close', this.onRawClose);
+    const bad = this.handshakeProblem();
+    if (bad !== null) {
+      this.refuse(bad.status, bad.message);
+      return;
+    }
     const decision = this.core.engine.decide(this.facts, { now: this.ts });
     this.decision = decision;
     for (const f of decision.faults) {
@@ -157,6 +162,32 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
 
   // ---------------------------------------------------------------- handshake
 
+  /**
+   * What `ws` would refuse in the client's handshake, checked before anything reaches the
+   * upstream (the upstream must not see an upgrade the proxy then refuses, and the `ws` client
+   * throws on a subprotocol list or URL it cannot send).
+   */
+  private handshakeProblem(): { status: number; message: string } | null {
+    const h = this.req.headers;
+    if (this.req.method !== 'GET') return { status: 405, message: 'a WebSocket upgrade must be a GET' };
+    if ((h.upgrade ?? '').toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };
+    if (!validKey(h['sec-websocket-key'])) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key header' };
+    const version = h['sec-websocket-version'];
+    if (version !== '13' && version !== '8') return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
+    if (parseProtocols(h['sec-websocket-protocol']) === null) return { status: 400, message: 'invalid Sec-WebSocket-Protocol header (bad token or a name given twice)' };
+    if ((this.req.url as string).includes('#')) return { status: 400, message: 'the request target contains a fragment (#)' };
+    return null;
+  }
+
+  /** Answers a handshake the proxy itself refuses (not injected): recorded as a bad request. */
+  private refuse(status: number, message: string): void {
+    this.error = 'bad-request';
+    this.outcome = 'bad-request';
+    const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', 'x-aftershock-error': 'bad-request' };
+    if (status === 400 && message.includes('Version')) headers['sec-websocket-version'] = '13, 8';
+    this.writeRawResponse(status, headers, Buffer.from(JSON.stringify({ error: 'bad-request', message })), false);
+  }
+
   private upstreamHeaders(): Record<string, string> {
     const headers: Record<string, string> = {};
     const raw = this.req.headers;
@@ -186,14 +217,21 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const protoHeader = raw['sec-websocket-protocol'];
     const protocols = protoHeader === undefined ? [] : protoHeader.split(',').map((p) => p.trim()).filter((p) => p !== '');
     const wantsDeflate = /permessage-deflate/i.test(raw['sec-websocket-extensions'] ?? '');
-    const upstream = new WebSocket(url, protocols, {
-      headers,
-      perMessageDeflate: wantsDeflate,
-      autoPong: false,
-      handshakeTimeout: this.core.upstreamTimeoutMs,
-      rejectUnauthorized: this.core.verifyTls,
-      maxPayload: 100 * 1024 * 1024,
-    });
+    let upstream: WebSocket;
+    try {
+      upstream = new WebSocket(url, protocols, {
+        headers,
+        perMessageDeflate: wantsDeflate,
+        autoPong: false,
+        handshakeTimeout: this.core.upstreamTimeoutMs,
+        rejectUnauthorized: this.core.verifyTls,
+        maxPayload: 100 * 1024 * 1024,
+      });
+    } catch (err) {
+      // `ws` throws on what it cannot send (checked above; this is the backstop): never the process.
+      this.refuse(400, `cannot relay this upgrade: ${(err as Error).message}`);
+      return;
+    }
     this.upstream = upstream;
     upstream.on('unexpected-response', this.onUnexpectedResponse);
     upstream.on('error', this.onUpstreamError);
@@ -482,7 +520,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
           dropped = true;
           break;
         }
-        delay += v.delay;
+        if (v !== 'acted') delay += v.delay;
       }
       if (this.frozen) dropped = true;
     }

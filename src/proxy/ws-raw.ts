@@ -149,6 +149,11 @@ export class FrameCounter {
       else if (len === 127) len = buf.readUInt32BE(i + 2) * 0x1_0000_0000 + buf.readUInt32BE(i + 6);
       const op = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
+      // No extension is negotiated on the raw relay, so every RSV bit must be clear (RFC 6455 5.2).
+      if ((b0 & 0x70) !== 0) {
+        this.broke(1002);
+        return this.fail(frameAt, shift);
+      }
       if (!this.header(op, fin, masked, len)) return this.fail(frameAt, shift);
       this.op = op;
       this.fin = fin;

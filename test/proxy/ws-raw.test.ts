@@ -149,6 +149,9 @@ describe('raw WebSocket relay', () => {
       { bad: clientFrame(1, Buffer.from([0xc3, 0x28])), code: 1007 }, // invalid UTF-8
       { bad: clientFrame(0, Buffer.from('x')), code: 1002 }, // continuation without a start
       { bad: clientFrame(8, Buffer.from([0x03, 0xee])), code: 1002 }, // close code 1006 on the wire
+      { bad: Buffer.from([0xc1, 0x82, 0, 0, 0, 0, 0x68, 0x69]), code: 1002 }, // RSV1 set, no extension negotiated
+      { bad: Buffer.from([0xa1, 0x82, 0, 0, 0, 0, 0x68, 0x69]), code: 1002 }, // RSV2
+      { bad: Buffer.from([0x91, 0x82, 0, 0, 0, 0, 0x68, 0x69]), code: 1002 }, // RSV3
     ];
     const seen: string[] = [];
     const upstream = await startWsUpstream((ws) => {

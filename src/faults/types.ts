@@ -86,8 +86,12 @@ export interface WsFaultContext extends BaseFaultContext {
 
 export type MessageDirection = 'in' | 'out'; // in: client -> upstream, out: upstream -> client
 
-/** A per-message verdict: pass (undefined), drop, or delay by ms. */
-export type MessageVerdict = undefined | 'drop' | { delay: number };
+/**
+ * A per-message verdict: pass (undefined), drop, delay by ms, or 'acted' — the message passes
+ * as it is, but the fault acted on the connection because of it (e.g. scheduled a close), so the
+ * connection is labelled with the fault's rule.
+ */
+export type MessageVerdict = undefined | 'drop' | 'acted' | { delay: number };
 
 /** The upstream's response head, as a response fault sees it. */
 export interface UpstreamHead {

@@ -44,8 +44,9 @@ export const wsClose = defineFault({
           const n = (seen.get(ctx) ?? 0) + 1;
           seen.set(ctx, n);
           // The limit-th message is still relayed; the close follows on the next turn.
-          if (n === limit) void ctx.sleep(0).then((ok) => ok && ctx.closeClient(code, reason));
-          return undefined;
+          if (n !== limit) return undefined;
+          void ctx.sleep(0).then((ok) => ok && ctx.closeClient(code, reason));
+          return 'acted';
         },
       });
     }

@@ -372,7 +372,8 @@ describe('WebSocket faults', () => {
     const c2 = fakeContext();
     for (let i = 0; i < 2; i++) expect(counted.onMessage?.(c1, 'in', 1, false)).toBeUndefined();
     counted.onMessage?.(c2, 'out', 1, false);
-    counted.onMessage?.(c1, 'out', 1, false);
+    // The limit-th message passes, and the verdict says the fault acted (the connection is labelled).
+    expect(counted.onMessage?.(c1, 'out', 1, false)).toBe('acted');
     await new Promise((r) => setTimeout(r, 10));
     expect(c1.rec.closes).toEqual([{ code: 4000, reason: 'bye' }]);
     expect(c2.rec.closes).toEqual([]);

@@ -299,7 +299,11 @@ describe('WebSocket faults on the wire', () => {
 
   it('ws-close with 1006 drops the connection without a close frame; a code closes with a frame', async () => {
     const up = await wsUpstream(() => undefined);
-    const { proxy } = await proxyWith('rules:\n  - match: { path: /drop }\n    fault: { type: ws-close, code: 1006, after: 100ms }\n  - match: { path: /count }\n    fault: { type: ws-close, code: 4000, reason: enough, afterMessages: 2 }', up.url);
+    const { proxy, wsRecords } = await proxyWith(
+      'rules:\n  - name: drop\n    match: { path: /drop }\n    fault: { type: ws-close, code: 1006, after: 100ms }\n  - name: count\n    match: { path: /count }\n    fault: { type: ws-close, code: 4000, reason: enough, afterMessages: 2 }',
+      up.url,
+      true,
+    );
     const base = proxy.url.replace('http', 'ws');
     const dropped = await wsConnect(base + '/drop');
     const t0 = Date.now();
@@ -311,6 +315,11 @@ describe('WebSocket faults on the wire', () => {
     counted.send('two');
     expect(await c).toEqual({ code: 4000, reason: 'enough' });
     await waitFor(() => up.received.includes('two'));
+    // Both closes are the proxy's own, and both records say which rule did it.
+    const recs = await waitFor(() => (wsRecords().length === 2 ? wsRecords() : undefined));
+    const byPath = Object.fromEntries(recs.map((r) => [r.path, r]));
+    expect(byPath['/drop']).toMatchObject({ closedBy: 'proxy', fault: { rule: 'drop', type: 'ws-close', injected: true } });
+    expect(byPath['/count']).toMatchObject({ closedBy: 'proxy', closeCode: 4000, fault: { rule: 'count', type: 'ws-close', injected: true } });
   });
 
   it('ws-drop drops messages in its direction only', async () => {

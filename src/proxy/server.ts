@@ -254,13 +254,18 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (dropped++ % 1000 === 0) log.warn({ maxConnections: server.maxConnections, dropped }, 'connection cap reached: new connections are being refused');
   });
   server.on('connection', (socket: Socket) => {
+    // Read the peer address now: Node caches it, so a record written after the client has gone
+    // (a refused request, a parse error) still names the client instead of ''.
+    void socket.remoteAddress;
     (socket as Socket & { [kConnId]?: string })[kConnId] = (++connSeq).toString(36);
     connections++;
     socket.once('close', () => connections--);
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  if (tls !== null) server.on('secureConnection', (socket: Socket) => void socket.remoteAddress);
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => undefined); // a client that resets after its CONNECT must not take the process down
     writeBadRequest(req.socket, 405, 'connect-refused', 'CONNECT', req.url ?? '-', req.headers['user-agent'] ?? null);
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nx-aftershock-error: connect-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
   });
@@ -289,16 +294,30 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const status = tooLarge ? 431 : timedOut ? 408 : 400;
     const code = tooLarge ? 'headers-too-large' : timedOut ? 'request-timeout' : 'bad-request';
+    const body = JSON.stringify({ error: code, message: `aftershock could not parse the request (${err.code ?? err.message})` });
+    const answer = (): void => {
+      if (!sock.writable) {
+        sock.destroy();
+        return;
+      }
+      sock.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nx-aftershock-error: ${code}\r\nconnection: close\r\n\r\n${body}`);
+    };
     if (midBody) {
       // Bad framing inside the body of the exchange in flight (e.g. broken chunking): that
       // exchange records the 400; the upstream request is stopped.
       active.rejectBody(status);
+      answer();
+    } else if (active !== undefined) {
+      // A bad request pipelined behind one still in flight: that one gets its answer first (the
+      // answers of a connection go in request order), then the 400 closes the connection. The raw
+      // packet may begin with the good request, so the bad one's line is not read from it.
+      writeBadRequest(sock, status, code, '-', '-', null);
+      active.onDone(answer);
     } else {
       const firstLine = /^([A-Z]{1,20}) (\S{1,4096})/.exec((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 4200).toString('latin1') ?? '');
       writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null);
+      answer();
     }
-    const body = JSON.stringify({ error: code, message: `aftershock could not parse the request (${err.code ?? err.message})` });
-    sock.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nx-aftershock-error: ${code}\r\nconnection: close\r\n\r\n${body}`);
   });
 
   await listenOn(server, listen, '--listen');

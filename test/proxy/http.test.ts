@@ -302,6 +302,50 @@ describe('errors from the proxy itself', () => {
     expect(c.data).toMatch(/^HTTP\/1\.1 405/);
   });
 
+  it('survives a client that resets right after its CONNECT or absolute-form request, and records the client', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const up = await startUpstream(echo());
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    for (const line of ['CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n', 'GET http://evil.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\n']) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(proxy.address.port, '127.0.0.1', () => s.write(line));
+        s.on('error', () => undefined);
+        // RST as soon as the refusal starts to arrive (an unhandled socket error here once ended the process).
+        s.once('data', () => {
+          s.resetAndDestroy();
+          resolve();
+        });
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await request(`${proxy.url}/still-fine`)).status).toBe(200);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map((r) => [r.method, r.status, r.ip])).toEqual([
+      ['CONNECT', 405, '127.0.0.1'],
+      ['GET', 400, '127.0.0.1'],
+      ['GET', 200, '127.0.0.1'],
+    ]);
+  });
+
+  it('answers a request pipelined before a malformed one first, then 400, and records each once', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const up = await startUpstream((req, res) => setTimeout(() => res.end(`answer to ${req.url}`), 100));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const r = await rawExchange(proxy.address.port, 'GET /valid HTTP/1.1\r\nHost: a\r\n\r\nNOT-HTTP\r\n\r\n');
+    const first = r.data.indexOf('HTTP/1.1 200');
+    const second = r.data.indexOf('HTTP/1.1 400');
+    expect(first).toBe(0);
+    expect(r.data).toContain('answer to /valid');
+    expect(second).toBeGreaterThan(first);
+    await proxy.close();
+    const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
+    expect(recs.map((x) => [x.method, x.path, x.status, x.outcome]).sort()).toEqual([
+      ['-', '-', 400, 'bad-request'],
+      ['GET', '/valid', 200, null],
+    ]);
+  });
+
   it('answers malformed requests with 400 and oversized headers with 431, and records both', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'rec.ndjson');

@@ -178,8 +178,8 @@ async function runProxy(flags: RunFlags): Promise<void> {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) {
-        // A second signal: flush what we have and leave now.
-        proxy.recorder.flushSync();
+        // A second signal: record what is in flight as shutdown, write it all out, leave now.
+        proxy.abortNow();
         process.exit(130);
       }
       stopping = true;

@@ -22,6 +22,8 @@ export interface DecidingEngine {
 /** Anything that can be aborted when the proxy shuts down. */
 export interface InFlight {
   abortForShutdown(): void;
+  /** Ends the exchange now and writes its record synchronously (the process is about to exit). */
+  recordNow(): void;
 }
 
 export interface ProxyCore {

@@ -95,6 +95,11 @@ export interface ProxyHandle {
   stats(): ProxyStats;
   /** Stops accepting, drains in-flight exchanges, flushes the recording. */
   close(): Promise<void>;
+  /**
+   * For a process that must exit at once (a second Ctrl-C): ends every exchange in flight,
+   * records each as `shutdown`, and writes the whole recording out synchronously.
+   */
+  abortNow(): void;
 }
 
 export interface ProxyStats {

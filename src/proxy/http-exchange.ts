@@ -536,6 +536,11 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     this.resetNow();
   }
 
+  recordNow(): void {
+    this.abortForShutdown();
+    this.onResClose(); // the close event would come on a later turn, which an exiting process never has
+  }
+
   onResClose(): void {
     if (this.closedUp) return;
     this.closedUp = true;

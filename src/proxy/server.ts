@@ -426,6 +426,16 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       closing ??= shutdown();
       return closing;
     },
+    abortNow() {
+      for (const ex of [...inflight]) {
+        try {
+          ex.recordNow();
+        } catch (err) {
+          log.error({ err }, 'could not record an exchange at exit');
+        }
+      }
+      recorder.flushSync();
+    },
   };
 
   const shutdown = async (): Promise<void> => {

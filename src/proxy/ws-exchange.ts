@@ -627,6 +627,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     }
   };
 
+  recordNow(): void {
+    this.abortForShutdown();
+    this.finish(); // the close events would come on a later turn, which an exiting process never has
+  }
+
   abortForShutdown(): void {
     this.outcome ??= 'shutdown';
     if (this.client !== null || this.upSocket !== null) this.closeClient(1001, 'aftershock is shutting down');

@@ -107,6 +107,31 @@ describe('aftershock run (CLI)', () => {
     expect(recs.every((x) => x.status === 200 && x.outcome === null)).toBe(true);
   });
 
+  it('a second SIGINT exits at once (130) and still records every exchange in flight as shutdown', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    // /slow is never answered: the first signal's drain would wait for it.
+    const up = await startUpstream((req, res) => {
+      if (req.url !== '/slow') res.end('ok');
+    });
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file, '--no-summary']);
+    const url = await listeningUrl(r);
+    expect((await request(`${url}/fast`)).status).toBe(200);
+    const slow = Array.from({ length: 3 }, () => request(`${url}/slow`).then(() => 'answered', (e: NodeJS.ErrnoException) => e.code ?? 'error'));
+    await new Promise((res) => setTimeout(res, 300));
+    r.child.kill('SIGINT');
+    await new Promise((res) => setTimeout(res, 200));
+    r.child.kill('SIGINT');
+    expect(await r.exit).toBe(130);
+    expect(await Promise.all(slow)).not.toContain('answered');
+    const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
+    expect(recs.map((x) => [x.path, x.status, x.outcome]).sort()).toEqual([
+      ['/fast', 200, null],
+      ['/slow', null, 'shutdown'],
+      ['/slow', null, 'shutdown'],
+      ['/slow', null, 'shutdown'],
+    ]);
+  });
+
   it('--workers 2 shares one listening socket, records per worker, and analyze merges the recordings', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'traffic.ndjson');

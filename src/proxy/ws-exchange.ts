@@ -77,6 +77,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private client: WebSocket | null = null;
   private upstream: WebSocket | null = null;
   private status: number | null = null;
+  /** When the client got the handshake's answer (101 or a refusal), for `ttfb`. */
+  private answeredAt: number | null = null;
   private outcome: Outcome | null = null;
   private error: string | null = null;
   private retryAfterSeconds: number | null = null;
@@ -283,6 +285,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     server.handleUpgrade(this.req, this.socket, this.head, (client) => {
       this.client = client;
       this.status = 101;
+    this.answeredAt = this.core.now();
+      this.answeredAt = this.core.now();
       this.wire(client, upstream);
       const faults = this.decision?.faults ?? [];
       for (const f of faults) {
@@ -599,6 +603,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
 
   private writeRawResponse(status: number, headers: OutgoingHttpHeaders, body: Buffer, label = true): void {
     this.status = status;
+    this.answeredAt = this.core.now();
     const s = this.socket;
     if (s.destroyed) {
       this.finish();
@@ -701,11 +706,13 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       query: core.redactor.query(this.rawQuery),
       status: this.status,
       outcome: this.outcome,
+      upstreamStatus: null,
       protocol: this.client?.protocol || this.rawProtocol,
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
+      ttfb: this.answeredAt === null ? null : this.answeredAt - this.ts,
       duration: end - this.ts,
       closeCode: this.closeCode,
       closeReason: this.closeReason,
@@ -713,6 +720,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       fault: tags === null ? null : (tags[tags.length - 1] as FaultTag),
       faults: tags ?? [],
       retryAfter: this.retryAfterSeconds,
+      bodyHash: null,
       userAgent: h['user-agent'] ?? null,
       headers,
       error: this.error,

@@ -110,6 +110,8 @@ export interface WsRecord {
   /** 101 when the upgrade succeeded, else the status the client got (e.g. 503 from ws-reject). */
   status: number | null;
   outcome: Outcome | null;
+  /** Always null: the client sees the upstream's own answer to an upgrade (kept so every exchange record has the same keys). */
+  upstreamStatus: null;
   protocol: string | null;
   messagesIn: number;
   messagesOut: number;
@@ -117,6 +119,8 @@ export interface WsRecord {
   bytesIn: number;
   /** Payload bytes upstream -> client. */
   bytesOut: number;
+  /** Milliseconds until the client got the handshake's answer (101 or a refusal); null if it never did. */
+  ttfb: number | null;
   duration: number;
   closeCode: number | null;
   closeReason: string | null;
@@ -124,6 +128,8 @@ export interface WsRecord {
   fault: FaultTag | null;
   faults: FaultTag[];
   retryAfter: number | null;
+  /** Always null: an upgrade request has no body (kept so every exchange record has the same keys). */
+  bodyHash: null;
   userAgent: string | null;
   headers: Partial<Record<RetryHeaderName, string>>;
   error: string | null;

@@ -240,9 +240,9 @@ describe('grouping (spec §3)', () => {
 
   it('WebSocket: reconnects are retries; a connection open 5 s resets the chain', () => {
     const ws = (ts: number, end: number, status: number): WsRecord => ({
-      v: 1, type: 'ws', id: `w${++n}`, ts, end, client: 'b1', ip: '10.0.0.9', conn: 'w', method: 'GET', path: '/socket', query: null, status, outcome: null,
-      protocol: null, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, duration: end - ts, closeCode: null, closeReason: null, closedBy: null,
-      fault: null, faults: [], retryAfter: null, userAgent: 'Mozilla/5.0 Firefox/121.0', headers: {}, error: null,
+      v: 1, type: 'ws', id: `w${++n}`, ts, end, client: 'b1', ip: '10.0.0.9', conn: 'w', method: 'GET', path: '/socket', query: null, status, outcome: null, upstreamStatus: null,
+      protocol: null, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, ttfb: 1, duration: end - ts, closeCode: null, closeReason: null, closedBy: null,
+      fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: 'Mozilla/5.0 Firefox/121.0', headers: {}, error: null,
     });
     const r = run([ws(T0, T0 + 1000, 101), ws(T0 + 1100, T0 + 1110, 503), ws(T0 + 1200, T0 + 9000, 101), ws(T0 + 9100, T0 + 20_000, 101)]);
     expect(r.totals).toMatchObject({ attempts: 4, logicalRequests: 2, retries: 2 });

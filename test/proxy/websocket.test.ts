@@ -67,6 +67,13 @@ describe('WebSocket proxy', () => {
     const first = recs.find((r) => r.closeCode === 4001) as WsRecord;
     expect(first).toMatchObject({ status: 101, closedBy: 'upstream', messagesIn: 1, bytesIn: 3, closeReason: 'server says bye' });
     expect(recs.find((r) => r.closeCode === 4002)).toMatchObject({ closedBy: 'client' });
+    // The same keys as an http record carries: ttfb is the time to the 101, an upgrade has no body.
+    for (const r of recs) {
+      expect(r.ttfb).toBeGreaterThanOrEqual(0);
+      expect(r.ttfb).toBeLessThanOrEqual(r.duration);
+      expect(r).toHaveProperty('bodyHash', null);
+      expect(r).toHaveProperty('upstreamStatus', null);
+    }
   });
 
   it('relays pings and pongs', async () => {

@@ -142,12 +142,17 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   /** Sends the request to the upstream. */
   private forward(): void {
     if (this.closedUp) return;
-    if (this.expectContinue) this.res.writeContinue();
     this.timer = setTimeout(upstreamTimeout, this.core.upstreamTimeoutMs, this);
     const hasBody = this.hasBody();
     // Before the send: the upstream leg may start reading the body synchronously.
     if (hasBody) this.watchBody();
-    this.proxyReq = this.core.upstream.send(this.req, this.ip, hasBody, this);
+    // `Expect: 100-continue` is passed through: the upstream says whether the body may come.
+    this.proxyReq = this.expectContinue ? this.core.upstream.sendExpecting(this.req, this.ip, this) : this.core.upstream.send(this.req, this.ip, hasBody, this);
+  }
+
+  /** UpstreamSink: the upstream's `100 Continue`, passed on to the client. */
+  onUpstreamContinue(): void {
+    if (!this.closedUp && !this.res.headersSent) this.res.writeContinue();
   }
 
   /** UpstreamSink: the upstream's head arrived. */

@@ -11,7 +11,8 @@
  *
  * Nothing a client sends can change where a request goes: the pool's origin is fixed at start.
  */
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Target } from './target.js';
@@ -26,6 +27,8 @@ export interface UpstreamSink {
   onUpstreamResponse(res: UpstreamCall): void;
   /** The request failed before a response head arrived (refused, reset, TLS, not HTTP, ...). */
   onUpstreamError(err: Error): void;
+  /** The upstream answered `100 Continue` to a request sent with `Expect: 100-continue`. */
+  onUpstreamContinue?(): void;
 }
 
 /** Where `sendTo` delivers a body. */
@@ -282,10 +285,14 @@ export class UpstreamPool {
   private readonly pool: Pool;
   private readonly target: Target;
   private readonly preserveHost: boolean;
+  private readonly verifyTls: boolean;
+  /** For `Expect: 100-continue` requests only (see `sendExpecting`); made on first use. */
+  private expectAgent: http.Agent | null = null;
 
   constructor(target: Target, opts: UpstreamOptions) {
     this.target = target;
     this.preserveHost = opts.preserveHost;
+    this.verifyTls = opts.verifyTls;
     this.pool = new Pool(target.url.origin, {
       connections: opts.maxSockets,
       pipelining: 1,
@@ -316,6 +323,53 @@ export class UpstreamPool {
       },
       call as unknown as Parameters<Pool['dispatch']>[1],
     );
+    return call;
+  }
+
+  /**
+   * Sends a request whose client asked `Expect: 100-continue`, with that header, so the upstream
+   * decides: its `100 Continue` reaches the client (`onUpstreamContinue`), and an answer it gives
+   * first (413, 401, 417) reaches the client before the body is sent. undici refuses the header
+   * on HTTP/1.1, so these requests, rare, go through Node's http client on a keep-alive agent of
+   * their own; the response is delivered through the same `UpstreamCall` as every other.
+   */
+  sendExpecting(req: IncomingMessage, remote: string, sink: UpstreamSink): UpstreamCall {
+    const call = new UpstreamCall(sink);
+    const headers = this.requestHeaders(req, remote);
+    headers.push('expect', '100-continue');
+    const secure = this.target.protocol === 'https:';
+    const agent = (this.expectAgent ??= secure
+      ? new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: this.verifyTls })
+      : new http.Agent({ keepAlive: true, maxSockets: 64 }));
+    const u = this.target.url;
+    const creq = (secure ? https : http).request({
+      hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+      port: u.port === '' ? (secure ? 443 : 80) : Number(u.port),
+      method: req.method as string,
+      path: this.target.prefix === '' ? (req.url as string) : this.target.prefix + (req.url as string),
+      headers,
+      setHost: false,
+      agent,
+    });
+    call.onConnect((err?: Error) => creq.destroy(err));
+    creq.on('continue', () => sink.onUpstreamContinue?.());
+    creq.on('error', (err: Error) => call.onError(err));
+    creq.on('response', (res: IncomingMessage) => {
+      res.on('error', (err: Error) => call.onError(err));
+      res.on('close', () => {
+        if (!res.complete) call.onError(Object.assign(new Error('the upstream broke off the response'), { code: 'ECONNRESET' }));
+      });
+      if (!call.onHeaders(res.statusCode ?? 0, res.rawHeaders as unknown as Buffer[], () => res.resume(), res.statusMessage ?? '')) {
+        res.destroy();
+        return;
+      }
+      res.on('data', (chunk: Buffer) => {
+        if (!call.onData(chunk)) res.pause();
+      });
+      res.on('end', () => call.onComplete(res.rawTrailers));
+    });
+    // The body's bytes flow when the client sends them: after the 100 it got, or its own timeout.
+    req.pipe(creq);
     return call;
   }
 
@@ -351,6 +405,7 @@ export class UpstreamPool {
 
   /** Closes every connection now; in-flight requests fail. */
   async destroy(): Promise<void> {
+    this.expectAgent?.destroy();
     await this.pool.destroy().catch(noop);
   }
 }

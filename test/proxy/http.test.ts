@@ -164,6 +164,60 @@ describe('HTTP reverse proxy', () => {
     expect((JSON.parse(result.body) as { body: string }).body).toBe('12345');
   });
 
+  it('passes Expect: 100-continue through: the upstream sees it, its 100 or its early refusal reaches the client', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const seen: Array<{ url: string; expect: string | undefined; body: string }> = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ url: req.url ?? '', expect: req.headers.expect, body });
+        res.end(`got ${body.length} bytes`);
+      });
+    });
+    // The upstream decides: /too-big is refused before any byte of the body, the rest may come.
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (req.url === '/too-big') {
+        seen.push({ url: req.url, expect: req.headers.expect, body: '' });
+        res.writeHead(413, { connection: 'close' });
+        res.end('too big');
+        return;
+      }
+      res.writeContinue();
+      server.emit('request', req, res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => server.close(() => r())));
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${(server.address() as { port: number }).port}`, record: file });
+    const send = (p: string): Promise<{ continued: boolean; status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        let continued = false;
+        const req = http.request(`${proxy.url}${p}`, { method: 'PUT', headers: { expect: '100-continue', 'content-length': 5 }, agent: false });
+        req.on('continue', () => {
+          continued = true;
+          req.end('12345');
+        });
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+      });
+    expect(await send('/ok')).toEqual({ continued: true, status: 200, body: 'got 5 bytes' });
+    expect(await send('/too-big')).toEqual({ continued: false, status: 413, body: 'too big' });
+    expect(seen).toEqual([
+      { url: '/ok', expect: '100-continue', body: '12345' },
+      { url: '/too-big', expect: '100-continue', body: '' },
+    ]);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map((r) => [r.path, r.status, r.outcome])).toEqual([
+      ['/ok', 200, null],
+      ['/too-big', 413, null],
+    ]);
+  });
+
   it('streams a 50 MB body both ways with backpressure and bounded memory', async () => {
     const SIZE = 50 * 1024 * 1024;
     const gc = (globalThis as { gc?: () => void }).gc;

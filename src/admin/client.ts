@@ -70,8 +70,10 @@ export class AdminClient {
   }
 
   /**
-   * One request. Answers outside 2xx (and outside `accept`) throw ERR_ADMIN with the API's
-   * message; an unreachable API throws ERR_ADMIN saying so.
+   * One request. Objects are sent as JSON; a string is sent as it is, labelled `application/json`
+   * unless `contentType` says otherwise (the API refuses text/plain bodies). Answers outside 2xx
+   * (and outside `accept`) throw ERR_ADMIN with the API's message; an unreachable API throws
+   * ERR_ADMIN saying so.
    */
   async request(method: string, path: string, body?: unknown, opts: { accept?: readonly number[]; contentType?: string } = {}): Promise<AdminResponse> {
     const headers: Record<string, string> = {};
@@ -79,7 +81,7 @@ export class AdminClient {
     let payload: string | undefined;
     if (body !== undefined) {
       payload = typeof body === 'string' ? body : JSON.stringify(body);
-      headers['content-type'] = opts.contentType ?? (typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json');
+      headers['content-type'] = opts.contentType ?? 'application/json';
     }
     let res: Response;
     try {
@@ -96,8 +98,8 @@ export class AdminClient {
     throw new AftershockError('ERR_ADMIN', describeApiError(method, path, out, this.token !== undefined), { exitCode: 1 });
   }
 
-  private async json<T>(method: string, path: string, body?: unknown, accept?: readonly number[]): Promise<T> {
-    const res = await this.request(method, path, body, accept === undefined ? {} : { accept });
+  private async json<T>(method: string, path: string, body?: unknown, opts: { accept?: readonly number[]; contentType?: string } = {}): Promise<T> {
+    const res = await this.request(method, path, body, opts);
     try {
       return JSON.parse(res.text) as T;
     } catch {
@@ -107,7 +109,7 @@ export class AdminClient {
 
   /** GET /readyz: the answer whether ready (200) or not (503). */
   ready(): Promise<ReadyView> {
-    return this.json('GET', '/readyz', undefined, [503]);
+    return this.json('GET', '/readyz', undefined, { accept: [503] });
   }
   stats(): Promise<Record<string, unknown>> {
     return this.json('GET', '/stats');
@@ -115,9 +117,9 @@ export class AdminClient {
   profile(): Promise<ProfileView> {
     return this.json('GET', '/profile');
   }
-  /** PUT /profile with YAML or JSON text. */
+  /** PUT /profile with YAML or JSON text (sent as YAML, which JSON text also is). */
   setProfile(text: string): Promise<ProfileView> {
-    return this.json('PUT', '/profile', text);
+    return this.json('PUT', '/profile', text, { contentType: 'application/yaml; charset=utf-8' });
   }
   selectProfile(name: string): Promise<ProfileView> {
     return this.json('POST', '/profile/select', { name });

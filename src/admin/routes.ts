@@ -10,7 +10,9 @@ import type { ProxyHandle } from '../proxy/handle.js';
 import { formatReport } from '../analysis/index.js';
 import { parseDurationOption } from '../proxy/duration.js';
 import { VERSION } from '../version.js';
+import { ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
+import { PROFILE_BODY } from './request-guard.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile } from './describe-profile.js';
 
@@ -30,6 +32,8 @@ export type Handler = (ctx: AdminContext, req: IncomingMessage, args: RouteArgs)
 export interface Endpoint {
   readonly summary: string;
   readonly handler: Handler;
+  /** Media types a request body may have; default `application/json` (see `request-guard.ts`). */
+  readonly accepts?: readonly string[];
 }
 
 export interface Route {
@@ -87,6 +91,23 @@ function parseTtl(raw: unknown): number | undefined {
   return ms;
 }
 
+/**
+ * The 422 of a profile the proxy read from a file, without the problems' messages: they may quote
+ * the file (`must be an object, not "SHELL=/bin/bash..."`), and the client chose the path, so it
+ * could name any file the proxy can read. Line numbers say where to look; the CLI shows the rest.
+ */
+function withoutFileBytes(name: string, err: ProfileError): HttpError {
+  const n = err.problems.length;
+  const lines = [...new Set(err.problems.flatMap((p) => (p.line === null ? [] : [p.line])))];
+  const where = lines.length === 0 ? '' : ` (line${lines.length === 1 ? '' : 's'} ${lines.join(', ')})`;
+  return new HttpError(
+    422,
+    'profile-invalid',
+    `${JSON.stringify(name)} is not a valid profile: ${n} problem${n === 1 ? '' : 's'}${where}. The control API does not quote files it reads; run \`aftershock profiles validate ${name}\` where the proxy runs to see them`,
+    { problems: [] },
+  );
+}
+
 export const routes: readonly Route[] = [
   {
     path: '/',
@@ -137,6 +158,7 @@ export const routes: readonly Route[] = [
       GET: { summary: 'the active profile: name, description, hash, source, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile)) },
       PUT: {
         summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
+        accepts: PROFILE_BODY,
         handler: async ({ proxy }, req) => {
           const text = await readBody(req);
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
@@ -156,7 +178,10 @@ export const routes: readonly Route[] = [
           const body = await readJsonObject(req);
           rejectUnknownKeys(body, ['name']);
           if (typeof body.name !== 'string' || body.name.trim() === '') throw new HttpError(400, 'bad-name', 'name: give a built-in profile name or a profile file path');
-          const applied = await proxy.selectProfile(body.name);
+          const name = body.name;
+          const applied = await proxy.selectProfile(name).catch((err: unknown) => {
+            throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;
+          });
           return ok(describeProfile(applied));
         },
       },

@@ -1,8 +1,10 @@
 /**
  * The control API: a small JSON HTTP server beside the proxy (Toxiproxy's `api.go`).
  * Loopback by default; with a token every route but the probes needs `Authorization: Bearer`.
+ * Web pages are kept off it by the Host, Origin and body-type rules of `request-guard.ts`.
  *
- *   request ──▶ auth (constant-time token check; probes open) ──▶ route table (404 / 405)
+ *   request ──▶ Host, Origin (403) ──▶ auth (constant-time token check; probes open)
+ *           ──▶ route table (404 / 405) ──▶ body type (415)
  *           ──▶ handler (reads a capped body, calls the ProxyHandle) ──▶ Reply ──▶ JSON / text
  *           └─ any thrown error ──▶ toHttpError ──▶ JSON error (400/404/409/413/422), 500 for bugs
  */
@@ -16,11 +18,17 @@ import { listenOn } from '../proxy/listen.js';
 import { routes, type AdminContext } from './routes.js';
 import { HttpError, sendError, sendJson, sendReply, toHttpError } from './http.js';
 import { createAdminMetrics } from './metrics.js';
+import { checkBodyType, checkOrigin, createHostPolicy, parseAllowHosts } from './request-guard.js';
 
 export interface AdminOptions {
   readonly host: string;
   readonly port: number;
   readonly token?: string;
+  /**
+   * More names the API answers to in Host besides loopback ones and `host` (`name`, `.domain`,
+   * `*`); default: the comma-separated AFTERSHOCK_ADMIN_ALLOW_HOST.
+   */
+  readonly allowHosts?: readonly string[];
   readonly log: Logger;
 }
 
@@ -44,8 +52,16 @@ const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
  */
 export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promise<AdminServer> {
   const tokenHash = opts.token === undefined || opts.token === '' ? null : sha(opts.token);
-  if (tokenHash === null && !isLoopback(opts.host)) {
+  const hostPolicy = createHostPolicy({
+    listenHost: opts.host,
+    tokenRequired: tokenHash !== null,
+    allowHosts: opts.allowHosts ?? parseAllowHosts(process.env.AFTERSHOCK_ADMIN_ALLOW_HOST),
+  });
+  if (tokenHash === null && hostPolicy.beyondLoopback) {
     opts.log.warn({ admin: `${opts.host}:${opts.port}` }, 'THE CONTROL API LISTENS BEYOND LOOPBACK WITHOUT A TOKEN: anyone who reaches it can change faults; set --admin-token');
+  }
+  if (tokenHash === null && hostPolicy.anyHost) {
+    opts.log.warn({ admin: `${opts.host}:${opts.port}` }, 'the control API answers to any Host name without a token: a web page can reach it by DNS rebinding; set --admin-token');
   }
   const metrics = createAdminMetrics(proxy);
   const ctx: AdminContext = { proxy, log: opts.log, metrics };
@@ -76,6 +92,8 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
     } catch {
       throw new HttpError(400, 'bad-url', 'the request target is not a valid path');
     }
+    const refused = hostPolicy.check(req.headers.host) ?? checkOrigin(req.headers.origin, req.headers.host);
+    if (refused !== null) throw refused;
     if (tokenHash !== null && !OPEN_ROUTES.has(url.pathname)) {
       const auth = req.headers.authorization ?? '';
       const given = /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
@@ -95,6 +113,8 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
         res.setHeader('allow', Object.keys(r.methods).join(', '));
         throw new HttpError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}; allowed: ${Object.keys(r.methods).join(', ')}`);
       }
+      const badBody = checkBodyType(method, req.headers, endpoint.accepts);
+      if (badBody !== null) throw badBody;
       const params: Record<string, string> = {};
       for (const [k, v] of Object.entries(m.groups ?? {})) {
         try {
@@ -126,8 +146,4 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
 
 function sha(s: string): Buffer {
   return createHash('sha256').update(s).digest();
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '::1';
 }

@@ -36,7 +36,10 @@ export interface ApiReply {
   json: any;
 }
 
-/** One call to the control API; `body` objects are sent as JSON, strings as they are. */
+/**
+ * One call to the control API; `body` objects are sent as JSON, strings as they are, labelled as
+ * the project's client labels them (YAML for PUT /profile, else JSON) unless `headers` say otherwise.
+ */
 export async function api(
   base: string,
   method: string,
@@ -48,7 +51,7 @@ export async function api(
   let body: string | undefined;
   if (opts.body !== undefined) {
     body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
-    headers['content-type'] ??= typeof opts.body === 'string' ? 'text/plain' : 'application/json';
+    headers['content-type'] ??= typeof opts.body === 'string' && method === 'PUT' && path === '/profile' ? 'application/yaml' : 'application/json';
   }
   const r = await request(base + path, { method, headers, ...(body === undefined ? {} : { body }) });
   let json: unknown = null;

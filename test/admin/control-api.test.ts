@@ -444,14 +444,14 @@ describe('control API: hostile clients', () => {
     const port = Number(new URL(admin).port);
     await new Promise<void>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => {
-        s.write('PUT /profile HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nname: half');
+        s.write('PUT /profile HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/yaml\r\ncontent-length: 100000\r\n\r\nname: half');
         setTimeout(() => {
           s.destroy();
           resolve();
         }, 50);
       });
     });
-    const dangling = net.connect(port, '127.0.0.1', () => dangling.write('GET /stats HTTP/1.1\r\nhost: x\r\n'));
+    const dangling = net.connect(port, '127.0.0.1', () => dangling.write('GET /stats HTTP/1.1\r\nhost: 127.0.0.1\r\n'));
     try {
       expect((await api(admin, 'GET', '/healthz')).status).toBe(200);
       expect((await api(admin, 'GET', '/profile')).json.name).toBe('passthrough');

@@ -254,6 +254,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (dropped++ % 1000 === 0) log.warn({ maxConnections: server.maxConnections, dropped }, 'connection cap reached: new connections are being refused');
   });
   server.on('connection', (socket: Socket) => {
+    if ((socket as Socket & { [kConnId]?: string })[kConnId] !== undefined) return; // handed back by asPlainHttp
     // Read the peer address now: Node caches it, so a record written after the client has gone
     // (a refused request, a parse error) still names the client instead of ''.
     void socket.remoteAddress;
@@ -269,10 +270,41 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     writeBadRequest(req.socket, 405, 'connect-refused', 'CONNECT', req.url ?? '-', req.headers['user-agent'] ?? null);
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nx-aftershock-error: connect-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
   });
+  /**
+   * An upgrade to something other than WebSocket (`curl --http2` asks for h2c on every plain
+   * request) is answered as the HTTP/1.1 request it also is: a server may ignore Upgrade (RFC 9110
+   * §7.8). Node has already taken the socket from the HTTP server, so the request head is written
+   * back without the upgrade headers and the socket is handed to the server again.
+   */
+  const asPlainHttp = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    const raw = req.rawHeaders;
+    let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const lower = name.toLowerCase();
+      if (lower === 'upgrade' || lower === 'http2-settings') continue;
+      if (lower === 'connection') {
+        const keep = (raw[i + 1] as string)
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '' && !/^(upgrade|http2-settings)$/i.test(t));
+        if (keep.length > 0) text += `${name}: ${keep.join(', ')}\r\n`;
+        continue;
+      }
+      text += `${name}: ${raw[i + 1] as string}\r\n`;
+    }
+    socket.unshift(Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]));
+    server.emit('connection', socket);
+  };
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     const url = req.url ?? '';
-    if (url.charCodeAt(0) !== 47 || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+    const proto = (req.headers.upgrade ?? '').toLowerCase();
+    if (tls === null && url.charCodeAt(0) === 47 && proto !== 'websocket' && !proto.includes('websocket')) {
+      asPlainHttp(req, socket as Socket, head);
+      return;
+    }
+    if (url.charCodeAt(0) !== 47 || proto !== 'websocket') {
       writeBadRequest(req.socket, 400, 'upgrade-refused', req.method ?? '-', url, req.headers['user-agent'] ?? null);
       socket.end('HTTP/1.1 400 Bad Request\r\nx-aftershock-error: upgrade-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;

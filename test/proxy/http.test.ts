@@ -382,6 +382,26 @@ describe('errors from the proxy itself', () => {
     ]);
   });
 
+  it('answers a request that asks for h2c (curl --http2) as the HTTP/1.1 request it also is, keeping the connection', async () => {
+    const seen: Array<string | undefined> = [];
+    const up = await startUpstream((req, res) => {
+      seen.push(req.headers.upgrade ?? req.headers['http2-settings']);
+      req.resume();
+      req.on('end', () => res.end(`ok ${req.url}`));
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+    const r = await rawExchange(
+      proxy.address.port,
+      `GET /one HTTP/1.1\r\nHost: a\r\n${h2c}\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`,
+    );
+    expect(r.data.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(r.data).toContain('ok /one');
+    expect(r.data).toContain('ok /two');
+    expect(r.data).not.toContain('101');
+    expect(seen).toEqual([undefined, undefined]);
+  });
+
   it('answers a request pipelined before a malformed one first, then 400, and records each once', async () => {
     const file = path.join(tempDir(), 'rec.ndjson');
     const up = await startUpstream((req, res) => setTimeout(() => res.end(`answer to ${req.url}`), 100));

@@ -9,12 +9,14 @@ import { startProxy, type ProxyOptions } from '../proxy/server.js';
 import { createLogger } from '../log.js';
 import { AftershockError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
+import { parseAllowHosts } from '../admin/request-guard.js';
 
 interface RunFlags {
   target?: string;
   listen: string;
   admin: string;
   adminToken?: string;
+  adminAllowHost?: string;
   profile: string;
   watch: boolean;
   record?: string;
@@ -51,6 +53,9 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('-l, --listen <host:port>', 'where clients connect', 'AFTERSHOCK_LISTEN').default('127.0.0.1:8080'))
     .addOption(opt('--admin <host:port|off>', 'control API address (loopback by default)', 'AFTERSHOCK_ADMIN').default('127.0.0.1:8081'))
     .addOption(opt('--admin-token <token>', 'require Authorization: Bearer <token> on the control API', 'AFTERSHOCK_ADMIN_TOKEN'))
+    .addOption(
+      opt('--admin-allow-host <names>', 'more Host names the control API answers to, comma-separated (.example.com: it and its subdomains)', 'AFTERSHOCK_ADMIN_ALLOW_HOST'),
+    )
     .addOption(opt('-p, --profile <name|file>', 'built-in profile name or YAML/JSON file', 'AFTERSHOCK_PROFILE').default('passthrough'))
     .addOption(opt('--no-watch', 'do not reload the profile file when it changes', 'AFTERSHOCK_NO_WATCH'))
     .addOption(opt('-r, --record <file|->', 'write the NDJSON traffic recording here (- for stdout)', 'AFTERSHOCK_RECORD'))
@@ -163,6 +168,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
     logger: log,
     ...(seed === undefined ? {} : { seed }),
     ...(flags.adminToken === undefined ? {} : { adminToken: flags.adminToken }),
+    ...(flags.adminAllowHost === undefined ? {} : { adminAllowHosts: parseAllowHosts(flags.adminAllowHost) }),
     ...(flags.session === undefined ? {} : { session: flags.session }),
     ...(flags.hostHeader === undefined ? {} : { hostHeader: flags.hostHeader }),
     ...(flags.cookieDomain === undefined ? {} : { cookieDomain: flags.cookieDomain }),

@@ -18,6 +18,11 @@ export interface ProxyOptions {
   admin?: string | false;
   /** Bearer token required by the control API (except /healthz, /readyz). */
   adminToken?: string;
+  /**
+   * More Host names the control API answers to besides loopback and its own address (`name`,
+   * `.domain` for it and its subdomains, `*` for any); default: AFTERSHOCK_ADMIN_ALLOW_HOST.
+   */
+  adminAllowHosts?: readonly string[];
   /** A built-in profile name, a file path, or a compiled profile; default `passthrough`. */
   profile?: string | CompiledProfile;
   /** Watch a file profile and apply valid changes; default true for file profiles. */

@@ -491,7 +491,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   if (adminAddr !== null) {
     try {
-      admin = await startAdmin(handle, { ...adminAddr, ...(options.adminToken === undefined ? {} : { token: options.adminToken }), log });
+      admin = await startAdmin(handle, {
+        ...adminAddr,
+        ...(options.adminToken === undefined ? {} : { token: options.adminToken }),
+        ...(options.adminAllowHosts === undefined ? {} : { allowHosts: options.adminAllowHosts }),
+        log,
+      });
     } catch (err) {
       await handle.close();
       throw err;

@@ -3,6 +3,7 @@
  * builds first), real signals, real exit statuses.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,6 +106,29 @@ describe('aftershock run (CLI)', () => {
     const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
     expect(recs).toHaveLength(25);
     expect(recs.every((x) => x.status === 200 && x.outcome === null)).toBe(true);
+  });
+
+  it('--admin-allow-host lets the control API answer to a named Host; other names stay refused', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--admin-allow-host', 'devbox.lan,.corp.example', '--no-summary']);
+    await listeningUrl(r);
+    const admin = /control (http:\/\/[\d.]+:\d+)/.exec(r.stderr())?.[1] as string;
+    const port = Number(new URL(admin).port);
+    const status = (host: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/rules', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await status(`devbox.lan:${port}`)).toBe(200);
+    expect(await status(`ci.corp.example:${port}`)).toBe(200);
+    expect(await status(`127.0.0.1:${port}`)).toBe(200);
+    expect(await status(`rebind.evil.example:${port}`)).toBe(403);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
   });
 
   it('a second SIGINT exits at once (130) and still records every exchange in flight as shutdown', async () => {

@@ -385,7 +385,7 @@ describe('errors from the proxy itself', () => {
   it('answers a request that asks for h2c (curl --http2) as the HTTP/1.1 request it also is, keeping the connection', async () => {
     const seen: Array<string | undefined> = [];
     const up = await startUpstream((req, res) => {
-      seen.push(req.headers.upgrade ?? req.headers['http2-settings']);
+      seen.push(req.headers.upgrade ?? (req.headers['http2-settings'] as string | undefined));
       req.resume();
       req.on('end', () => res.end(`ok ${req.url}`));
     });

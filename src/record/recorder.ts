@@ -2,11 +2,16 @@
  * The recording: a header line, then exactly one record per exchange, written through the
  * buffered NDJSON writer. Listeners (live analysis, metrics) see every record as it is written,
  * whether or not a file is being recorded.
+ *
+ * It is also the one place every exchange record passes, so the last redaction step happens here:
+ * the userinfo of an absolute-form request target (`GET http://user:pw@host/`) never reaches the
+ * file or a listener, whichever part of the proxy built the record.
  */
 import { randomBytes } from 'node:crypto';
 import type { AnyRecord, HeaderRecord } from './schema.js';
 import { NdjsonWriter, type WriterStats } from './writer.js';
 import { AftershockError } from '../errors.js';
+import { redactPath } from './redact.js';
 
 export type RecordListener = (record: AnyRecord) => void;
 
@@ -39,7 +44,8 @@ export class Recorder {
     this.path = opts.path;
     this.writer = writer;
     this.header = { v: 1, type: 'header', ...opts.header, instance: this.instance };
-    if (writer !== null) writer.writeLine(JSON.stringify(this.header));
+    // The writer starts every file it opens with this line, a re-created one too.
+    if (writer !== null) writer.setHeader(JSON.stringify(this.header));
   }
 
   /** Opens the destination; throws ERR_RECORD_PATH when it cannot be written. */
@@ -81,6 +87,10 @@ export class Recorder {
   /** Writes one record and tells the listeners. Never throws. */
   write(record: AnyRecord): void {
     this.count++;
+    if (record.type === 'http' || record.type === 'ws') {
+      const path = redactPath(record.path);
+      if (path !== record.path) record = { ...record, path };
+    }
     if (this.writer !== null) this.writer.writeLine(JSON.stringify(record));
     for (let i = 0; i < this.listeners.length; i++) {
       try {

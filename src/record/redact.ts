@@ -1,10 +1,25 @@
 /**
- * What never reaches a recording, a log or a report: secrets in headers and in query strings.
+ * What never reaches a recording, a log or a report: secrets in headers, in query strings and in
+ * the userinfo of an absolute-form request target.
  *
  * Bodies are never recorded. Only a fixed set of request headers is recorded (the retry headers
  * of the analysis spec, plus any the user asks for with `--record-headers`); a recorded header on
- * the redaction list is written as `[redacted]`. Query parameters that commonly carry credentials
- * have their values replaced the same way.
+ * the redaction list is written as `[redacted]`. Query parameters are matched by *kind*, not by an
+ * exact list: credentials travel under many names (`client_secret`, `refresh_token`, `id_token`,
+ * `key`, `X-Amz-Signature`, `token[]`), and a list of exact names always misses the next one. Over-
+ * redaction is the cheap mistake here; a leaked secret in a recording that gets shared is not.
+ *
+ * The rule for a parameter name (decoded, case-insensitive, `name[]` / `name[x]` read as words):
+ *
+ *   secret when   the letters contain   token, secret, passw, pwd, apikey, credential, signature,
+ *                                       session, sessid, jwt, saml, assertion, privatekey, accesskey,
+ *                                       auth (but not "author", "authors", ...)
+ *            or   one of its words is   key, sig, pass, passphrase, passcode, otp
+ *            or   the whole name is     code, code_verifier, device_code, ticket (OAuth, PKCE, CAS)
+ *            or   the name is one of the extra names (`--redact`)
+ *
+ * so `page`, `limit`, `id`, `q`, `sort`, `author`, `keyword`, `country_code` are kept, and
+ * `key`, `x-api-key`, `access_key`, `accessKey`, `client_secret`, `token[]` are not.
  */
 
 export const REDACTED = '[redacted]';
@@ -21,7 +36,10 @@ export const DEFAULT_REDACTED_HEADERS: readonly string[] = [
   'x-amz-security-token',
 ];
 
-/** Query parameters whose values are replaced in recorded queries. */
+/**
+ * Query parameters that are always redacted. Kept for reference and callers of earlier versions:
+ * every one of them is also caught by the default rule ({@link isSecretQueryName}).
+ */
 export const DEFAULT_REDACTED_QUERY: readonly string[] = [
   'api_key',
   'apikey',
@@ -38,21 +56,105 @@ export const DEFAULT_REDACTED_QUERY: readonly string[] = [
   'x-amz-security-token',
 ];
 
+/** Substrings of a name's letters (lowercase, separators removed) that make it secret. */
+const SECRET_PARTS: readonly string[] = [
+  'token',
+  'secret',
+  'passw',
+  'pwd',
+  'apikey',
+  'credential',
+  'signature',
+  'session',
+  'sessid',
+  'jwt',
+  'saml',
+  'assertion',
+  'privatekey',
+  'accesskey',
+];
+/** Words (split at separators and camelCase humps) that make a name secret. */
+const SECRET_WORDS: ReadonlySet<string> = new Set(['key', 'sig', 'pass', 'passphrase', 'passcode', 'otp']);
+/** Whole names that are secrets although their words are ordinary. */
+const SECRET_NAMES: ReadonlySet<string> = new Set(['code', 'code_verifier', 'device_code', 'ticket']);
+
+/** Decisions are cached per raw name; past this many distinct names the cache starts over. */
+const NAME_CACHE_MAX = 1024;
+
 /** A compiled redaction policy. */
 export interface Redactor {
   readonly headers: ReadonlySet<string>;
   /** Returns the query with secret parameter values replaced (unchanged when nothing matched). */
   query(raw: string | null): string | null;
+  /** Returns the request path without userinfo (see {@link redactPath}). */
+  path(raw: string): string;
 }
 
 /**
- * Builds a redactor from the defaults plus extra names (case-insensitive).
+ * Whether a query parameter name looks like it carries a credential (the default rule of the
+ * module comment, without extra names). `name` is the raw name as on the wire: percent-decoding,
+ * `+`, case and `[...]` suffixes are handled here.
  *
- * @example createRedactor(['x-session']).query('a=1&token=abc') === 'a=1&token=[redacted]'
+ * @example isSecretQueryName('client_secret') === true; isSecretQueryName('page') === false
+ */
+export function isSecretQueryName(name: string): boolean {
+  return classify(decodeName(name), EMPTY);
+}
+
+/**
+ * Removes the userinfo (`user:password@`) of an absolute-form request target, the only place a
+ * request path can carry one: `http://alice:pw@example.com/x` becomes `http://[redacted]@example.com/x`.
+ * An origin-form path (`/x`, the usual case) is returned as is without being scanned.
+ *
+ * @example redactPath('http://alice:pw@example.com/') === 'http://[redacted]@example.com/'
+ */
+export function redactPath(path: string): string {
+  // Fast path: "/..." (but not "//host", a network-path reference) cannot hold userinfo.
+  if (path.charCodeAt(0) === 47 /* / */ && path.charCodeAt(1) !== 47) return path;
+  const at = path.indexOf('@');
+  if (at === -1) return path;
+  // The authority starts after "scheme://" or "//" (or at 0 for an authority-form target) and
+  // ends at the first "/", "?" or "#".
+  const sep = path.indexOf('//');
+  const start = sep === -1 ? 0 : sep + 2;
+  let end = path.length;
+  for (let i = start; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 47 || c === 63 || c === 35) {
+      end = i;
+      break;
+    }
+  }
+  const lastAt = path.lastIndexOf('@', end - 1);
+  if (lastAt < start) return path;
+  return `${path.slice(0, start)}${REDACTED}${path.slice(lastAt)}`;
+}
+
+/**
+ * Builds a redactor from the defaults plus extra names (case-insensitive). Extra names are secret
+ * wherever they appear: an extra header name is also redacted as a query parameter name.
+ *
+ * @example createRedactor(['x-tenant-pin']).query('a=1&x-tenant-pin=7&client_secret=s') === 'a=1&x-tenant-pin=[redacted]&client_secret=[redacted]'
  */
 export function createRedactor(extraHeaders: readonly string[] = [], extraQuery: readonly string[] = []): Redactor {
   const headers = new Set([...DEFAULT_REDACTED_HEADERS, ...extraHeaders.map((h) => h.toLowerCase())]);
-  const queryKeys = new Set([...DEFAULT_REDACTED_QUERY, ...extraQuery.map((q) => q.toLowerCase())]);
+  const extraNames = new Set<string>();
+  for (const n of [...extraHeaders, ...extraQuery]) {
+    const lower = n.toLowerCase();
+    extraNames.add(lower);
+    extraNames.add(stripBrackets(lower));
+  }
+  // Names repeat (page, limit, token): the decision per raw name is computed once.
+  let cache = new Map<string, boolean>();
+  const isSecret = (raw: string): boolean => {
+    let secret = cache.get(raw);
+    if (secret === undefined) {
+      secret = classify(decodeName(raw), extraNames);
+      if (cache.size >= NAME_CACHE_MAX) cache = new Map();
+      cache.set(raw, secret);
+    }
+    return secret;
+  };
   return {
     headers,
     query(raw) {
@@ -62,19 +164,81 @@ export function createRedactor(extraHeaders: readonly string[] = [], extraQuery:
       for (let i = 0; i < parts.length; i++) {
         const part = parts[i] as string;
         const eq = part.indexOf('=');
-        const key = (eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-        let decoded = key;
-        try {
-          decoded = decodeURIComponent(key);
-        } catch {
-          /* keep the raw key */
-        }
-        if (queryKeys.has(decoded) && eq !== -1) {
+        if (eq === -1) continue;
+        if (isSecret(part.slice(0, eq))) {
           parts[i] = `${part.slice(0, eq)}=${REDACTED}`;
           changed = true;
         }
       }
       return changed ? parts.join('&') : raw;
     },
+    path: redactPath,
   };
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+/** Percent- and `+`-decodes a parameter name; an undecodable name is read as written. */
+function decodeName(raw: string): string {
+  let name = raw.indexOf('+') === -1 ? raw : raw.replaceAll('+', ' ');
+  if (name.indexOf('%') !== -1) {
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      /* keep the raw name */
+    }
+  }
+  return name;
+}
+
+/** `token[]` -> `token`, `user[password]` -> `user`. */
+function stripBrackets(name: string): string {
+  const b = name.indexOf('[');
+  return b > 0 ? name.slice(0, b) : name;
+}
+
+/**
+ * The rule of the module comment, on a decoded name. One pass splits the name into lowercase
+ * words (at any non-alphanumeric character and at a lower-to-upper camelCase hump) and collects
+ * its letters without separators; the checks are then set look-ups and `includes`.
+ */
+function classify(name: string, extra: ReadonlySet<string>): boolean {
+  const lower = name.toLowerCase();
+  if (extra.size > 0 && (extra.has(lower) || extra.has(stripBrackets(lower)))) return true;
+  if (SECRET_NAMES.has(stripBrackets(lower))) return true;
+  let flat = '';
+  let word = '';
+  let prevLower = false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const isUpper = c >= 65 && c <= 90;
+    const isLowerOrDigit = (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+    if (!isUpper && !isLowerOrDigit) {
+      if (SECRET_WORDS.has(word)) return true;
+      word = '';
+      prevLower = false;
+      continue;
+    }
+    if (isUpper && prevLower) {
+      if (SECRET_WORDS.has(word)) return true;
+      word = '';
+    }
+    const ch = String.fromCharCode(isUpper ? c + 32 : c);
+    word += ch;
+    flat += ch;
+    prevLower = !isUpper;
+  }
+  if (SECRET_WORDS.has(word)) return true;
+  for (let i = 0; i < SECRET_PARTS.length; i++) if (flat.includes(SECRET_PARTS[i] as string)) return true;
+  return hasAuth(flat);
+}
+
+/** "auth" anywhere (oauth, authcode, authorization) except as the start of "author", "authors", ... */
+function hasAuth(flat: string): boolean {
+  for (let at = flat.indexOf('auth'); at !== -1; at = flat.indexOf('auth', at + 4)) {
+    if (!flat.startsWith('or', at + 4)) return true;
+    // "authoriz"/"authoris" (authorization) is a credential; "author", "authority" are not.
+    if (flat.startsWith('oriz', at + 4) || flat.startsWith('oris', at + 4)) return true;
+  }
+  return false;
 }

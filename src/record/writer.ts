@@ -3,17 +3,38 @@
  * shutdown.
  *
  * Why not sonic-boom (pino's destination)? It is the model for this file, but the recording has one
- * promise a log does not: every record is either written or *counted* as lost. This writer keeps
- * the number of records in each batch, so a failed write (full disk, I/O error) moves exactly that
- * many records to `failed`, and a destination that cannot keep up drops whole records past a
- * bounded buffer instead of growing memory — never a silent gap, never an unbounded heap.
+ * promise a log does not: every record is either written or *counted* as lost, exactly once. This
+ * writer keeps the number of records in each batch, so a failed write (full disk, I/O error) moves
+ * exactly that many records to `failed`, and a destination that cannot keep up drops whole records
+ * past a bounded buffer instead of growing memory — never a silent gap, never an unbounded heap.
+ *
+ * Three subtleties, all about a regular file:
+ *
+ * - Positional writes, not O_APPEND. Each batch is written at the offset where it belongs (the
+ *   file's size, read with one fstat before the batch). That makes a batch idempotent: when
+ *   `flushSync` runs (a second signal, the process exits at once) while an asynchronous write is
+ *   on the thread pool, it writes that batch again at the same offset, then the rest after it.
+ *   Whether or not the pooled write lands before the exit, every byte lands once, in order. With
+ *   O_APPEND the choice would be a duplicate batch or a lost one. Reading the size before each
+ *   batch keeps append semantics when the file is truncated (copytruncate log rotation).
+ * - A removed file (or its folder) still accepts writes through the open descriptor, and those
+ *   records are lost without an error. After every batch an fstat of the descriptor says whether
+ *   the file still has a name (`nlink > 0`); a batch written into a nameless file is counted as
+ *   failed, not written. A timer also compares the path's inode with the descriptor's (a file
+ *   moved away or replaced), and a new file is opened at the path as soon as its folder exists.
+ * - A re-created file starts with the same header line as the first one, so every file this writer
+ *   leaves behind reads as a recording on its own.
+ *
+ * Stdout (even redirected to a file), pipes and devices are written without offsets and without
+ * these checks. One writer per file: two processes recording into the same file would overwrite
+ * each other's batches (each proxy gets its own file; `analyze` merges them).
  */
 import fs from 'node:fs';
 
 export interface WriterStats {
   /** Records confirmed written to the destination. */
   written: number;
-  /** Records that could not be written (I/O error or buffer overflow). */
+  /** Records that could not be written (I/O error, a removed file, or buffer overflow). */
   failed: number;
   /** Records waiting in memory. */
   pending: number;
@@ -36,11 +57,23 @@ export interface NdjsonWriterOptions {
   readonly checkPathMs?: number;
 }
 
+/** One batch handed to the thread pool. */
+interface Batch {
+  readonly data: Buffer;
+  /** Records in the batch. */
+  readonly count: number;
+  /** File offset of the batch, or null for a stream (stdout, pipe, device). */
+  readonly pos: number | null;
+  /** Set when `flushSync` wrote the batch itself: its pooled write no longer counts. */
+  superseded: boolean;
+}
+
 /**
  * Appends lines to a file descriptor.
  *
  * @example
  * const w = NdjsonWriter.open('/tmp/rec.ndjson');
+ * w.setHeader('{"v":1,"type":"header"}');
  * w.writeLine('{"v":1}');
  * await w.close();
  */
@@ -48,9 +81,14 @@ export class NdjsonWriter {
   readonly stats: WriterStats = { written: 0, failed: 0, pending: 0, lastError: null };
   private fd: number;
   private readonly ownsFd: boolean;
+  /** A regular file: positional writes, orphan checks. */
+  private regular: boolean;
   private chunks: string[] = [];
   private bufferedBytes = 0;
-  private inFlight = false;
+  /** The batch whose write is in flight (null when idle). */
+  private inFlight: Batch | null = null;
+  /** Pooled writes not yet called back, superseded ones included: the fd is closed only at 0. */
+  private outstanding = 0;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private drainWaiters: Array<() => void> = [];
@@ -64,11 +102,17 @@ export class NdjsonWriter {
   private pathTimer: NodeJS.Timeout | null = null;
   /** Set while the file we write to is no longer reachable at its path (removed, or its folder). */
   private orphaned = false;
+  /** A path check that found a write in flight runs when the write settles. */
+  private checkPending = false;
+  /** The first line of every file this writer opens (the recording's header), once set. */
+  private headerLine: string | null = null;
 
   private constructor(fd: number, ownsFd: boolean, path: string | null, opts: NdjsonWriterOptions) {
     this.fd = fd;
     this.ownsFd = ownsFd;
     this.path = path;
+    // Stdout stays a stream even when redirected to a file: others may write to the same descriptor.
+    this.regular = ownsFd && isRegularFile(fd);
     this.flushBytes = opts.flushBytes ?? 64 * 1024;
     this.flushIntervalMs = opts.flushIntervalMs ?? 50;
     this.maxBufferBytes = opts.maxBufferBytes ?? 64 * 1024 * 1024;
@@ -81,45 +125,19 @@ export class NdjsonWriter {
     }
   }
 
-  /**
-   * A removed file (or folder) still accepts writes through the open descriptor, and those records
-   * would be lost without a word. Detect it, count what is written meanwhile as failed, and write
-   * to a new file at the same path as soon as the folder exists again.
-   */
-  private checkPath(): void {
-    if (this.path === null || this.closed) return;
-    let same = false;
-    try {
-      const onDisk = fs.statSync(this.path);
-      const open = fs.fstatSync(this.fd);
-      same = onDisk.ino === open.ino && onDisk.dev === open.dev;
-    } catch {
-      same = false;
-    }
-    if (same) return;
-    if (!this.orphaned) {
-      this.orphaned = true;
-      const err = new Error(`the recording file ${this.path} was removed or replaced; records are being lost until it can be recreated`);
-      this.stats.lastError = err.message;
-      this.onError?.(err);
-    }
-    try {
-      const fd = fs.openSync(this.path, 'a', 0o600);
-      if (this.ownsFd) fs.closeSync(this.fd);
-      this.fd = fd;
-      this.orphaned = false;
-      this.stats.lastError = null;
-      this.onRecover?.();
-    } catch {
-      /* the folder is still missing: try again at the next check */
-    }
-  }
-
   /** Opens (creates, appends) a file with owner-only permissions, or stdout for '-'. Throws on failure. */
   static open(path: string, opts: NdjsonWriterOptions = {}): NdjsonWriter {
     if (path === '-') return new NdjsonWriter(1, false, null, opts);
-    const fd = fs.openSync(path, 'a', 0o600);
-    return new NdjsonWriter(fd, true, path, opts);
+    return new NdjsonWriter(openForRecording(path), true, path, opts);
+  }
+
+  /**
+   * Queues the header line: written now, and again first into any file the writer opens later
+   * (the recording's file was removed and is re-created).
+   */
+  setHeader(line: string): void {
+    this.headerLine = line;
+    this.writeLine(line);
   }
 
   /** Queues one line (without its newline). Never throws. */
@@ -145,65 +163,176 @@ export class NdjsonWriter {
 
   /** Starts writing what is buffered (asynchronously) unless a write is already in flight. */
   flush(): void {
-    if (this.inFlight || this.chunks.length === 0) return;
+    if (this.inFlight !== null || this.chunks.length === 0) return;
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const count = this.chunks.length;
-    const data = Buffer.from(this.chunks.join('\n') + '\n');
-    this.chunks = [];
-    this.bufferedBytes = 0;
+    let pos: number | null = null;
+    if (this.regular && !this.orphaned) {
+      const st = fstatOrNull(this.fd);
+      if (st !== null && st.nlink === 0) {
+        // Removed since the last batch: try a new file first, so the queue is not lost with it.
+        this.orphan();
+      } else {
+        pos = st?.size ?? 0;
+      }
+    }
     if (this.orphaned) {
       // Writing into a removed file loses the records just the same: count them as lost.
+      const count = this.chunks.length;
+      this.chunks = [];
+      this.bufferedBytes = 0;
       this.stats.pending -= count;
       this.stats.failed += count;
       this.wakeDrainers();
       return;
     }
-    this.inFlight = true;
-    this.writeAll(data, 0, count);
+    if (this.regular && pos === null) pos = fstatOrNull(this.fd)?.size ?? 0;
+    const { data, count } = this.takeChunks();
+    const batch: Batch = { data, count, pos, superseded: false };
+    this.inFlight = batch;
+    this.writeAll(batch, 0);
   }
 
-  private writeAll(data: Buffer, offset: number, count: number): void {
-    fs.write(this.fd, data, offset, data.length - offset, null, (err, n) => {
+  private takeChunks(): { data: Buffer; count: number } {
+    const count = this.chunks.length;
+    const data = count === 0 ? Buffer.alloc(0) : Buffer.from(this.chunks.join('\n') + '\n');
+    this.chunks = [];
+    this.bufferedBytes = 0;
+    return { data, count };
+  }
+
+  private writeAll(batch: Batch, offset: number): void {
+    if (batch.superseded) return;
+    this.outstanding++;
+    const { data } = batch;
+    fs.write(this.fd, data, offset, data.length - offset, batch.pos === null ? null : batch.pos + offset, (err, n) => {
+      this.outstanding--;
+      if (batch.superseded) {
+        // flushSync wrote (and counted) this batch; only the descriptor's bookkeeping is left.
+        this.afterWrite();
+        return;
+      }
       if (err !== null) {
         if (err.code === 'EAGAIN') {
-          setTimeout(() => this.writeAll(data, offset, count), 5).unref();
+          setTimeout(() => this.writeAll(batch, offset), 5).unref();
           return;
         }
-        this.settle(count, err);
+        this.settle(batch, err);
         return;
       }
       if (offset + n < data.length) {
-        this.writeAll(data, offset + n, count);
+        this.writeAll(batch, offset + n);
         return;
       }
-      this.settle(count, null);
+      this.settle(batch, null);
     });
   }
 
-  private settle(count: number, err: Error | null): void {
-    this.inFlight = false;
-    this.stats.pending -= count;
-    if (err === null) {
-      this.stats.written += count;
+  private settle(batch: Batch, err: Error | null): void {
+    this.inFlight = null;
+    this.stats.pending -= batch.count;
+    if (err === null && this.regular && fstatOrNull(this.fd)?.nlink === 0) {
+      // The file lost its name while (or before) the batch was written: the records are gone.
+      this.stats.failed += batch.count;
+      this.orphan();
+    } else if (err === null) {
+      this.stats.written += batch.count;
       if (this.stats.lastError !== null && !this.orphaned) {
         this.stats.lastError = null;
         this.onRecover?.();
       }
     } else {
-      this.stats.failed += count;
+      this.stats.failed += batch.count;
       const first = this.stats.lastError === null;
       this.stats.lastError = err.message;
       if (first) this.onError?.(err);
     }
+    this.afterWrite();
+  }
+
+  /** After a pooled write called back: a deferred path check, the next batch, or the drainers. */
+  private afterWrite(): void {
+    if (this.checkPending && this.inFlight === null) {
+      this.checkPending = false;
+      this.checkPath();
+    }
+    if (this.inFlight !== null) return;
     if (this.chunks.length > 0) this.flush();
     else this.wakeDrainers();
   }
 
+  /**
+   * The timer's check: is the file we write to still the one at the path? A file moved away or
+   * replaced keeps its records (they are in that file) but the recording continues at the path.
+   */
+  private checkPath(): void {
+    if (this.path === null || this.closed) return;
+    if (this.inFlight !== null || this.outstanding > 0) {
+      this.checkPending = true;
+      return;
+    }
+    let same = false;
+    try {
+      const onDisk = fs.statSync(this.path);
+      const open = fs.fstatSync(this.fd);
+      same = onDisk.ino === open.ino && onDisk.dev === open.dev;
+    } catch {
+      same = false;
+    }
+    if (!same) this.orphan();
+  }
+
+  /**
+   * The file is no longer at its path: report it once, and open a new file there if its folder
+   * exists (else the next path check tries again). Only called with no write in flight, so the
+   * descriptor swap never races a pooled write.
+   */
+  private orphan(): void {
+    if (this.path === null) return;
+    if (!this.orphaned) {
+      this.orphaned = true;
+      const err = new Error(`the recording file ${this.path} was removed or replaced; records are being lost until it can be recreated`);
+      this.stats.lastError = err.message;
+      this.onError?.(err);
+    }
+    if (this.inFlight !== null || this.outstanding > 0) {
+      this.checkPending = true;
+      return;
+    }
+    let fd: number;
+    try {
+      fd = openForRecording(this.path);
+    } catch {
+      return; // the folder is still missing: try again at the next check
+    }
+    if (this.ownsFd) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already unusable */
+      }
+    }
+    this.fd = fd;
+    this.regular = this.ownsFd && isRegularFile(fd);
+    this.orphaned = false;
+    this.stats.lastError = null;
+    if (this.headerLine !== null) {
+      // The new file starts like the first one: header, then whatever is queued.
+      this.chunks.unshift(this.headerLine);
+      this.bufferedBytes += this.headerLine.length + 1;
+      this.stats.pending++;
+      if (this.timer === null) {
+        this.timer = setTimeout(this.onTimer, this.flushIntervalMs);
+        this.timer.unref();
+      }
+    }
+    this.onRecover?.();
+  }
+
   private wakeDrainers(): void {
-    if (this.drainWaiters.length === 0) return;
+    if (this.drainWaiters.length === 0 || this.outstanding > 0) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
@@ -211,25 +340,61 @@ export class NdjsonWriter {
 
   /** Resolves when everything queued so far has been written (or counted as failed). */
   drain(): Promise<void> {
-    if (!this.inFlight && this.chunks.length === 0) return Promise.resolve();
+    if (this.inFlight === null && this.chunks.length === 0 && this.outstanding === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiters.push(resolve);
       this.flush();
     });
   }
 
-  /** Writes everything still buffered synchronously (for process exit paths). */
+  /**
+   * Writes everything still buffered synchronously (for process exit paths), including the batch
+   * of an asynchronous write that may not have landed yet: on a regular file it is written again
+   * at its own offset (the same bytes in the same place, so never twice in the file), and counted
+   * once. On a pipe or stdout that batch cannot be rewritten without duplicating it; it is left to
+   * its pooled write.
+   */
   flushSync(): void {
-    if (this.inFlight || this.chunks.length === 0) return;
-    const count = this.chunks.length;
-    const data = Buffer.from(this.chunks.join('\n') + '\n');
-    this.chunks = [];
-    this.bufferedBytes = 0;
+    if (this.closed) return;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    // A file removed under us: a last chance to start a new one (header first) before exiting.
+    if (this.orphaned && this.inFlight === null && this.outstanding === 0) this.orphan();
+    const batch = this.inFlight;
+    let count = 0;
+    let data: Buffer;
+    let pos: number | null = null;
+    if (batch !== null && batch.pos !== null) {
+      batch.superseded = true;
+      this.inFlight = null;
+      const rest = this.takeChunks();
+      count = batch.count + rest.count;
+      data = rest.count === 0 ? batch.data : Buffer.concat([batch.data, rest.data]);
+      pos = batch.pos;
+    } else {
+      if (this.chunks.length === 0) return;
+      const rest = this.takeChunks();
+      count = rest.count;
+      data = rest.data;
+      // (a batch still in flight here is on a stream: it is left to its pooled write)
+      if (this.regular && !this.orphaned) pos = fstatOrNull(this.fd)?.size ?? 0;
+    }
     this.stats.pending -= count;
+    if (this.orphaned) {
+      this.stats.failed += count;
+      return;
+    }
     try {
       let off = 0;
-      while (off < data.length) off += fs.writeSync(this.fd, data, off);
-      this.stats.written += count;
+      while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off, pos === null ? null : pos + off);
+      if (this.regular && fstatOrNull(this.fd)?.nlink === 0) {
+        this.stats.failed += count;
+        this.orphaned = true;
+      } else {
+        this.stats.written += count;
+      }
     } catch (err) {
       this.stats.failed += count;
       this.stats.lastError = (err as Error).message;
@@ -251,5 +416,22 @@ export class NdjsonWriter {
       }
       fs.closeSync(this.fd);
     }
+  }
+}
+
+/** Opens for writing, creating with owner-only permissions, without truncating and without O_APPEND (see the module comment). */
+function openForRecording(path: string): number {
+  return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
+}
+
+function isRegularFile(fd: number): boolean {
+  return fstatOrNull(fd)?.isFile() ?? false;
+}
+
+function fstatOrNull(fd: number): fs.Stats | null {
+  try {
+    return fs.fstatSync(fd);
+  } catch {
+    return null;
   }
 }

@@ -1,10 +1,13 @@
 /**
  * A broken disk never crashes the proxy and never leaves a silent gap: lost records are counted,
- * reported, and the proxy keeps serving.
+ * reported, and the proxy keeps serving. A record is written exactly once or counted as failed,
+ * also when the file is removed under the proxy and when the process exits in the middle of a write.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { NdjsonWriter } from '../../src/record/writer.js';
 import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
 
 describe('recording failures', () => {
@@ -42,5 +45,156 @@ describe('recording failures', () => {
     const recs = readRecords(file);
     expect(recs.some((r) => r.type === 'http' && r.path === '/after')).toBe(true);
     expect(recs.some((r) => r.type === 'http' && r.path === '/while-gone')).toBe(false);
+  });
+});
+
+describe('a recording file removed under the proxy', () => {
+  it('counts records written after the removal as failed, not written, and the re-created file starts with the header', async () => {
+    const dir = tempDir();
+    const sub = path.join(dir, 'recordings');
+    fs.mkdirSync(sub);
+    const file = path.join(sub, 'traffic.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    await proxy.recorder.drain();
+    const header = proxy.recorder.headerRecord;
+    expect(proxy.stats().recording).toMatchObject({ written: 1, failed: 0 });
+
+    fs.rmSync(sub, { recursive: true });
+    for (let i = 0; i < 5; i++) expect((await request(`${proxy.url}/gone${i}`)).status).toBe(200);
+    await proxy.recorder.drain();
+    // the five went into a file without a name: lost, and counted so
+    expect(proxy.stats().recording).toMatchObject({ written: 1, failed: 5, pending: 0 });
+    expect(proxy.ready).toBe(false);
+
+    fs.mkdirSync(sub);
+    await waitFor(() => proxy.ready, 4000);
+    await request(`${proxy.url}/after`);
+    await proxy.close();
+    const recs = readRecords(file);
+    expect(recs.map((r) => (r.type === 'http' ? r.path : r.type))).toEqual(['header', '/after']);
+    expect(recs[0]).toEqual(header);
+    // header, header again, /after
+    expect(proxy.stats().recording).toMatchObject({ written: 3, failed: 5, pending: 0 });
+  });
+});
+
+describe('NdjsonWriter and a removed file', () => {
+  const HEADER = '{"v":1,"type":"header"}';
+  const lines = (file: string): string[] => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+
+  it('re-creates a removed file (folder still there) at the next batch, header first, losing nothing', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const w = NdjsonWriter.open(file, { checkPathMs: 0 });
+    w.setHeader(HEADER);
+    w.writeLine('{"n":1}');
+    await w.drain();
+    fs.unlinkSync(file);
+    w.writeLine('{"n":2}');
+    await w.close();
+    expect(lines(file)).toEqual([HEADER, '{"n":2}']);
+    expect(w.stats).toEqual({ written: 4, failed: 0, pending: 0, lastError: null });
+  });
+
+  it('counts a batch that landed in a removed file as failed, and recovers when the folder is back', async () => {
+    const sub = path.join(tempDir(), 'recordings');
+    fs.mkdirSync(sub);
+    const file = path.join(sub, 'rec.ndjson');
+    const errors: string[] = [];
+    let recovered = 0;
+    const w = NdjsonWriter.open(file, { checkPathMs: 20, onError: (e) => errors.push(e.message), onRecover: () => recovered++ });
+    w.setHeader(HEADER);
+    w.writeLine('{"n":1}');
+    await w.drain();
+    w.writeLine('{"n":2}');
+    w.flush(); // the batch is on the thread pool; its callback cannot run before the removal below
+    fs.rmSync(sub, { recursive: true });
+    await w.drain();
+    expect(w.stats).toMatchObject({ written: 2, failed: 1, pending: 0 });
+    expect(errors).toHaveLength(1);
+    w.writeLine('{"n":3}');
+    await w.drain();
+    expect(w.stats).toMatchObject({ written: 2, failed: 2 });
+
+    fs.mkdirSync(sub);
+    await waitFor(() => recovered === 1 && w.stats.lastError === null, 4000);
+    w.writeLine('{"n":4}');
+    await w.close();
+    expect(lines(file)).toEqual([HEADER, '{"n":4}']);
+    expect(w.stats).toEqual({ written: 4, failed: 2, pending: 0, lastError: null });
+  });
+});
+
+describe('NdjsonWriter.flushSync (a second signal: write and exit at once)', () => {
+  const ids = (file: string): number[] =>
+    fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => (JSON.parse(l) as { i: number }).i);
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, k) => from + k);
+
+  it('writes the batch of a write in flight and everything buffered behind it, and counts them once', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const w = NdjsonWriter.open(file, { flushBytes: 1 << 30, checkPathMs: 0 });
+    for (let i = 0; i < 1000; i++) w.writeLine(JSON.stringify({ i, pad: 'x'.repeat(100) }));
+    w.flush();
+    for (let i = 1000; i < 2000; i++) w.writeLine(JSON.stringify({ i, pad: 'x'.repeat(100) }));
+    w.flushSync();
+    expect(w.stats).toEqual({ written: 2000, failed: 0, pending: 0, lastError: null });
+    expect(ids(file)).toEqual(range(0, 2000));
+    // the pooled write of the first batch calls back later: same bytes, same place, not counted again
+    await w.drain();
+    expect(w.stats.written).toBe(2000);
+    for (let i = 2000; i < 2100; i++) w.writeLine(JSON.stringify({ i }));
+    await w.close();
+    expect(ids(file)).toEqual(range(0, 2100));
+    expect(w.stats).toEqual({ written: 2100, failed: 0, pending: 0, lastError: null });
+  });
+
+  // A child process with one pool thread held busy, so the pooled write has certainly not run when
+  // flushSync does: it runs the compiled writer (npm test builds first), as the CLI test does.
+  const WRITER = new URL('../../dist/record/writer.js', import.meta.url).href;
+  const CHILD = `
+    import crypto from 'node:crypto';
+    const { NdjsonWriter } = await import(${JSON.stringify(WRITER)});
+    const [file, mode] = process.argv.slice(1);
+    const w = NdjsonWriter.open(file, { flushBytes: 1 << 30, checkPathMs: 0 });
+    for (let i = 0; i < 1000; i++) w.writeLine(JSON.stringify({ i }));
+    crypto.pbkdf2('x', 'y', 200000, 32, 'sha256', () => {}); // holds the only pool thread
+    w.flush();
+    for (let i = 1000; i < 2000; i++) w.writeLine(JSON.stringify({ i }));
+    w.flushSync();
+    if (mode === 'exit') process.exit(130);
+    await w.drain(); // the pooled write lands now, after flushSync wrote its batch
+    for (let i = 2000; i < 2100; i++) w.writeLine(JSON.stringify({ i }));
+    await w.close();
+    process.stdout.write(JSON.stringify(w.stats));
+  `;
+  const runChild = (file: string, mode: 'exit' | 'stay'): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, file, mode], {
+        env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+
+  it('loses nothing when the process exits before the pooled write has run', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const { code } = await runChild(file, 'exit');
+    expect(code).toBe(130);
+    expect(ids(file)).toEqual(range(0, 2000));
+  });
+
+  it('duplicates nothing when the pooled write lands after flushSync', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const { code, out } = await runChild(file, 'stay');
+    expect(code).toBe(0);
+    expect(ids(file)).toEqual(range(0, 2100));
+    expect(JSON.parse(out)).toEqual({ written: 2100, failed: 0, pending: 0, lastError: null });
   });
 });

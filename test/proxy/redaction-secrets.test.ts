@@ -1,0 +1,163 @@
+/**
+ * Secrets never reach a recording: credential-like query parameters by name pattern (not an
+ * exact list), `name[]` forms, names from `--redact`, and the userinfo of an absolute-form
+ * request target. The rule as a table, its invariants as properties, and the real proxy writing
+ * a real recording.
+ */
+import fc from 'fast-check';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createRedactor, isSecretQueryName, REDACTED, redactPath } from '../../src/record/redact.js';
+import type { HttpRecord } from '../../src/record/schema.js';
+import { rawExchange, readRecords, request, startTestProxy, startUpstream, tempDir } from '../helpers.js';
+
+const SECRET_NAMES = [
+  // OAuth / OIDC
+  'code', 'client_secret', 'refresh_token', 'id_token', 'access_token', 'code_verifier', 'device_code',
+  'client_assertion', 'assertion', 'SAMLResponse', 'ticket',
+  // API keys
+  'key', 'Key', 'KEY', 'x-api-key', 'X-Api-Key', 'api_key', 'apikey', 'api-key', 'apiKey', 'APIKey',
+  'access_key', 'accessKey', 'accesskey', 'secret_key', 'private_key', 'privatekey', 'AWSAccessKeyId',
+  // tokens, passwords, sessions
+  'token', 'private_token', 'auth_token', 'csrf_token', 'jwt', 'password', 'passwd', 'pwd', 'pass', 'passphrase',
+  'passcode', 'otp', 'session', 'session_id', 'sessionid', 'JSESSIONID', 'PHPSESSID',
+  // auth, signatures, credentials
+  'auth', 'oauth_signature', 'authorization', 'Authorization', 'authcode', 'sig', 'signature', 'X-Amz-Signature',
+  'X-Amz-Credential', 'X-Amz-Security-Token', 'x-goog-signature', 'credential', 'credentials',
+  // array / nested forms, encodings
+  'token[]', 'token[0]', 'code[]', 'key[]', 'user[password]', 'creds[api_key]', 'token%5B%5D', 'api%5Fkey', 'client%5fsecret',
+];
+
+const NORMAL_NAMES = [
+  'page', 'limit', 'id', 'q', 'sort', 'order', 'offset', 'cursor', 'filter', 'fields', 'include', 'lang', 'format',
+  'callback', 'redirect_uri', 'state', 'scope', 'client_id', 'grant_type', 'response_type', 'code_challenge_method',
+  'author', 'authors', 'author_id', 'authority', 'keyword', 'keywords', 'keys', 'monkey', 'hockey', 'design', 'signal',
+  'signup', 'country_code', 'zip_code', 'promo_code', 'passenger', 'bypass', 'compass', 'page[size]', 'filter[status]',
+  'user_id', 'v', 'ts', 'utm_source',
+];
+
+describe('query parameter names', () => {
+  it.each(SECRET_NAMES)('%s is a secret', (name) => {
+    expect(isSecretQueryName(name)).toBe(true);
+  });
+
+  it.each(NORMAL_NAMES)('%s is kept', (name) => {
+    expect(isSecretQueryName(name)).toBe(false);
+  });
+});
+
+describe('createRedactor().query', () => {
+  const r = createRedactor();
+
+  it('redacts the probe request of the bug report and keeps ordinary parameters', () => {
+    const q = 'code=S1&client_secret=S2&refresh_token=S3&id_token=S4&key=S5&private_token=S6&token[]=S7&token=S8&page=2&limit=5&id=3&q=x&sort=asc';
+    expect(r.query(q)).toBe(
+      'code=[redacted]&client_secret=[redacted]&refresh_token=[redacted]&id_token=[redacted]&key=[redacted]&private_token=[redacted]' +
+        '&token[]=[redacted]&token=[redacted]&page=2&limit=5&id=3&q=x&sort=asc',
+    );
+  });
+
+  it('keeps names as written, leaves valueless and empty parts alone, and returns the same string when nothing matched', () => {
+    expect(r.query('Client_Secret=a&&token&x=1&key=')).toBe('Client_Secret=[redacted]&&token&x=1&key=[redacted]');
+    const plain = 'page=1&limit=10';
+    expect(r.query(plain)).toBe(plain);
+    expect(r.query(null)).toBe(null);
+    expect(r.query('')).toBe('');
+    expect(r.query('%E0%A4%A=1&token%ZZ=2')).toBe('%E0%A4%A=1&token%ZZ=[redacted]');
+  });
+
+  it('treats --redact names (given as header names) as secret query parameters too, with [] forms', () => {
+    const extra = createRedactor(['X-Tenant-Pin'], ['magic']);
+    expect(extra.headers.has('x-tenant-pin')).toBe(true);
+    expect(extra.query('x-tenant-pin=1&X-TENANT-PIN[]=2&magic=3&magic[a]=4&page=5')).toBe(
+      'x-tenant-pin=[redacted]&X-TENANT-PIN[]=[redacted]&magic=[redacted]&magic[a]=[redacted]&page=5',
+    );
+    // the default rule still applies
+    expect(extra.query('refresh_token=x')).toBe('refresh_token=[redacted]');
+  });
+
+  it('decides the same after many distinct names have cycled through its cache', () => {
+    const red = createRedactor();
+    for (let i = 0; i < 3000; i++) red.query(`p${i}=1`);
+    expect(red.query('p1=1&client_secret=2')).toBe('p1=1&client_secret=[redacted]');
+  });
+
+  it('property: only values change, every part keeps its name, and no secret value survives', () => {
+    const nameArb = fc.oneof(fc.constantFrom(...SECRET_NAMES, ...NORMAL_NAMES), fc.string({ maxLength: 12 }).map((s) => s.replace(/[&=]/g, '')));
+    const valueArb = fc.string({ maxLength: 12 }).map((s) => s.replace(/&/g, ''));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(nameArb, valueArb), { minLength: 1, maxLength: 8 }), (pairs) => {
+        const raw = pairs.map(([n, v]) => `${n}=${v}`).join('&');
+        const out = r.query(raw) as string;
+        const parts = out.split('&');
+        expect(parts.length).toBe(pairs.length);
+        pairs.forEach(([n, v], i) => {
+          const part = parts[i] as string;
+          expect(part.startsWith(`${n}=`)).toBe(true);
+          expect(part.slice(n.length + 1)).toBe(isSecretQueryName(n) ? REDACTED : v);
+        });
+      }),
+    );
+  });
+
+  it('property: a secret name stays secret in upper case and with a [] or [x] suffix', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('client_secret', 'refresh_token', 'password', 'x-api-key', 'code', 'signature', 'key', 'session_id'),
+        fc.boolean(),
+        fc.constantFrom('', '[]', '[0]', '[x]'),
+        (name, upper, suffix) => {
+          const n = (upper ? name.toUpperCase() : name) + suffix;
+          expect(isSecretQueryName(n)).toBe(true);
+          expect(isSecretQueryName(encodeURIComponent(n))).toBe(true);
+        },
+      ),
+    );
+  });
+});
+
+describe('redactPath', () => {
+  it.each([
+    ['http://alice:S9@example.com/', 'http://[redacted]@example.com/'],
+    ['http://alice:S9@example.com', 'http://[redacted]@example.com'],
+    ['https://a:b@c@example.com:8443/x/y', 'https://[redacted]@example.com:8443/x/y'],
+    ['http://token@example.com/p@q', 'http://[redacted]@example.com/p@q'],
+    ['//alice:pw@example.com/', '//[redacted]@example.com/'],
+    ['alice:pw@example.com:443', '[redacted]@example.com:443'],
+  ])('%s -> %s', (input, out) => {
+    expect(redactPath(input)).toBe(out);
+  });
+
+  it.each(['/', '/users/a@b.com', '/x?y=@', 'http://example.com/a@b', '*', 'example.com:443'])('%s is kept', (p) => {
+    expect(redactPath(p)).toBe(p);
+  });
+});
+
+describe('the recording', () => {
+  it('holds no secret query value and no userinfo of a refused absolute-form request', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file, redact: ['x-tenant-pin'] });
+
+    const q = 'code=LEAK1&client_secret=LEAK2&refresh_token=LEAK3&id_token=LEAK4&key=LEAK5&private_token=LEAK6&token[]=LEAK7&token=LEAK8&x-tenant-pin=LEAK10&page=2&limit=5&id=3&q=x&sort=asc';
+    expect((await request(`${proxy.url}/cb?${q}`)).status).toBe(200);
+    const port = Number(new URL(proxy.url).port);
+    const refused = await rawExchange(port, 'GET http://alice:LEAK9@example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
+    expect(refused.data).toMatch(/^HTTP\/1\.1 4\d\d/);
+    await proxy.close();
+
+    const text = fs.readFileSync(file, 'utf8');
+    expect(text).not.toContain('LEAK');
+    expect(text).not.toContain('alice');
+    const http = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    const cb = http.find((r) => r.path === '/cb');
+    expect(cb?.query).toBe(
+      'code=[redacted]&client_secret=[redacted]&refresh_token=[redacted]&id_token=[redacted]&key=[redacted]&private_token=[redacted]' +
+        '&token[]=[redacted]&token=[redacted]&x-tenant-pin=[redacted]&page=2&limit=5&id=3&q=x&sort=asc',
+    );
+    const bad = http.find((r) => r.outcome === 'bad-request');
+    expect(bad?.path).toBe('http://[redacted]@example.com/');
+  });
+});

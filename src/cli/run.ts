@@ -61,7 +61,7 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('-r, --record <file|->', 'write the NDJSON traffic recording here (- for stdout)', 'AFTERSHOCK_RECORD'))
     .addOption(opt('--record-messages', 'also record every WebSocket message', 'AFTERSHOCK_RECORD_MESSAGES'))
     .addOption(opt('--record-headers <names>', 'extra request headers to record, comma-separated', 'AFTERSHOCK_RECORD_HEADERS'))
-    .addOption(opt('--redact <names>', 'extra header names to redact, comma-separated', 'AFTERSHOCK_REDACT'))
+    .addOption(opt('--redact <names>', 'extra header and query parameter names to redact, comma-separated', 'AFTERSHOCK_REDACT'))
     .addOption(opt('--client-key <spec>', 'header:<name> | ip | ip+ua | auto', 'AFTERSHOCK_CLIENT_KEY').default('auto'))
     .addOption(opt('--seed <n>', 'seed for every random choice (overrides the profile)', 'AFTERSHOCK_SEED'))
     .addOption(opt('--session <name>', 'name of this session, written into the recording', 'AFTERSHOCK_SESSION'))

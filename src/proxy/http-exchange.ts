@@ -241,6 +241,11 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (this.tags !== null && core.labelFaults) out.push('x-aftershock-fault', this.label());
     res.writeHead(proxyRes.statusCode, proxyRes.statusMessage === '' ? undefined : proxyRes.statusMessage, out);
     this.ttfb = core.now() - this.ts;
+    // Node holds a head until the first body write. A streamed answer (no Content-Length:
+    // server-sent events, long polls) may wait long for its first byte, so its head goes out at the
+    // end of this turn unless a chunk already carried it: the client sees the status when the
+    // upstream sent it, and a sized answer still leaves in one write with its body.
+    if (proxyRes.headers['content-length'] === undefined && !proxyRes.complete) setImmediate(flushHead, this);
 
     // No transform: chunks go straight from the upstream into the response (no Readable, no pipe).
     if (transforms === null && proxyRes.sendTo(this, res)) return;
@@ -259,6 +264,12 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     last.on('data', countOut);
     last.once('end', bodyEnd);
     last.pipe(res, { end: false });
+  }
+
+  /** @internal */
+  flushHead(): void {
+    // headersSent is already true after writeHead (the head is stored, not sent): no body byte yet is the test.
+    if (!this.closedUp && this.bytesOut === 0 && !this.res.writableEnded && !this.res.destroyed) this.res.flushHeaders();
   }
 
   /** @internal */
@@ -627,6 +638,10 @@ function resClose(this: Tagged<ServerResponse>): void {
 
 function upstreamTimeout(ex: HttpExchange): void {
   ex.onUpstreamTimeout();
+}
+
+function flushHead(ex: HttpExchange): void {
+  ex.flushHead();
 }
 
 function proxyResClose(this: Tagged<Readable>): void {

@@ -382,6 +382,31 @@ describe('errors from the proxy itself', () => {
     ]);
   });
 
+  it('sends a streamed answer\'s head as soon as the upstream does (server-sent events), before its first byte', async () => {
+    const up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      setTimeout(() => res.end('data: hi\n\n'), 1500);
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const t0 = Date.now();
+    const { head, all } = await new Promise<{ head: number; all: string }>((resolve, reject) => {
+      const s = net.connect(proxy.address.port, '127.0.0.1', () => s.write('GET /events HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'));
+      let got = '';
+      let headAt = -1;
+      s.on('data', (c: Buffer) => {
+        if (headAt < 0) headAt = Date.now() - t0;
+        got += c.toString();
+      });
+      s.on('end', () => resolve({ head: headAt, all: got }));
+      s.on('error', reject);
+    });
+    // The head long before the upstream's first body byte (1.5 s), with a wide margin for a busy machine.
+    expect(head).toBeLessThan(1000);
+    expect(all).toMatch(/^HTTP\/1\.1 200/);
+    expect(all).toContain('data: hi');
+  });
+
   it('answers a request that asks for h2c (curl --http2) as the HTTP/1.1 request it also is, keeping the connection', async () => {
     const seen: Array<string | undefined> = [];
     const up = await startUpstream((req, res) => {

@@ -11,6 +11,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import fs from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
@@ -59,6 +60,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const listen = parseHostPort('--listen', options.listen ?? '127.0.0.1:8080');
   const adminAddr = options.admin === false ? null : parseHostPort('--admin', options.admin ?? '127.0.0.1:8081');
   const upstreamTimeoutMs = parseDurationOption('--upstream-timeout', options.upstreamTimeout ?? 30_000);
+  if (!(upstreamTimeoutMs > 0)) {
+    throw new AftershockError('ERR_BAD_OPTION', `--upstream-timeout ${JSON.stringify(options.upstreamTimeout)}: must be longer than 0 (it is how long the upstream may take to answer)`);
+  }
   const drainTimeoutMs = parseDurationOption('--drain-timeout', options.drainTimeout ?? 10_000);
   const clientKeySpec = options.clientKey ?? DEFAULT_CLIENT_KEY;
   const clientKey = compileClientKey(clientKeySpec);
@@ -75,11 +79,24 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (options.tlsCert === undefined || options.tlsKey === undefined) {
       throw new AftershockError('ERR_BAD_OPTION', '--tls-cert and --tls-key go together: give both PEM files');
     }
-    try {
-      tls = { cert: fs.readFileSync(options.tlsCert), key: fs.readFileSync(options.tlsKey) };
-    } catch (err) {
-      throw new AftershockError('ERR_BAD_OPTION', `cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err });
-    }
+    const read = (file: string, what: string, check: (pem: Buffer) => unknown): Buffer => {
+      let pem: Buffer;
+      try {
+        pem = fs.readFileSync(file);
+      } catch (err) {
+        throw new AftershockError('ERR_BAD_OPTION', `cannot read the TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      }
+      try {
+        check(pem);
+      } catch (err) {
+        throw new AftershockError('ERR_BAD_OPTION', `${file} is not a PEM ${what} (${firstLineOf((err as Error).message)})`, { cause: err });
+      }
+      return pem;
+    };
+    tls = {
+      cert: read(options.tlsCert, 'certificate', (pem) => new X509Certificate(pem)),
+      key: read(options.tlsKey, 'private key', (pem) => createPrivateKey(pem)),
+    };
   }
 
   const profileArg = options.profile ?? 'passthrough';
@@ -504,4 +521,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   }
   log.info({ listen: url, target: target.href, admin: admin?.url ?? 'off', record: options.record ?? 'off', profile: profile.name }, 'aftershock is proxying');
   return handle;
+}
+
+function firstLineOf(message: string): string {
+  return message.split('\n')[0] ?? message;
 }

@@ -62,6 +62,9 @@ describe('aftershock run (CLI)', () => {
     [['run', '--target', 'http://127.0.0.1:9', '--listen', 'nonsense'], /HOST:PORT/],
     [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--record', '/nonexistent-dir/x/rec.ndjson'], /cannot write the recording/],
     [['run', '--target', 'http://127.0.0.1:9', '--client-key', 'bogus'], /--client-key/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream-timeout', '0'], /--upstream-timeout "0": must be longer than 0/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', BIN, '--tls-key', BIN], /aftershock\.js is not a PEM certificate/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', '/nonexistent.pem', '--tls-key', BIN], /cannot read the TLS certificate \/nonexistent\.pem: ENOENT/],
   ])('rejects bad input %j with one line on stderr and status 2', async (args, message) => {
     const r = cli(args);
     expect(await r.exit).toBe(2);

@@ -52,22 +52,34 @@ export function parseProfile(text: string, source: string | null, opts: { builti
     const line = e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line;
     yamlProblems.push({ file: source, line, path: '', message: `${doc.errors.includes(e as never) ? 'YAML' : 'YAML warning'}: ${firstLine(e.message)}` });
   }
-  if (yamlProblems.length > 0) fail(yamlProblems);
+  // A duplicated key leaves a readable document: the rest of the profile is still checked, so one
+  // run names every problem. Any other YAML error stops here.
+  const readable = doc.errors.every((e) => e.code === 'DUPLICATE_KEY');
+  if (yamlProblems.length > 0 && !readable) fail(yamlProblems);
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (err) {
     fail([{ file: source, line: null, path: '', message: `YAML: ${firstLine((err as Error).message)} (at most ${MAX_ALIASES} alias uses)` }]);
   }
-  if (data === null || data === undefined) fail([{ file: source, line: 1, path: '', message: 'is empty; a profile has at least a name and rules' }]);
-  return compileProfile({
-    data,
-    text,
-    source,
-    builtin: opts.builtin ?? null,
-    locator: new Locator(doc, lineCounter),
-    fallbackName: fallbackName(source),
-  });
+  if (data === null || data === undefined) fail([...yamlProblems, { file: source, line: 1, path: '', message: 'is empty; a profile has at least a name and rules' }]);
+  const compile = (): CompiledProfile =>
+    compileProfile({
+      data,
+      text,
+      source,
+      builtin: opts.builtin ?? null,
+      locator: new Locator(doc, lineCounter),
+      fallbackName: fallbackName(source),
+    });
+  if (yamlProblems.length === 0) return compile();
+  try {
+    compile();
+  } catch (err) {
+    if (err instanceof ProfileError) fail([...yamlProblems, ...err.problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
+    throw err;
+  }
+  return fail(yamlProblems);
 }
 
 function firstLine(s: string): string {

@@ -173,6 +173,17 @@ describe('parseProfile: problems with path and line', () => {
     expect(problemsOf('- 1\n- 2')[0]?.message).toMatch(/must be an object/);
   });
 
+  it('a duplicated key does not hide the other problems: every one is named, in line order', () => {
+    const text = ['name: dup', 'rules:', '  - name: x', '    fault: { type: latency, delay: abc }', '  - name: y', '    fault: { type: http-error, status: 503, status: 504 }'].join('\n');
+    const problems = problemsOf(text);
+    expect(problems.map((p) => [p.line, p.path, p.message.slice(0, 20)])).toEqual([
+      [4, 'rules[0].fault.delay', 'must be a duration l'],
+      [6, '', 'YAML: Map keys must '],
+    ]);
+    // A profile whose only problem is the duplicate still fails.
+    expect(problemsOf('name: t\nname: u\nrules: []')).toHaveLength(1);
+  });
+
   it('accepts JSON, with lines', () => {
     const p = parseProfile(JSON.stringify({ name: 'j', rules: [{ name: 'r', fault: { type: 'http-error', status: 502 } }] }), 'j.json');
     expect(p.rules[0]?.fault).toMatchObject({ type: 'http-error', status: 502 });

@@ -1,27 +1,28 @@
 /**
  * Keeps web pages off the control API. Binding to loopback stops other machines, not the browser
  * on this one: any page it shows can send requests to 127.0.0.1:8081 (cross-site request forgery)
- * or point a name of its own at 127.0.0.1 and read the answers (DNS rebinding). The defences are
- * the ones local dev servers use (Vite's `server.allowedHosts`, webpack-dev-server's
- * `allowedHosts`, Jupyter's `allow_remote_access`), decided here by pure functions of the request
- * head; the server only turns a refusal into an answer.
+ * or point a name of its own at 127.0.0.1 and read the answers (DNS rebinding). The Host rule is
+ * the one local dev servers use (Vite's `server.allowedHosts`, webpack-dev-server's
+ * `allowedHosts`); the cross-origin rules are those of Go's `http.CrossOriginProtection` and the
+ * Fetch Metadata resource isolation policy (web.dev/fetch-metadata). Pure functions of the request
+ * head, checked in this order; the server only turns a refusal into an answer.
  *
- *   Host    ──▶ a loopback name/IP, the --admin host, an allowed name?      else 403 host-not-allowed
- *   Origin  ──▶ absent (curl, scripts, ctl) or this API's own origin?       else 403 origin-not-allowed
- *   body    ──▶ POST/PUT/PATCH/DELETE: the route's JSON (or YAML) type?     else 415 unsupported-media-type
+ *   Host            ──▶ a loopback name/IP, the --admin host, an allowed name?   else 403 host-not-allowed
+ *   Origin          ──▶ absent (curl, scripts, ctl) or this API's own origin?    else 403 origin-not-allowed
+ *   Sec-Fetch-Site  ──▶ absent, same-origin, none (a typed URL or bookmark),
+ *                       or a link followed to open a page (GET navigation)?      else 403 cross-site-request
  *
- * Browsers send a cross-site POST without asking first (no CORS preflight) only with text/plain,
- * form or multipart bodies, and they always send Origin with it; a rebinding page must use a DNS
- * name in Host. An IP address in Host cannot be a rebinding.
+ * Browsers mark every request with Sec-Fetch-Site and send Origin with every cross-origin POST,
+ * PUT, PATCH and DELETE — the text/plain, form and multipart ones they send without a CORS
+ * preflight included. Curl, scripts and `aftershock ctl` send neither, so a body is read whatever
+ * its Content-Type: `curl -d '{"label":"x"}'` (a form type) works, and a page cannot get in by
+ * choosing a type. `same-site` is refused too: sites ignore ports, so a dev server on
+ * localhost:3000 is the same site as this API. A rebinding page must use a DNS name in Host; an IP
+ * address in Host cannot be a rebinding.
  */
 import net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { HttpError } from './http.js';
-
-/** The body types of a JSON route. */
-export const JSON_BODY: readonly string[] = ['application/json'];
-/** The body types of a route that reads a profile as YAML or JSON text. */
-export const PROFILE_BODY: readonly string[] = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'application/json'];
 
 export interface HostPolicyOptions {
   /** The host the control API listens on, as given to --admin (IPv6 without brackets). */
@@ -167,35 +168,32 @@ export function checkOrigin(origin: string | undefined, host: string | undefined
   );
 }
 
-/** The media type of a Content-Type header, lowercase, without parameters; null when absent. */
-export function mediaTypeOf(contentType: string | undefined): string | null {
-  if (contentType === undefined) return null;
-  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
-  return type === '' ? null : type;
-}
-
-/** Whether the request carries a body (a non-zero Content-Length or any Transfer-Encoding). */
-export function hasBody(headers: IncomingHttpHeaders): boolean {
-  if (headers['transfer-encoding'] !== undefined) return true;
-  const length = Number(headers['content-length'] ?? 0);
-  return length !== 0;
+/** One header as a trimmed lowercase string; a header given twice reads as Node joins it. */
+function headerOf(headers: IncomingHttpHeaders, name: string): string {
+  const v = headers[name];
+  return (Array.isArray(v) ? v.join(', ') : (v ?? '')).trim().toLowerCase();
 }
 
 /**
- * The body rule of a state-changing request: a body, or a Content-Type even with an empty body (an
- * HTML form sends one), must be one of the route's types. GET and HEAD change nothing and pass.
+ * The Sec-Fetch-Site rule: a request a browser marks as sent by a page of another origin is
+ * refused, on every method, unless it is a link the user follows to open a page (a top-level GET
+ * navigation, which the page cannot read). Absent (not a browser, or one from before 2023) and
+ * empty pass, as in Go's `CrossOriginProtection`; a value a browser never sends is refused.
  *
- * @example checkBodyType('POST', { 'content-type': 'text/plain', 'content-length': '2' }, JSON_BODY)?.status === 415
+ * @example
+ * checkFetchSite('POST', { 'sec-fetch-site': 'cross-site' })?.code === 'cross-site-request'
+ * checkFetchSite('POST', { 'sec-fetch-site': 'same-origin' }) === null
+ * checkFetchSite('POST', {}) === null // curl
  */
-export function checkBodyType(method: string, headers: IncomingHttpHeaders, accepts: readonly string[] = JSON_BODY): HttpError | null {
-  if (method === 'GET' || method === 'HEAD') return null;
-  const type = mediaTypeOf(headers['content-type']);
-  if (type === null ? !hasBody(headers) : accepts.includes(type)) return null;
-  const want = accepts.length === 1 ? (accepts[0] as string) : `${accepts.slice(0, -1).join(', ')} or ${accepts.at(-1) as string}`;
+export function checkFetchSite(method: string, headers: IncomingHttpHeaders): HttpError | null {
+  const site = headerOf(headers, 'sec-fetch-site');
+  if (site === '' || site === 'same-origin' || site === 'none') return null;
+  const followedLink = method === 'GET' && headerOf(headers, 'sec-fetch-mode') === 'navigate' && headerOf(headers, 'sec-fetch-dest') === 'document';
+  if (followedLink) return null;
+  const who = site === 'same-site' ? 'a page of the same site on another port or subdomain (a dev server on localhost:3000 is one)' : site === 'cross-site' ? 'a page of another site' : 'a page elsewhere';
   return new HttpError(
-    415,
-    'unsupported-media-type',
-    `send the body with Content-Type: ${want} (${type === null ? 'none was given' : `not ${type}`}; with curl, add -H 'content-type: ${accepts[0] ?? 'application/json'}'); text/plain and form bodies are refused because any web page can send those`,
-    { accepts },
+    403,
+    'cross-site-request',
+    `requests from web pages are refused: Sec-Fetch-Site ${JSON.stringify(site)} says ${who} sent this one. Browsers mark every request with Sec-Fetch-Site; curl, scripts and aftershock ctl send none. To look at the API in a browser, type its URL`,
   );
 }

@@ -12,7 +12,6 @@ import { parseDurationOption } from '../proxy/duration.js';
 import { VERSION } from '../version.js';
 import { ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
-import { PROFILE_BODY } from './request-guard.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile } from './describe-profile.js';
 
@@ -32,8 +31,6 @@ export type Handler = (ctx: AdminContext, req: IncomingMessage, args: RouteArgs)
 export interface Endpoint {
   readonly summary: string;
   readonly handler: Handler;
-  /** Media types a request body may have; default `application/json` (see `request-guard.ts`). */
-  readonly accepts?: readonly string[];
 }
 
 export interface Route {
@@ -158,7 +155,6 @@ export const routes: readonly Route[] = [
       GET: { summary: 'the active profile: name, description, hash, source, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile)) },
       PUT: {
         summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
-        accepts: PROFILE_BODY,
         handler: async ({ proxy }, req) => {
           const text = await readBody(req);
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');

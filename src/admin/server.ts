@@ -1,12 +1,13 @@
 /**
  * The control API: a small JSON HTTP server beside the proxy (Toxiproxy's `api.go`).
  * Loopback by default; with a token every route but the probes needs `Authorization: Bearer`.
- * Web pages are kept off it by the Host, Origin and body-type rules of `request-guard.ts`.
+ * Web pages are kept off it by the Host, Origin and Sec-Fetch-Site rules of `request-guard.ts`;
+ * bodies are read whatever their Content-Type, so `curl -d` works.
  *
- *   request ──▶ Host, Origin (403) ──▶ auth (constant-time token check; probes open)
- *           ──▶ route table (404 / 405) ──▶ body type (415)
+ *   request ──▶ Host, Origin, Sec-Fetch-Site (403) ──▶ auth (constant-time token check; probes open)
+ *           ──▶ route table (404 / 405)
  *           ──▶ handler (reads a capped body, calls the ProxyHandle) ──▶ Reply ──▶ JSON / text
- *           └─ any thrown error ──▶ toHttpError ──▶ JSON error (400/404/409/413/422), 500 for bugs
+ *           └─ any thrown error ──▶ toHttpError ──▶ JSON error (400/403/404/409/413/422), 500 for bugs
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +19,7 @@ import { listenOn } from '../proxy/listen.js';
 import { routes, type AdminContext } from './routes.js';
 import { HttpError, sendError, sendJson, sendReply, toHttpError } from './http.js';
 import { createAdminMetrics } from './metrics.js';
-import { checkBodyType, checkOrigin, createHostPolicy, parseAllowHosts } from './request-guard.js';
+import { checkFetchSite, checkOrigin, createHostPolicy, parseAllowHosts } from './request-guard.js';
 
 export interface AdminOptions {
   readonly host: string;
@@ -92,7 +93,7 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
     } catch {
       throw new HttpError(400, 'bad-url', 'the request target is not a valid path');
     }
-    const refused = hostPolicy.check(req.headers.host) ?? checkOrigin(req.headers.origin, req.headers.host);
+    const refused = hostPolicy.check(req.headers.host) ?? checkOrigin(req.headers.origin, req.headers.host) ?? checkFetchSite(req.method ?? 'GET', req.headers);
     if (refused !== null) throw refused;
     if (tokenHash !== null && !OPEN_ROUTES.has(url.pathname)) {
       const auth = req.headers.authorization ?? '';
@@ -113,8 +114,6 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
         res.setHeader('allow', Object.keys(r.methods).join(', '));
         throw new HttpError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}; allowed: ${Object.keys(r.methods).join(', ')}`);
       }
-      const badBody = checkBodyType(method, req.headers, endpoint.accepts);
-      if (badBody !== null) throw badBody;
       const params: Record<string, string> = {};
       for (const [k, v] of Object.entries(m.groups ?? {})) {
         try {

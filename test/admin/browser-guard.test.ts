@@ -1,8 +1,9 @@
 /**
- * Web pages cannot drive the control API: cross-site requests (a foreign Origin, text/plain or form
- * bodies) and DNS rebinding (a foreign Host) are refused, a profile file selected by path is never
- * quoted back, and everything legitimate still works — loopback names with ports, [::1], the ctl
- * client, the Docker/Kubernetes sidecar on 0.0.0.0 with a token, and the image's health check.
+ * Web pages cannot drive the control API: cross-site requests (a foreign Origin, or Sec-Fetch-Site
+ * cross-site/same-site) and DNS rebinding (a foreign Host) are refused, a profile file selected by
+ * path is never quoted back, and everything legitimate still works — curl with its default form
+ * Content-Type, loopback names with ports, [::1], the ctl client, the Docker/Kubernetes sidecar on
+ * 0.0.0.0 with a token, and the image's health check.
  * Real servers on port 0, raw sockets where the headers must be exactly what a browser sends.
  */
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AdminClient } from '../../src/admin/client.js';
 import { startAdmin } from '../../src/admin/server.js';
-import { checkBodyType, checkOrigin, createHostPolicy, hostnameOf, isLoopbackHost } from '../../src/admin/request-guard.js';
+import { checkFetchSite, checkOrigin, createHostPolicy, hostnameOf, isLoopbackHost } from '../../src/admin/request-guard.js';
 import { createLogger } from '../../src/log.js';
 import type { ProxyHandle } from '../../src/index.js';
 import { onCleanup, request, tempDir } from '../helpers.js';
@@ -81,16 +82,20 @@ describe('control API: requests from web pages are refused', () => {
     const host = `127.0.0.1:${port}`;
 
     // What a browser sends for fetch(..., { method: 'POST', mode: 'no-cors', body }) from another site.
-    const crossSite = await raw(port, 'POST', '/faults', { host, origin: 'https://evil.example', 'content-type': 'text/plain;charset=UTF-8' }, TEAPOT);
+    const browser = { host, 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'empty' };
+    const crossSite = await raw(port, 'POST', '/faults', { ...browser, origin: 'https://evil.example' }, TEAPOT);
     expect(crossSite.status).toBe(403);
     expect(crossSite.json).toMatchObject({ error: 'origin-not-allowed' });
     expect(crossSite.json.message).toMatch(/evil\.example.*not this control API's own origin/);
-
-    // The same body without Origin (not a browser) is still refused for its type.
-    const plain = await raw(port, 'POST', '/faults', { host, 'content-type': 'text/plain' }, TEAPOT);
-    expect(plain.status).toBe(415);
-    expect(plain.json).toMatchObject({ error: 'unsupported-media-type', accepts: ['application/json'] });
-    expect(plain.json.message).toMatch(/Content-Type: application\/json.*not text\/plain/);
+    // Either mark alone is enough: Sec-Fetch-Site without Origin, Origin without Sec-Fetch-Site (an older browser).
+    const siteOnly = await raw(port, 'POST', '/faults', browser, TEAPOT);
+    expect(siteOnly.status).toBe(403);
+    expect(siteOnly.json).toMatchObject({ error: 'cross-site-request' });
+    expect(siteOnly.json.message).toMatch(/Sec-Fetch-Site "cross-site".*curl, scripts and aftershock ctl send none/);
+    expect((await raw(port, 'POST', '/faults', { host, origin: 'https://evil.example', 'content-type': 'text/plain' }, TEAPOT)).status).toBe(403);
+    // An HTML form posting from another site.
+    const form = { host, origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
+    expect((await raw(port, 'POST', '/reset', form, 'a=1')).status).toBe(403);
 
     // JSON typed, but from a page: a browser would have preflighted; refused on Origin all the same.
     const jsonFromPage = await raw(port, 'POST', '/faults', { host, origin: 'http://localhost:3000', 'content-type': 'application/json' }, TEAPOT);
@@ -102,40 +107,93 @@ describe('control API: requests from web pages are refused', () => {
     expect((await request(`${proxy.url}/x`)).status).toBe(200);
   });
 
-  it('form and multipart posts are refused even with an empty body; a body without a type too', async () => {
+  it('Sec-Fetch-Site: cross-site and same-site are refused on every method; same-origin, none and absent pass', async () => {
     const { admin, proxy } = await startAdminProxy();
     const port = portOf(admin);
     const host = `127.0.0.1:${port}`;
-    proxy.mark('before');
-    for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/plain']) {
-      const r = await raw(port, 'POST', '/reset', { host, 'content-type': type });
-      expect(r.status, type).toBe(415);
+    proxy.setProfile(PROFILE_503);
+
+    // No Origin at all: the Sec-Fetch-Site rule alone refuses.
+    for (const site of ['cross-site', 'same-site', 'Cross-Site', 'something-new']) {
+      const r = await raw(port, 'POST', '/faults', { host, 'sec-fetch-site': site, 'content-type': 'text/plain' }, TEAPOT);
+      expect(r.status, site).toBe(403);
+      expect(r.json?.error, site).toBe('cross-site-request');
     }
-    const untyped = await raw(port, 'POST', '/marks', { host }, '{"label":"x"}');
-    expect(untyped.status).toBe(415);
-    expect(untyped.json.message).toMatch(/none was given/);
-    const patch = await raw(port, 'PATCH', '/rules/x', { host, 'content-type': 'text/plain' }, '{"enabled":false}');
-    expect(patch.status).toBe(415);
+    // A dev server on localhost:3000 is the same site (sites ignore ports).
+    const devServer = await raw(port, 'POST', '/reset', { host, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors' });
+    expect(devServer.json.message).toMatch(/localhost:3000/);
+    for (const method of ['PUT', 'PATCH', 'DELETE']) {
+      const target = method === 'PUT' ? '/profile' : method === 'PATCH' ? '/rules/api-503' : '/faults/api-503';
+      const r = await raw(port, method, target, { host, 'sec-fetch-site': 'cross-site' }, method === 'PUT' ? 'name: x\nrules: []\n' : method === 'PATCH' ? '{"enabled":false}' : '');
+      expect(r.status, method).toBe(403);
+    }
+    // A GET an <img>, <script> or iframe loads from another site: refused, the answer is never sent.
+    const embedded = await raw(port, 'GET', '/profile', { host, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'script' });
+    expect(embedded.status).toBe(403);
+    expect(embedded.body).not.toMatch(/api-503/);
+    expect((await raw(port, 'GET', '/profile', { host, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' })).status).toBe(403);
+    expect(proxy.profile.name).toBe('api-down');
+    expect(proxy.engine.stats().find((r) => r.name === 'api-503')?.enabled).toBe(true);
+    expect(proxy.engine.stats().some((r) => r.name === 'csrf')).toBe(false);
+
+    // The API's own page, a typed URL or bookmark, and a link a user follows from another site pass.
+    const own = await raw(port, 'POST', '/marks', { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'content-type': 'application/json' }, '{"label":"same-origin"}');
+    expect(own.status).toBe(201);
+    expect((await raw(port, 'POST', '/marks', { host, 'sec-fetch-site': 'same-origin', 'content-type': 'text/plain;charset=UTF-8' }, '{"label":"same-origin, no origin"}')).status).toBe(201);
+    expect((await raw(port, 'GET', '/rules', { host, 'sec-fetch-site': 'none', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' })).status).toBe(200);
+    expect((await raw(port, 'GET', '/report?format=html', { host, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' })).status).toBe(200);
+    expect((await raw(port, 'GET', '/rules', { host, 'sec-fetch-site': '' })).status).toBe(200);
   });
 
-  it('PUT /profile takes YAML or JSON, never text/plain', async () => {
+  it('curl-style bodies work whatever their Content-Type: -d sends a form type, --data-binary too', async () => {
     const { admin, proxy } = await startAdminProxy();
     const port = portOf(admin);
     const host = `127.0.0.1:${port}`;
-    const r = await raw(port, 'PUT', '/profile', { host, 'content-type': 'text/plain' }, PROFILE_503);
-    expect(r.status).toBe(415);
-    expect(r.json.message).toMatch(/application\/yaml.*application\/json/);
-    expect(proxy.profile.name).toBe('passthrough');
+    // Exactly what `curl -d '{"label":"x"}' http://127.0.0.1:PORT/marks` sends.
+    const curl = { host, 'user-agent': 'curl/8.5.0', accept: '*/*', 'content-type': 'application/x-www-form-urlencoded' };
+    const mark = await raw(port, 'POST', '/marks', curl, '{"label":"x"}');
+    expect(mark.status).toBe(201);
+    expect((await raw(port, 'POST', '/faults', curl, TEAPOT)).status).toBe(201);
+    expect(proxy.engine.stats().some((r) => r.name === 'csrf')).toBe(true);
+    expect((await request(`${proxy.url}/x`)).status).toBe(418);
+    const patch = await raw(port, 'PATCH', '/rules/csrf', curl, '{"enabled":false}');
+    expect(patch.status).toBe(200);
+    expect(patch.json.enabled).toBe(false);
+    // Any other type, or none, reads the same JSON; a body that is not JSON still says so.
+    for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/json', undefined]) {
+      const headers = type === undefined ? { host } : { host, 'content-type': type };
+      expect((await raw(port, 'POST', '/marks', headers, `{"label":"${type ?? 'untyped'}"}`)).status, type).toBe(201);
+    }
+    const notJson = await raw(port, 'POST', '/marks', curl, 'label=x');
+    expect(notJson.status).toBe(400);
+    // Bodyless actions, as curl -X POST and ctl send them.
+    expect((await raw(port, 'POST', '/reset', curl)).status).toBe(200);
+    expect((await raw(port, 'DELETE', '/faults/csrf', { host })).status).toBe(200);
+  });
 
-    // A big refused body still gets its answer, not a reset.
-    const big = await raw(port, 'PUT', '/profile', { host, 'content-type': 'text/plain' }, 'x'.repeat(900 * 1024));
-    expect(big.status).toBe(415);
+  it('PUT /profile takes YAML or JSON whatever the Content-Type, as curl --data-binary sends it', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    const port = portOf(admin);
+    const host = `127.0.0.1:${port}`;
+    // `curl -X PUT --data-binary @api-down.yaml http://127.0.0.1:PORT/profile`.
+    const r = await raw(port, 'PUT', '/profile', { host, 'user-agent': 'curl/8.5.0', accept: '*/*', 'content-type': 'application/x-www-form-urlencoded' }, PROFILE_503);
+    expect(r.status).toBe(200);
+    expect(r.json.name).toBe('api-down');
+    expect(proxy.profile.name).toBe('api-down');
 
-    for (const type of ['application/yaml', 'text/yaml; charset=utf-8', 'application/x-yaml', 'text/x-yaml']) {
+    for (const type of ['text/plain', 'application/yaml', 'text/yaml; charset=utf-8', 'application/x-yaml', 'text/x-yaml']) {
+      await proxy.selectProfile('passthrough');
       expect((await raw(port, 'PUT', '/profile', { host, 'content-type': type }, PROFILE_503)).status, type).toBe(200);
+      expect(proxy.profile.name, type).toBe('api-down');
     }
     const asJson = JSON.stringify({ name: 'json-one', rules: [] });
-    expect((await raw(port, 'PUT', '/profile', { host, 'content-type': 'Application/JSON; charset=UTF-8' }, asJson)).status).toBe(200);
+    expect((await raw(port, 'PUT', '/profile', { host, 'content-type': 'application/x-www-form-urlencoded' }, asJson)).status).toBe(200);
+    expect(proxy.profile.name).toBe('json-one');
+
+    // An invalid one still lists its problems (the client's own text), and changes nothing.
+    const broken = await raw(port, 'PUT', '/profile', { host, 'content-type': 'application/x-www-form-urlencoded' }, 'name: x\nrules: 5\n');
+    expect(broken.status).toBe(422);
+    expect(broken.json.problems.length).toBeGreaterThan(0);
     expect(proxy.profile.name).toBe('json-one');
   });
 
@@ -291,8 +349,9 @@ describe('control API: legitimate clients still get in', () => {
     // The token does not open the door to web pages.
     const fromPage = await raw(port, 'POST', '/faults', { host: `aftershock:${port}`, origin: 'https://evil.example', authorization: 'Bearer sidecar-token', 'content-type': 'application/json' }, TEAPOT);
     expect(fromPage.status).toBe(403);
-    const plain = await raw(port, 'POST', '/faults', { host: `aftershock:${port}`, authorization: 'Bearer sidecar-token', 'content-type': 'text/plain' }, TEAPOT);
-    expect(plain.status).toBe(415);
+    const marked = await raw(port, 'POST', '/faults', { host: `aftershock:${port}`, 'sec-fetch-site': 'cross-site', authorization: 'Bearer sidecar-token', 'content-type': 'text/plain' }, TEAPOT);
+    expect(marked.status).toBe(403);
+    expect(marked.json.error).toBe('cross-site-request');
     expect(proxy.engine.stats().some((r) => r.name === 'csrf')).toBe(false);
   });
 
@@ -352,7 +411,7 @@ describe('request-guard decisions', () => {
     expect(createHostPolicy({ listenHost: '127.0.0.1', tokenRequired: false, allowHosts: ['*'] }).check('any.example')).toBeNull();
   });
 
-  it('Origin: none, or the same host and port; the body type only on state-changing methods', () => {
+  it('Origin: none, or the same host and port; Sec-Fetch-Site: none, same-origin, absent or a followed link', () => {
     expect(checkOrigin(undefined, '127.0.0.1:8081')).toBeNull();
     expect(checkOrigin('http://127.0.0.1:8081', '127.0.0.1:8081')).toBeNull();
     expect(checkOrigin('http://[::1]:8081', '[::1]:8081')).toBeNull();
@@ -362,12 +421,23 @@ describe('request-guard decisions', () => {
     }
     expect(checkOrigin('http://127.0.0.1:8081', undefined)?.status).toBe(403);
 
-    expect(checkBodyType('GET', { 'content-type': 'text/plain', 'content-length': '3' })).toBeNull();
-    expect(checkBodyType('POST', {})).toBeNull();
-    expect(checkBodyType('POST', { 'content-length': '0' })).toBeNull();
-    expect(checkBodyType('POST', { 'transfer-encoding': 'chunked' })?.status).toBe(415);
-    expect(checkBodyType('POST', { 'content-type': 'application/json;charset=utf-8', 'content-length': '2' })).toBeNull();
-    expect(checkBodyType('POST', { 'content-type': 'application/jsonx', 'content-length': '2' })?.status).toBe(415);
-    expect(checkBodyType('DELETE', { 'content-type': 'text/plain' })?.status).toBe(415);
+    const site = (v: string, more: Record<string, string> = {}) => ({ 'sec-fetch-site': v, ...more });
+    for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+      expect(checkFetchSite(method, {}), method).toBeNull();
+      expect(checkFetchSite(method, site('same-origin')), method).toBeNull();
+      expect(checkFetchSite(method, site('none')), method).toBeNull();
+      expect(checkFetchSite(method, site(' Same-Origin ')), method).toBeNull();
+      expect(checkFetchSite(method, site('')), method).toBeNull();
+      for (const v of ['cross-site', 'same-site', 'same-origin, cross-site', 'bogus']) {
+        expect(checkFetchSite(method, site(v))?.code, `${method} ${v}`).toBe('cross-site-request');
+      }
+      // A form posted from another site is a navigation too: only GET navigations to a page pass.
+      const navigate = site('cross-site', { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' });
+      expect(checkFetchSite(method, navigate)?.status ?? null, method).toBe(method === 'GET' ? null : 403);
+    }
+    for (const dest of ['iframe', 'object', 'embed', 'frame', '']) {
+      expect(checkFetchSite('GET', site('cross-site', { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': dest }))?.status, dest).toBe(403);
+    }
+    expect(checkFetchSite('GET', site('same-site', { 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' }))?.message).toMatch(/same site.*localhost:3000/);
   });
 });

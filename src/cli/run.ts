@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startProxy, type ProxyOptions } from '../proxy/server.js';
 import { createLogger } from '../log.js';
-import { AftershockError } from '../errors.js';
+import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
 
@@ -175,7 +175,14 @@ async function runProxy(flags: RunFlags): Promise<void> {
     ...(flags.tlsCert === undefined ? {} : { tlsCert: flags.tlsCert }),
     ...(flags.tlsKey === undefined ? {} : { tlsKey: flags.tlsKey }),
   };
-  const proxy = await startProxy(options);
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  try {
+    proxy = await startProxy(options);
+  } catch (err) {
+    // A bad profile is bad input to `run` like any other (status 2); `profiles validate` keeps 1.
+    if (err instanceof ProfileError) throw new AftershockError(err.code, err.message, { cause: err, exitCode: 2 });
+    throw err;
+  }
   process.stderr.write(
     `aftershock: proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}\n`,
   );

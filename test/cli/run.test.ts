@@ -3,6 +3,7 @@
  * builds first), real signals, real exit statuses.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -71,6 +72,17 @@ describe('aftershock run (CLI)', () => {
     const lines = r.stderr().trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(message);
+  });
+
+  it('exits 2 on a bad profile, naming every problem with file and line, before anything listens', async () => {
+    const file = path.join(tempDir(), 'bad.yaml');
+    fs.writeFileSync(file, 'name: bad\nrules:\n  - fault: { type: http-error, status: 99 }\n  - fault: { type: nope }\n');
+    const r = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--profile', file]);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toMatch(/invalid profile .*bad\.yaml: 2 problems/);
+    expect(r.stderr()).toContain('bad.yaml:3 rules[0].fault.status');
+    expect(r.stderr()).toContain('bad.yaml:4 rules[1].fault.type');
+    expect(r.stderr()).not.toContain('proxying');
   });
 
   it('exits 2 when the port is in use', async () => {

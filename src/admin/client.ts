@@ -71,7 +71,7 @@ export class AdminClient {
 
   /**
    * One request. Objects are sent as JSON; a string is sent as it is, labelled `application/json`
-   * unless `contentType` says otherwise (the API refuses text/plain bodies). Answers outside 2xx
+   * unless `contentType` says otherwise (the API reads any body type; JSON is what it expects). Answers outside 2xx
    * (and outside `accept`) throw ERR_ADMIN with the API's message; an unreachable API throws
    * ERR_ADMIN saying so.
    */

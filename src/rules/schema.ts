@@ -9,6 +9,7 @@
  */
 import picomatch from 'picomatch';
 import { z } from 'zod';
+import safeRegex from 'safe-regex2';
 import { duration, fraction, strict } from '../faults/lib/schema.js';
 
 /** Names of rules, phases and profiles: they appear in URLs (/rules/:name) and headers. */
@@ -61,13 +62,21 @@ const glob = z.string('must be a path glob like /v1/**').superRefine((g, ctx) =>
   if (p !== null) ctx.addIssue({ code: 'custom', message: p });
 });
 
-/** Validates a regex source: compiles, bounded length. */
+/**
+ * Validates a regex source: compiles, bounded length, and no nested repetition. A matcher runs on
+ * what clients send, so a pattern like `(a+)+$` would let one crafted header stall the proxy
+ * (catastrophic backtracking); such patterns are refused at load, as fastify refuses them in
+ * routes (safe-regex2's star-height check).
+ */
 export function regexProblem(src: string): string | null {
   if (src.length > 1024) return 'must be at most 1024 characters';
   try {
     new RegExp(src);
   } catch (err) {
     return `is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})`;
+  }
+  if (!safeRegex(src)) {
+    return 'may take exponential time on some inputs (a repeated group holds another repetition, like (a+)+ or (.*a){12}): a client could stall the proxy with one header; rewrite it without the nested repetition';
   }
   return null;
 }

@@ -99,6 +99,9 @@ describe('parseProfile: problems with path and line', () => {
     expect(bad('{ path: "!/admin/**" }')).toMatch(/must start with/);
     expect(bad('{ path: [] }')).toMatch(/at least one/);
     expect(bad('{ headers: { x-a: { regex: "(" } } }')).toMatch(/not a valid regular expression/);
+    // Nested repetition: one crafted header would stall the proxy (catastrophic backtracking).
+    expect(bad('{ headers: { user-agent: { regex: "(a+)+$" } } }')).toMatch(/exponential time/);
+    expect(bad('{ query: { q: { regex: "(.*a){12}" } } }')).toMatch(/exponential time/);
     expect(bad('{ status: [6xx] }')).toMatch(/must be a status/);
     expect(bad('{ status: ["510-500"] }')).toMatch(/must be a status/);
     expect(bad('{ cohort: 0 }')).toMatch(/fraction/);

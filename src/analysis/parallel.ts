@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AftershockError, type ErrorCode } from '../errors.js';
-import type { BadLineInfo } from '../record/reader.js';
+import { isGzip, type BadLineInfo } from '../record/reader.js';
 import { resolveOptions } from './analyzer.js';
 import { mergePartials, type PartialAnalysis, reportOfPartial, revivePartial } from './partial.js';
 import type { AnalyzerOptions, Report } from './types.js';
@@ -159,7 +159,7 @@ export function autoPartitions(paths: readonly string[], options: AnalyzerOption
 export function canPartition(paths: readonly string[], options: AnalyzerOptions): boolean {
   if (paths.length !== 1) return false;
   const file = paths[0] as string;
-  if (file === '-' || file.endsWith('.gz')) return false;
+  if (file === '-' || isGzip(file)) return false;
   if (options.clientKeyHeader !== undefined && options.clientKeyHeader !== '') return false;
   return fileSize(file) >= 0;
 }

@@ -131,7 +131,14 @@ async function writeText(text: string, output: string | undefined, stdout: Writa
 }
 
 /** HAR streams the records themselves; the same records feed an analyzer when gates need a report. */
-async function runHar(files: string[], flags: AnalyzeFlags, io: AnalyzeIo, analyzer: Analyzer | null, onProgress?: (p: AnalyzeProgress) => void): Promise<void> {
+async function runHar(
+  files: string[],
+  flags: AnalyzeFlags,
+  io: AnalyzeIo,
+  analyzer: Analyzer | null,
+  onProgress?: (p: AnalyzeProgress) => void,
+): Promise<{ records: number; badLines: number }> {
+  const read = { records: 0, badLines: 0 };
   let out: Writable;
   if (flags.output === undefined) {
     out = new PassThrough();
@@ -146,8 +153,12 @@ async function runHar(files: string[], flags: AnalyzeFlags, io: AnalyzeIo, analy
   async function* records(): AsyncGenerator<AnyRecord> {
     for await (const { record } of mergeRecordings(files, {
       ...(onProgress === undefined ? {} : { onProgress, progressEvery: 5000 }),
-      onBadLine: (file, b) => analyzer?.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt }),
+      onBadLine: (file, b) => {
+        read.badLines++;
+        analyzer?.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
+      },
     })) {
+      read.records++;
       analyzer?.ingest(record);
       yield record;
     }
@@ -155,11 +166,50 @@ async function runHar(files: string[], flags: AnalyzeFlags, io: AnalyzeIo, analy
   await writeHar(records(), out);
   out.end();
   await finished(out);
+  return read;
+}
+
+/** The file's identity for comparisons: its real path when it exists, else its absolute path. */
+function identity(file: string): string {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return path.resolve(file);
+  }
+}
+
+/**
+ * Refuses inputs that would give a wrong report or lose data: a recording given twice (its
+ * records would count twice and read as retries), and an --output that is one of the inputs
+ * (it would be truncated before it is read).
+ */
+function checkInputs(files: readonly string[], output: string | undefined): void {
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    const id = f === '-' ? '-' : identity(f);
+    const before = seen.get(id);
+    if (before !== undefined) {
+      const what = f === '-' ? 'stdin (-) is given twice' : `recording ${f} is given twice${before === f ? '' : ` (also as ${before})`}`;
+      throw new AftershockError('ERR_BAD_OPTION', `${what}: its records would be counted twice and read as retries`);
+    }
+    seen.set(id, f);
+  }
+  if (output !== undefined && seen.has(identity(output))) {
+    throw new AftershockError('ERR_BAD_OPTION', `--output ${output} is one of the recordings being analysed: it would be overwritten before it is read; write the report elsewhere`);
+  }
+}
+
+/** No record at all could be read (an empty file, binary junk, all lines bad): not a passing report. */
+function checkSomethingRead(files: readonly string[], records: number, badLines: number): void {
+  if (records > 0) return;
+  const why = badLines === 1 ? 'its only line is unreadable' : badLines > 0 ? `all ${badLines} lines are unreadable` : files.length === 1 ? 'it is empty' : 'they are empty';
+  throw new AftershockError('ERR_RECORDING_READ', `no record could be read from ${files.join(', ')}: ${why}; is this a recording written with --record?`);
 }
 
 /** Runs the command (exported for tests; the CLI calls it through commander). */
 export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: AnalyzeIo): Promise<Report | null> {
   if (files.length === 0) throw new AftershockError('ERR_BAD_OPTION', 'analyze: give at least one recording (an NDJSON file written with --record)');
+  checkInputs(files, flags.output);
   const format = chooseFormat(flags.format, flags.output, io.stdout.isTTY === true);
   const gates: Gate[] = flags.failOn.flatMap((g) => parseGate(g));
   const options = analyzerOptions(flags);
@@ -169,7 +219,8 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
     if (format === 'har') {
       resolveOptions(options); // a malformed option is a usage error before any output starts
       const analyzer = gates.length > 0 ? createAnalyzer(options) : null;
-      await runHar(files, flags, io, analyzer, progress.onProgress);
+      const read = await runHar(files, flags, io, analyzer, progress.onProgress);
+      checkSomethingRead(files, read.records, read.badLines);
       report = analyzer?.report() ?? null;
     } else {
       const threads = threadsOption(flags.threads);
@@ -182,6 +233,7 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
   } finally {
     progress.done();
   }
+  if (format !== 'har' && report !== null) checkSomethingRead(files, report.dataQuality.records, report.dataQuality.badLines.count);
   if (format !== 'har' && report !== null) {
     const color = flags.color && io.stdout.isTTY === true && flags.output === undefined && io.env.NO_COLOR === undefined;
     await writeText(formatReport(report, format, { color }), flags.output, io.stdout);

@@ -54,13 +54,38 @@ export function recordProblem(v: unknown): string | null {
   if (typeof r.type !== 'string') return 'no "type" field';
   if (!KNOWN_TYPES.has(r.type)) return null;
   if (r.type === 'http' || r.type === 'ws') {
-    for (const f of ['id', 'client', 'path'] as const) if (typeof r[f] !== 'string') return `${r.type} record without "${f}"`;
-    for (const f of ['ts', 'end'] as const) if (typeof r[f] !== 'number' || !Number.isFinite(r[f])) return `${r.type} record without a numeric "${f}"`;
-    if (r.headers === null || typeof r.headers !== 'object') return `${r.type} record without "headers"`;
+    const t = r.type;
+    if (typeof r.id !== 'string') return `${t} record without "id"`;
+    if (typeof r.client !== 'string') return `${t} record without "client"`;
+    if (typeof r.path !== 'string') return `${t} record without "path"`;
+    if (!isTime(r.ts)) return `${t} record without a numeric "ts" (milliseconds since 1970)`;
+    if (!isTime(r.end)) return `${t} record without a numeric "end" (milliseconds since 1970)`;
+    if (r.headers === null || typeof r.headers !== 'object') return `${t} record without "headers"`;
+    // Optional fields (older or hand-written recordings may lack them) must have their type when
+    // present: every report format reads them as such.
+    if (r.status != null && !(typeof r.status === 'number' && Number.isInteger(r.status))) return `${t} record's "status" must be a whole number or null`;
+    if (r.upstreamStatus != null && typeof r.upstreamStatus !== 'number') return `${t} record's "upstreamStatus" must be a number or null`;
+    if (r.retryAfter != null && !(typeof r.retryAfter === 'number' && Number.isFinite(r.retryAfter))) return `${t} record's "retryAfter" must be a number of seconds or null`;
+    for (const f of ['query', 'method', 'ip', 'userAgent', 'outcome', 'bodyHash', 'error', 'conn'] as const) {
+      if (r[f] != null && typeof r[f] !== 'string') return `${t} record's "${f}" must be a string or null`;
+    }
+    if (r.fault != null && !isFaultTag(r.fault)) return `${t} record's "fault" must be null or { rule, type, injected } with string rule and type`;
+    if (r.faults != null && !(Array.isArray(r.faults) && r.faults.every(isFaultTag))) return `${t} record's "faults" must be a list of { rule, type, injected }`;
   } else if (r.type === 'mark' || r.type === 'event' || r.type === 'ws-message') {
-    if (typeof r.ts !== 'number') return `${r.type} record without a numeric "ts"`;
+    if (!isTime(r.ts)) return `${r.type} record without a numeric "ts" (milliseconds since 1970)`;
   }
   return null;
+}
+
+/** A time the report can print: a finite number of milliseconds within Date's range. */
+function isTime(v: unknown): boolean {
+  return typeof v === 'number' && v >= -8.64e15 && v <= 8.64e15;
+}
+
+function isFaultTag(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  const f = v as Record<string, unknown>;
+  return typeof f.rule === 'string' && typeof f.type === 'string';
 }
 
 function excerpt(line: string): string {
@@ -94,13 +119,32 @@ async function* fileChunks(path: string, onBytes: ((bytes: number) => void) | un
   }
 }
 
+/**
+ * Is this a gzip file? By its name (`.gz`) or its first two bytes (1f 8b), so a compressed
+ * recording saved under another name is read, not reported as binary junk. False for stdin and
+ * for a file that cannot be opened (the read reports that).
+ */
+export function isGzip(path: string): boolean {
+  if (path === '-') return false;
+  if (path.endsWith('.gz')) return true;
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(path, 'r');
+    const b = Buffer.alloc(2);
+    return fs.readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
 /** A stream's chunks (stdin, or a gzip file through gunzip), as buffers. */
-async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
+async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error, gz: boolean): AsyncGenerator<Buffer> {
   const raw: Readable = path === '-' ? process.stdin : fs.createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
   let bytes = 0;
   let input: Readable = raw;
   let streamError: Error | null = null;
-  const gz = path.endsWith('.gz');
   if (gz) {
     // Progress counts the compressed bytes read.
     raw.on('data', (chunk: Buffer | string) => {
@@ -274,7 +318,9 @@ async function checkFile(path: string): Promise<void> {
 }
 
 function openChunks(path: string, options: ReadRecordsOptions, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
-  return path === '-' || path.endsWith('.gz') ? streamChunks(path, options.onBytes, fail) : fileChunks(path, options.onBytes, options.maxBytes ?? Number.POSITIVE_INFINITY);
+  if (path === '-') return streamChunks(path, options.onBytes, fail, false);
+  if (isGzip(path)) return streamChunks(path, options.onBytes, fail, true);
+  return fileChunks(path, options.onBytes, options.maxBytes ?? Number.POSITIVE_INFINITY);
 }
 
 /**

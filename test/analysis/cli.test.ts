@@ -136,12 +136,84 @@ describe('aftershock analyze', () => {
   });
 
   it('shows progress on a TTY stderr only, and clears it', async () => {
-    const files = [fx('good-client.ndjson'), fx('good-client.ndjson'), fx('good-client.ndjson')];
+    // Three copies (the same file given three times is refused).
+    const d = tmpdir();
+    const files = [1, 2, 3].map((i) => {
+      const f = path.join(d, `copy-${i}.ndjson`);
+      fs.copyFileSync(fx('good-client.ndjson'), f);
+      return f;
+    });
     const quiet = await analyze(files);
     expect(quiet.err).toBe('');
     const tty = await analyze(files, { ttyErr: true });
     expect(tty.err).toMatch(/analysing: [\d,]+ records \([\d,]+\/s\), [\d.]+ (KB|MB)/);
     expect(tty.err.endsWith('\r\u001b[K')).toBe(true);
+  });
+
+  it('refuses a recording given twice, an --output that is an input, and inputs with no readable record', async () => {
+    const d = tmpdir();
+    const rec = path.join(d, 'rec.ndjson');
+    fs.copyFileSync(fx('polling.ndjson'), rec);
+    const twice = await usageError([rec, path.join(d, '.', 'rec.ndjson')]);
+    expect(twice).toMatchObject({ code: 'ERR_BAD_OPTION', exitCode: 2 });
+    expect(twice.message).toMatch(/given twice/);
+    fs.symlinkSync(rec, path.join(d, 'link.ndjson'));
+    expect((await usageError([rec, path.join(d, 'link.ndjson')])).message).toMatch(/given twice \(also as/);
+    const over = await usageError([rec, '--format', 'har', '--output', rec]);
+    expect(over.message).toMatch(/--output .* is one of the recordings/);
+    expect(fs.readFileSync(rec, 'utf8')).toBe(fs.readFileSync(fx('polling.ndjson'), 'utf8'));
+    const empty = path.join(d, 'empty.ndjson');
+    fs.writeFileSync(empty, '');
+    const junk = path.join(d, 'junk.ndjson');
+    fs.writeFileSync(junk, 'not json\n{"type":"http","status":"503"}\n');
+    for (const [file, why] of [
+      [empty, /it is empty/],
+      [junk, /all 2 lines are unreadable/],
+    ] as const) {
+      for (const format of ['json', 'har']) {
+        const e = await usageError([file, '--format', format, '--fail-on', 'retry-storm']);
+        expect(e).toMatchObject({ code: 'ERR_RECORDING_READ', exitCode: 2 });
+        expect(e.message).toMatch(why);
+      }
+    }
+  });
+
+  it('names a record whose fields have the wrong type as a bad line instead of crashing a format on it', async () => {
+    const d = tmpdir();
+    const file = path.join(d, 'hostile.ndjson');
+    const base = { v: 1, type: 'http', id: 'a', ts: 1736942400000, end: 1736942400010, client: 'c1', path: '/a', status: 200, headers: {} };
+    const lines = [
+      { ...base, id: 'ok' },
+      { ...base, fault: { rule: 7, type: 'status', injected: true } },
+      { ...base, query: 5 },
+      { ...base, ts: 9e15, end: 9e15 + 10 },
+      { ...base, status: '503' },
+      { ...base, faults: 'none' },
+    ];
+    fs.writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    for (const format of ['text', 'html', 'markdown', 'junit', 'json']) {
+      const r = await analyze([file, '--format', format]);
+      expect(r.out.length, format).toBeGreaterThan(0);
+    }
+    const har = JSON.parse((await analyze([file, '--format', 'har'])).out);
+    expect(har.log.entries).toHaveLength(1);
+    const r = JSON.parse((await analyze([file])).out);
+    expect(r.totals.attempts).toBe(1);
+    expect(r.dataQuality.badLines.lines.map((b: { line: number; reason: string }) => [b.line, b.reason])).toEqual([
+      [2, 'http record\'s "fault" must be null or { rule, type, injected } with string rule and type'],
+      [3, 'http record\'s "query" must be a string or null'],
+      [4, 'http record without a numeric "ts" (milliseconds since 1970)'],
+      [5, 'http record\'s "status" must be a whole number or null'],
+      [6, 'http record\'s "faults" must be a list of { rule, type, injected }'],
+    ]);
+  });
+
+  it('reads a gzip recording whatever its name (by its magic bytes)', async () => {
+    const d = tmpdir();
+    const file = path.join(d, 'saved-from-ci.ndjson');
+    const { gzipSync } = await import('node:zlib');
+    fs.writeFileSync(file, gzipSync(fs.readFileSync(fx('polling.ndjson'))));
+    expect(JSON.parse((await analyze([file])).out).totals.attempts).toBe(75);
   });
 
   it('reads gzip recordings', async () => {

@@ -62,7 +62,7 @@ describe('readRecords', () => {
   it('lets unknown record types through for the analysis to count', () => {
     expect(recordProblem({ type: 'from-the-future', v: 9 })).toBeNull();
     expect(recordProblem({ v: 1 })).toBe('no "type" field');
-    expect(recordProblem({ type: 'mark' })).toBe('mark record without a numeric "ts"');
+    expect(recordProblem({ type: 'mark' })).toBe('mark record without a numeric "ts" (milliseconds since 1970)');
   });
 
   it('merges files by exchange end, keeping each file in its order', async () => {

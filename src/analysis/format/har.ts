@@ -11,8 +11,8 @@ import type { Writable } from 'node:stream';
 import type { AnyRecord, ExchangeRecord } from '../../record/schema.js';
 import { VERSION } from '../../version.js';
 
-function queryString(q: string | null): Array<{ name: string; value: string }> {
-  if (q === null || q === '') return [];
+function queryString(q: string | null | undefined): Array<{ name: string; value: string }> {
+  if (q == null || q === '') return [];
   return q
     .split('&')
     .filter((p) => p !== '')
@@ -41,28 +41,34 @@ function origin(target: string | null, ws: boolean): string {
   return ws ? base.replace(/^http/, 'ws') : base;
 }
 
-/** One HAR entry for an exchange record. */
+/**
+ * One HAR entry for an exchange record. Older or hand-written recordings may lack the optional
+ * fields (the reader only checks the types of those present): each has a default here.
+ */
 export function harEntry(r: ExchangeRecord, target: string | null): Record<string, unknown> {
   const ws = r.type === 'ws';
   const headers: Array<{ name: string; value: string }> = [];
-  if (r.userAgent !== null) headers.push({ name: 'user-agent', value: r.userAgent });
+  if (r.userAgent != null) headers.push({ name: 'user-agent', value: r.userAgent });
   for (const [name, value] of Object.entries(r.headers ?? {})) if (typeof value === 'string') headers.push({ name, value });
   const duration = Math.max(0, r.end - r.ts);
-  const ttfb = r.type === 'http' && r.ttfb !== null ? Math.min(r.ttfb, duration) : duration;
+  const ttfb = r.type === 'http' && typeof r.ttfb === 'number' ? Math.min(r.ttfb, duration) : duration;
   const respHeaders: Array<{ name: string; value: string }> = [];
-  if (r.retryAfter !== null) respHeaders.push({ name: 'retry-after', value: String(r.retryAfter) });
+  if (r.retryAfter != null) respHeaders.push({ name: 'retry-after', value: String(r.retryAfter) });
+  const bytesIn = typeof r.bytesIn === 'number' ? r.bytesIn : -1;
+  const bytesOut = typeof r.bytesOut === 'number' ? r.bytesOut : -1;
+  const outcome = r.outcome ?? null;
   const entry: Record<string, unknown> = {
     startedDateTime: new Date(r.ts).toISOString(),
     time: duration,
     request: {
-      method: r.method,
-      url: `${origin(target, ws)}${r.path}${r.query === null || r.query === '' ? '' : `?${r.query}`}`,
+      method: r.method ?? 'GET',
+      url: `${origin(target, ws)}${r.path}${r.query == null || r.query === '' ? '' : `?${r.query}`}`,
       httpVersion: 'HTTP/1.1',
       cookies: [],
       headers,
       queryString: queryString(r.query),
       headersSize: -1,
-      bodySize: r.type === 'http' ? r.bytesIn : -1,
+      bodySize: r.type === 'http' ? bytesIn : -1,
     },
     response: {
       status: r.status ?? 0,
@@ -70,22 +76,22 @@ export function harEntry(r: ExchangeRecord, target: string | null): Record<strin
       httpVersion: 'HTTP/1.1',
       cookies: [],
       headers: respHeaders,
-      content: { size: r.bytesOut, mimeType: 'x-unknown' },
+      content: { size: Math.max(0, bytesOut), mimeType: 'x-unknown' },
       redirectURL: '',
       headersSize: -1,
-      bodySize: r.type === 'http' ? r.bytesOut : -1,
-      ...(r.outcome === null ? {} : { _error: r.outcome }),
+      bodySize: r.type === 'http' ? bytesOut : -1,
+      ...(outcome === null ? {} : { _error: outcome }),
     },
     cache: {},
     timings: { send: 0, wait: ttfb, receive: Math.max(0, duration - ttfb) },
-    connection: r.conn,
-    _aftershockFault: r.fault,
+    connection: r.conn ?? '',
+    _aftershockFault: r.fault ?? null,
     _aftershockFaults: r.faults ?? [],
     _aftershockId: r.id,
     _aftershockClient: r.client,
-    _aftershockOutcome: r.outcome,
+    _aftershockOutcome: outcome,
   };
-  if (r.type === 'http' && r.upstreamStatus !== null) entry._aftershockUpstreamStatus = r.upstreamStatus;
+  if (r.type === 'http' && r.upstreamStatus != null) entry._aftershockUpstreamStatus = r.upstreamStatus;
   if (ws) entry._resourceType = 'websocket';
   return entry;
 }

@@ -5,13 +5,21 @@
  */
 
 /**
- * HTML text and attribute values (double- or single-quoted).
+ * HTML text and attribute values (double- or single-quoted). Control characters (NUL, ESC, CR ...)
+ * are shown as `\xNN`, as in the text output, and what HTML cannot carry at all (lone surrogates,
+ * U+FFFE, U+FFFF) becomes U+FFFD, as in XML: a recorded string reaches the page as visible text.
  *
  * @example escapeHtml('<script>"x"</script>') === '&lt;script&gt;&quot;x&quot;&lt;/script&gt;'
+ * @example escapeHtml('a\u0000b') === 'a\\x00b'
  */
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"'`]/g, (c) => HTML_ENTITIES[c] as string);
+  return stripControls(s)
+    .replace(HTML_INVALID, '\uFFFD')
+    .replace(/[&<>"'`]/g, (c) => HTML_ENTITIES[c] as string);
 }
+
+/** Code points no HTML document may contain, controls aside (those `stripControls` shows). */
+const HTML_INVALID = /[\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
 

@@ -4,7 +4,8 @@
  * memory they take is O(clients + routes + seconds), never O(records):
  *
  *   clients    an LRU map capped at `maxClients`; an evicted client's summary goes to a small
- *              "hall" of the worst offenders (so a storm's culprit is not forgotten under churn)
+ *              "hall" of the worst offenders (so a storm's culprit is not forgotten under churn),
+ *              and its findings are tallied first (so "N clients in all" counts every client)
  *   families   capped; chains of a family beyond the cap are summed under "(other)"
  *   routes     capped the same way
  *   timeline   1 s bins; past `maxBins` the bins are merged pairwise (bin width doubles)
@@ -13,11 +14,13 @@
  * from the chains still open, without touching the committed state (`report()` is read-only).
  */
 import type { Attempt } from './attempt.js';
-import type { BackoffClass, BackoffResult } from './backoff.js';
-import { BACKOFF_THRESHOLDS, classifyBackoff } from './backoff.js';
+import type { BackoffResult, Votes } from './backoff.js';
+import { BACKOFF_CLASSES, BACKOFF_THRESHOLDS, classifyBackoff } from './backoff.js';
 import type { Chain, ChainSink, EvidenceKind, Role } from './chain.js';
 import { MAX_EXAMPLES } from './chain.js';
-import { CountHistogram, StrideReservoir, Welford } from './stats.js';
+import { clientFindingCodes } from './findings.js';
+import { BloomCounter, CountHistogram, StrideReservoir, Welford } from './stats.js';
+import type { FindingCode } from './types.js';
 
 /** Attempt indexes (gap 1..N) summarised per client and per client type. */
 export const GAP_INDEXES = 6;
@@ -30,9 +33,8 @@ const MAX_CLIENT_FIRST_GAPS = 8;
 /** A per-index central gap counts only if at least this share of the first index's chains reached it. */
 export const SERIES_MIN_SHARE = 0.25;
 
-export const BACKOFF_CLASSES: readonly BackoffClass[] = ['immediate', 'constant', 'linear', 'exponential', 'irregular', 'insufficient-data'];
+export { BACKOFF_CLASSES, type Votes } from './backoff.js';
 
-export type Votes = Record<BackoffClass, number>;
 const noVotes = (): Votes => ({ immediate: 0, constant: 0, linear: 0, exponential: 0, irregular: 0, 'insufficient-data': 0 });
 
 function addVotes(a: Votes, b: Votes): void {
@@ -79,6 +81,8 @@ export class Counts {
   /** Attempts of chains that gave up (the give-up point). */
   giveUp = new CountHistogram();
   votes: Votes = noVotes();
+  /** The votes of chains classified from 3+ gaps (only these can make a class `high` confidence). */
+  deepVotes: Votes = noVotes();
   examples: Partial<Record<EvidenceKind, string[]>> = {};
   /** Route of the first example of each kind of evidence. */
   exampleRoutes: Partial<Record<EvidenceKind, string>> = {};
@@ -94,7 +98,8 @@ export class Counts {
       this.gaveUp++;
       this.giveUp.add(c.attempts);
     }
-    const unbounded = c.attempts > unboundedAttempts;
+    // Hedges run beside an attempt in flight: only the first attempt and the retries count here.
+    const unbounded = c.attempts - c.hedges > unboundedAttempts;
     if (unbounded) this.unbounded++;
     this.unsafeRetries += c.unsafeRetries;
     this.nonRetryableRetries += c.nonRetryableRetries;
@@ -112,6 +117,7 @@ export class Counts {
     }
     this.hist.add(c.attempts);
     this.votes[cls.class]++;
+    if (cls.gaps >= BACKOFF_THRESHOLDS.highConfidenceGaps) this.deepVotes[cls.class]++;
     const route = c.first.route;
     // for-in, not Object.entries: same (insertion) order, no array per chain when there are none.
     for (const k in c.examples) {
@@ -152,6 +158,7 @@ export class Counts {
     this.hist.merge(o.hist);
     this.giveUp.merge(o.giveUp);
     addVotes(this.votes, o.votes);
+    addVotes(this.deepVotes, o.deepVotes);
     for (const [k, r] of Object.entries(o.exampleRoutes)) this.exampleRoutes[k as EvidenceKind] ??= r;
     mergeExamples(this.examples, o.examples);
   }
@@ -380,6 +387,23 @@ export class Aggregates implements ChainSink {
   fineDropped = 0;
   /** Attempts folded out of start order (arrived after a later-starting attempt of their thread). */
   lateCount = 0;
+  /**
+   * Per finding code, the distinct evicted clients that earned it, each judged on its summary when
+   * it was first evicted. The report adds the clients it still holds, so a finding's "N clients in
+   * all" counts every client, not only the ones the capped table kept.
+   */
+  evictedFindings: Partial<Record<FindingCode, number>> = {};
+  /** Keys of every evicted client (a 1 MiB filter, allocated at the first eviction). */
+  evictedKeys: BloomCounter | null = null;
+  /** Evictions of a client evicted before: that later part is not in `evictedFindings`. */
+  reEvicted = 0;
+  /**
+   * Set by `mergedWith`, for the report: clients held only as an evicted summary (already in
+   * `evictedFindings`), and clients seen again after an eviction (judged on a part, so left out of
+   * the tally: with any of them, or any re-eviction, the counts are lower bounds).
+   */
+  tallied = new Set<string>();
+  returned = new Set<string>();
   /** Clock of the client table's recency stamps. */
   private clock = 0;
 
@@ -490,8 +514,19 @@ export class Aggregates implements ChainSink {
       const evicted = byAge[i] as ClientAgg;
       this.clients.delete(evicted.key);
       this.evictedClients++;
+      this.tallyEvicted(evicted);
       this.keepInHall(evicted);
     }
+  }
+
+  /** Counts the findings of a client leaving the table, once per client. */
+  private tallyEvicted(c: ClientAgg): void {
+    const keys = (this.evictedKeys ??= new BloomCounter());
+    if (!keys.add(c.key)) {
+      this.reEvicted++;
+      return;
+    }
+    for (const code of clientFindingCodes(c)) this.evictedFindings[code] = (this.evictedFindings[code] ?? 0) + 1;
   }
 
   private keepInHall(c: ClientAgg): void {
@@ -583,6 +618,18 @@ export class Aggregates implements ChainSink {
       }
     }
     m.evictedClients = this.evictedClients;
+    m.evictedFindings = { ...this.evictedFindings };
+    for (const [k, n] of Object.entries(overlay.evictedFindings)) m.evictedFindings[k as FindingCode] = (m.evictedFindings[k as FindingCode] ?? 0) + n;
+    m.evictedKeys = this.evictedKeys ?? overlay.evictedKeys;
+    m.reEvicted = this.reEvicted + overlay.reEvicted;
+    m.tallied = new Set([...this.tallied, ...overlay.tallied]);
+    m.returned = new Set([...this.returned, ...overlay.returned]);
+    for (const k of this.hall.keys()) if (!this.clients.has(k) && !overlay.clients.has(k)) m.tallied.add(k);
+    // A client held live whose key was evicted before came back. (An overlay of the same engine has
+    // no filter of its own; a partition's overlay, in `combineAggregates`, has.)
+    const wasEvicted = (keys: BloomCounter | null, k: string): boolean => keys !== null && !m.tallied.has(k) && keys.has(k);
+    for (const k of this.clients.keys()) if (wasEvicted(this.evictedKeys, k)) m.returned.add(k);
+    for (const k of overlay.clients.keys()) if (wasEvicted(overlay.evictedKeys ?? this.evictedKeys, k)) m.returned.add(k);
     m.families = mergeMaps(this.families, overlay.families);
     m.routes = mergeMaps(this.routes, overlay.routes);
     m.bins = new Map();
@@ -655,6 +702,7 @@ function capMap<T extends { merge(o: T): void; clone(): T }>(map: Map<string, T>
  */
 export function reviveAggregates(o: Aggregates): Aggregates {
   Object.setPrototypeOf(o, Aggregates.prototype);
+  if (o.evictedKeys !== null) Object.setPrototypeOf(o.evictedKeys, BloomCounter.prototype);
   reviveCounts(o.totals, Counts.prototype);
   for (const c of o.clients.values()) reviveClient(c);
   for (const c of o.hall.values()) reviveClient(c);

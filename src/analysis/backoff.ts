@@ -2,16 +2,23 @@
  * Classifying a retry schedule (spec §4): given the gaps between attempts, measured END to START
  * (`g_k = start(k+1) - end(k)`, so the client's own timeout never inflates a gap), say whether
  * the client retried immediately, at a constant, linear or exponential spacing, or irregularly,
- * and whether a gap honoured the Retry-After the failure carried.
+ * and whether a gap honoured the Retry-After the failure carried; then, over many chains, which
+ * class a client or client type follows (`decideBackoff`).
  *
  * Pure functions of numbers; the thresholds are the spec's and are exported so the docs and the
  * tests quote the same values.
  */
 
-import { cv, linearFit, median } from './stats.js';
+import type { BackoffDetail } from './types.js';
+import { cv, linearFit, median, round } from './stats.js';
 
 export type BackoffClass = 'immediate' | 'constant' | 'linear' | 'exponential' | 'irregular' | 'insufficient-data';
 export type Confidence = 'high' | 'medium' | 'low';
+
+export const BACKOFF_CLASSES: readonly BackoffClass[] = ['immediate', 'constant', 'linear', 'exponential', 'irregular', 'insufficient-data'];
+
+/** Chains per backoff class. */
+export type Votes = Record<BackoffClass, number>;
 
 /** The spec's thresholds for §4, in one place. */
 export const BACKOFF_THRESHOLDS = {
@@ -193,4 +200,92 @@ export function summarizeRetryAfter(c: { compliant: number; violates: number; la
   if (c.violates > 0 && c.violates / n >= RETRY_AFTER_THRESHOLDS.violationShare) return 'violates';
   if (c.late / n > RETRY_AFTER_THRESHOLDS.lateShare) return 'ignored';
   return 'compliant';
+}
+
+/**
+ * Backoff of many chains: the majority class of the chains with 2+ gaps, unless that majority is
+ * "irregular" (or there is none), in which case the central gap per attempt index is classified
+ * (spec §4.6: full-jitter clients look irregular one by one).
+ *
+ * `deep` holds the votes of the chains classified from 3 or more gaps (spec §4: "needs 2 gaps; 3
+ * for high confidence"): a majority is only `high` when at least 3 such chains make it, because
+ * two gaps cannot tell linear from exponential. Without `deep`, every chain counts as deep.
+ *
+ * @example decideBackoff({ ...none, exponential: 3 }, [100, 200], 0, 6, none).confidence === 'medium'
+ */
+export function decideBackoff(votes: Votes, series: number[], immediateGaps: number, gapCount: number, deep: Votes = votes): BackoffDetail {
+  let classified = 0;
+  let top: BackoffClass = 'insufficient-data';
+  for (const k of BACKOFF_CLASSES) {
+    if (k === 'insufficient-data') continue;
+    classified += votes[k];
+    if (votes[k] > (top === 'insufficient-data' ? 0 : votes[top])) top = k;
+  }
+  const base = { chains: classified, votes: { ...votes }, gapsMs: series.map((g) => round(g, 1)) };
+  if (classified === 0) {
+    if (gapCount >= 2 && immediateGaps === gapCount) {
+      return { class: 'immediate', confidence: 'medium', basis: 'immediate-gaps', ...base };
+    }
+    if (series.length >= 2) {
+      const r = classifySeries(series);
+      if (r.class !== 'irregular' && r.class !== 'insufficient-data') return { ...fitParams(r), class: r.class, confidence: 'low', basis: 'per-index', ...base };
+    }
+    return { class: 'insufficient-data', confidence: 'low', basis: 'none', ...base };
+  }
+  // Jittered schedules now and then draw two tiny gaps in a row; "immediate" needs nearly all gaps under 50 ms.
+  if (top === 'immediate' && immediateGaps < IMMEDIATE_SHARE * gapCount) {
+    const rest = { ...votes, immediate: 0 };
+    return decideBackoff(rest, series, 0, gapCount, { ...deep, immediate: 0 });
+  }
+  const share = votes[top] / classified;
+  // Jittered growing schedules split their chains between "linear" and "exponential" (three jittered
+  // gaps cannot tell them apart); the central gap per attempt index can.
+  const growing = votes.linear + votes.exponential;
+  if ((top === 'linear' || top === 'exponential') && share < 0.8 && growing / classified >= 0.5 && series.length >= 3) {
+    const r = classifySeries(series);
+    if (r.class === 'linear' || r.class === 'exponential') {
+      return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
+    }
+  }
+  if (top !== 'irregular' && share >= 0.5) {
+    let deepClassified = 0;
+    for (const k of BACKOFF_CLASSES) if (k !== 'insufficient-data') deepClassified += deep[k];
+    const deepTop = deep[top];
+    const confidence: Confidence = share >= 0.8 && classified >= 3 && deepTop >= 3 && deepTop >= 0.8 * deepClassified ? 'high' : 'medium';
+    const fit = series.length >= 2 ? classifySeries(series) : null;
+    return { ...(fit !== null && fit.class === top ? fitParams(fit) : {}), class: top, confidence, basis: 'chains', ...base };
+  }
+  if (series.length >= 2) {
+    const r = classifySeries(series);
+    if (r.class !== 'irregular' && r.class !== 'insufficient-data') {
+      return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
+    }
+  }
+  return { class: top, confidence: share >= 0.8 ? 'medium' : 'low', basis: 'chains', ...base };
+}
+
+/** Share of all gaps under 50 ms needed to call a client (or client type) immediate. */
+export const IMMEDIATE_SHARE = 0.9;
+
+/**
+ * Classifies a per-index series; the deepest index has the fewest chains behind it, so when the
+ * whole series is irregular but it is regular without its last point, that reading is used.
+ */
+function classifySeries(series: number[]): ReturnType<typeof classifyBackoff> {
+  const r = classifyBackoff(series);
+  if (r.class === 'irregular' && series.length >= 4) {
+    const shorter = classifyBackoff(series.slice(0, -1));
+    if (shorter.class !== 'irregular' && shorter.class !== 'insufficient-data') return shorter;
+  }
+  return r;
+}
+
+function fitParams(r: ReturnType<typeof classifyBackoff>): Partial<BackoffDetail> {
+  const out: Partial<BackoffDetail> = {};
+  if (r.baseMs !== undefined) out.baseMs = round(r.baseMs, 1);
+  if (r.factor !== undefined) out.factor = round(r.factor, 3);
+  if (r.capMs !== undefined) out.capMs = round(r.capMs, 1);
+  if (r.intervalMs !== undefined) out.intervalMs = round(r.intervalMs, 1);
+  if (r.stepMs !== undefined) out.stepMs = round(r.stepMs, 1);
+  return out;
 }

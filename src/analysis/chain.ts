@@ -284,6 +284,13 @@ export class Thread {
     sink.attempt(a, 'first', c);
   }
 
+  /** A logical request of one attempt, finished at once; the open chain is left as it is. */
+  private alone(a: Attempt, sink: ChainSink): void {
+    const c = new Chain(a, a.explicit || this.kind === 'i' || this.kind === 'k');
+    sink.attempt(a, 'first', c);
+    sink.chain(c);
+  }
+
   private fold(a: Attempt, params: GroupingParams, sink: ChainSink): void {
     if (a.ts < this.foldedTs) {
       this.late++;
@@ -291,8 +298,14 @@ export class Thread {
     } else this.foldedTs = a.ts;
     const c = this.chain;
     if (c === null) return this.start(a, sink);
+    // A late attempt that ended before the open chain began (e.g. an older session's record read
+    // after a newer one's) overlaps nothing: it is no hedge, and it must not end the open chain.
+    // (An attempt in start order never starts before the open chain.)
+    if (a.ts < c.firstTs && a.end <= c.firstTs) return this.alone(a, sink);
     if (a.attemptHint === 1) return this.start(a, sink);
     const rawGap = a.ts - c.maxEnd;
+    // A hedge overlaps the chain in time: it starts before the chain's last end and (given the
+    // test above) ends after the chain's first start.
     if (rawGap < -HEDGE_TOLERANCE_MS) {
       c.addHedge(a);
       sink.attempt(a, 'hedge', c);

@@ -1,9 +1,12 @@
 /**
  * The finding catalogue: every code the analysis can emit, its usual severity, a one-line title and
  * the advice that goes with it. One list, so the docs, the gates (which reject unknown codes) and
- * the reports agree.
+ * the reports agree. Also which per-client findings a client summary earns (`judgeClient`), so the
+ * report and the client table (which tallies the clients it evicts) count by the same rules.
  */
-import type { Finding, FindingCode, Severity } from './types.js';
+import type { ClientAgg } from './aggregates.js';
+import { decideBackoff, type RetryAfterCompliance, summarizeRetryAfter } from './backoff.js';
+import type { BackoffDetail, Finding, FindingCode, Severity } from './types.js';
 
 export interface FindingInfo {
   readonly code: FindingCode;
@@ -163,3 +166,56 @@ export function makeFinding(
   if (about.userAgent !== undefined) f.userAgent = about.userAgent;
   return f;
 }
+
+/** What one client summary earns: its backoff, its Retry-After behaviour and its finding codes. */
+export interface ClientJudgement {
+  backoff: BackoffDetail;
+  retryAfter: RetryAfterCompliance;
+  /** Per-client finding codes. */
+  codes: FindingCode[];
+  critical: number;
+  warning: number;
+}
+
+/**
+ * The per-client findings of one client summary. The report judges the clients it holds with this,
+ * and the client table judges each client it evicts with it (to count every client with a finding,
+ * not only the ones still held), so both count by the same rules.
+ *
+ * @example judgeClient(client).codes // ['unbounded-retries', 'retry-after-violated']
+ */
+export function judgeClient(c: ClientAgg): ClientJudgement {
+  const backoff = decideBackoff(c.votes, c.gapSeries(), c.immediateGaps, c.gapCount, c.deepVotes);
+  const retryAfter = summarizeRetryAfter({ compliant: c.raCompliant, violates: c.raViolates, late: c.raLate });
+  const j: ClientJudgement = { backoff, retryAfter, codes: [], critical: 0, warning: 0 };
+  const flag = (code: FindingCode, sev: 'critical' | 'warning'): void => {
+    j.codes.push(code);
+    if (sev === 'critical') j.critical++;
+    else j.warning++;
+  };
+  if (backoff.class === 'immediate') flag('immediate-retries', 'critical');
+  if (c.unbounded > 0) flag('unbounded-retries', 'critical');
+  if (retryAfter === 'violates') flag('retry-after-violated', 'critical');
+  if (c.duplicateSubmissions > 0) flag('duplicate-submission', c.duplicateUnprotected > 0 ? 'critical' : 'warning');
+  if (retryAfter === 'ignored') flag('retry-after-ignored', 'warning');
+  if (c.unsafeRetries > 0) flag('unsafe-retry', 'warning');
+  if (c.nonRetryableRetries > 0) flag('retry-after-non-retryable', 'warning');
+  if (c.idemReuse > 0) flag('idempotency-key-reused', 'warning');
+  return j;
+}
+
+/**
+ * Only the codes of `judgeClient`, quickly for the many clients that never retried: every
+ * per-client finding but `idempotency-key-reused` is about retries.
+ */
+export function clientFindingCodes(c: ClientAgg): readonly FindingCode[] {
+  if (c.retries === 0 && c.idemReuse === 0) return [];
+  return judgeClient(c).codes;
+}
+
+/**
+ * Per-client findings decided by a share of the client's gaps (its backoff class, its Retry-After
+ * verdict): a part of a client can earn one that the whole client would not. The others follow
+ * from a count above zero, so any part that earns one proves the whole client earns it.
+ */
+export const SHARE_BASED_FINDINGS: ReadonlySet<FindingCode> = new Set<FindingCode>(['immediate-retries', 'retry-after-violated', 'retry-after-ignored']);

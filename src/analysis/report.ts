@@ -5,12 +5,12 @@
  */
 import type { HeaderRecord } from '../record/schema.js';
 import { VERSION } from '../version.js';
-import type { Aggregates, Bin, ClientAgg, Counts, FamilyAgg, JitterGroup, Votes } from './aggregates.js';
-import { BACKOFF_CLASSES, FINE_BIN_MS, SERIES_MIN_SHARE, addBin } from './aggregates.js';
+import type { Aggregates, Bin, ClientAgg, Counts, FamilyAgg, JitterGroup } from './aggregates.js';
+import { FINE_BIN_MS, SERIES_MIN_SHARE, addBin } from './aggregates.js';
 import type { ResolvedOptions, QualityCounters } from './types.js';
-import { type BackoffClass, type Confidence, classifyBackoff, summarizeRetryAfter } from './backoff.js';
+import { type Confidence, decideBackoff, summarizeRetryAfter } from './backoff.js';
 import type { EvidenceKind } from './chain.js';
-import { FINDINGS, SEVERITY_RANK, makeFinding } from './findings.js';
+import { FINDINGS, SEVERITY_RANK, SHARE_BASED_FINDINGS, judgeClient, makeFinding } from './findings.js';
 import { classifyJitter } from './jitter.js';
 import { StrideReservoir, median, round } from './stats.js';
 import type {
@@ -95,6 +95,10 @@ const R = REPORT_THRESHOLDS;
 export const PARTITIONED_LIMIT =
   'This recording was split by client key among several threads and their results merged. Counts, timeline, clients, routes, fault windows and findings are those of one engine, except that the sampled gap statistics (median gaps per attempt index, jitter) come from a merged sample, that where a cap was reached (clients or open requests evicted) each thread evicted by its own share of it, and that a client key written in two different JSON spellings could be split. Use --threads 1 for a single-engine result.';
 
+/** Stated when a client came back after the client table (`--max-clients`) evicted its summary. */
+export const EVICTED_RETURN_LIMIT =
+  'Some clients came back after the client table (--max-clients) evicted their summary: each part of such a client is judged on its own, so the clients listed and their numbers cover a part, and per-finding client counts ("N in all") are lower bounds ("at least"), or estimates ("about") for immediate-retries and the Retry-After findings, which are decided by a share of the gaps. Totals count every attempt either way; a larger --max-clients avoids this.';
+
 /** The known limits (spec §7), stated in every report. */
 export const KNOWN_LIMITS: readonly string[] = [
   'Polling that follows a failed poll looks like a retry (same fingerprint, previous attempt failed); a client that gives up and sends the same request again within the window looks like one long chain.',
@@ -120,84 +124,8 @@ function ra(c: Counts): { compliant: number; violates: number; late: number } {
   return { compliant: c.raCompliant, violates: c.raViolates, late: c.raLate };
 }
 
-/**
- * Backoff of many chains: the majority class of the chains with 2+ gaps, unless that majority is
- * "irregular" (or there is none), in which case the central gap per attempt index is classified
- * (spec §4.6: full-jitter clients look irregular one by one).
- */
-export function decideBackoff(votes: Votes, series: number[], immediateGaps: number, gapCount: number): BackoffDetail {
-  let classified = 0;
-  let top: BackoffClass = 'insufficient-data';
-  for (const k of BACKOFF_CLASSES) {
-    if (k === 'insufficient-data') continue;
-    classified += votes[k];
-    if (votes[k] > (top === 'insufficient-data' ? 0 : votes[top])) top = k;
-  }
-  const base = { chains: classified, votes: { ...votes }, gapsMs: series.map((g) => round(g, 1)) };
-  if (classified === 0) {
-    if (gapCount >= 2 && immediateGaps === gapCount) {
-      return { class: 'immediate', confidence: 'medium', basis: 'immediate-gaps', ...base };
-    }
-    if (series.length >= 2) {
-      const r = classifySeries(series);
-      if (r.class !== 'irregular' && r.class !== 'insufficient-data') return { ...fitParams(r), class: r.class, confidence: 'low', basis: 'per-index', ...base };
-    }
-    return { class: 'insufficient-data', confidence: 'low', basis: 'none', ...base };
-  }
-  // Jittered schedules now and then draw two tiny gaps in a row; "immediate" needs nearly all gaps under 50 ms.
-  if (top === 'immediate' && immediateGaps < IMMEDIATE_SHARE * gapCount) {
-    const rest = { ...votes, immediate: 0 };
-    return decideBackoff(rest, series, 0, gapCount);
-  }
-  const share = votes[top] / classified;
-  // Jittered growing schedules split their chains between "linear" and "exponential" (three jittered
-  // gaps cannot tell them apart); the central gap per attempt index can.
-  const growing = votes.linear + votes.exponential;
-  if ((top === 'linear' || top === 'exponential') && share < 0.8 && growing / classified >= 0.5 && series.length >= 3) {
-    const r = classifySeries(series);
-    if (r.class === 'linear' || r.class === 'exponential') {
-      return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
-    }
-  }
-  if (top !== 'irregular' && share >= 0.5) {
-    const confidence: Confidence = share >= 0.8 && classified >= 3 ? 'high' : 'medium';
-    const fit = series.length >= 2 ? classifySeries(series) : null;
-    return { ...(fit !== null && fit.class === top ? fitParams(fit) : {}), class: top, confidence, basis: 'chains', ...base };
-  }
-  if (series.length >= 2) {
-    const r = classifySeries(series);
-    if (r.class !== 'irregular' && r.class !== 'insufficient-data') {
-      return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
-    }
-  }
-  return { class: top, confidence: share >= 0.8 ? 'medium' : 'low', basis: 'chains', ...base };
-}
-
-/** Share of all gaps under 50 ms needed to call a client (or client type) immediate. */
-export const IMMEDIATE_SHARE = 0.9;
-
-/**
- * Classifies a per-index series; the deepest index has the fewest chains behind it, so when the
- * whole series is irregular but it is regular without its last point, that reading is used.
- */
-function classifySeries(series: number[]): ReturnType<typeof classifyBackoff> {
-  const r = classifyBackoff(series);
-  if (r.class === 'irregular' && series.length >= 4) {
-    const shorter = classifyBackoff(series.slice(0, -1));
-    if (shorter.class !== 'irregular' && shorter.class !== 'insufficient-data') return shorter;
-  }
-  return r;
-}
-
-function fitParams(r: ReturnType<typeof classifyBackoff>): Partial<BackoffDetail> {
-  const out: Partial<BackoffDetail> = {};
-  if (r.baseMs !== undefined) out.baseMs = round(r.baseMs, 1);
-  if (r.factor !== undefined) out.factor = round(r.factor, 3);
-  if (r.capMs !== undefined) out.capMs = round(r.capMs, 1);
-  if (r.intervalMs !== undefined) out.intervalMs = round(r.intervalMs, 1);
-  if (r.stepMs !== undefined) out.stepMs = round(r.stepMs, 1);
-  return out;
-}
+/** Deciding a backoff from many chains lives with the classifiers (backoff.ts); still importable here. */
+export { decideBackoff, IMMEDIATE_SHARE } from './backoff.js';
 
 /** Chains needed at an attempt index before its median gap joins a client type's series. */
 const FAMILY_INDEX_MIN_SAMPLES = 8;
@@ -240,24 +168,7 @@ interface ClientEval {
 }
 
 function evalClient(c: ClientAgg): ClientEval {
-  const backoff = decideBackoff(c.votes, c.gapSeries(), c.immediateGaps, c.gapCount);
-  const raVerdict = summarizeRetryAfter(ra(c));
-  const codes: FindingCode[] = [];
-  let critical = 0;
-  let warning = 0;
-  const flag = (code: FindingCode, sev: 'critical' | 'warning'): void => {
-    codes.push(code);
-    if (sev === 'critical') critical++;
-    else warning++;
-  };
-  if (backoff.class === 'immediate') flag('immediate-retries', 'critical');
-  if (c.unbounded > 0) flag('unbounded-retries', 'critical');
-  if (raVerdict === 'violates') flag('retry-after-violated', 'critical');
-  if (c.duplicateSubmissions > 0) flag('duplicate-submission', c.duplicateUnprotected > 0 ? 'critical' : 'warning');
-  if (raVerdict === 'ignored') flag('retry-after-ignored', 'warning');
-  if (c.unsafeRetries > 0) flag('unsafe-retry', 'warning');
-  if (c.nonRetryableRetries > 0) flag('retry-after-non-retryable', 'warning');
-  if (c.idemReuse > 0) flag('idempotency-key-reused', 'warning');
+  const { backoff, retryAfter: raVerdict, codes, critical, warning } = judgeClient(c);
   const giveUp = c.giveUp.n === 0 ? null : modeOf(c.giveUp.counts, c.giveUp.max);
   const examples: string[] = [];
   for (const k of ['unbounded', 'duplicate', 'raViolation', 'immediate', 'unsafe', 'nonRetryable', 'retry'] as EvidenceKind[]) {
@@ -424,7 +335,7 @@ export function buildReport(input: ReportInput): Report {
   const types: ClientTypeReport[] = [];
   for (const f of agg.families.values()) {
     if (f.attempts === 0) continue;
-    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount);
+    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount, f.deepVotes);
     const jitter = backoff.class === 'immediate' ? { ...decideJitter(f), class: 'none' as const } : decideJitter(f);
     types.push({
       userAgent: f.family,
@@ -654,14 +565,36 @@ export function buildReport(input: ReportInput): Report {
   const perCode = new Map<FindingCode, ClientEval[]>();
   for (const e of evals) for (const code of e.report.findings) (perCode.get(code) ?? perCode.set(code, []).get(code))?.push(e);
   const clientFinding = (code: FindingCode, e: ClientEval): Finding => clientFindingOf(code, e, opts.unboundedAttempts);
-  for (const [code, list] of perCode) {
+  // Every client with a finding, not only the ones the capped client table still holds: the
+  // evicted clients were judged as they left the table (`Aggregates.evictedFindings`); the clients
+  // held now are added unless that tally holds them already. Exact unless a client came back after
+  // its eviction: then the parts are judged apart and the count is a lower bound ("at least"), or,
+  // for findings decided by a share of the gaps, an estimate ("about").
+  const exactTallies = agg.reEvicted === 0 && agg.returned.size === 0;
+  const clientsWith = (code: FindingCode): number => {
+    const list = perCode.get(code) ?? [];
+    let n = agg.evictedFindings[code] ?? 0;
+    for (const e of list) if (!agg.tallied.has(e.agg.key) && !agg.returned.has(e.agg.key)) n++;
+    return Math.max(n, list.length);
+  };
+  const howMany = (code: FindingCode, n: number): string => (exactTallies ? String(n) : `${SHARE_BASED_FINDINGS.has(code) ? 'about' : 'at least'} ${n}`);
+  const codesFound = new Set<FindingCode>([...perCode.keys(), ...(Object.keys(agg.evictedFindings) as FindingCode[])]);
+  for (const code of codesFound) {
+    const list = perCode.get(code) ?? [];
     const shown = list.slice(0, opts.maxFindingsPerCode);
     for (const e of shown) findings.push(clientFinding(code, e));
-    if (list.length > shown.length) {
-      const rest = list.length - shown.length;
+    const all = clientsWith(code);
+    if (all > shown.length) {
+      const rest = all - shown.length;
       const sev = shown[0] === undefined ? undefined : clientFinding(code, shown[0] as ClientEval).severity;
+      const more = howMany(code, rest);
       findings.push(
-        makeFinding(code, `${rest} more client${rest === 1 ? '' : 's'} with the same finding (${list.length} in all).`, { clients: list.length, more: rest, examples: list.slice(shown.length, shown.length + 3).map((x) => x.agg.key) }, sev === undefined ? {} : { severity: sev }),
+        makeFinding(
+          code,
+          `${more.charAt(0).toUpperCase()}${more.slice(1)} more client${rest === 1 ? '' : 's'} with the same finding (${howMany(code, all)} in all${exactTallies ? '' : '; see limits'}).`,
+          { clients: all, more: rest, exact: exactTallies, examples: list.slice(shown.length, shown.length + 3).map((x) => x.agg.key) },
+          sev === undefined ? {} : { severity: sev },
+        ),
       );
     }
   }
@@ -776,23 +709,33 @@ export function buildReport(input: ReportInput): Report {
       ),
     );
   }
-  const clientsOmitted = Math.max(0, evals.length - listed.length);
+  // Every distinct client (as totals.clients), not the ones the capped table kept.
+  const clientsTotal = Math.max(input.distinctClients, evals.length);
+  const clientsOmitted = clientsTotal - listed.length;
   if (clientsOmitted > 0 || agg.evictedClients > 0) {
     findings.push(
-      makeFinding('clients-truncated', `The report lists the ${listed.length} worst of ${evals.length} clients kept${agg.evictedClients > 0 ? `; ${agg.evictedClients} client summaries were evicted to bound memory (the worst were kept)` : ''}.`, { listed: listed.length, kept: evals.length, evicted: agg.evictedClients, distinct: input.distinctClients }),
+      makeFinding(
+        'clients-truncated',
+        `The report lists the ${listed.length} worst of ${clientsTotal} clients${agg.evictedClients > 0 ? `; ${agg.evictedClients} client summaries were evicted to bound memory (the ${evals.length} worst or most recent were kept; totals and finding counts include every client)` : ''}.`,
+        { listed: listed.length, total: clientsTotal, kept: evals.length, evicted: agg.evictedClients, distinct: input.distinctClients },
+      ),
     );
   }
 
   // ---- verdict ----
   const reasons: string[] = [];
-  const immediateClients = evals.filter((e) => e.report.backoff === 'immediate').length;
+  const immediateClients = clientsWith('immediate-retries');
   const immediateTypes = types.filter((x) => x.backoff === 'immediate').length;
   if (stormAlpha !== null) reasons.push(stormAlpha);
-  if (immediateClients > 0 || immediateTypes > 0) reasons.push(`immediate retries (${immediateClients} client${immediateClients === 1 ? '' : 's'})`);
+  if (immediateClients > 0) reasons.push(`immediate retries (${howMany('immediate-retries', immediateClients)} client${immediateClients === 1 ? '' : 's'})`);
+  else if (immediateTypes > 0) reasons.push(`immediate retries (${immediateTypes} client type${immediateTypes === 1 ? '' : 's'})`);
   if (noJitterWide) reasons.push(`no jitter across ${R.noJitterClients}+ clients`);
   if (t.unbounded > 0) reasons.push(`unbounded retries (${t.unbounded} logical request${t.unbounded === 1 ? '' : 's'} with more than ${opts.unboundedAttempts} attempts)`);
   if (sustained) reasons.push('amplification sustained after the fault ended');
-  const verdict = reasons.length > 0 ? 'retry-storm' : 'ok';
+  // A storm is retries answering failures: a recording in which nothing failed is never one (its
+  // repeats are polling, hedging or explicit re-sends, and the findings still name them).
+  const verdict = reasons.length > 0 && t.failures > 0 ? 'retry-storm' : 'ok';
+  if (verdict === 'ok') reasons.length = 0;
   if (verdict === 'retry-storm') {
     findings.push(
       makeFinding('retry-storm', `Retry storm: ${reasons.join('; ')}. Overall: amplification ${totals.amplification}${totals.amplificationInFaults === null ? '' : ` (${totals.amplificationInFaults} in fault windows)`}, baseline ${round(baseline.alpha, 3)}, retries ${round(totals.retryRatio * 100, 1)} % of attempts.`, {
@@ -824,12 +767,14 @@ export function buildReport(input: ReportInput): Report {
   if (q.badLines > 0) lower(q.badLines > 0.01 * Math.max(1, q.records) ? 'low' : 'medium', `${q.badLines} unreadable line${q.badLines === 1 ? '' : 's'} skipped`);
   if (agg.lateCount > 0) lower(agg.lateCount > 0.01 * Math.max(1, t.attempts) ? 'medium' : 'high', `${agg.lateCount} attempts arrived out of start order beyond the reorder lag`);
   if (agg.evictedClients > 0) lower('medium', `${agg.evictedClients} client summaries were evicted to bound memory`);
+  if (!exactTallies) creasons.push(`${agg.returned.size + agg.reEvicted} time${agg.returned.size + agg.reEvicted === 1 ? '' : 's'} a client came back after its summary was evicted: per-finding client counts are lower bounds or estimates`);
   if (q.threadsEvicted > 0) lower('medium', `${q.threadsEvicted} logical requests were closed early to bound memory`);
   if (episodes.length === 0 && t.failures > 0) creasons.push('no injected faults: fault windows, herds and recovery were not measured');
   if (creasons.length === 0) creasons.push('explicit ids or clear fingerprints, enough retries, clean input');
 
   const limits = [...KNOWN_LIMITS];
   if ((input.partitions ?? 1) > 1) limits.push(PARTITIONED_LIMIT);
+  if (!exactTallies) limits.push(EVICTED_RETURN_LIMIT);
   if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
 
   return {
@@ -865,7 +810,7 @@ export function buildReport(input: ReportInput): Report {
     },
     totals,
     clients: listed.map((e) => e.report),
-    clientsTotal: evals.length,
+    clientsTotal,
     clientsOmitted,
     clientTypes: types,
     routes,

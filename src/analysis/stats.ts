@@ -295,6 +295,17 @@ export class BloomCounter {
     return fresh;
   }
 
+  /** Whether the key was (probably) added: never false for an added key, now and then true for another. */
+  has(key: string): boolean {
+    const h1 = fnv1a(key, 0x811c9dc5);
+    const h2 = fnv1a(key, 0x01000193) | 1;
+    for (let i = 0; i < 4; i++) {
+      const bit = (h1 + Math.imul(i, h2)) & this.mask;
+      if (((this.bits[bit >>> 5] as number) & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+
   clear(): void {
     this.bits.fill(0);
     this.distinct = 0;

@@ -1,8 +1,17 @@
 /**
  * Hot reload of a profile file. Editors replace files rather than write them in place (write a
  * temp file, rename it over the old one), so the watch is on the directory, filtered by name.
- * Events are debounced (~100 ms); only a real content change (by hash) is acted on; an invalid file
- * is reported and never replaces the good profile.
+ *
+ * A directory watch sees nothing that happens behind a symlink: `link/p.yaml -> ../real/p.yaml`
+ * edited in `real/`, or a Kubernetes ConfigMap volume, where `chaos.yaml -> ..data/chaos.yaml`
+ * and the kubelet swaps the `..data` symlink to a new timestamped folder (the event is named
+ * `..data`, and the file's own link never changes). So the path is also polled (`fs.watchFile`,
+ * ~1 s): stat follows symlinks and sees a new inode, mtime or size wherever the bytes live.
+ *
+ * Both sources only schedule a check. Events are debounced (~100 ms); only a real content change
+ * (by hash against the last content applied or rejected) is acted on, so one change applies once
+ * however many events announce it. An invalid file, or one `onChange` refuses by throwing, is
+ * reported and never replaces the good profile; a deleted file keeps the profile in force.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +24,8 @@ export interface ProfileWatcher {
 }
 
 const DEBOUNCE_MS = 100;
+/** How often the path is stat'ed (following symlinks) besides the directory watch. */
+const POLL_MS = 1000;
 
 /**
  * Watches `file`; calls `onChange` with each new valid profile and `onError` for each invalid one
@@ -29,12 +40,13 @@ export function watchProfile(
   file: string,
   onChange: (profile: CompiledProfile) => void,
   onError: (err: ProfileError | Error) => void,
-  opts: { debounceMs?: number } = {},
+  opts: { debounceMs?: number; pollMs?: number } = {},
 ): ProfileWatcher {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   const base = path.basename(abs);
   const debounce = opts.debounceMs ?? DEBOUNCE_MS;
+  const pollMs = opts.pollMs ?? POLL_MS;
   let closed = false;
   let timer: NodeJS.Timeout | null = null;
   let reading = false;
@@ -76,8 +88,15 @@ export function watchProfile(
         if (!closed) onError(err instanceof Error ? err : new Error(String(err)));
         return;
       }
+      if (closed) return;
+      try {
+        // The receiver may still refuse it (e.g. a rule name an ad-hoc rule has): not applied.
+        onChange(profile);
+      } catch (err) {
+        if (!closed) onError(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
       good = h;
-      if (!closed) onChange(profile);
     } finally {
       reading = false;
       if (again && !closed) {
@@ -102,6 +121,11 @@ export function watchProfile(
   watcher.on('error', (err) => {
     if (!closed) onError(err);
   });
+  // stat() follows symlinks: a swapped ..data link or an edit of the link's target shows here.
+  const onStat = (cur: fs.Stats, prev: fs.Stats): void => {
+    if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ctimeMs !== prev.ctimeMs) schedule();
+  };
+  fs.watchFile(abs, { persistent: false, interval: pollMs }, onStat);
 
   return {
     close() {
@@ -109,6 +133,7 @@ export function watchProfile(
       if (timer !== null) clearTimeout(timer);
       timer = null;
       watcher.close();
+      fs.unwatchFile(abs, onStat);
     },
   };
 }

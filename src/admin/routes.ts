@@ -14,6 +14,8 @@ import { ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile } from './describe-profile.js';
+import { HEADER_RULE, parseProfile } from '../rules/index.js';
+import { RuleNameTakenError } from '../rules/engine.js';
 
 export interface AdminContext {
   readonly proxy: ProxyHandle;
@@ -73,6 +75,18 @@ function ruleOr404(proxy: ProxyHandle, name: string): ReturnType<ProxyHandle['en
   const rule = proxy.engine.stats().find((r) => r.name === name);
   if (rule === undefined) throw new HttpError(404, 'rule-not-found', `no rule ${JSON.stringify(name)}; GET /rules lists them`);
   return rule;
+}
+
+/** The 422 of a profile refused because a rule name is an ad-hoc rule's; it names only those names. */
+function nameTaken(err: RuleNameTakenError): HttpError {
+  const list = err.names.map((n) => JSON.stringify(n)).join(', ');
+  const del = err.names.map((n) => `DELETE /faults/${encodeURIComponent(n)}`).join(', ');
+  return new HttpError(
+    422,
+    'rule-name-taken',
+    `the profile was not applied: rule name${err.names.length === 1 ? '' : 's'} ${list} ${err.names.length === 1 ? 'is' : 'are'} taken by ${err.names.length === 1 ? 'an ad-hoc rule' : 'ad-hoc rules'}; ${del} first or rename the profile's rule. The running profile stays`,
+    { names: err.names, problems: err.problems.map((p) => ({ ...p, file: null })) },
+  );
 }
 
 function parseTtl(raw: unknown): number | undefined {
@@ -158,7 +172,14 @@ export const routes: readonly Route[] = [
         handler: async ({ proxy }, req) => {
           const text = await readBody(req);
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
-          const applied = proxy.setProfile(text);
+          const compiled = parseProfile(text, null);
+          // Checked before the swap: a refused profile leaves the running one and its file watch.
+          try {
+            proxy.engine.checkProfile(compiled);
+          } catch (err) {
+            throw err instanceof RuleNameTakenError ? nameTaken(err) : err;
+          }
+          const applied = proxy.setProfile(compiled);
           return ok(describeProfile(applied));
         },
       },
@@ -176,6 +197,7 @@ export const routes: readonly Route[] = [
           if (typeof body.name !== 'string' || body.name.trim() === '') throw new HttpError(400, 'bad-name', 'name: give a built-in profile name or a profile file path');
           const name = body.name;
           const applied = await proxy.selectProfile(name).catch((err: unknown) => {
+            if (err instanceof RuleNameTakenError) throw nameTaken(err);
             throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;
           });
           return ok(describeProfile(applied));
@@ -211,6 +233,13 @@ export const routes: readonly Route[] = [
             patch.probability = body.probability;
           }
           if (patch.enabled === undefined && patch.probability === undefined) throw new HttpError(400, 'empty-patch', 'give "enabled" and/or "probability"');
+          if (name === HEADER_RULE && proxy.profile.headerFaults) {
+            throw new HttpError(
+              409,
+              'rule-not-patchable',
+              `"${HEADER_RULE}" stands for the faults clients ask for with a request header (headerFaults: true); it cannot be patched. Set headerFaults: false in the profile (PUT /profile) to turn header faults off`,
+            );
+          }
           ruleOr404(proxy, name);
           proxy.engine.patchRule(name, patch);
           return ok(ruleOr404(proxy, name));

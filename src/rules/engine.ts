@@ -19,13 +19,31 @@
  */
 import type { FaultInstance, RequestFacts } from '../faults/types.js';
 import type { ActiveFault, DecideEnv, Decision, RuleStats, Settlement } from './types.js';
-import { ProfileError } from '../errors.js';
+import { AftershockError, ProfileError, type ProfileProblem } from '../errors.js';
 import { AttemptTracker, type AttemptInfo } from './attempts.js';
 import { compileStandaloneRule, type CompiledProfile, type CompiledRule } from './compile.js';
 import { FAULT_HEADER, HEADER_RULE, HeaderFaults } from './header-faults.js';
 import { matches, MatchScratch, statusSelected } from './match.js';
 import { SeededRandom } from './random.js';
 import { phaseAt, scheduleFactor, type PhasePosition } from './schedule.js';
+
+/**
+ * A profile refused because one of its rules has the name of an ad-hoc rule (POST /faults): two
+ * rules of one name would be patched together and counted as one. The running profile stays.
+ *
+ * @example
+ * try { engine.setProfile(next); } catch (err) { if (err instanceof RuleNameTakenError) console.error(err.names); }
+ */
+export class RuleNameTakenError extends ProfileError {
+  /** The clashing names, each the name of an ad-hoc rule. */
+  readonly names: readonly string[];
+
+  constructor(problems: readonly ProfileProblem[], source: string | null, names: readonly string[]) {
+    super(problems, source);
+    this.name = 'RuleNameTakenError';
+    this.names = names;
+  }
+}
 
 /** Options of `createRuleEngine`. */
 export interface RuleEngineOptions {
@@ -59,8 +77,14 @@ export interface PhaseInfo {
 export interface RuleEngine {
   decide(facts: RequestFacts, env: DecideEnv): Decision;
   settle(decision: Decision, settlement: Settlement): void;
-  /** Swaps the profile atomically; in-flight decisions keep their instances. Clears rule patches. */
+  /**
+   * Swaps the profile atomically; in-flight decisions keep their instances. Clears rule patches.
+   * Throws `RuleNameTakenError` (and keeps the running profile) when a rule of `profile` has the
+   * name of an ad-hoc rule.
+   */
   setProfile(profile: CompiledProfile): void;
+  /** Throws `RuleNameTakenError` when `setProfile(profile)` would; changes nothing. */
+  checkProfile(profile: CompiledProfile): void;
   readonly profile: CompiledProfile;
   /** The engine's seeded random source, for the fault contexts. */
   readonly random: () => number;
@@ -352,11 +376,33 @@ class Engine implements RuleEngine {
   // ------------------------------------------------------------------ profile and clock
 
   setProfile(profile: CompiledProfile): void {
+    this.checkProfile(profile);
     for (const s of this.states.values()) {
       s.enabled = null;
       s.probability = null;
     }
     this.install(profile);
+  }
+
+  checkProfile(profile: CompiledProfile): void {
+    const now = this.nowFn();
+    if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
+    if (this.adhocStates.size === 0) return;
+    const problems: ProfileProblem[] = [];
+    const names: string[] = [];
+    const check = (name: string, at: string): void => {
+      if (!this.adhocStates.has(name)) return;
+      if (!names.includes(name)) names.push(name);
+      problems.push({
+        file: profile.source,
+        line: null,
+        path: `${at}.name`,
+        message: `${JSON.stringify(name)} is taken by an ad-hoc rule; DELETE /faults/${encodeURIComponent(name)} first (aftershock ctl fault remove) or rename the rule`,
+      });
+    };
+    profile.rules.forEach((r, i) => check(r.name, `rules[${i}]`));
+    profile.phases.forEach((ph, j) => ph.rules.forEach((r, i) => check(r.name, `phases[${j}].rules[${i}]`)));
+    if (problems.length > 0) throw new RuleNameTakenError(problems, profile.source, names);
   }
 
   private install(profile: CompiledProfile): void {
@@ -475,6 +521,9 @@ class Engine implements RuleEngine {
   }
 
   patchRule(name: string, patch: RulePatch): RuleStats {
+    if (name === HEADER_RULE && this.rt.profile.headerFaults) {
+      throw new AftershockError('ERR_BAD_OPTION', `the header-triggered rule "${HEADER_RULE}" cannot be patched; set headerFaults: false in the profile to turn header faults off`);
+    }
     const problems = [];
     const inProfile = this.states.has(name) && this.profileHasRule(name);
     const adhoc = this.adhocStates.get(name);
@@ -528,6 +577,9 @@ class Engine implements RuleEngine {
   }
 
   removeFault(name: string): boolean {
+    // Expiry is lazy: a rule whose TTL ran out is gone, not removed now.
+    const now = this.nowFn();
+    if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
     if (!this.adhocStates.has(name)) return false;
     this.adhocStates.delete(name);
     this.adhocHttp = Object.freeze(this.adhocHttp.filter((e) => e.rule.name !== name));

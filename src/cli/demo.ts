@@ -3,10 +3,11 @@
  * loopback, shows the live view, then prints the side-by-side comparison (or the JSON with
  * `--json`) and where the HTML report went. Ctrl-C ends the run early and still reports.
  */
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
 import { parseDurationOption } from '../proxy/duration.js';
-import { runDemo, type DemoOptions, type FleetKind } from '../demo/run-demo.js';
+import { checkHtmlPath, DemoHtmlWriteError, runDemo, type DemoOptions, type DemoResult, type FleetKind } from '../demo/run-demo.js';
 import { demoJson, formatComparison } from '../demo/compare.js';
 import { DEMO_CLIENTS } from '../demo/defaults.js';
 
@@ -47,6 +48,11 @@ export function registerDemoCommand(program: Command): void {
     });
 }
 
+function printResult(result: DemoResult, json: boolean): void {
+  if (json) process.stdout.write(JSON.stringify(demoJson(result), null, 2) + '\n');
+  else process.stdout.write('\n' + formatComparison(result));
+}
+
 async function demoCommand(flags: DemoFlags): Promise<void> {
   const out = process.stdout;
   const err = process.stderr;
@@ -60,6 +66,8 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
     ...(flags.html === undefined ? {} : { html: flags.html }),
     ...(flags.record === undefined ? {} : { record: flags.record }),
   };
+  // Before anything is printed or started: a bad --html fails in one line, not after the run.
+  if (flags.html !== undefined) checkHtmlPath(path.resolve(flags.html));
   const stop = new AbortController();
   options.signal = stop.signal;
   const onSignal = (): void => {
@@ -75,9 +83,15 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
       `replaying the signal-2021 outage${options.durationMs === undefined ? '' : ` in ${Math.round(options.durationMs / 1000)} s`}. Ctrl-C stops early.\n\n`,
   );
   try {
-    const result = await runDemo(options);
-    if (flags.json === true) out.write(JSON.stringify(demoJson(result), null, 2) + '\n');
-    else out.write('\n' + formatComparison(result));
+    let result: DemoResult;
+    try {
+      result = await runDemo(options);
+    } catch (e) {
+      // The run is done; only its HTML report failed: show the comparison, then the error.
+      if (e instanceof DemoHtmlWriteError) printResult(e.result, flags.json === true);
+      throw e;
+    }
+    printResult(result, flags.json === true);
     if (result.htmlPath !== null) note.write(`\nHTML report: ${result.htmlPath}\n`);
     if (result.recordPath !== null) note.write(`Recording:   ${result.recordPath} (aftershock analyze ${result.recordPath})\n`);
   } finally {

@@ -93,6 +93,40 @@ export interface DemoResult {
   readonly recordPath: string | null;
 }
 
+/**
+ * The run finished but its HTML report could not be written (the path was writable when the run
+ * began). `result` is the whole outcome, with `htmlPath: null`, so a caller can still show it.
+ *
+ * @example
+ * try { await runDemo(o); } catch (err) { if (err instanceof DemoHtmlWriteError) show(err.result); throw err; }
+ */
+export class DemoHtmlWriteError extends AftershockError {
+  readonly result: DemoResult;
+
+  constructor(message: string, result: DemoResult, cause: unknown) {
+    super('ERR_BAD_OPTION', message, { cause });
+    this.name = 'DemoHtmlWriteError';
+    this.result = result;
+  }
+}
+
+/**
+ * Fails at once when the HTML report `file` cannot be written (no such folder, a folder, no
+ * permission), rather than after a whole run. Opens it for append and removes it again if it was
+ * not there before.
+ *
+ * @example checkHtmlPath('/nonexistent/x.html') // throws ERR_BAD_OPTION "cannot write the HTML report ..."
+ */
+export function checkHtmlPath(file: string): void {
+  const existed = fs.existsSync(file);
+  try {
+    fs.closeSync(fs.openSync(file, 'a'));
+  } catch (err) {
+    throw new AftershockError('ERR_BAD_OPTION', `cannot write the HTML report ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!existed) fs.rmSync(file, { force: true });
+}
+
 interface Running {
   kind: FleetKind;
   service: MessageService;
@@ -141,6 +175,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const timeline = await loadDemoTimeline(options.profile ?? 'signal-2021', options.durationMs);
   const htmlPath = options.html === null ? null : path.resolve(options.html ?? defaultHtmlPath());
   const recordPath = options.record === undefined || options.record === null ? null : path.resolve(options.record);
+
+  if (htmlPath !== null) checkHtmlPath(htmlPath);
 
   let writer: NdjsonWriter | null = null;
   if (recordPath !== null) {
@@ -259,7 +295,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     try {
       fs.writeFileSync(htmlPath, renderDemoHtml(result));
     } catch (err) {
-      throw new AftershockError('ERR_BAD_OPTION', `cannot write the HTML report ${htmlPath}: ${(err as Error).message}`, { cause: err });
+      throw new DemoHtmlWriteError(`cannot write the HTML report ${htmlPath}: ${(err as Error).message}`, { ...result, htmlPath: null }, err);
     }
   }
   return result;

@@ -10,6 +10,7 @@ import { createLogger } from '../log.js';
 import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
+import { parseDurationOption } from '../proxy/duration.js';
 
 interface RunFlags {
   target?: string;
@@ -86,14 +87,36 @@ export function registerRunCommand(program: Command): void {
         throw new AftershockError('ERR_BAD_OPTION', `--workers ${JSON.stringify(flags.workers)}: give a whole number from 1 to 64`);
       }
       if (workers > 1 && cluster.isPrimary) {
-        await superviseWorkers(workers);
+        await superviseWorkers(workers, parseDurationOption('--drain-timeout', flags.drainTimeout));
         return;
       }
-      await runProxy(cluster.isWorker ? perWorker(flags) : flags);
+      if (!cluster.isWorker) {
+        await runProxy(flags);
+        return;
+      }
+      // A stop asked for while the proxy is still starting is acted on once it runs.
+      const early = (m: WorkerMessage): void => {
+        if (m?.aftershock === 'stop' || m?.aftershock === 'stop-now') earlyStop = m.aftershock;
+      };
+      process.on('message', early);
+      try {
+        await runProxy(perWorker(flags), () => process.off('message', early));
+      } catch (err) {
+        // The primary prints a start failure once, for all workers, and stops the others.
+        if (!(err instanceof AftershockError)) throw err;
+        process.send?.({ aftershock: 'start-failed', message: err.message, exitCode: err.exitCode });
+        process.exitCode = err.exitCode;
+      }
       // A worker's IPC channel to the primary would keep it alive after a clean stop.
-      if (cluster.isWorker) process.disconnect();
+      process.disconnect();
     });
 }
+
+/** A stop message the primary sent before this worker's proxy was running. */
+let earlyStop: 'stop' | 'stop-now' | null = null;
+
+/** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */
+type WorkerMessage = { aftershock: 'stop' } | { aftershock: 'stop-now' } | { aftershock: 'start-failed'; message: string; exitCode: number };
 
 /**
  * Several workers share one listening socket through Node's cluster module. Each worker records to
@@ -114,19 +137,83 @@ function perWorker(flags: RunFlags): RunFlags {
   return out;
 }
 
-async function superviseWorkers(n: number): Promise<void> {
-  const exits: Array<Promise<number>> = [];
-  for (let i = 1; i <= n; i++) {
-    const w = cluster.fork({ AFTERSHOCK_WORKER_INDEX: String(i) });
-    exits.push(new Promise((resolve) => w.once('exit', (code) => resolve(code ?? 0))));
-  }
-  const forward = (signal: NodeJS.Signals): void => {
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+/**
+ * Runs and watches the workers.
+ * - Stopping: the primary tells the workers by message, not by signal. Ctrl-C in a terminal
+ *   reaches every process of the group, so a forwarded signal would arrive as a worker's second
+ *   one and make it leave at once instead of draining. A second signal to the primary is passed on
+ *   as "stop now".
+ * - A worker that fails to start (bad input, a port in use): its message is printed once, the
+ *   others are stopped, and the primary exits with the worker's status (2 for bad input).
+ * - A worker that dies while running is logged and replaced (at most 5 times a minute per
+ *   worker); the primary's status is then 1, since that worker's in-flight exchanges were lost.
+ */
+async function superviseWorkers(n: number, drainMs: number): Promise<void> {
+  let stopping = false;
+  let status = 0;
+  let startFailed = false;
+  const restarts = new Map<number, number[]>();
+  let live = 0;
+  let allDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (allDone = resolve));
+  const tell = (msg: WorkerMessage): void => {
+    for (const w of Object.values(cluster.workers ?? {})) {
+      if (w?.isConnected() === true) w.send(msg, () => undefined);
+    }
   };
-  process.on('SIGTERM', () => forward('SIGTERM'));
-  process.on('SIGINT', () => forward('SIGINT'));
-  const codes = await Promise.all(exits);
-  process.exitCode = codes.some((c) => c !== 0) ? 1 : 0;
+  const fork = (index: number): void => {
+    const w = cluster.fork({ AFTERSHOCK_WORKER_INDEX: String(index) });
+    live++;
+    w.on('message', (m: WorkerMessage) => {
+      if (m?.aftershock !== 'start-failed' || startFailed) return;
+      startFailed = true;
+      stopping = true;
+      status = m.exitCode;
+      process.stderr.write(`aftershock: ${m.message}\n`);
+      tell({ aftershock: 'stop' });
+    });
+    w.once('exit', (code, signal) => {
+      live--;
+      const clean = code === 0 && signal === null;
+      if (!stopping && !clean) {
+        const now = Date.now();
+        const recent = (restarts.get(index) ?? []).filter((t) => now - t < 60_000);
+        status = Math.max(status, 1);
+        if (recent.length < 5) {
+          recent.push(now);
+          restarts.set(index, recent);
+          process.stderr.write(`aftershock: worker ${index} (pid ${w.process.pid}) died (${signal ?? `exit ${code}`}); its in-flight exchanges are lost; starting a new one\n`);
+          fork(index);
+          return;
+        }
+        process.stderr.write(`aftershock: worker ${index} died ${recent.length + 1} times within a minute; not restarting it\n`);
+      } else if (!clean && !startFailed) status = Math.max(status, code ?? 1);
+      if (live === 0) allDone();
+    });
+  };
+  for (let i = 1; i <= n; i++) fork(i);
+  let signals = 0;
+  let backstop: NodeJS.Timeout | null = null;
+  const onSignal = (): void => {
+    stopping = true;
+    tell({ aftershock: signals++ === 0 ? 'stop' : 'stop-now' });
+    // Backstop: a worker still there well after its drain time is signalled, then killed, so the
+    // primary never waits for ever.
+    backstop ??= setTimeout(() => {
+      const left = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined && !w.isDead());
+      if (left.length === 0) return;
+      process.stderr.write(`aftershock: ${left.length} worker(s) still running ${Math.round((drainMs + 3000) / 1000)} s after the stop; signalling them\n`);
+      for (const w of left) w?.process.kill('SIGTERM');
+      setTimeout(() => {
+        for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && !w.isDead()) w.process.kill('SIGKILL');
+      }, 3000).unref();
+    }, drainMs + 3000);
+    backstop.unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await done;
+  process.exitCode = status;
 }
 
 function positiveInt(option: string, raw: string): number {
@@ -135,7 +222,7 @@ function positiveInt(option: string, raw: string): number {
   return n;
 }
 
-async function runProxy(flags: RunFlags): Promise<void> {
+async function runProxy(flags: RunFlags, onStarted?: () => void): Promise<void> {
   const log = createLogger({ level: flags.logLevel });
   const list = (s: string | undefined): string[] => (s === undefined ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
   let seed: number | undefined;
@@ -189,13 +276,21 @@ async function runProxy(flags: RunFlags): Promise<void> {
 
   await new Promise<void>((resolve) => {
     let stopping = false;
+    // A worker asked to stop by the primary may get the terminal's own signal just after (the same
+    // Ctrl-C reaches every process of the group): that one echo is not a second Ctrl-C.
+    let echoDueUntil = 0;
     const stop = (signal: string): void => {
       if (stopping) {
+        if (signal !== 'primary' && Date.now() < echoDueUntil) {
+          echoDueUntil = 0;
+          return;
+        }
         // A second signal: record what is in flight as shutdown, write it all out, leave now.
         proxy.abortNow();
         process.exit(130);
       }
       stopping = true;
+      if (signal === 'primary') echoDueUntil = Date.now() + 2000;
       log.info({ signal }, 'stopping: draining in-flight exchanges');
       void proxy.close().then(() => {
         const st = proxy.recorder.stats;
@@ -216,6 +311,20 @@ async function runProxy(flags: RunFlags): Promise<void> {
     const onInt = (): void => stop('SIGINT');
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    if (cluster.isWorker) {
+      // From the primary: 'stop' joins a stop already under way (the terminal's signal reached
+      // this worker too); 'stop-now' is the second signal the primary got.
+      const onMessage = (m: WorkerMessage | { aftershock: 'stop' | 'stop-now' }): void => {
+        if (m?.aftershock === 'stop' && !stopping) stop('primary');
+        else if (m?.aftershock === 'stop-now') {
+          proxy.abortNow();
+          process.exit(130);
+        }
+      };
+      process.on('message', onMessage);
+      onStarted?.();
+      if (earlyStop !== null) onMessage({ aftershock: earlyStop });
+    }
   });
   log.flush();
 }

@@ -21,10 +21,12 @@ interface Run {
   exit: Promise<number | null>;
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Run {
+function cli(args: string[], env: Record<string, string> = {}, opts: { group?: boolean } = {}): Run {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, AFTERSHOCK_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a test can signal the whole group as a terminal's Ctrl-C does.
+    detached: opts.group === true,
   });
   let err = '';
   let out = '';
@@ -188,5 +190,53 @@ describe('aftershock run (CLI)', () => {
     const a = cli(['analyze', ...files, '--format', 'json']);
     expect(await a.exit).toBe(0);
     expect(JSON.parse(a.stdout()).totals.attempts).toBe(40);
+  });
+
+  it('--workers 2: Ctrl-C (SIGINT to the whole process group) drains like one worker does', async () => {
+    const file = path.join(tempDir(), 'traffic.ndjson');
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('ok'), 700));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file, '--workers', '2', '--no-summary'], {}, { group: true });
+    const url = await listeningUrl(r);
+    await new Promise((res) => setTimeout(res, 500));
+    const pending = Array.from({ length: 6 }, (_, i) => request(`${url}/slow/${i}`));
+    await new Promise((res) => setTimeout(res, 200));
+    process.kill(-(r.child.pid as number), 'SIGINT');
+    expect((await Promise.all(pending)).map((x) => x.status)).toEqual(Array(6).fill(200));
+    expect(await r.exit).toBe(0);
+    const recs = [1, 2].flatMap((i) => readRecords(path.join(path.dirname(file), `traffic.w${i}.ndjson`))).filter((x): x is HttpRecord => x.type === 'http');
+    expect(recs.map((x) => x.outcome)).toEqual(Array(6).fill(null));
+  });
+
+  it('--workers 2: a bad start exits 2 at once and says so once; a worker that dies is replaced and the run exits 1', async () => {
+    const bad = path.join(tempDir(), 'bad.yaml');
+    fs.writeFileSync(bad, 'name: bad\nrules:\n  - fault: { type: http-error, status: 999 }\n');
+    const b = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--workers', '2', '--profile', bad]);
+    expect(await b.exit).toBe(2);
+    expect(b.stderr().match(/invalid profile/g)).toHaveLength(1);
+
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    // A fixed port, as a real deployment has: a replacement worker listens where the others do.
+    const free = net.createServer();
+    await new Promise<void>((res) => free.listen(0, '127.0.0.1', () => res()));
+    const port = (free.address() as net.AddressInfo).port;
+    await new Promise<void>((res) => free.close(() => res()));
+    const r = cli(['run', '--target', up.url, '--listen', `127.0.0.1:${port}`, '--admin', 'off', '--workers', '2', '--no-summary', '--drain-timeout', '1s']);
+    const url = await listeningUrl(r);
+    const workers = async (): Promise<number[]> => {
+      const { execFileSync } = await import('node:child_process');
+      return execFileSync('ps', ['-o', 'pid=', '--ppid', String(r.child.pid)]).toString().trim().split(/\s+/).filter((s) => s !== '').map(Number);
+    };
+    // Both workers running (each prints its line once it listens).
+    for (let i = 0; i < 200 && (r.stderr().match(/proxying/g) ?? []).length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+    const before = await workers();
+    process.kill(before[0] as number, 'SIGKILL');
+    for (let i = 0; i < 200 && !/died \(SIGKILL\).*starting a new one/.test(r.stderr()); i++) await new Promise((res) => setTimeout(res, 50));
+    expect(r.stderr()).toMatch(/worker \d \(pid \d+\) died \(SIGKILL\); its in-flight exchanges are lost; starting a new one/);
+    for (let i = 0; i < 100 && (await workers()).length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+    expect(await workers()).toHaveLength(2);
+    expect((await request(`${url}/after`)).status).toBe(200);
+    r.child.kill('SIGTERM');
+    // Not 0: a worker died and its in-flight exchanges were lost.
+    expect(await r.exit).not.toBe(0);
   });
 });

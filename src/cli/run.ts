@@ -2,7 +2,7 @@
  * `aftershock run`: start the proxy from flags or AFTERSHOCK_* environment variables, stop
  * gracefully on SIGTERM/SIGINT (drain, flush the recording, print the retry summary).
  */
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startProxy, type ProxyOptions } from '../proxy/server.js';
@@ -99,6 +99,8 @@ export function registerRunCommand(program: Command): void {
         if (m?.aftershock === 'stop' || m?.aftershock === 'stop-now') earlyStop = m.aftershock;
       };
       process.on('message', early);
+      // Messages sent before a listener exists are dropped: the primary holds its word until this.
+      process.send?.({ aftershock: 'listening' });
       try {
         await runProxy(perWorker(flags), () => process.off('message', early));
       } catch (err) {
@@ -116,7 +118,11 @@ export function registerRunCommand(program: Command): void {
 let earlyStop: 'stop' | 'stop-now' | null = null;
 
 /** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */
-type WorkerMessage = { aftershock: 'stop' } | { aftershock: 'stop-now' } | { aftershock: 'start-failed'; message: string; exitCode: number };
+type WorkerMessage =
+  | { aftershock: 'stop' }
+  | { aftershock: 'stop-now' }
+  | { aftershock: 'start-failed'; message: string; exitCode: number }
+  | { aftershock: 'listening' };
 
 /**
  * Several workers share one listening socket through Node's cluster module. Each worker records to
@@ -156,15 +162,28 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
   let live = 0;
   let allDone: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (allDone = resolve));
+  // A worker hears messages only once it listens for them (it says so): until then the last word
+  // for it is held.
+  const listening = new Set<Worker>();
+  const held = new Map<Worker, WorkerMessage>();
+  const send = (w: Worker, msg: WorkerMessage): void => {
+    if (!listening.has(w)) held.set(w, msg);
+    else if (w.isConnected()) w.send(msg, () => undefined);
+  };
   const tell = (msg: WorkerMessage): void => {
-    for (const w of Object.values(cluster.workers ?? {})) {
-      if (w?.isConnected() === true) w.send(msg, () => undefined);
-    }
+    for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined) send(w, msg);
   };
   const fork = (index: number): void => {
     const w = cluster.fork({ AFTERSHOCK_WORKER_INDEX: String(index) });
     live++;
     w.on('message', (m: WorkerMessage) => {
+      if (m?.aftershock === 'listening') {
+        listening.add(w);
+        const msg = held.get(w);
+        held.delete(w);
+        if (msg !== undefined) send(w, msg);
+        return;
+      }
       if (m?.aftershock !== 'start-failed' || startFailed) return;
       startFailed = true;
       stopping = true;
@@ -174,6 +193,8 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
     });
     w.once('exit', (code, signal) => {
       live--;
+      listening.delete(w);
+      held.delete(w);
       const clean = code === 0 && signal === null;
       if (!stopping && !clean) {
         const now = Date.now();

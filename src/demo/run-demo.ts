@@ -122,7 +122,7 @@ export function checkHtmlPath(file: string): void {
   try {
     fs.closeSync(fs.openSync(file, 'a'));
   } catch (err) {
-    throw new AftershockError('ERR_BAD_OPTION', `cannot write the HTML report ${file}: ${(err as Error).message}`, { cause: err });
+    throw new AftershockError('ERR_BAD_OPTION', `cannot write the HTML report ${file}: ${(err as Error).message}; give --html a file in an existing, writable folder`, { cause: err });
   }
   if (!existed) fs.rmSync(file, { force: true });
 }

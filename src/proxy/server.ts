@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { WebSocketServer } from 'ws';
 import { AftershockError } from '../errors.js';
 import { parseTarget } from '../upstream/target.js';
-import { UpstreamPool } from '../upstream/pool.js';
+import { connectionTokens, UpstreamPool } from '../upstream/pool.js';
 import { Recorder } from '../record/recorder.js';
 import { createRedactor } from '../record/redact.js';
 import type { AnyRecord, HttpRecord } from '../record/schema.js';
@@ -237,7 +237,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       ip,
       conn: (socket as Socket & { [kConnId]?: string })[kConnId] ?? '',
       method,
-      path: (q === -1 ? url : url.slice(0, q)).slice(0, 2048),
+      // A refused absolute-form target may carry userinfo (user:password@host): never recorded.
+      path: redactor.path((q === -1 ? url : url.slice(0, q)).slice(0, 2048)),
       query: q === -1 ? null : redactor.query(url.slice(q + 1, 2048)),
       status,
       outcome: 'bad-request',
@@ -301,10 +302,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const lower = name.toLowerCase();
       if (lower === 'upgrade' || lower === 'http2-settings') continue;
       if (lower === 'connection') {
-        const keep = (raw[i + 1] as string)
-          .split(',')
-          .map((t) => t.trim())
-          .filter((t) => t !== '' && !/^(upgrade|http2-settings)$/i.test(t));
+        const keep = [...(connectionTokens(raw[i + 1] as string) ?? [(raw[i + 1] as string).toLowerCase()])].filter((t) => t !== '' && t !== 'upgrade' && t !== 'http2-settings');
         if (keep.length > 0) text += `${name}: ${keep.join(', ')}\r\n`;
         continue;
       }
@@ -317,7 +315,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     socket.on('error', () => undefined);
     const url = req.url ?? '';
     const proto = (req.headers.upgrade ?? '').toLowerCase();
-    if (tls === null && url.charCodeAt(0) === 47 && proto !== 'websocket' && !proto.includes('websocket')) {
+    if (tls === null && url.charCodeAt(0) === 47 && !proto.includes('websocket')) {
       asPlainHttp(req, socket as Socket, head);
       return;
     }

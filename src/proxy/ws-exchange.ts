@@ -285,7 +285,6 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     server.handleUpgrade(this.req, this.socket, this.head, (client) => {
       this.client = client;
       this.status = 101;
-    this.answeredAt = this.core.now();
       this.answeredAt = this.core.now();
       this.wire(client, upstream);
       const faults = this.decision?.faults ?? [];

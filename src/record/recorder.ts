@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import type { AnyRecord, HeaderRecord } from './schema.js';
 import { NdjsonWriter, type WriterStats } from './writer.js';
 import { AftershockError } from '../errors.js';
-import { redactPath } from './redact.js';
 
 export type RecordListener = (record: AnyRecord) => void;
 
@@ -87,10 +86,6 @@ export class Recorder {
   /** Writes one record and tells the listeners. Never throws. */
   write(record: AnyRecord): void {
     this.count++;
-    if (record.type === 'http' || record.type === 'ws') {
-      const path = redactPath(record.path);
-      if (path !== record.path) record = { ...record, path };
-    }
     if (this.writer !== null) this.writer.writeLine(JSON.stringify(record));
     for (let i = 0; i < this.listeners.length; i++) {
       try {

@@ -36,26 +36,6 @@ export const DEFAULT_REDACTED_HEADERS: readonly string[] = [
   'x-amz-security-token',
 ];
 
-/**
- * Query parameters that are always redacted. Kept for reference and callers of earlier versions:
- * every one of them is also caught by the default rule ({@link isSecretQueryName}).
- */
-export const DEFAULT_REDACTED_QUERY: readonly string[] = [
-  'api_key',
-  'apikey',
-  'api-key',
-  'access_token',
-  'token',
-  'auth',
-  'password',
-  'secret',
-  'signature',
-  'sig',
-  'x-amz-signature',
-  'x-amz-credential',
-  'x-amz-security-token',
-];
-
 /** Substrings of a name's letters (lowercase, separators removed) that make it secret. */
 const SECRET_PARTS: readonly string[] = [
   'token',
@@ -136,10 +116,10 @@ export function redactPath(path: string): string {
  *
  * @example createRedactor(['x-tenant-pin']).query('a=1&x-tenant-pin=7&client_secret=s') === 'a=1&x-tenant-pin=[redacted]&client_secret=[redacted]'
  */
-export function createRedactor(extraHeaders: readonly string[] = [], extraQuery: readonly string[] = []): Redactor {
+export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
   const headers = new Set([...DEFAULT_REDACTED_HEADERS, ...extraHeaders.map((h) => h.toLowerCase())]);
   const extraNames = new Set<string>();
-  for (const n of [...extraHeaders, ...extraQuery]) {
+  for (const n of extraHeaders) {
     const lower = n.toLowerCase();
     extraNames.add(lower);
     extraNames.add(stripBrackets(lower));

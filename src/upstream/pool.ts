@@ -286,6 +286,7 @@ export class UpstreamPool {
   private readonly target: Target;
   private readonly preserveHost: boolean;
   private readonly verifyTls: boolean;
+  private readonly maxSockets: number;
   /** For `Expect: 100-continue` requests only (see `sendExpecting`); made on first use. */
   private expectAgent: http.Agent | null = null;
 
@@ -293,6 +294,7 @@ export class UpstreamPool {
     this.target = target;
     this.preserveHost = opts.preserveHost;
     this.verifyTls = opts.verifyTls;
+    this.maxSockets = opts.maxSockets;
     this.pool = new Pool(target.url.origin, {
       connections: opts.maxSockets,
       pipelining: 1,
@@ -317,13 +319,18 @@ export class UpstreamPool {
     this.pool.dispatch(
       {
         method: req.method as string,
-        path: this.target.prefix === '' ? (req.url as string) : this.target.prefix + (req.url as string),
+        path: this.upstreamPath(req),
         headers,
         body: hasBody ? req : null,
       },
       call as unknown as Parameters<Pool['dispatch']>[1],
     );
     return call;
+  }
+
+  /** The request's path on the upstream: the target's prefix, then the client's path and query. */
+  private upstreamPath(req: IncomingMessage): string {
+    return this.target.prefix === '' ? (req.url as string) : this.target.prefix + (req.url as string);
   }
 
   /**
@@ -339,14 +346,14 @@ export class UpstreamPool {
     headers.push('expect', '100-continue');
     const secure = this.target.protocol === 'https:';
     const agent = (this.expectAgent ??= secure
-      ? new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: this.verifyTls })
-      : new http.Agent({ keepAlive: true, maxSockets: 64 }));
+      ? new https.Agent({ keepAlive: true, maxSockets: this.maxSockets, rejectUnauthorized: this.verifyTls })
+      : new http.Agent({ keepAlive: true, maxSockets: this.maxSockets }));
     const u = this.target.url;
     const creq = (secure ? https : http).request({
       hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
       port: u.port === '' ? (secure ? 443 : 80) : Number(u.port),
       method: req.method as string,
-      path: this.target.prefix === '' ? (req.url as string) : this.target.prefix + (req.url as string),
+      path: this.upstreamPath(req),
       headers,
       setHost: false,
       agent,

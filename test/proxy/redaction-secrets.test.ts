@@ -68,7 +68,7 @@ describe('createRedactor().query', () => {
   });
 
   it('treats --redact names (given as header names) as secret query parameters too, with [] forms', () => {
-    const extra = createRedactor(['X-Tenant-Pin'], ['magic']);
+    const extra = createRedactor(['X-Tenant-Pin', 'magic']);
     expect(extra.headers.has('x-tenant-pin')).toBe(true);
     expect(extra.query('x-tenant-pin=1&X-TENANT-PIN[]=2&magic=3&magic[a]=4&page=5')).toBe(
       'x-tenant-pin=[redacted]&X-TENANT-PIN[]=[redacted]&magic=[redacted]&magic[a]=[redacted]&page=5',

@@ -172,15 +172,12 @@ export const routes: readonly Route[] = [
         handler: async ({ proxy }, req) => {
           const text = await readBody(req);
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
-          const compiled = parseProfile(text, null);
-          // Checked before the swap: a refused profile leaves the running one and its file watch.
+          // A refused profile (invalid, or a rule named like an ad-hoc one) leaves the running one and its file watch.
           try {
-            proxy.engine.checkProfile(compiled);
+            return ok(describeProfile(proxy.setProfile(parseProfile(text, null))));
           } catch (err) {
             throw err instanceof RuleNameTakenError ? nameTaken(err) : err;
           }
-          const applied = proxy.setProfile(compiled);
-          return ok(describeProfile(applied));
         },
       },
     },

@@ -413,9 +413,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     },
     setProfile(p) {
       const compiled = typeof p === 'string' ? parseProfile(p, null) : p;
+      // Applied first: a profile the engine refuses (a rule named like an ad-hoc one) leaves the
+      // running profile and its file watch as they were.
+      const applied = applyProfile(compiled, 'set through the API');
       watcher?.close();
       watcher = null;
-      return applyProfile(compiled, 'set through the API');
+      return applied;
     },
     async selectProfile(nameOrPath) {
       const p = await loadProfile(nameOrPath);

@@ -73,6 +73,19 @@ describe('rule names in the control API', () => {
     await waitFor(() => proxy.profile.name === 'v3', 4000);
   });
 
+  it('PUT /profile refused for a name clash keeps the file profile\'s watch (the library setProfile too)', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'chaos.yaml');
+    fs.writeFileSync(file, profile('v1', 'r', 501));
+    const { admin, proxy } = await startAdminProxy({ profile: file });
+    expect((await api(admin, 'POST', '/faults', { body: { name: 'adh', fault: { type: 'http-error', status: 500 } } })).status).toBe(201);
+    expect((await api(admin, 'PUT', '/profile', { body: profile('clash', 'adh', 502) })).status).toBe(422);
+    expect(() => proxy.setProfile(profile('clash', 'adh', 502))).toThrow(/taken by an ad-hoc rule/);
+    // The file is still watched: an edit applies.
+    fs.writeFileSync(file, profile('v2', 'other', 503));
+    await waitFor(() => proxy.profile.name === 'v2', 4000);
+  });
+
   it('DELETE /faults/NAME of a TTL fault that ran out is a 404', async () => {
     const { admin } = await startAdminProxy();
     expect((await api(admin, 'POST', '/faults', { body: { name: 'brief', ttl: '100ms', fault: { type: 'http-error', status: 500 } } })).status).toBe(201);

@@ -139,9 +139,36 @@ export function isGzip(path: string): boolean {
   }
 }
 
+/**
+ * Whether a stream starts with gzip's magic bytes, read without taking them (they are put back).
+ * Stdin has no name to go by: `gzip -dc` is not needed in front of `analyze -`.
+ */
+function startsWithGzip(s: Readable): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (v: boolean): void => {
+      s.off('readable', look);
+      s.off('end', ended);
+      s.off('error', ended);
+      resolve(v);
+    };
+    const ended = (): void => done(false);
+    const look = (): void => {
+      const head = s.read(2) as Buffer | string | null;
+      if (head === null) return; // fewer than 2 bytes so far: wait ('end' settles a shorter stream)
+      s.unshift(head);
+      done(typeof head !== 'string' && head[0] === 0x1f && head[1] === 0x8b);
+    };
+    s.on('readable', look);
+    s.once('end', ended);
+    s.once('error', ended);
+    look();
+  });
+}
+
 /** A stream's chunks (stdin, or a gzip file through gunzip), as buffers. */
 async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error, gz: boolean): AsyncGenerator<Buffer> {
   const raw: Readable = path === '-' ? process.stdin : fs.createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
+  if (path === '-' && !gz) gz = await startsWithGzip(raw);
   let bytes = 0;
   let input: Readable = raw;
   let streamError: Error | null = null;

@@ -216,6 +216,26 @@ describe('aftershock analyze', () => {
     expect(JSON.parse((await analyze([file])).out).totals.attempts).toBe(75);
   });
 
+  it('reads a gzip recording from stdin (the real CLI, piped)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { gzipSync } = await import('node:zlib');
+    const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'aftershock.js');
+    const run = (input: Buffer): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [bin, 'analyze', '-', '--format', 'json'], { stdio: ['pipe', 'pipe', 'ignore'] });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('close', (code) => resolve({ code, out }));
+        child.stdin.end(input);
+      });
+    const plain = fs.readFileSync(fx('polling.ndjson'));
+    for (const input of [gzipSync(plain), plain]) {
+      const r = await run(input);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.out).totals.attempts).toBe(75);
+    }
+  });
+
   it('reads gzip recordings', async () => {
     const d = tmpdir();
     const gz = path.join(d, 'rec.ndjson.gz');

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ERR_PROFILE_NOT_FOUND' // no built-in profile and no file by that name
   | 'ERR_RECORDING_READ' // a recording file cannot be read
   | 'ERR_GATE' // a --fail-on expression is malformed
+  | 'ERR_RULE_NOT_PATCHABLE' // the header-triggered pseudo-rule cannot be patched (control API: 409)
   | 'ERR_ADMIN'; // the control API answered an error (ctl client)
 
 /** Base class: a stable `code`, a message that says what to do, `cause` kept. */

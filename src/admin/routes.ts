@@ -14,7 +14,7 @@ import { ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile } from './describe-profile.js';
-import { HEADER_RULE, parseProfile } from '../rules/index.js';
+import { parseProfile } from '../rules/index.js';
 import { RuleNameTakenError } from '../rules/engine.js';
 
 export interface AdminContext {
@@ -230,13 +230,6 @@ export const routes: readonly Route[] = [
             patch.probability = body.probability;
           }
           if (patch.enabled === undefined && patch.probability === undefined) throw new HttpError(400, 'empty-patch', 'give "enabled" and/or "probability"');
-          if (name === HEADER_RULE && proxy.profile.headerFaults) {
-            throw new HttpError(
-              409,
-              'rule-not-patchable',
-              `"${HEADER_RULE}" stands for the faults clients ask for with a request header (headerFaults: true); it cannot be patched. Set headerFaults: false in the profile (PUT /profile) to turn header faults off`,
-            );
-          }
           ruleOr404(proxy, name);
           proxy.engine.patchRule(name, patch);
           return ok(ruleOr404(proxy, name));

@@ -522,7 +522,10 @@ class Engine implements RuleEngine {
 
   patchRule(name: string, patch: RulePatch): RuleStats {
     if (name === HEADER_RULE && this.rt.profile.headerFaults) {
-      throw new AftershockError('ERR_BAD_OPTION', `the header-triggered rule "${HEADER_RULE}" cannot be patched; set headerFaults: false in the profile to turn header faults off`);
+      throw new AftershockError(
+        'ERR_RULE_NOT_PATCHABLE',
+        `"${HEADER_RULE}" stands for the faults clients ask for with a request header (headerFaults: true) and cannot be patched; set headerFaults: false in the profile (PUT /profile) to turn header faults off`,
+      );
     }
     const problems = [];
     const inProfile = this.states.has(name) && this.profileHasRule(name);

@@ -94,15 +94,8 @@ export function registerRunCommand(program: Command): void {
         await runProxy(flags);
         return;
       }
-      // A stop asked for while the proxy is still starting is acted on once it runs.
-      const early = (m: WorkerMessage): void => {
-        if (m?.aftershock === 'stop' || m?.aftershock === 'stop-now') earlyStop = m.aftershock;
-      };
-      process.on('message', early);
-      // Messages sent before a listener exists are dropped: the primary holds its word until this.
-      process.send?.({ aftershock: 'listening' });
       try {
-        await runProxy(perWorker(flags), () => process.off('message', early));
+        await runProxy(perWorker(flags));
       } catch (err) {
         // The primary prints a start failure once, for all workers, and stops the others.
         if (!(err instanceof AftershockError)) throw err;
@@ -113,9 +106,6 @@ export function registerRunCommand(program: Command): void {
       process.disconnect();
     });
 }
-
-/** A stop message the primary sent before this worker's proxy was running. */
-let earlyStop: 'stop' | 'stop-now' | null = null;
 
 /** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */
 type WorkerMessage =
@@ -243,7 +233,7 @@ function positiveInt(option: string, raw: string): number {
   return n;
 }
 
-async function runProxy(flags: RunFlags, onStarted?: () => void): Promise<void> {
+async function runProxy(flags: RunFlags): Promise<void> {
   const log = createLogger({ level: flags.logLevel });
   const list = (s: string | undefined): string[] => (s === undefined ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
   let seed: number | undefined;
@@ -300,15 +290,18 @@ async function runProxy(flags: RunFlags, onStarted?: () => void): Promise<void> 
     // A worker asked to stop by the primary may get the terminal's own signal just after (the same
     // Ctrl-C reaches every process of the group): that one echo is not a second Ctrl-C.
     let echoDueUntil = 0;
+    // A second signal: record what is in flight as shutdown, write it all out, leave now.
+    const quitNow = (): never => {
+      proxy.abortNow();
+      process.exit(130);
+    };
     const stop = (signal: string): void => {
       if (stopping) {
         if (signal !== 'primary' && Date.now() < echoDueUntil) {
           echoDueUntil = 0;
           return;
         }
-        // A second signal: record what is in flight as shutdown, write it all out, leave now.
-        proxy.abortNow();
-        process.exit(130);
+        quitNow();
       }
       stopping = true;
       if (signal === 'primary') echoDueUntil = Date.now() + 2000;
@@ -335,16 +328,13 @@ async function runProxy(flags: RunFlags, onStarted?: () => void): Promise<void> 
     if (cluster.isWorker) {
       // From the primary: 'stop' joins a stop already under way (the terminal's signal reached
       // this worker too); 'stop-now' is the second signal the primary got.
-      const onMessage = (m: WorkerMessage | { aftershock: 'stop' | 'stop-now' }): void => {
+      process.on('message', (m: WorkerMessage) => {
         if (m?.aftershock === 'stop' && !stopping) stop('primary');
-        else if (m?.aftershock === 'stop-now') {
-          proxy.abortNow();
-          process.exit(130);
-        }
-      };
-      process.on('message', onMessage);
-      onStarted?.();
-      if (earlyStop !== null) onMessage({ aftershock: earlyStop });
+        else if (m?.aftershock === 'stop-now') quitNow();
+      });
+      // Messages sent before a listener exists are dropped: the primary holds a stop for this
+      // worker until it says it listens (a stop during start-up is acted on now, not lost).
+      process.send?.({ aftershock: 'listening' });
     }
   });
   log.flush();

@@ -156,9 +156,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     for (const f of decision.faults) {
       if (f.instance.onMessage !== undefined || f.instance.onOpen !== undefined) return null;
     }
+    // Method, key and subprotocol list were checked by handshakeProblem before this.
     const h = this.req.headers;
-    if (this.req.method !== 'GET' || h['sec-websocket-extensions'] !== undefined || h['sec-websocket-version'] !== '13') return null;
-    if (!validKey(h['sec-websocket-key'])) return null;
+    if (h['sec-websocket-extensions'] !== undefined || h['sec-websocket-version'] !== '13') return null;
     return parseProtocols(h['sec-websocket-protocol']);
   }
 

@@ -679,6 +679,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       const v = h[name];
       if (typeof v === 'string') headers[name] = v;
     }
+    // The headers asked for with --record-headers, as an HTTP record carries them (a client keyed
+    // by such a header is the same client on both kinds of record).
+    for (const name of core.recordHeaders) {
+      const v = h[name];
+      if (v !== undefined) (headers as Record<string, string>)[name] = core.redactor.headers.has(name) ? '[redacted]' : String(v);
+    }
     const rin = this.rawIn;
     const rout = this.rawOut;
     if (rin !== null && rout !== null) {

@@ -109,4 +109,17 @@ describe('WebSocket proxy', () => {
     });
     expect(status).toBe(403);
   });
+  it('records the --record-headers (and the client-key header) on a WebSocket record, as on an HTTP one', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'ws-headers.ndjson');
+    const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d)));
+    const proxy = await startTestProxy({ target: upstream, record: file, clientKey: 'header:x-client-id', recordHeaders: ['x-tenant', 'authorization'] });
+    const ws = await connect(proxy.url.replace('http', 'ws') + '/feed', [], { headers: { 'x-client-id': 'tenant-9', 'x-tenant': 'blue', authorization: 'Bearer s3cr3t' } });
+    ws.close(1000);
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is WsRecord => r.type === 'ws') as WsRecord;
+    expect(rec.client).toBe('tenant-9');
+    expect(rec.headers).toMatchObject({ 'x-client-id': 'tenant-9', 'x-tenant': 'blue', authorization: '[redacted]' });
+  });
 });

@@ -72,6 +72,7 @@ export class Counts {
   raCompliant = 0;
   raViolates = 0;
   raLate = 0;
+  raJittered = 0;
   immediateGaps = 0;
   gapCount = 0;
   /** Chains and retries grouped by explicit ids (high confidence) vs fingerprints (medium). */
@@ -109,6 +110,7 @@ export class Counts {
     this.raCompliant += c.raCompliant;
     this.raViolates += c.raViolates;
     this.raLate += c.raLate;
+    this.raJittered += c.raJittered;
     this.immediateGaps += c.immediateGaps;
     this.gapCount += c.gapCount;
     if (c.explicit) {
@@ -151,6 +153,7 @@ export class Counts {
     this.raCompliant += o.raCompliant;
     this.raViolates += o.raViolates;
     this.raLate += o.raLate;
+    this.raJittered += o.raJittered;
     this.immediateGaps += o.immediateGaps;
     this.gapCount += o.gapCount;
     this.chainsHigh += o.chainsHigh;

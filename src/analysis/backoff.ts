@@ -194,11 +194,11 @@ export const RETRY_AFTER_THRESHOLDS = {
  *
  * @example summarizeRetryAfter({ compliant: 9, violates: 0, late: 1 }) === 'compliant'
  */
-export function summarizeRetryAfter(c: { compliant: number; violates: number; late: number }): RetryAfterCompliance {
+export function summarizeRetryAfter(c: { compliant: number; violates: number; late: number; lateWithinJitter?: number }): RetryAfterCompliance {
   const n = c.compliant + c.violates + c.late;
   if (n === 0) return 'not-applicable';
   if (c.violates > 0 && c.violates / n >= RETRY_AFTER_THRESHOLDS.violationShare) return 'violates';
-  if (c.late / n > RETRY_AFTER_THRESHOLDS.lateShare) return 'ignored';
+  if ((c.late - (c.lateWithinJitter ?? 0)) / n > RETRY_AFTER_THRESHOLDS.lateShare) return 'ignored';
   return 'compliant';
 }
 

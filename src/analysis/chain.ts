@@ -40,6 +40,15 @@ const NO_GAPS = Object.freeze([]) as readonly number[] as number[];
 const NO_EXAMPLES = Object.freeze({}) as Partial<Record<EvidenceKind, string[]>>;
 const NO_ATTEMPTS = Object.freeze([]) as readonly Attempt[] as Attempt[];
 
+/**
+ * The longest wait after a Retry-After of `raMs` that still honours it with jitter added
+ * (`R + max(1 s, 25 %)`): longer than the spec's compliant band (`R + max(250 ms, 10 %)`), so it
+ * is counted late, but it does not make the client one that ignored Retry-After.
+ */
+export function raJitterLimitMs(raMs: number): number {
+  return raMs + Math.max(1000, 0.25 * raMs);
+}
+
 /** One logical request in progress: counters and the few facts its grading needs. */
 export class Chain {
   attempts = 0;
@@ -63,6 +72,8 @@ export class Chain {
   raCompliant = 0;
   raViolates = 0;
   raLate = 0;
+  /** Late gaps within `raJitterLimitMs` (the wait asked for, plus jitter). */
+  raJittered = 0;
   unsafeRetries = 0;
   nonRetryableRetries = 0;
   duplicateSubmissions = 0;
@@ -117,6 +128,8 @@ export class Chain {
     }
     // A gap that honoured a Retry-After follows the server's schedule, not the client's own.
     const v = prev.retryAfterMs === null ? null : checkRetryAfter(gap, prev.retryAfterMs / 1000);
+    // Retry-After plus a jitter of up to max(1 s, 25 %) honours it (for the client's verdict).
+    const jittered = v === 'late' && gap <= raJitterLimitMs(prev.retryAfterMs as number);
     if (v === 'compliant') this.raGaps++;
     else if (this.ownGaps.length < MAX_KEPT_GAPS) {
       if (this.ownGaps === NO_GAPS) this.ownGaps = [];
@@ -129,7 +142,8 @@ export class Chain {
         this.example('raViolation', a.id);
       } else {
         this.raLate++;
-        this.example('raLate', a.id);
+        if (jittered) this.raJittered++;
+        else this.example('raLate', a.id);
       }
     }
     if (a.unsafe) {

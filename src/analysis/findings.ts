@@ -8,6 +8,19 @@ import type { ClientAgg } from './aggregates.js';
 import { decideBackoff, type RetryAfterCompliance, summarizeRetryAfter } from './backoff.js';
 import type { BackoffDetail, Finding, FindingCode, Severity } from './types.js';
 
+/**
+ * Retry budgets (spec reference points): Google SRE allows a client 10 % of its requests as
+ * retries, Finagle/Linkerd/Envoy 20 %. A client or client type is held to the 20 % one, and only
+ * with this many retries, so a careful client (a 10 % token bucket that lets a burst through) is
+ * not flagged; the totals are held to both.
+ */
+export const RETRY_BUDGET = { sre: 0.1, finagle: 0.2, minRetries: 10 } as const;
+
+/** The share of a client's (or client type's) attempts that were retries is over budget. */
+export function overRetryBudget(c: { retries: number; attempts: number }): boolean {
+  return c.retries >= RETRY_BUDGET.minRetries && c.attempts > 0 && c.retries / c.attempts > RETRY_BUDGET.finagle;
+}
+
 export interface FindingInfo {
   readonly code: FindingCode;
   readonly severity: Severity;
@@ -186,7 +199,7 @@ export interface ClientJudgement {
  */
 export function judgeClient(c: ClientAgg): ClientJudgement {
   const backoff = decideBackoff(c.votes, c.gapSeries(), c.immediateGaps, c.gapCount, c.deepVotes);
-  const retryAfter = summarizeRetryAfter({ compliant: c.raCompliant, violates: c.raViolates, late: c.raLate });
+  const retryAfter = summarizeRetryAfter({ compliant: c.raCompliant, violates: c.raViolates, late: c.raLate, lateWithinJitter: c.raJittered });
   const j: ClientJudgement = { backoff, retryAfter, codes: [], critical: 0, warning: 0 };
   const flag = (code: FindingCode, sev: 'critical' | 'warning'): void => {
     j.codes.push(code);
@@ -201,6 +214,7 @@ export function judgeClient(c: ClientAgg): ClientJudgement {
   if (c.unsafeRetries > 0) flag('unsafe-retry', 'warning');
   if (c.nonRetryableRetries > 0) flag('retry-after-non-retryable', 'warning');
   if (c.idemReuse > 0) flag('idempotency-key-reused', 'warning');
+  if (overRetryBudget(c)) flag('retry-budget-exceeded', 'warning');
   return j;
 }
 
@@ -218,4 +232,4 @@ export function clientFindingCodes(c: ClientAgg): readonly FindingCode[] {
  * verdict): a part of a client can earn one that the whole client would not. The others follow
  * from a count above zero, so any part that earns one proves the whole client earns it.
  */
-export const SHARE_BASED_FINDINGS: ReadonlySet<FindingCode> = new Set<FindingCode>(['immediate-retries', 'retry-after-violated', 'retry-after-ignored']);
+export const SHARE_BASED_FINDINGS: ReadonlySet<FindingCode> = new Set<FindingCode>(['immediate-retries', 'retry-after-violated', 'retry-after-ignored', 'retry-budget-exceeded']);

@@ -10,7 +10,7 @@ import { FINE_BIN_MS, SERIES_MIN_SHARE, addBin } from './aggregates.js';
 import type { ResolvedOptions, QualityCounters } from './types.js';
 import { type Confidence, decideBackoff, summarizeRetryAfter } from './backoff.js';
 import type { EvidenceKind } from './chain.js';
-import { FINDINGS, SEVERITY_RANK, SHARE_BASED_FINDINGS, judgeClient, makeFinding } from './findings.js';
+import { FINDINGS, RETRY_BUDGET, SEVERITY_RANK, SHARE_BASED_FINDINGS, judgeClient, makeFinding, overRetryBudget } from './findings.js';
 import { classifyJitter } from './jitter.js';
 import { StrideReservoir, median, round } from './stats.js';
 import type {
@@ -24,6 +24,7 @@ import type {
   HerdReport,
   JitterDetail,
   Report,
+  RetryAfterCounts,
   RouteReport,
   TimelineBin,
   Totals,
@@ -60,11 +61,11 @@ export const FAULT_GAP_MS = 2000;
 
 /** Thresholds of the report-level checks (spec §5, §6), quoted by the docs. */
 export const REPORT_THRESHOLDS = {
-  /** Retry budgets: Google SRE per-client 10 %, Finagle/Linkerd/Envoy 20 %. */
-  budgetSre: 0.1,
-  budgetFinagle: 0.2,
-  /** A client type's budget finding needs this many retries. */
-  typeBudgetMinRetries: 10,
+  /** Retry budgets: Google SRE per-client 10 %, Finagle/Linkerd/Envoy 20 % (see `RETRY_BUDGET`). */
+  budgetSre: RETRY_BUDGET.sre,
+  budgetFinagle: RETRY_BUDGET.finagle,
+  /** A client's or client type's budget finding needs this many retries. */
+  typeBudgetMinRetries: RETRY_BUDGET.minRetries,
   /** Verdict: alpha above this factor of baseline, with retry ratio above `budgetFinagle`. */
   stormAlphaFactor: 1.1,
   /** Verdict: no jitter across at least this many clients. */
@@ -120,8 +121,8 @@ function perRequest(c: Counts): AttemptsPerRequest {
   return { mean: round(c.hist.mean, 3), p95: c.hist.quantile(0.95), max: c.hist.max, histogram: c.hist.buckets() };
 }
 
-function ra(c: Counts): { compliant: number; violates: number; late: number } {
-  return { compliant: c.raCompliant, violates: c.raViolates, late: c.raLate };
+function ra(c: Counts): RetryAfterCounts {
+  return { compliant: c.raCompliant, violates: c.raViolates, late: c.raLate, lateWithinJitter: c.raJittered };
 }
 
 /** Deciding a backoff from many chains lives with the classifiers (backoff.ts); still importable here. */
@@ -405,7 +406,20 @@ export function buildReport(input: ReportInput): Report {
 
   // ---- fault windows, episodes and baseline ----
   const windows: Window[] = [];
-  for (const [rule, list] of input.faultIntervals) for (const iv of list) windows.push({ rule, start: iv.start, end: iv.end, faults: iv.faults });
+  for (const [rule, list] of input.faultIntervals) {
+    // Faults of one rule more than FAULT_GAP_MS apart are one window when nothing succeeded
+    // between them: sparse traffic through a long outage is one outage, not a row of slivers.
+    let cur: Window | null = null;
+    for (const iv of [...list].sort((a, b) => a.start - b.start)) {
+      if (cur !== null && binsInRange(agg.bins, Math.floor(cur.end / binMs), Math.floor(iv.start / binMs)).goodput === 0) {
+        cur.end = Math.max(cur.end, iv.end);
+        cur.faults += iv.faults;
+        continue;
+      }
+      cur = { rule, start: iv.start, end: iv.end, faults: iv.faults };
+      windows.push(cur);
+    }
+  }
   windows.sort((a, b) => a.start - b.start || (a.rule < b.rule ? -1 : 1));
   // Episodes: the union of every rule's windows (2 s gap tolerance). Recovery is measured after an
   // episode ends: while another rule still injects faults there is nothing to recover to.
@@ -471,16 +485,26 @@ export function buildReport(input: ReportInput): Report {
     const afterTo = Math.floor(Math.min(e.end + R.afterWindowSeconds * 1000, nextStart - 1) / binMs);
     const after = to + 1 <= afterTo ? binsInRange(agg.bins, to + 1, afterTo) : null;
     const stopAt = Math.min(lastKey, Math.floor((nextStart - 1) / binMs));
+    // Recovery is the end of the amplified traffic, not the arrival of the next request: quiet
+    // seconds are not amplification. With no amplified window at all, load was back at once (0 s),
+    // however long the next request took to come. Amplified windows followed by a full rolling
+    // window of silence (a reconnect burst, then sockets that stay open) recovered when that
+    // traffic ended; amplified traffic still coming when the data ends did not recover.
     let recoverySeconds: number | null = null;
     let sawTraffic = false;
+    let lastAmplified: number | null = null;
     for (let k = to + 1; k <= stopAt; k++) {
       const roll = binsInRange(agg.bins, k, Math.min(k + R.recoveryRollingBins - 1, stopAt));
       if (roll.offered === 0) continue;
       sawTraffic = true;
       if (roll.organic > 0 && roll.offered / roll.organic <= R.recoveryFactor * baseAlpha) {
-        recoverySeconds = round(Math.max(0, (k * binMs - e.end) / 1000), 1);
+        recoverySeconds = lastAmplified === null ? 0 : round(Math.max(0, (k * binMs - e.end) / 1000), 1);
         break;
       }
+      lastAmplified = k;
+    }
+    if (recoverySeconds === null && lastAmplified !== null && stopAt - lastAmplified >= R.recoveryRollingBins) {
+      recoverySeconds = round(Math.max(0, ((lastAmplified + 1) * binMs - e.end) / 1000), 1);
     }
     const a: Aftermath = {
       end: e.end,
@@ -615,7 +639,7 @@ export function buildReport(input: ReportInput): Report {
     }
   }
   for (const ct of types) {
-    if (ct.retries >= R.typeBudgetMinRetries && ct.retryRatio > R.budgetFinagle) {
+    if (overRetryBudget(ct)) {
       findings.push(
         makeFinding(
           'retry-budget-exceeded',
@@ -700,11 +724,15 @@ export function buildReport(input: ReportInput): Report {
   const mediumRetries = t.retries - t.retriesHigh;
   const ipKeyed = evals.some((e) => e.agg.key === e.agg.ip && e.agg.retries > 0);
   const ambiguous = input.nat.length > 0 || agg.lateCount > 0 || q.clientKeyFallbacks > 0 || ipKeyed;
-  if (t.retries > 0 && mediumRetries / t.retries > 0.5 && ambiguous) {
+  // Records far out of order (files joined with cat, a sorted or reversed file) hide retries
+  // altogether: say so even when no retry was found.
+  const disordered = agg.lateCount > 0.01 * Math.max(1, t.attempts);
+  if ((t.retries > 0 && mediumRetries / t.retries > 0.5 && ambiguous) || disordered) {
+    const grouped = t.retries > 0 ? `${mediumRetries} of ${t.retries} retries were grouped by fingerprint (no explicit ids)` : 'No retries were found';
     findings.push(
       makeFinding(
         'low-confidence-grouping',
-        `${mediumRetries} of ${t.retries} retries were grouped by fingerprint (no explicit ids)${input.nat.length > 0 ? ', some clients share an IP' : ''}${agg.lateCount > 0 ? `, ${agg.lateCount} attempts arrived out of order` : ''}${q.clientKeyFallbacks > 0 ? `, ${q.clientKeyFallbacks} attempts lacked the client key header` : ''}${ipKeyed ? ', some clients are keyed by IP alone' : ''}.`,
+        `${grouped}${input.nat.length > 0 ? ', some clients share an IP' : ''}${agg.lateCount > 0 ? `, ${agg.lateCount} attempts arrived out of order` : ''}${q.clientKeyFallbacks > 0 ? `, ${q.clientKeyFallbacks} attempts lacked the client key header` : ''}${ipKeyed ? ', some clients are keyed by IP alone' : ''}.${disordered ? ` The records are not in the order the proxy writes them (by end time, within ${opts.reorderLagMs / 1000} s): give each recording as its own file instead of joining them, and do not sort or reverse them.` : ''}`,
         { mediumRetries, highRetries: t.retriesHigh, lateRecords: agg.lateCount, natSuspected: input.nat.length, clientKeyFallbacks: q.clientKeyFallbacks },
       ),
     );
@@ -859,7 +887,7 @@ function clientFindingOf(code: FindingCode, e: ClientEval, bound: number): Findi
     case 'retry-after-violated':
       return makeFinding(code, `${who} came back before Retry-After ${c.raViolates} time${c.raViolates === 1 ? '' : 's'} (${c.raCompliant} compliant, ${c.raLate} late).`, { ...r.retryAfterCounts, examples: ex('raViolation') }, about('raViolation'));
     case 'retry-after-ignored':
-      return makeFinding(code, `${who} did not follow Retry-After: ${c.raLate} of ${c.raLate + c.raCompliant + c.raViolates} waits were longer than asked (its own schedule).`, { ...r.retryAfterCounts, examples: ex('raLate') }, about('raLate'));
+      return makeFinding(code, `${who} did not follow Retry-After: ${c.raLate - c.raJittered} of ${c.raLate + c.raCompliant + c.raViolates} waits were longer than asked, beyond any jitter (its own schedule).`, { ...r.retryAfterCounts, examples: ex('raLate') }, about('raLate'));
     case 'unsafe-retry':
       return makeFinding(code, `${who} retried ${c.unsafeRetries} POST/PATCH request${c.unsafeRetries === 1 ? '' : 's'} without an Idempotency-Key${c.exampleRoutes.unsafe !== undefined ? ` (e.g. ${c.exampleRoutes.unsafe})` : ''}.`, { unsafeRetries: c.unsafeRetries, examples: ex('unsafe') }, about('unsafe'));
     case 'retry-after-non-retryable':
@@ -870,6 +898,13 @@ function clientFindingOf(code: FindingCode, e: ClientEval, bound: number): Findi
         `${who} re-sent ${c.duplicateSubmissions} request${c.duplicateSubmissions === 1 ? '' : 's'} the upstream had already completed (lost responses)${c.duplicateUnprotected > 0 ? `, ${c.duplicateUnprotected} without an Idempotency-Key` : ''}.`,
         { duplicateSubmissions: c.duplicateSubmissions, withoutIdempotencyKey: c.duplicateUnprotected, examples: ex('duplicate') },
         about('duplicate', { severity: c.duplicateUnprotected > 0 ? 'critical' : 'warning' }),
+      );
+    case 'retry-budget-exceeded':
+      return makeFinding(
+        code,
+        `${who}: retries were ${round((c.retries / Math.max(1, c.attempts)) * 100, 1)} % of its attempts (${c.retries} of ${c.attempts}), above the 20 % Finagle/Envoy retry budget (Google SRE: 10 % per client).`,
+        { retries: c.retries, attempts: c.attempts, retryRatio: round(c.retries / Math.max(1, c.attempts), 4), budgets: { sre: R.budgetSre, finagle: R.budgetFinagle }, examples: ex('retry') },
+        about('retry'),
       );
     case 'idempotency-key-reused':
       return makeFinding(code, `${who} sent ${c.idemReuse} Idempotency-Key${c.idemReuse === 1 ? '' : 's'} again with a different body.`, { reused: c.idemReuse, examples: ex('idemReuse') }, about('idemReuse'));

@@ -62,8 +62,14 @@ export interface RetryAfterCounts {
   compliant: number;
   /** Gaps shorter than the Retry-After (minus 50 ms). */
   violates: number;
-  /** Gaps longer than the Retry-After band: the client kept its own schedule. */
+  /** Gaps longer than the Retry-After band. */
   late: number;
+  /**
+   * Of the late gaps, those within `R + max(1 s, 25 %)`: the wait asked for plus jitter, which
+   * honours it. Only the other late gaps (the client kept its own, slower schedule) make a
+   * client `ignored`.
+   */
+  lateWithinJitter: number;
 }
 
 export interface Totals {

@@ -283,3 +283,138 @@ describe('grouping (spec §3)', () => {
     expect(() => createAnalyzer({ maxClients: 0 })).toThrow(/positive integer/);
   });
 });
+
+describe('recovery, fault windows, budgets and Retry-After with jitter (found by reading the reports as a user)', () => {
+  const injected = (rule: string) => ({ status: 503, fault: { rule, type: 'http-error', injected: true } }) as Partial<HttpRecord>;
+  const code = (r: Report, c: string) => r.findings.filter((f) => f.code === c);
+
+  it('sparse clients that never retry: the next request arriving late is not a slow recovery', () => {
+    // 5 clients, one GET every 15 s each (none retried); 503s injected from 30 s to 45 s.
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 5; c++) {
+      for (let i = 0; i < 8; i++) {
+        const ts = T0 + i * 15_000 + c * 200;
+        const inFault = ts - T0 >= 30_000 && ts - T0 < 45_000;
+        rs.push(http({ ts, client: `c${c}`, query: `i=${i}`, ...(inFault ? injected('outage') : {}) }));
+      }
+    }
+    const r = run(byEnd(rs));
+    expect(r.totals.retries).toBe(0);
+    expect(r.faultWindows.every((w) => w.recoverySeconds === 0)).toBe(true);
+    expect(code(r, 'sustained-amplification')).toEqual([]);
+    expect(r.verdict).toBe('ok');
+  });
+
+  it('a reconnect burst after the fault, then sockets that stay open: recovered when the burst ended, not a metastable storm', () => {
+    const ws = (client: string, ts: number, end: number, status: number, fault: boolean): WsRecord => ({
+      v: 1, type: 'ws', id: `w${++n}`, ts, end, client, ip: '10.0.0.9', conn: 'w', method: 'GET', path: '/socket', query: null, status, outcome: null, upstreamStatus: null,
+      protocol: null, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, ttfb: 1, duration: end - ts, closeCode: null, closeReason: null, closedBy: null,
+      fault: fault ? { rule: 'rej', type: 'ws-reject', injected: true } : null, faults: [], retryAfter: null, bodyHash: null, userAgent: 'wsapp/1.0', headers: {}, error: null,
+    });
+    const rs: WsRecord[] = [];
+    for (let c = 0; c < 20; c++) {
+      const k = `b${c}`;
+      rs.push(ws(k, T0 + c * 10, T0 + 10_000, 101, false)); // connected, dropped at 10 s
+      rs.push(ws(k, T0 + 10_500 + c * 20, T0 + 10_510 + c * 20, 503, true)); // rejected during the outage
+      rs.push(ws(k, T0 + 12_500 + c * 30, T0 + 12_510 + c * 30, 503, true));
+      rs.push(ws(k, T0 + 16_000 + c * 25, T0 + 60_000, 101, false)); // back after the outage, open 44 s
+    }
+    const r = run(byEnd(rs));
+    expect(code(r, 'sustained-amplification')).toEqual([]);
+    const w = r.faultWindows.find((x) => x.rule === 'rej');
+    expect(w?.recoverySeconds).not.toBeNull();
+    expect(w?.recoverySeconds as number).toBeLessThan(10);
+  });
+
+  it('amplified traffic still coming when the data ends is not recovered (the metastable signature stays)', () => {
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 60; i++) rs.push(http({ ts: T0 + i * 1000, client: 'org', query: `i=${i}` }));
+    // c1 fails inside the fault (10-20 s) and keeps retrying every 300 ms to the end of the data.
+    let t = T0 + 10_000;
+    while (t < T0 + 60_000) {
+      rs.push(http({ ts: t, client: 'c1', path: '/stuck', ...(t < T0 + 20_000 ? injected('outage') : { status: 503 }) }));
+      t += 300;
+    }
+    const r = run(byEnd(rs));
+    expect(code(r, 'sustained-amplification')).toHaveLength(1);
+    expect(r.verdict).toBe('retry-storm');
+  });
+
+  it('one outage seen through sparse traffic is one fault window, not a row of slivers', () => {
+    // 3 clients, one GET every 3 s each, all of them failing for 30 s: faults 3 s apart, nothing succeeds between.
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 20; i++) {
+      for (let c = 0; c < 3; c++) {
+        const ts = T0 + i * 3000 + c * 10;
+        const inFault = ts - T0 >= 15_000 && ts - T0 < 45_000;
+        rs.push(http({ ts, client: `c${c}`, query: `i=${i}`, ...(inFault ? injected('outage') : {}) }));
+      }
+    }
+    const r = run(byEnd(rs));
+    expect(r.faultWindows).toHaveLength(1);
+    expect(r.faultWindows[0]?.durationSeconds).toBeGreaterThan(25);
+    expect(r.faultWindows[0]?.faults).toBe(30);
+    // Faults of a rule with successes between them stay apart.
+    const split = run(byEnd([http({ ts: T0, ...injected('x') }), http({ ts: T0 + 5000, query: 'ok' }), http({ ts: T0 + 10_000, query: 'b', ...injected('x') })]));
+    expect(split.faultWindows).toHaveLength(2);
+  });
+
+  it('one client over the retry budget is named, though its client type and the totals are within theirs', () => {
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 30; c++) for (let i = 0; i < 60; i++) rs.push(http({ ts: T0 + i * 1000 + c * 7, client: `good${c}`, query: `i=${i}` }));
+    // "bad": 60 requests, 48 of them retried once after a 503 (44 % of its attempts are retries).
+    for (let i = 0; i < 60; i++) {
+      const ts = T0 + i * 1000 + 500;
+      if (i < 48) {
+        rs.push(http({ ts, client: 'bad', query: `i=${i}`, ...fail }));
+        rs.push(http({ ts: ts + 200, client: 'bad', query: `i=${i}` }));
+      } else rs.push(http({ ts, client: 'bad', query: `i=${i}` }));
+    }
+    const r = run(byEnd(rs));
+    expect(r.totals.retryRatio).toBeLessThan(0.1);
+    const f = code(r, 'retry-budget-exceeded');
+    expect(f.map((x) => x.client)).toEqual(['bad']);
+    expect(f[0]?.evidence).toMatchObject({ retries: 48, attempts: 108 });
+    // A client within the budget (or with too few retries to judge) is not flagged.
+    expect(r.clients.find((c) => c.key === 'good0')?.findings ?? []).not.toContain('retry-budget-exceeded');
+  });
+
+  it('Retry-After plus jitter honours it; waits far beyond it (the client\'s own schedule) ignore it', () => {
+    const chain = (client: string, waits: number[]): HttpRecord[] => {
+      const out: HttpRecord[] = [];
+      let ts = T0;
+      for (const w of waits) {
+        const a = http({ ts, client, status: 503, retryAfter: 2 });
+        out.push(a);
+        ts = a.end + w;
+      }
+      out.push(http({ ts, client }));
+      return out;
+    };
+    const r = run(byEnd([...chain('jittered', [2400, 2900, 2600, 2100, 2800]), ...chain('own', [8000, 8000, 8000, 8000, 8000])]));
+    const jittered = r.clients.find((c) => c.key === 'jittered');
+    expect(jittered?.retryAfter).toBe('compliant');
+    expect(jittered?.retryAfterCounts).toMatchObject({ late: 4, lateWithinJitter: 4 });
+    expect(r.clients.find((c) => c.key === 'own')?.retryAfter).toBe('ignored');
+    expect(code(r, 'retry-after-ignored').map((f) => f.client)).toEqual(['own']);
+  });
+
+  it('records far out of order (a reversed file) are called out even when no retry is found', () => {
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 5; c++) {
+      let ts = T0 + c * 100;
+      for (let i = 0; i < 6; i++) {
+        const a = http({ ts, client: `c${c}`, ...(i < 5 ? fail : {}) });
+        rs.push(a);
+        ts = a.end + 8000; // beyond the 5 s reorder lag
+      }
+    }
+    expect(run(byEnd(rs)).totals.retries).toBe(25);
+    const reversed = run(byEnd(rs).reverse());
+    expect(reversed.totals.retries).toBeLessThan(25);
+    const f = code(reversed, 'low-confidence-grouping');
+    expect(f).toHaveLength(1);
+    expect(f[0]?.message).toMatch(/not in the order the proxy writes them/);
+    expect(code(run(byEnd(rs)), 'low-confidence-grouping')).toEqual([]);
+  });
+});

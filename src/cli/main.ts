@@ -11,6 +11,7 @@ import { registerAnalyzeCommand } from './analyze.js';
 import { registerProfilesCommand } from './profiles.js';
 import { registerDemoCommand } from './demo.js';
 import { registerCtlCommand } from './ctl.js';
+import { applyBooleanEnv } from './env.js';
 
 /** Builds the program (exported for tests that drive the CLI in-process). */
 export function createProgram(): Command {
@@ -18,7 +19,9 @@ export function createProgram(): Command {
     .description('A chaos-engineering HTTP and WebSocket proxy that injects failures and grades how clients retry.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Boolean AFTERSHOCK_* variables mean what they say (commander alone turns them on when set to "false").
+    .hook('preAction', (_program, action) => applyBooleanEnv(action));
   registerRunCommand(program);
   registerAnalyzeCommand(program);
   registerProfilesCommand(program);

@@ -11,6 +11,7 @@ import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
 import { parseDurationOption } from '../proxy/duration.js';
+import { BOOLEAN_ENV_HELP } from './env.js';
 
 interface RunFlags {
   target?: string;
@@ -81,6 +82,7 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--headers-timeout <duration>', 'time a client gets to send its request headers (slowloris defence)', 'AFTERSHOCK_HEADERS_TIMEOUT').default('20s'))
     .addOption(opt('--max-connections <n>', 'refuse client connections beyond this many', 'AFTERSHOCK_MAX_CONNECTIONS').default('10000'))
     .addOption(opt('--workers <n>', 'processes sharing the listening socket (recordings and control API per worker)', 'AFTERSHOCK_WORKERS').default('1'))
+    .addHelpText('after', `\n${BOOLEAN_ENV_HELP}`)
     .action(async (flags: RunFlags) => {
       const workers = Number(flags.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) {

@@ -60,7 +60,9 @@ export function registerRunCommand(program: Command): void {
     )
     .addOption(opt('-p, --profile <name|file>', 'built-in profile name or YAML/JSON file', 'AFTERSHOCK_PROFILE').default('passthrough'))
     .addOption(opt('--no-watch', 'do not reload the profile file when it changes', 'AFTERSHOCK_NO_WATCH'))
-    .addOption(opt('-r, --record <file|->', 'write the NDJSON traffic recording here (- for stdout)', 'AFTERSHOCK_RECORD'))
+    .addOption(
+      opt('-r, --record <file|-|off>', 'write the NDJSON traffic recording here (- for stdout; off, none or empty: no recording, e.g. to turn off a preset AFTERSHOCK_RECORD; ./off for a file named off)', 'AFTERSHOCK_RECORD'),
+    )
     .addOption(opt('--record-messages', 'also record every WebSocket message', 'AFTERSHOCK_RECORD_MESSAGES'))
     .addOption(opt('--record-headers <names>', 'extra request headers to record, comma-separated', 'AFTERSHOCK_RECORD_HEADERS'))
     .addOption(opt('--redact <names>', 'extra header and query parameter names to redact, comma-separated', 'AFTERSHOCK_REDACT'))
@@ -83,7 +85,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--max-connections <n>', 'refuse client connections beyond this many', 'AFTERSHOCK_MAX_CONNECTIONS').default('10000'))
     .addOption(opt('--workers <n>', 'processes sharing the listening socket (recordings and control API per worker)', 'AFTERSHOCK_WORKERS').default('1'))
     .addHelpText('after', `\n${BOOLEAN_ENV_HELP}`)
-    .action(async (flags: RunFlags) => {
+    .action(async (given: RunFlags) => {
+      const flags = withRecordOff(given);
       const workers = Number(flags.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
         throw new AftershockError('ERR_BAD_OPTION', `--workers ${JSON.stringify(flags.workers)}: give a whole number from 1 to 64`);
@@ -107,6 +110,17 @@ export function registerRunCommand(program: Command): void {
       // A worker's IPC channel to the primary would keep it alive after a clean stop.
       process.disconnect();
     });
+}
+
+/**
+ * `--record off` (or `none`, or empty) is no recording, as `--admin off` is no control API: the
+ * container image presets AFTERSHOCK_RECORD, and this is how it is turned off. A file named off is
+ * still `./off`.
+ */
+function withRecordOff(flags: RunFlags): RunFlags {
+  if (flags.record === undefined || !['off', 'none', ''].includes(flags.record.trim().toLowerCase())) return flags;
+  const { record: _off, ...rest } = flags;
+  return rest;
 }
 
 /** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */

@@ -1,7 +1,7 @@
 /**
  * AFTERSHOCK_* variables as a container sets them: boolean variables mean what their value says
- * (AFTERSHOCK_INSECURE=false used to turn TLS verification off). Real child processes, real
- * upstreams, real requests.
+ * (AFTERSHOCK_INSECURE=false used to turn TLS verification off), and AFTERSHOCK_RECORD=off turns
+ * the recording off. Real child processes, real upstreams, real requests.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -123,5 +123,31 @@ describe('boolean AFTERSHOCK_* variables', () => {
         setEnv(env, undefined);
       }
     });
+  });
+});
+
+describe('AFTERSHOCK_RECORD / --record off', () => {
+  it('off, none and empty record nothing (no file named off), say so, and report no recording path; ./off is a file named off', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const runs = await Promise.all(
+      ['off', 'none', '', 'OFF'].map(async (value) => {
+        const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--no-summary'], { AFTERSHOCK_RECORD: value }, { cwd: dir });
+        const { proxy, control } = await listening(r);
+        expect((await request(`${proxy}/x`)).status).toBe(200);
+        const ready = JSON.parse((await request(`${control}/readyz`)).text) as { status: string; recording: { path: string | null } };
+        expect(await stop(r)).toBe(0);
+        return { value, status: ready.status, path: ready.recording.path, said: /recording (\S+)/.exec(r.stderr())?.[1] };
+      }),
+    );
+    for (const run of runs) expect(run, JSON.stringify(run.value)).toMatchObject({ status: 'ready', path: null, said: 'off' });
+    expect(fs.readdirSync(dir)).toEqual([]);
+
+    const named = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--no-summary', '--record', './off'], {}, { cwd: dir });
+    const { proxy } = await listening(named);
+    await request(`${proxy}/y`);
+    expect(await stop(named)).toBe(0);
+    expect(fs.readdirSync(dir)).toEqual(['off']);
+    expect(fs.readFileSync(path.join(dir, 'off'), 'utf8')).toContain('"/y"');
   });
 });

@@ -12,7 +12,7 @@ export type { ProfileView };
 export interface AdminClientOptions {
   /** Base URL of the control API, e.g. `http://127.0.0.1:8081` (a bare `host:port` works too). */
   readonly url: string;
-  /** The proxy's `--admin-token`, sent as `Authorization: Bearer`. */
+  /** The proxy's `--admin-token`, sent as `Authorization: Bearer` (trimmed; empty sends none). */
   readonly token?: string;
   /** Per request; default 10 s. */
   readonly timeoutMs?: number;
@@ -65,7 +65,9 @@ export class AdminClient {
 
   constructor(opts: AdminClientOptions) {
     this.url = normalizeAdminUrl(opts.url);
-    this.token = opts.token === '' ? undefined : opts.token;
+    // Trimmed as the server trims its own: a token read from a secret file ends in a newline.
+    const token = opts.token?.trim();
+    this.token = token === '' ? undefined : token;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
 

@@ -16,6 +16,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ProxyHandle } from '../proxy/handle.js';
 import { listenOn } from '../proxy/listen.js';
+import { AftershockError } from '../errors.js';
 import { routes, type AdminContext } from './routes.js';
 import { HttpError, sendError, sendJson, sendReply, toHttpError } from './http.js';
 import { createAdminMetrics } from './metrics.js';
@@ -24,6 +25,7 @@ import { checkFetchSite, checkOrigin, createHostPolicy, parseAllowHosts } from '
 export interface AdminOptions {
   readonly host: string;
   readonly port: number;
+  /** Bearer token; surrounding whitespace (a secret file's newline) is dropped; empty is refused. */
   readonly token?: string;
   /**
    * More names the API answers to in Host besides loopback ones and `host` (`name`, `.domain`,
@@ -52,7 +54,7 @@ const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
  * await admin.close();
  */
 export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promise<AdminServer> {
-  const tokenHash = opts.token === undefined || opts.token === '' ? null : sha(opts.token);
+  const tokenHash = opts.token === undefined ? null : sha(checkToken(opts.token));
   const hostPolicy = createHostPolicy({
     listenHost: opts.host,
     tokenRequired: tokenHash !== null,
@@ -141,6 +143,19 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The configured token, trimmed as the header's is: a Secret made with `--from-file` ends in a
+ * newline, and untrimmed it matched no client. Empty after trimming is refused, not read as "no
+ * token": an unset secret must not leave the API open.
+ */
+function checkToken(token: string): string {
+  const t = token.trim();
+  if (t === '') {
+    throw new AftershockError('ERR_BAD_OPTION', '--admin-token (AFTERSHOCK_ADMIN_TOKEN) is empty or only whitespace: give a token, or leave it unset to run the control API without one');
+  }
+  return t;
 }
 
 function sha(s: string): Buffer {

@@ -32,7 +32,30 @@ const write = (text: string): void => {
 
 function clientOf(cmd: Command): AdminClient {
   const flags = cmd.optsWithGlobals<CtlFlags>();
-  return new AdminClient({ url: flags.admin, ...(flags.token === undefined ? {} : { token: flags.token }) });
+  const url = cmd.getOptionValueSourceWithGlobals('admin') === 'default' ? (adminUrlFromListenEnv(process.env.AFTERSHOCK_ADMIN) ?? flags.admin) : flags.admin;
+  return new AdminClient({ url, ...(flags.token === undefined ? {} : { token: flags.token }) });
+}
+
+/**
+ * The control API's URL from AFTERSHOCK_ADMIN, the address `run` listens on (the image and the
+ * sidecar examples set it), when neither --admin nor AFTERSHOCK_ADMIN_URL is given: a wildcard
+ * host (`0.0.0.0`, `::`, none) is reached on loopback. Null when it is unset or empty.
+ *
+ * @example adminUrlFromListenEnv('0.0.0.0:8081') === 'http://127.0.0.1:8081'
+ */
+export function adminUrlFromListenEnv(raw: string | undefined): string | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  if (raw.trim() === 'off') {
+    throw usage('AFTERSHOCK_ADMIN is off: this proxy runs without a control API; give --admin URL (or AFTERSHOCK_ADMIN_URL) of one that has it');
+  }
+  const m = /^(?:\[([^\]]+)\]|([^:/]*)):(\d{1,5})$/.exec(raw.trim());
+  if (m === null || Number(m[3]) > 65535) {
+    throw usage(`AFTERSHOCK_ADMIN=${JSON.stringify(raw)}: write it as HOST:PORT, e.g. 127.0.0.1:8081 (or give ctl --admin URL)`);
+  }
+  let host = m[1] ?? (m[2] as string);
+  if (host === '' || host === '0.0.0.0') host = '127.0.0.1';
+  else if (host === '::' || host === '::0') host = '::1';
+  return `http://${host.includes(':') ? `[${host}]` : host}:${Number(m[3])}`;
 }
 
 function usage(message: string): AftershockError {
@@ -86,7 +109,11 @@ export function registerCtlCommand(program: Command): void {
   const ctl = program
     .command('ctl')
     .description('control a running proxy through its control API (faults, profile, marks, report, metrics)')
-    .addOption(new Option('--admin <url>', 'control API URL').env('AFTERSHOCK_ADMIN_URL').default('http://127.0.0.1:8081'))
+    .addOption(
+      new Option('--admin <url>', "control API URL; without it and AFTERSHOCK_ADMIN_URL, the address in AFTERSHOCK_ADMIN (run's --admin; 0.0.0.0 and :: mean loopback)")
+        .env('AFTERSHOCK_ADMIN_URL')
+        .default('http://127.0.0.1:8081'),
+    )
     .addOption(new Option('--token <token>', 'control API token (the proxy\'s --admin-token)').env('AFTERSHOCK_ADMIN_TOKEN'));
 
   ctl

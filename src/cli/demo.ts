@@ -3,6 +3,7 @@
  * loopback, shows the live view, then prints the side-by-side comparison (or the JSON with
  * `--json`) and where the HTML report went. Ctrl-C ends the run early and still reports.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
@@ -21,6 +22,41 @@ interface DemoFlags {
   json?: boolean;
 }
 
+const DEMO_MIN_MS = 3000;
+const DEMO_MAX_MS = 600_000;
+
+/**
+ * `--duration`: a bare number is seconds (no demo is milliseconds long), else a duration with a
+ * unit; 3 s to 10 min. Errors quote what was typed.
+ *
+ * @example demoDuration('30') === 30_000; demoDuration('1.5m') === 90_000
+ */
+export function demoDuration(raw: string): number {
+  const bad = (): AftershockError => new AftershockError('ERR_BAD_OPTION', `--duration ${JSON.stringify(raw)}: give 3s to 10m, e.g. 30s or 2m (a bare number is seconds)`);
+  const ms = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) * 1000 : parseDurationOrNull(raw);
+  if (ms === null || !(ms >= DEMO_MIN_MS && ms <= DEMO_MAX_MS)) throw bad();
+  return ms;
+}
+
+function parseDurationOrNull(raw: string): number | null {
+  try {
+    return parseDurationOption('--duration', raw);
+  } catch {
+    return null;
+  }
+}
+
+/** Fails at once when the recording cannot be written, as `checkHtmlPath` does for --html. */
+function checkRecordPath(file: string): void {
+  const existed = fs.existsSync(file);
+  try {
+    fs.closeSync(fs.openSync(file, 'a', 0o600));
+  } catch (err) {
+    throw new AftershockError('ERR_RECORD_PATH', `cannot write the recording ${file}: ${(err as Error).message}; give --record a file in an existing, writable folder`, { cause: err });
+  }
+  if (!existed) fs.rmSync(file, { force: true });
+}
+
 function wholeNumber(option: string, raw: string, min: number, max: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: give a whole number from ${min} to ${max}`);
@@ -36,7 +72,7 @@ export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('replay the January 2021 Signal outage against a built-in message service, with naive and careful client fleets side by side, and explain the retry storm')
-    .option('--duration <duration>', "run length; the profile's timeline is scaled to fit (default: its own, about 60s)")
+    .option('--duration <duration>', "run length, 3s to 10m (a bare number is seconds: 30 is 30s); the profile's timeline is scaled to fit (default: its own, about 60s)")
     .option('--clients <n>', 'clients per fleet', String(DEMO_CLIENTS))
     .addOption(new Option('--fleet <which>', 'which fleets to run').choices(['naive', 'careful', 'both']).default('both'))
     .option('--seed <n>', 'seed of the faults and the clients', '1')
@@ -62,12 +98,13 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
     seed: wholeNumber('--seed', flags.seed, 0, Number.MAX_SAFE_INTEGER),
     // With --json, stdout carries the JSON only: the live view goes to stderr.
     view: { stream: flags.json === true ? err : out },
-    ...(flags.duration === undefined ? {} : { durationMs: parseDurationOption('--duration', flags.duration) }),
+    ...(flags.duration === undefined ? {} : { durationMs: demoDuration(flags.duration) }),
     ...(flags.html === undefined ? {} : { html: flags.html }),
     ...(flags.record === undefined ? {} : { record: flags.record }),
   };
-  // Before anything is printed or started: a bad --html fails in one line, not after the run.
+  // Before anything is printed or started: a bad --html or --record fails in one line, not after the run.
   if (flags.html !== undefined) checkHtmlPath(path.resolve(flags.html));
+  if (flags.record !== undefined) checkRecordPath(path.resolve(flags.record));
   const stop = new AbortController();
   options.signal = stop.signal;
   const onSignal = (): void => {

@@ -90,7 +90,7 @@ describe('aftershock demo', () => {
     expect(bad.stderr).toMatch(/--clients "0": give a whole number from 1 to 500/);
     const short = await cli(['demo', '--duration', '1s']);
     expect(short.code).toBe(2);
-    expect(short.stderr).toMatch(/--duration 1000ms: give 3s to 10m/);
+    expect(short.stderr).toMatch(/--duration "1s": give 3s to 10m/);
     const fleet = await cli(['demo', '--fleet', 'reckless']);
     expect(fleet.code).toBe(2);
   });

@@ -1,0 +1,42 @@
+/**
+ * `aftershock demo` options as a user types them, in a child process: every option is checked
+ * before anything is printed, and `--duration 30` is 30 seconds (a demo is never milliseconds long).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers.js';
+import { cli } from './cli-process.js';
+
+describe('aftershock demo options', () => {
+  it('a bad --duration or --record exits 2 with one line quoting what was typed, and prints nothing else', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--duration', '2'], /^aftershock: --duration "2": give 3s to 10m, e\.g\. 30s or 2m \(a bare number is seconds\)$/],
+      [['--duration', '30ms'], /^aftershock: --duration "30ms": give 3s to 10m/],
+      [['--duration', '11m'], /^aftershock: --duration "11m": give 3s to 10m/],
+      [['--duration', 'soon'], /^aftershock: --duration "soon": give 3s to 10m/],
+      [['--duration', '5s', '--record', '/nonexistent-dir/x/rec.ndjson'], /^aftershock: cannot write the recording \/nonexistent-dir\/x\/rec\.ndjson: .*give --record a file in an existing, writable folder$/],
+    ];
+    const runs = cases.map(([args]) => cli(['demo', '--clients', '1', ...args]));
+    for (const [i, r] of runs.entries()) {
+      expect(await r.exit, r.stderr()).toBe(2);
+      expect(r.stdout()).toBe('');
+      const lines = r.stderr().trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(cases[i]?.[1] as RegExp);
+    }
+  });
+
+  it('--duration 3 runs for 3 seconds, and --help says a bare number is seconds', async () => {
+    const dir = tempDir();
+    const html = path.join(dir, 'report.html');
+    const r = cli(['demo', '--duration', '3', '--clients', '2', '--fleet', 'careful', '--json', '--html', html]);
+    expect(await r.exit, r.stderr()).toBe(0);
+    expect(r.stderr()).toMatch(/replaying the signal-2021 outage in 3 s\./);
+    expect((JSON.parse(r.stdout()) as { durationMs: number }).durationMs).toBe(3000);
+    expect(fs.existsSync(html)).toBe(true);
+    const help = cli(['demo', '--help']);
+    expect(await help.exit).toBe(0);
+    expect(help.stdout().replace(/\s+/g, ' ')).toMatch(/--duration <duration> run length, 3s to 10m \(a bare number is seconds: 30 is 30s\)/);
+  });
+});

@@ -110,9 +110,12 @@ export interface FaultInstance {
   /**
    * stage 'delay' and 'request': return 'handled' when the fault ended the exchange itself, and
    * 'pass' when it chose not to act on this request at all (a gate such as rate-limit or capacity
-   * that had room): the exchange goes on and should not be labelled as injected.
+   * that had room): the exchange goes on and should not be labelled as injected. 'pass' is an
+   * answer given at once: a hook that returns a promise holds the request (a delay, a hang, a
+   * queue), which is itself the fault, so the exchange is labelled before the wait — a client
+   * that gives up during it still leaves a labelled record.
    */
-  onRequest?(ctx: HttpFaultContext): void | 'handled' | 'pass' | Promise<void | 'handled' | 'pass'>;
+  onRequest?(ctx: HttpFaultContext): void | 'handled' | 'pass' | Promise<void | 'handled'>;
   /** stage 'response': called when the upstream's response head arrives. */
   onResponse?(ctx: HttpFaultContext, upstream: UpstreamHead): ResponseAction;
   /** stage 'websocket': at the upgrade request; 'handled' when it refused the upgrade. */

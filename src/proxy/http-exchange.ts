@@ -130,9 +130,16 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       if (hook === undefined) continue;
       this.current = f;
       let r = hook.call(f.instance, this);
-      if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') r = await r;
-      // A gate that let the request through untouched ('pass') injected nothing: no label.
-      if (r !== 'pass') this.tagCurrent();
+      if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') {
+        // A hook that waits has acted: the wait (a delay, a hang, a place in a queue) is the fault.
+        // Labelled before the wait, since a client that gives up during it has the record written
+        // before the await returns.
+        this.tagCurrent();
+        r = await r;
+      } else if (r !== 'pass') {
+        // A gate that let the request through untouched ('pass') injected nothing: no label.
+        this.tagCurrent();
+      }
       if (r === 'handled' || this.closedUp || this.res.headersSent || this.socket.destroyed) return;
     }
     this.current = null;

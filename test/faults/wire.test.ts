@@ -265,6 +265,46 @@ describe('HTTP faults on the wire', () => {
   });
 });
 
+/** Connects a raw socket, sends `data`, and destroys it after `ms` (a client that gives up). */
+async function giveUpAfter(port: number, data: string, ms: number): Promise<void> {
+  const s = net.connect(port, '127.0.0.1');
+  onCleanup(() => void s.destroy());
+  s.on('error', () => undefined);
+  s.write(data);
+  await new Promise((r) => setTimeout(r, ms));
+  s.destroy();
+}
+
+describe('what a fault did is what is labelled', () => {
+  it('a hang, a latency and a capacity queue the client gives up on are labelled in the record', async () => {
+    const up = await counting('done', 600);
+    const { port, records } = await proxyWith(
+      [
+        'rules:',
+        '  - { name: h, match: { path: /hang }, fault: { type: hang } }',
+        '  - { name: slow, match: { path: /slow }, fault: { type: latency, delay: 2s } }',
+        '  - { name: cap, match: { path: /cap/** }, fault: { type: capacity, concurrency: 1, queue: 2 } }',
+      ].join('\n'),
+      up.url,
+      true,
+    );
+    const holder = request(`http://127.0.0.1:${port}/cap/holder`); // takes the one slot for 600 ms
+    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([giveUpAfter(port, GET('/hang'), 150), giveUpAfter(port, GET('/slow'), 150), giveUpAfter(port, GET('/cap/queued'), 150)]);
+    expect((await holder).status).toBe(200);
+    const recs = await waitFor(() => (records().length === 4 ? records() : null));
+    const tag = (p: string) => {
+      const r = recs.find((x) => x.path === p) as HttpRecord;
+      return [r.outcome, r.fault, r.faults];
+    };
+    expect(tag('/hang')).toEqual(['client-abort', { rule: 'h', type: 'hang', injected: true }, [{ rule: 'h', type: 'hang', injected: true }]]);
+    expect(tag('/slow')).toEqual(['client-abort', { rule: 'slow', type: 'latency', injected: true }, [{ rule: 'slow', type: 'latency', injected: true }]]);
+    expect(tag('/cap/queued')).toEqual(['client-abort', { rule: 'cap', type: 'capacity', injected: true }, [{ rule: 'cap', type: 'capacity', injected: true }]]);
+    expect(tag('/cap/holder')).toEqual([null, null, []]); // had room at once: a gate that passed
+    expect(up.hits()).toBe(1);
+  });
+});
+
 // ------------------------------------------------------------------ WebSocket
 
 async function wsUpstream(onConnection: (ws: WebSocket) => void): Promise<{ url: string; received: string[] }> {

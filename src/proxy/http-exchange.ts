@@ -374,6 +374,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     });
     res.end(body);
     this.ttfb = this.core.now() - this.ts;
+    if (this.facts.method !== 'HEAD') this.bytesOut += Buffer.byteLength(body);
   }
 
   private failInternal(err: unknown): void {
@@ -466,6 +467,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       res.writeHead(status, h);
       res.end(payload);
       this.ttfb = this.core.now() - this.ts;
+      // What the client was sent: no body in an answer to HEAD (or a 204/304, prepared empty).
+      if (this.facts.method !== 'HEAD') this.bytesOut += Buffer.byteLength(payload);
     });
   }
 

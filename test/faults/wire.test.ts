@@ -303,6 +303,19 @@ describe('what a fault did is what is labelled', () => {
     expect(tag('/cap/holder')).toEqual([null, null, []]); // had room at once: a gate that passed
     expect(up.hits()).toBe(1);
   });
+
+  it('an injected answer counts its body in bytesOut', async () => {
+    const up = await counting();
+    const { port, records, proxy } = await proxyWith('rules:\n  - { name: e, fault: { type: http-error, status: 503, body: "not now, retry later" } }', up.url, true);
+    const r = await request(`http://127.0.0.1:${port}/a`);
+    expect(r.text).toBe('not now, retry later');
+    const head = await request(`http://127.0.0.1:${port}/b`, { method: 'HEAD' });
+    expect(head.body.length).toBe(0);
+    await proxy.close();
+    const recs = records();
+    expect(recs.find((x) => x.path === '/a')?.bytesOut).toBe(20);
+    expect(recs.find((x) => x.path === '/b')?.bytesOut).toBe(0);
+  });
 });
 
 // ------------------------------------------------------------------ WebSocket

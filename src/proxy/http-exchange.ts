@@ -410,9 +410,19 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   /**
    * Runs `fn` once the request body has been read (bounded in time), so an attempt rejected by a
    * fault carries the same body hash as its retry — the analysis groups attempts by it.
+   *
+   * Except after `Expect: 100-continue`: that client holds its body back until it hears 100
+   * Continue, which an injected answer replaces (RFC 9110 §10.1.1), so `fn` runs at once, no body
+   * is read (the attempt has no body hash) and the connection closes after the answer — a body
+   * the client may still send must not be read as its next request.
    */
   private afterBody(fn: () => void): void {
     if (!this.hasBody() || this.bodyEnded || this.req.complete) {
+      fn();
+      return;
+    }
+    if (this.expectContinue) {
+      this.res.shouldKeepAlive = false;
       fn();
       return;
     }

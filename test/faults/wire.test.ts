@@ -304,6 +304,32 @@ describe('what a fault did is what is labelled', () => {
     expect(up.hits()).toBe(1);
   });
 
+  it('an injected answer to `Expect: 100-continue` comes at once, without the body, and closes the connection', async () => {
+    const up = await counting();
+    const { port, records } = await proxyWith(
+      'rules:\n  - { name: no, match: { path: /no }, fault: { type: http-error, status: 503, body: nope } }\n  - { name: rst, match: { path: /rst }, fault: { type: reset } }',
+      up.url,
+      true,
+    );
+    const post = (p: string): string => `POST ${p} HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`;
+    let t0 = Date.now();
+    // The client holds its body back: it waits for 100 Continue (or the final answer), as curl does.
+    const raw = await rawExchange(port, post('/no'), { timeoutMs: 3000 });
+    expect(Date.now() - t0).toBeLessThan(600); // the proxy waited up to 1 s for the body before
+    expect(raw.error).toBeNull(); // a FIN after the answer, not a reset, not left open
+    expect(raw.data).toMatch(/^HTTP\/1\.1 503 /);
+    expect(raw.data).not.toMatch(/100 Continue/);
+    expect(raw.data).toMatch(/\r\nconnection: close\r\n/i);
+    expect(raw.data.endsWith('\r\n\r\nnope')).toBe(true);
+    t0 = Date.now();
+    const reset = await rawExchange(port, post('/rst'), { timeoutMs: 3000 });
+    expect(reset.error?.code).toBe('ECONNRESET');
+    expect(Date.now() - t0).toBeLessThan(600);
+    expect(up.hits()).toBe(0);
+    const recs = await waitFor(() => (records().length === 2 ? records() : null));
+    expect(recs.find((r) => r.path === '/no')).toMatchObject({ status: 503, outcome: null, bytesIn: 0, bodyHash: null, fault: { rule: 'no', type: 'http-error' } });
+  });
+
   it('an injected answer counts its body in bytesOut', async () => {
     const up = await counting();
     const { port, records, proxy } = await proxyWith('rules:\n  - { name: e, fault: { type: http-error, status: 503, body: "not now, retry later" } }', up.url, true);

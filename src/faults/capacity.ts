@@ -5,6 +5,10 @@
  * an optional Retry-After). This is the overload that makes a retry storm sustain itself: every
  * retry takes a queue place a first attempt needed.
  *
+ * `rate` is a token bucket holding `rate` starts (rounded up, at least 1), refilled at `rate` per
+ * second: a service that "does N per second" takes N requests arriving together, then one every
+ * 1/N s — not one, then a rejection for every request closer than 1/N s to the last.
+ *
  *   request ──▶ slot free and nobody waiting? ──yes──▶ forward (slot held until the exchange ends)
  *                 │ no
  *                 ▼
@@ -52,16 +56,19 @@ export interface CapacityOptions {
 }
 
 /**
- * The pure bookkeeping of a capacity: slots, a start-rate gate and a FIFO of waiters. Exported for
- * unit tests; time comes from the caller.
+ * The pure bookkeeping of a capacity: slots, a start-rate token bucket and a FIFO of waiters.
+ * Exported for unit tests; time comes from the caller.
  */
 export class CapacityGate {
   private readonly concurrency: number;
-  private readonly interval: number; // ms between starts; 0 without a rate
+  private readonly perMs: number; // starts per ms; 0 without a rate
+  private readonly burst: number;
   private readonly queueMax: number;
   private readonly queue: Waiter[] = [];
   private head = 0;
-  private nextStart = -Infinity;
+  /** Starts the rate allows now (a fraction refills over time), as of `at`. */
+  private tokens: number;
+  private at = 0;
   private timer: NodeJS.Timeout | null = null;
   active = 0;
   waiting = 0;
@@ -71,16 +78,17 @@ export class CapacityGate {
     private readonly now: () => number,
   ) {
     this.concurrency = o.concurrency ?? Infinity;
-    this.interval = o.rate === undefined ? 0 : 1000 / o.rate;
+    this.perMs = o.rate === undefined ? 0 : o.rate / 1000;
+    this.burst = o.rate === undefined ? Infinity : Math.max(1, Math.ceil(o.rate));
+    this.tokens = this.burst;
     this.queueMax = o.queue;
   }
 
   /** Takes a slot now if one is free and nobody is waiting. */
   tryAcquire(): boolean {
     if (this.waiting > 0 || this.active >= this.concurrency) return false;
-    const now = this.now();
-    if (now < this.nextStart) return false;
-    this.start(now);
+    if (this.msUntilStart(this.now()) > 0) return false;
+    this.start();
     return true;
   }
 
@@ -107,9 +115,19 @@ export class CapacityGate {
     this.pump();
   }
 
-  private start(now: number): void {
+  /** Refills the bucket to `now`; 0 when the rate allows a start now, else the ms until it does. */
+  private msUntilStart(now: number): number {
+    if (this.perMs === 0) return 0;
+    if (now > this.at) {
+      this.tokens = Math.min(this.burst, this.tokens + (now - this.at) * this.perMs);
+      this.at = now;
+    }
+    return this.tokens >= 1 ? 0 : (1 - this.tokens) / this.perMs;
+  }
+
+  private start(): void {
     this.active++;
-    if (this.interval > 0) this.nextStart = Math.max(now, this.nextStart) + this.interval;
+    if (this.perMs > 0) this.tokens -= 1;
   }
 
   /** Grants waiting requests while there is room; arms one timer when only the rate blocks. */
@@ -121,13 +139,13 @@ export class CapacityGate {
         continue;
       }
       if (this.active >= this.concurrency) break;
-      const now = this.now();
-      if (now < this.nextStart) {
+      const wait = this.msUntilStart(this.now());
+      if (wait > 0) {
         if (this.timer === null) {
           this.timer = setTimeout(() => {
             this.timer = null;
             this.pump();
-          }, Math.ceil(this.nextStart - now));
+          }, Math.ceil(wait));
           this.timer.unref();
         }
         break;
@@ -135,7 +153,7 @@ export class CapacityGate {
       this.head++;
       w.done = true;
       this.waiting--;
-      this.start(now);
+      this.start();
       w.grant(true);
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {

@@ -230,11 +230,29 @@ describe('capacity', () => {
     expect(patient.rec.responses[0]?.status).toBe(503);
   });
 
-  it('rate spaces request starts', async () => {
+  it('rate is a token bucket: `rate` starts at once (rounded up, at least 1), then one every 1/rate s', () => {
+    let now = 1000;
+    const gate = new CapacityGate({ rate: 5, queue: 0 }, () => now);
+    const burst = (g: CapacityGate): boolean[] => Array.from({ length: 6 }, () => g.tryAcquire());
+    expect(burst(gate)).toEqual([true, true, true, true, true, false]);
+    now += 150; // 0.75 of a token
+    expect(gate.tryAcquire()).toBe(false);
+    now += 60;
+    expect(gate.tryAcquire()).toBe(true);
+    expect(gate.tryAcquire()).toBe(false);
+    now += 60_000; // refills up to the burst, no further
+    expect(burst(gate)).toEqual([true, true, true, true, true, false]);
+    const slow = new CapacityGate({ rate: 0.5, queue: 0 }, () => now);
+    expect([slow.tryAcquire(), slow.tryAcquire()]).toEqual([true, false]);
+    now += 2000;
+    expect(slow.tryAcquire()).toBe(true);
+  });
+
+  it('rate spaces request starts once the burst is spent', async () => {
     const gate = new CapacityGate({ rate: 20, queue: 10 }, Date.now);
     const starts: number[] = [];
     const t0 = Date.now();
-    expect(gate.tryAcquire()).toBe(true);
+    for (let i = 0; i < 20; i++) expect(gate.tryAcquire()).toBe(true);
     starts.push(0);
     expect(gate.tryAcquire()).toBe(false);
     await Promise.all(
@@ -249,6 +267,7 @@ describe('capacity', () => {
       ),
     );
     expect(starts).toHaveLength(4);
+    expect(starts[1]).toBeGreaterThanOrEqual(40); // one token every 50 ms
     expect(starts[3]).toBeGreaterThanOrEqual(140);
     expect(starts[3]).toBeLessThan(1000);
   });

@@ -330,6 +330,15 @@ describe('what a fault did is what is labelled', () => {
     expect(recs.find((r) => r.path === '/no')).toMatchObject({ status: 503, outcome: null, bytesIn: 0, bodyHash: null, fault: { rule: 'no', type: 'http-error' } });
   });
 
+  it('capacity rate: N takes a burst of N requests at once, then rejects', async () => {
+    const up = await counting();
+    const { port } = await proxyWith('rules:\n  - { name: cap, fault: { type: capacity, rate: 3 } }', up.url);
+    // Four at once: three tokens, the fourth finds none (a token takes 333 ms to come back).
+    const statuses = await Promise.all([1, 2, 3, 4].map((i) => request(`http://127.0.0.1:${port}/${i}`).then((r) => r.status)));
+    expect(statuses.sort()).toEqual([200, 200, 200, 503]);
+    expect(up.hits()).toBe(3);
+  });
+
   it('an injected answer counts its body in bytesOut', async () => {
     const up = await counting();
     const { port, records, proxy } = await proxyWith('rules:\n  - { name: e, fault: { type: http-error, status: 503, body: "not now, retry later" } }', up.url, true);

@@ -1,16 +1,23 @@
 /**
  * `corrupt`: flips bytes of the response body — bit rot, a broken middlebox, a bad proxy. Either
- * each byte with `probability`, or exactly `count` bytes at positions spread over the body
- * (over the Content-Length when the upstream sends one, else over the first 1 KiB). Positions and
- * new values come from the engine's seeded random source; the length never changes.
+ * each byte with `probability`, or exactly `count` bytes (all of them in a shorter body). New
+ * values and positions come from the engine's seeded random source; the length never changes,
+ * and nothing is held back.
+ *
+ * With a Content-Length, `count` positions are spread over the whole body, drawn when the head
+ * arrives. Without one, the body's length is unknown until it ends, so the flips are spent on the
+ * bytes as they arrive: each chunk takes as many of the flips still to do as it has bytes, at
+ * positions drawn within it (a one-chunk body of 48 bytes gets its 3 flips spread over those 48).
+ *
+ * Only flipped bytes label a response: a body of known length that no flip would reach is passed
+ * untouched (null); one of unknown length is labelled at its first flip (FAULT_ACTED).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { z } from 'zod';
+import { FAULT_ACTED } from './types.js';
+import { bodyLength } from './lib/body.js';
 import { defineFault, instance } from './lib/define.js';
 import { strict } from './lib/schema.js';
-
-/** Positions for `count` when the length is unknown are drawn in the first this-many bytes. */
-const UNKNOWN_LENGTH_WINDOW = 1024;
 
 const options = strict({
   probability: z.number('must be a number in (0, 1]').gt(0, 'must be a number in (0, 1]').max(1, 'must be a number in (0, 1]').optional(),
@@ -27,36 +34,66 @@ function nextGap(p: number, random: () => number): number {
   return Math.floor(Math.log(1 - random()) / Math.log(1 - p));
 }
 
+/**
+ * Flips body bytes at the offsets it is given: the next one in `next`, then either a geometric
+ * gap (probability), the next of `positions` (count over a known length), or, with `spread` > 0
+ * (count over an unknown length), positions drawn within each chunk until `spread` are done.
+ */
 class CorruptTransform extends Transform {
   private pos = 0;
   private next: number;
   private idx = 0;
+  private acted = false;
 
   constructor(
     private readonly random: () => number,
     private readonly p: number | null,
     private readonly positions: readonly number[] | null,
+    private spread: number,
+    first: number,
   ) {
     super();
-    this.next = p !== null ? nextGap(p, random) : (positions?.[0] ?? Infinity);
+    this.next = first;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    const end = this.pos + chunk.length;
+    const n = chunk.length;
+    const end = this.pos + n;
+    if (this.spread > 0 && n > 0) {
+      const k = Math.min(this.spread, n);
+      this.spread -= k;
+      const out = this.copy(chunk);
+      for (const i of drawPositions(k, n, this.random)) this.flip(out, i);
+      this.pos = end;
+      callback(null, out);
+      return;
+    }
     if (this.next >= end) {
       this.pos = end;
       callback(null, chunk);
       return;
     }
-    const out = Buffer.from(chunk); // never write into the upstream's buffer
+    const out = this.copy(chunk);
     while (this.next < end) {
-      const i = this.next - this.pos;
-      out[i] = (out[i] as number) ^ (1 + Math.floor(this.random() * 255));
+      this.flip(out, this.next - this.pos);
       if (this.p !== null) this.next += 1 + nextGap(this.p, this.random);
       else this.next = this.positions?.[++this.idx] ?? Infinity;
     }
     this.pos = end;
     callback(null, out);
+  }
+
+  /** A copy to write into (never the upstream's buffer); the first one tells the proxy it acted. */
+  private copy(chunk: Buffer): Buffer {
+    if (!this.acted) {
+      this.acted = true;
+      this.emit(FAULT_ACTED);
+    }
+    return Buffer.from(chunk);
+  }
+
+  private flip(out: Buffer, i: number): void {
+    out[i] = (out[i] as number) ^ (1 + Math.floor(this.random() * 255));
   }
 }
 
@@ -71,11 +108,17 @@ export const corrupt = defineFault({
     const count = o.count ?? 0;
     return instance({
       onResponse(ctx, upstream) {
-        if (p !== null) return { transform: new CorruptTransform(ctx.random, p, null) };
-        const declared = Number(upstream.headers['content-length']);
-        const len = Number.isInteger(declared) && declared >= 0 ? declared : UNKNOWN_LENGTH_WINDOW;
+        const len = bodyLength(ctx.facts.method, upstream);
         if (len === 0) return null;
-        return { transform: new CorruptTransform(ctx.random, null, drawPositions(count, len, ctx.random)) };
+        const random = ctx.random;
+        if (p !== null) {
+          const first = nextGap(p, random);
+          if (len === null) return { transform: new CorruptTransform(random, p, null, 0, first), lazy: true };
+          return first < len ? { transform: new CorruptTransform(random, p, null, 0, first) } : null;
+        }
+        if (len === null) return { transform: new CorruptTransform(random, null, null, count, Infinity), lazy: true };
+        const positions = drawPositions(count, len, random);
+        return { transform: new CorruptTransform(random, null, positions, 0, positions[0] as number) };
       },
     });
   },

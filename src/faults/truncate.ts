@@ -1,11 +1,14 @@
 /**
  * `truncate`: the first `after` bytes of the response body reach the client, then the connection
  * is reset — a response cut off mid-body (Toxiproxy's limit_data, but with a RST so the client
- * cannot mistake it for a complete body). A body no longer than `after` passes untouched.
+ * cannot mistake it for a complete body). `after: 0` sends the head alone. A body no longer than
+ * `after` passes untouched and unlabelled: with a Content-Length that is known from the head; for a
+ * body of unknown length the fault is labelled when (if) it cuts (see FAULT_ACTED).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { z } from 'zod';
-import type { HttpFaultContext } from './types.js';
+import { FAULT_ACTED, type HttpFaultContext } from './types.js';
+import { bodyLength } from './lib/body.js';
 import { defineFault, instance } from './lib/define.js';
 import { strict } from './lib/schema.js';
 
@@ -37,6 +40,7 @@ class TruncateTransform extends Transform {
     const head = chunk.subarray(0, this.left);
     this.left = 0;
     this.cut = true;
+    this.emit(FAULT_ACTED);
     // Ask for the reset before ending our side: the proxy flushes what was written, then resets.
     this.ctx.resetAfterFlush();
     if (head.length > 0) this.push(head);
@@ -54,8 +58,10 @@ export const truncate = defineFault({
   create(o) {
     const after = o.after;
     return instance({
-      onResponse(ctx) {
-        return { transform: new TruncateTransform(after, ctx) };
+      onResponse(ctx, upstream) {
+        const len = bodyLength(ctx.facts.method, upstream);
+        if (len === null) return { transform: new TruncateTransform(after, ctx), lazy: true };
+        return len > after ? { transform: new TruncateTransform(after, ctx) } : null;
       },
     });
   },

@@ -66,9 +66,20 @@ export interface HttpFaultContext extends BaseFaultContext {
 /** What a response-stage hook asks the proxy to do with the upstream's response. */
 export type ResponseAction =
   | null // nothing: pass the response through untouched
-  | { transform: Transform } // pipe the body through this transform (throttle, corrupt, truncate...)
+  | { transform: Transform; lazy?: true } // pipe the body through this transform (throttle, corrupt, truncate...)
   | { drop: true } // swallow the upstream's response and reset the client (lost-response)
   | { delay: number }; // hold the first response byte for this many ms (latency at: response)
+
+/**
+ * The event a `lazy` transform emits (once, before it pushes the bytes it changed) the first time
+ * it changes the body. A fault returns `{ transform, lazy: true }` when only the body can tell
+ * whether it will act (a truncate or a corrupt on a body of unknown length): the exchange is then
+ * labelled only when this event comes. The response head is written with the first transformed
+ * chunk (or at the end), so a fault that acts on that chunk is in its `x-aftershock-fault` header
+ * too. A streamed response whose body has not started sends its head at once, as without faults:
+ * a fault that acts later in it is in the record only.
+ */
+export const FAULT_ACTED = 'aftershock:acted';
 
 /** Act primitives at a WebSocket upgrade, before the client's socket is accepted. */
 export interface WsUpgradeContext extends BaseFaultContext {

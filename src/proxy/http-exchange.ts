@@ -15,7 +15,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
-import type { HttpFaultContext, RequestFacts, ResponseAction } from '../faults/types.js';
+import { FAULT_ACTED, type HttpFaultContext, type RequestFacts, type ResponseAction } from '../faults/types.js';
 import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/schema.js';
 import { RETRY_HEADERS } from '../record/schema.js';
@@ -41,6 +41,8 @@ export const kConnId = Symbol('aftershock.conn');
 export const kExchange = Symbol('aftershock.exchange');
 /** On a client socket: the exchange whose response is not finished yet. */
 export const kActive = Symbol('aftershock.active');
+/** On a lazy fault's transform: the fault it belongs to (labelled when it acts). */
+const kFault = Symbol('aftershock.fault');
 
 type ConnSocket = Socket & { [kConnId]?: string; [kActive]?: HttpExchange | undefined };
 
@@ -78,6 +80,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private bytesOut = 0;
   private resetOnEnd = false;
   private closedUp = false;
+  /** A lazy fault (labelled only when it acts) transforms the body: the head waits for its first chunk. */
+  private lazyHead = false;
+  /** The upstream's head, filtered, not written yet (see `lazyHead`). */
+  private pendingHead: string[] | null = null;
   /** The status the server wrote on the socket itself when the body could not be parsed. */
   private rejectedWith: number | null = null;
   /** Set by the server when the request came through 'checkContinue'. */
@@ -197,6 +203,18 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
           return;
         }
         if (action === null) continue;
+        if ('transform' in action) {
+          (transforms ??= []).push(action.transform);
+          if (action.lazy === true) {
+            // Only the body tells whether it acts: labelled by its FAULT_ACTED, if that comes.
+            const t = action.transform as Tagged<Transform> & { [kFault]: ActiveFault };
+            t[kExchange] = this;
+            t[kFault] = f;
+            t.once(FAULT_ACTED, transformActed);
+            this.lazyHead = true;
+            continue;
+          }
+        }
         this.tag(f);
         if ('drop' in action) {
           // lost-response: the upstream did the work; the client never hears of it.
@@ -206,7 +224,6 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
           return;
         }
         if ('delay' in action) delay += action.delay;
-        else (transforms ??= []).push(action.transform);
       }
     }
     if (delay > 0) {
@@ -245,9 +262,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       else if (lower === 'set-cookie' && core.rewriteCookie !== null) value = core.rewriteCookie(value);
       out.push(name, value);
     }
-    if (this.tags !== null && core.labelFaults) out.push('x-aftershock-fault', this.label());
-    res.writeHead(proxyRes.statusCode, proxyRes.statusMessage === '' ? undefined : proxyRes.statusMessage, out);
-    this.ttfb = core.now() - this.ts;
+    // With a lazy fault the head is written with the first transformed chunk (or at the end, or
+    // when a streamed head is flushed below), so a fault that acts on that chunk is in its label.
+    if (this.lazyHead) this.pendingHead = out;
+    else this.sendHead(out);
     // Node holds a head until the first body write. A streamed answer (no Content-Length:
     // server-sent events, long polls) may wait long for its first byte, so its head goes out at the
     // end of this turn unless a chunk already carried it: the client sees the status when the
@@ -273,15 +291,38 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     last.pipe(res, { end: false });
   }
 
+  /** Writes the upstream's head (filtered), labelled with the faults known to have acted by now. */
+  private sendHead(out: string[]): void {
+    const pr = this.proxyRes as UpstreamCall;
+    if (this.tags !== null && this.core.labelFaults) out.push('x-aftershock-fault', this.label());
+    this.res.writeHead(pr.statusCode, pr.statusMessage === '' ? undefined : pr.statusMessage, out);
+    this.ttfb = this.core.now() - this.ts;
+  }
+
+  /** Writes a head a lazy fault held back (see `lazyHead`), once. */
+  private releaseHead(): void {
+    const out = this.pendingHead;
+    if (out === null) return;
+    this.pendingHead = null;
+    if (!this.closedUp) this.sendHead(out);
+  }
+
   /** @internal */
   flushHead(): void {
+    this.releaseHead();
     // headersSent is already true after writeHead (the head is stored, not sent): no body byte yet is the test.
     if (!this.closedUp && this.bytesOut === 0 && !this.res.writableEnded && !this.res.destroyed) this.res.flushHeaders();
   }
 
   /** @internal */
   countOut(chunk: Buffer): void {
+    if (this.pendingHead !== null) this.releaseHead();
     this.bytesOut += chunk.length;
+  }
+
+  /** @internal A lazy fault's transform changed the body. */
+  onFaultActed(f: ActiveFault): void {
+    if (!this.closedUp) this.tag(f);
   }
 
   /** BodySink: a chunk of the upstream's body, straight to the client. */
@@ -311,6 +352,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   }
 
   onBodyEnd(): void {
+    if (this.pendingHead !== null) this.releaseHead();
     if (this.resetOnEnd) this.flushThenReset();
     else this.res.end();
   }
@@ -509,7 +551,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private flushThenReset(): void {
     const s = this.socket;
     if (s.destroyed) return;
-    if (!this.res.headersSent) this.res.flushHeaders();
+    this.releaseHead();
+    // A head with no body byte after it may still be held by Node (truncate after: 0): send it.
+    if (!this.res.headersSent || this.bytesOut === 0) this.res.flushHeaders();
     s.write('', () => this.resetSoon());
   }
 
@@ -670,6 +714,10 @@ function proxyResClose(this: Tagged<Readable>): void {
 
 function countOut(this: Tagged<Readable>, chunk: Buffer): void {
   this[kExchange].countOut(chunk);
+}
+
+function transformActed(this: Tagged<Transform> & { [kFault]: ActiveFault }): void {
+  this[kExchange].onFaultActed(this[kFault]);
 }
 
 function trailersEnd(this: Tagged<Readable>): void {

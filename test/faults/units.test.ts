@@ -4,7 +4,7 @@
  */
 import { Readable, type Transform } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { FaultDefinition, FaultInstance, ResponseAction, UpstreamHead } from '../../src/faults/types.js';
+import { FAULT_ACTED, type FaultDefinition, type FaultInstance, type ResponseAction, type UpstreamHead } from '../../src/faults/types.js';
 import { faultByType } from '../../src/faults/index.js';
 import { compileSampler, Z99, type DelayOptions } from '../../src/faults/lib/distribution.js';
 import { TokenBuckets } from '../../src/faults/rate-limit.js';
@@ -323,6 +323,55 @@ describe('response faults', () => {
     const a2 = make('truncate', { after: 50 }).onResponse?.(short, upstream()) as { transform: Transform };
     expect((await pipeThrough(a2.transform, [Buffer.from('hello')])).toString()).toBe('hello');
     expect(short.rec.calls).toEqual([]);
+  });
+
+  it('truncate acts only on a body longer than `after`: known from a Content-Length, else labelled when it cuts', async () => {
+    const t = make('truncate', { after: 100 });
+    expect(t.onResponse?.(fakeContext(), upstream(200, { 'content-length': '50' }))).toBeNull();
+    expect(t.onResponse?.(fakeContext(), upstream(200, { 'content-length': '100' }))).toBeNull();
+    expect(t.onResponse?.(fakeContext({ facts: { method: 'HEAD' } }), upstream(200, { 'content-length': '5000' }))).toBeNull();
+    expect(t.onResponse?.(fakeContext(), upstream(204))).toBeNull();
+    const sized = t.onResponse?.(fakeContext(), upstream(200, { 'content-length': '101' }));
+    expect(sized).toMatchObject({ transform: expect.any(Object) });
+    expect(sized).not.toHaveProperty('lazy');
+    const acted = async (chunks: Buffer[]): Promise<[number, number, string[]]> => {
+      const ctx = fakeContext();
+      const a = t.onResponse?.(ctx, upstream()) as { transform: Transform; lazy?: true };
+      expect(a.lazy).toBe(true);
+      let events = 0;
+      a.transform.on(FAULT_ACTED, () => events++);
+      const out = await pipeThrough(a.transform, chunks);
+      return [out.length, events, ctx.rec.calls];
+    };
+    expect(await acted([Buffer.alloc(60), Buffer.alloc(40)])).toEqual([100, 0, []]);
+    expect(await acted([Buffer.alloc(60), Buffer.alloc(41), Buffer.alloc(10)])).toEqual([100, 1, ['resetAfterFlush']]);
+  });
+
+  it('corrupt of a body of unknown length flips exactly `count` of the bytes that arrive, however chunked', async () => {
+    const body = Buffer.from('{"ok":true,"method":"GET","url":"/cc","body":""}');
+    const run = async (chunks: Buffer[], count = 3, seed = 1): Promise<[number, number]> => {
+      const a = make('corrupt', { count }).onResponse?.(fakeContext({ seed }), upstream()) as { transform: Transform; lazy?: true };
+      expect(a.lazy).toBe(true);
+      let events = 0;
+      a.transform.on(FAULT_ACTED, () => events++);
+      const out = await pipeThrough(a.transform, chunks);
+      expect(out.length).toBe(Buffer.concat(chunks).length);
+      return [[...out].filter((b, i) => b !== Buffer.concat(chunks)[i]).length, events];
+    };
+    for (let seed = 1; seed <= 20; seed++) expect(await run([body], 3, seed)).toEqual([3, 1]);
+    expect(await run([...body].map((b) => Buffer.from([b])))).toEqual([3, 1]); // one byte per chunk
+    expect(await run([body.subarray(0, 2), body.subarray(2)], 5)).toEqual([5, 1]);
+    expect(await run([body], 500)).toEqual([body.length, 1]); // all of a shorter body
+    expect(await run([])).toEqual([0, 0]); // nothing to flip: never labelled
+    expect(body.toString()).toBe('{"ok":true,"method":"GET","url":"/cc","body":""}'); // the upstream's buffer is untouched
+  });
+
+  it('corrupt that would flip nothing is not applied: no body, or a probability whose first flip falls past the end', () => {
+    expect(make('corrupt', { count: 3 }).onResponse?.(fakeContext({ facts: { method: 'HEAD' } }), upstream(200, { 'content-length': '500' }))).toBeNull();
+    expect(make('corrupt', { count: 3 }).onResponse?.(fakeContext(), upstream(304, { 'content-length': '500' }))).toBeNull();
+    // p = 1e-9 per byte over 48 bytes: the first flip is (all but surely) past the end.
+    expect(make('corrupt', { probability: 1e-9 }).onResponse?.(fakeContext(), upstream(200, { 'content-length': '48' }))).toBeNull();
+    expect(make('corrupt', { probability: 1 }).onResponse?.(fakeContext(), upstream(200, { 'content-length': '48' }))).not.toBeNull();
   });
 
   it('corrupt flips exactly count bytes over the Content-Length, deterministically by seed', async () => {

@@ -265,6 +265,30 @@ describe('HTTP faults on the wire', () => {
   });
 });
 
+/** An upstream that answers `body` chunked (no Content-Length: the proxy cannot know the length from the head). */
+async function chunked(body: string | Buffer): Promise<{ url: string }> {
+  const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (body.length > 0) res.write(body);
+    res.end();
+  });
+  return { url: up.url };
+}
+
+/** The data of a chunked body as received, and whether its last (zero) chunk came. */
+function dechunk(text: string): { body: string; last: boolean } {
+  let body = '';
+  for (let i = 0; ; ) {
+    const eol = text.indexOf('\r\n', i);
+    if (eol === -1) return { body, last: false };
+    const size = parseInt(text.slice(i, eol), 16);
+    if (size === 0) return { body, last: true };
+    body += text.slice(eol + 2, eol + 2 + size);
+    i = eol + 2 + size + 2;
+  }
+}
+
 /** Connects a raw socket, sends `data`, and destroys it after `ms` (a client that gives up). */
 async function giveUpAfter(port: number, data: string, ms: number): Promise<void> {
   const s = net.connect(port, '127.0.0.1');
@@ -328,6 +352,66 @@ describe('what a fault did is what is labelled', () => {
     expect(up.hits()).toBe(0);
     const recs = await waitFor(() => (records().length === 2 ? records() : null));
     expect(recs.find((r) => r.path === '/no')).toMatchObject({ status: 503, outcome: null, bytesIn: 0, bodyHash: null, fault: { rule: 'no', type: 'http-error' } });
+  });
+
+  it('truncate after: 0 sends the head, then resets', async () => {
+    const up = await counting(Buffer.alloc(1000, 0x61));
+    const { port, records } = await proxyWith('rules:\n  - { name: t0, fault: { type: truncate, after: 0 } }', up.url, true);
+    const raw = await rawExchange(port, GET('/t0'));
+    expect(raw.error?.code).toBe('ECONNRESET');
+    expect(raw.data).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(raw.data).toMatch(/\r\ncontent-length: 1000\r\n/i);
+    expect(raw.data).toMatch(/\r\nx-aftershock-fault: t0\/truncate\r\n/i);
+    expect(raw.data.endsWith('\r\n\r\n')).toBe(true); // the head, no body byte
+    const rec = await waitFor(() => records()[0]);
+    expect(rec).toMatchObject({ status: 200, outcome: 'reset', bytesOut: 0, fault: { rule: 't0', type: 'truncate', injected: true } });
+  });
+
+  it('a truncate that cuts nothing is not labelled; one that cuts a body of unknown length is', async () => {
+    const sized = await counting(Buffer.alloc(50, 0x62));
+    const a = await proxyWith('rules:\n  - { name: t100, fault: { type: truncate, after: 100 } }', sized.url, true);
+    const r = await request(`http://127.0.0.1:${a.port}/sized`);
+    expect(r.body.length).toBe(50);
+    expect(r.headers['x-aftershock-fault']).toBeUndefined();
+    const small = await chunked(Buffer.alloc(50, 0x63));
+    const b = await proxyWith('rules:\n  - { name: t100, fault: { type: truncate, after: 100 } }', small.url, true);
+    const r2 = await request(`http://127.0.0.1:${b.port}/chunked`);
+    expect(r2.body.length).toBe(50);
+    expect(r2.headers['x-aftershock-fault']).toBeUndefined();
+    const big = await chunked(Buffer.alloc(5000, 0x64));
+    const c = await proxyWith('rules:\n  - { name: t100, fault: { type: truncate, after: 100 } }', big.url, true);
+    const raw = await rawExchange(c.port, GET('/big'));
+    expect(raw.error?.code).toBe('ECONNRESET');
+    const split = raw.data.indexOf('\r\n\r\n');
+    expect(raw.data.slice(0, split)).toMatch(/\r\nx-aftershock-fault: t100\/truncate/i);
+    expect(dechunk(raw.data.slice(split + 4))).toEqual({ body: 'd'.repeat(100), last: false }); // 100 bytes, no last chunk
+    const recA = await waitFor(() => a.records()[0]);
+    const recB = await waitFor(() => b.records()[0]);
+    const recC = await waitFor(() => c.records()[0]);
+    expect([recA.outcome, recA.fault, recA.faults]).toEqual([null, null, []]);
+    expect([recB.outcome, recB.fault, recB.faults]).toEqual([null, null, []]);
+    expect(recC).toMatchObject({ status: 200, outcome: 'reset', bytesOut: 100, fault: { rule: 't100', type: 'truncate', injected: true } });
+  });
+
+  it('corrupt count on a small body of unknown length flips exactly `count` of its bytes; an empty body is not labelled', async () => {
+    const body = '{"ok":true,"method":"GET","url":"/cc","body":""}';
+    const up = await chunked(body);
+    const { port, records } = await proxyWith('rules:\n  - { name: cc, match: { path: /cc }, fault: { type: corrupt, count: 3 } }', up.url, true);
+    for (let i = 0; i < 10; i++) {
+      const r = await request(`http://127.0.0.1:${port}/cc`);
+      expect(r.body.length).toBe(body.length);
+      expect([...r.body].filter((b, j) => b !== body.charCodeAt(j))).toHaveLength(3);
+      expect(r.headers['x-aftershock-fault']).toBe('cc/corrupt');
+    }
+    const empty = await chunked('');
+    const e = await proxyWith('rules:\n  - { name: cc, fault: { type: corrupt, count: 3 } }', empty.url, true);
+    const r = await request(`http://127.0.0.1:${e.port}/empty`);
+    expect(r.body.length).toBe(0);
+    expect(r.headers['x-aftershock-fault']).toBeUndefined();
+    const recs = await waitFor(() => (records().length === 10 ? records() : null));
+    expect(recs.every((x) => x.fault?.type === 'corrupt' && x.faults.length === 1)).toBe(true);
+    const rec = await waitFor(() => e.records()[0]);
+    expect([rec.status, rec.fault, rec.faults]).toEqual([200, null, []]);
   });
 
   it('capacity rate: N takes a burst of N requests at once, then rejects', async () => {

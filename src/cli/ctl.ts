@@ -224,7 +224,7 @@ export function registerCtlCommand(program: Command): void {
     .option('--method <method>', 'match only this method')
     .option('--type <type>', 'fault type, e.g. http-error, latency, reset')
     .option('--status <status>', 'HTTP status for http-error')
-    .option('--retry-after <duration>', 'Retry-After to send with http-error, e.g. 2s')
+    .option('--retry-after <seconds>', 'Retry-After to send with http-error: seconds (2), a duration (2s) or an HTTP-date')
     .option('--probability <p>', 'injection probability, 0 to 1')
     .option('--ttl <duration>', 'remove the rule after this long, e.g. 30s')
     .option('--json <rule>', 'the whole rule as JSON (flags given too override its fields)')

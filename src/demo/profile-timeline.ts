@@ -46,7 +46,10 @@ function scaleRule(rule: unknown, factor: number): void {
   }
   const fault = rule.fault;
   if (isObject(fault) && 'retryAfter' in fault && !(typeof fault.retryAfter === 'string' && HTTP_DATE_RE.test(fault.retryAfter.trim()))) {
-    scaleField(fault, 'retryAfter', factor);
+    // A bare Retry-After counts seconds, so the scaled value carries its unit.
+    const v = fault.retryAfter;
+    const ms = typeof v === 'number' || (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v)) ? Number(v) * 1000 : parseDuration(v);
+    if (ms !== null) fault.retryAfter = `${Math.max(1, Math.round(ms * factor))}ms`;
   }
 }
 

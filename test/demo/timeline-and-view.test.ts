@@ -24,8 +24,9 @@ describe('demo timeline', () => {
     expect(t.scale).toBeCloseTo(1 / 6, 6);
     expect(t.phases[2]).toMatchObject({ name: 'outage', startMs: 3000, endMs: 5500 });
     const cfg = t.profile.config;
-    const outage = cfg.phases?.[2]?.rules?.[0]?.fault as { retryAfter: number };
-    expect(outage.retryAfter).toBe(833); // 5 s / 6 (the fault sends it rounded up: Retry-After: 1)
+    const outage = cfg.phases?.[2]?.rules?.[0]?.fault as { retryAfter: string };
+    expect(outage.retryAfter).toBe('833ms'); // 5 s / 6, with its unit: a bare number would be seconds
+    expect(t.profile.phases[2]?.rules[0]?.fault.retryAfter).toBe('1'); // the header value, rounded up
     const capacity = cfg.phases?.[1]?.rules?.[0]?.fault as { queueTimeout: string };
     expect(capacity.queueTimeout).toBe('1s'); // as written
   });

@@ -54,16 +54,18 @@ export function duration(bounds: DurationBounds = {}) {
 const HTTP_DATE_RE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 /**
- * `retryAfter`: a duration (sent as delta-seconds, rounded up) or an HTTP-date (sent as written).
- * Parses to the header value.
+ * `retryAfter`: seconds or an HTTP-date, as the Retry-After header counts. A bare number (or a
+ * numeric string) is seconds; a duration with a unit (`2s`, `1500ms`) is sent as delta-seconds,
+ * rounded up; an HTTP-date is sent as written. Parses to the header value.
  *
- * @example retryAfter().parse('1500ms') === '2'
+ * @example retryAfter().parse(120) === '120'; retryAfter().parse('1500ms') === '2'
  */
 export function retryAfter() {
-  const hint = 'must be a duration like 2s (sent as delta-seconds, rounded up) or an HTTP-date like "Wed, 21 Oct 2026 07:28:00 GMT"';
+  const hint = 'must be seconds (2), a duration like 2s or 1500ms (sent as whole seconds, rounded up) or an HTTP-date like "Wed, 21 Oct 2026 07:28:00 GMT"';
   return z.union([z.number(), z.string()], { error: hint }).transform((v, ctx) => {
     if (typeof v === 'string' && HTTP_DATE_RE.test(v.trim()) && !Number.isNaN(Date.parse(v))) return v.trim();
-    const ms = parseDuration(v);
+    // A bare number counts seconds, as the header does; only a unit makes it a duration.
+    const ms = parseDuration(typeof v === 'number' || /^\s*(\d+(\.\d+)?|\.\d+)\s*$/.test(v) ? Number(v) * 1000 : v);
     if (ms === null || ms > DAY_MS) {
       ctx.issues.push({ code: 'custom', message: hint, input: v });
       return z.NEVER;

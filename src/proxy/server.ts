@@ -206,12 +206,22 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     plain: new WebSocketServer({ ...wsCommon, perMessageDeflate: false }),
   };
 
+  /** Set when shutdown begins: answers sent from then on close their connection. */
+  let draining = false;
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
     const url = req.url ?? '';
     if (url.charCodeAt(0) !== 47 /* '/' */) {
-      refuse(req, res, 400, 'absolute-form-refused', 'aftershock forwards only to its configured target; send origin-form request targets (/path)');
+      if (url === '*') refuse(req, res, 400, 'asterisk-form-refused', 'OPTIONS * asks about the server as a whole; aftershock forwards origin-form request targets only (send OPTIONS /path)');
+      else refuse(req, res, 400, 'absolute-form-refused', 'aftershock forwards only to its configured target; send origin-form request targets (/path)');
       return;
     }
+    // HTTP/1.1 requires Host (RFC 9112 §3.2). Node's own check would answer a bare 400 that is
+    // neither labelled nor recorded; HTTP/1.0 may leave it out (the upstream gets the target's).
+    if (req.headers.host === undefined && req.httpVersionMinor >= 1) {
+      refuse(req, res, 400, 'missing-host', 'an HTTP/1.1 request must carry a Host header');
+      return;
+    }
+    if (draining) res.shouldKeepAlive = false;
     const ex = new HttpExchange(core, req, res);
     ex.expectContinue = expectContinue;
     ex.start();
@@ -259,7 +269,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
 
   const headersTimeoutMs = parseDurationOption('--headers-timeout', options.headersTimeout ?? 20_000);
-  const serverOpts = { maxHeaderSize: 16 * 1024, connectionsCheckingInterval: Math.max(100, Math.min(5000, headersTimeoutMs / 4)) };
+  const serverOpts = { maxHeaderSize: 16 * 1024, connectionsCheckingInterval: Math.max(100, Math.min(5000, headersTimeoutMs / 4)), requireHostHeader: false };
   const server: http.Server = tls === null ? http.createServer(serverOpts) : https.createServer({ ...tls, ...serverOpts });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = headersTimeoutMs;
@@ -319,9 +329,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       asPlainHttp(req, socket as Socket, head);
       return;
     }
-    if (url.charCodeAt(0) !== 47 || proto !== 'websocket') {
-      writeBadRequest(req.socket, 400, 'upgrade-refused', req.method ?? '-', url, req.headers['user-agent'] ?? null);
-      socket.end('HTTP/1.1 400 Bad Request\r\nx-aftershock-error: upgrade-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    if (url.charCodeAt(0) !== 47 || proto !== 'websocket' || req.headers.host === undefined) {
+      const code = req.headers.host === undefined ? 'missing-host' : 'upgrade-refused';
+      writeBadRequest(req.socket, 400, code, req.method ?? '-', url, req.headers['user-agent'] ?? null);
+      socket.end(`HTTP/1.1 400 Bad Request\r\nx-aftershock-error: ${code}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
       return;
     }
     new WsExchange(core, wsServers, req, socket, head).start();
@@ -490,8 +501,16 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   const shutdown = async (): Promise<void> => {
     watcher?.close();
+    draining = true;
     server.close();
     server.closeIdleConnections();
+    for (const ex of [...inflight]) {
+      // A WebSocket has no end of its own to wait for: it is told now (1001 going away) instead of
+      // at the end of the drain, which a container's stop timeout may not leave.
+      if (ex instanceof WsExchange) ex.abortForShutdown();
+      // A keep-alive client would send its next request on a connection about to close.
+      else if (ex instanceof HttpExchange && !ex.res.headersSent) ex.res.shouldKeepAlive = false;
+    }
     const deadline = Date.now() + drainTimeoutMs;
     while (inflight.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));

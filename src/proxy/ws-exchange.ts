@@ -65,7 +65,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private readonly servers: WsServers;
   private readonly req: IncomingMessage;
   private readonly socket: Duplex;
-  private readonly head: Buffer;
+  private head: Buffer;
   private readonly ts: number;
   private readonly id: string;
   private readonly ip: string;
@@ -141,10 +141,39 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       if (f.instance.onUpgrade(this) === 'handled') return;
     }
     this.current = null;
+    this.watchClient();
     const protocols = this.rawProtocols(decision);
     if (protocols === null) this.connectUpstream();
     else this.connectRaw(protocols);
   }
+
+  /**
+   * While the upstream handshake runs, the client socket is read (an unread socket never reports
+   * that its peer left): bytes a client sends early are kept for the relay, and a client that
+   * gives up (FIN) is seen at once, so the upstream attempt is dropped and the record says
+   * `client-abort` instead of waiting out the upstream timeout. The relay or the answer takes
+   * the socket over with `unwatchClient` in the same turn, so no byte can slip between.
+   */
+  private watchClient(): void {
+    this.socket.on('data', this.onEarlyData);
+    this.socket.once('end', this.onEarlyEnd);
+    this.socket.resume(); // the HTTP server hands an upgraded socket over paused
+  }
+
+  private unwatchClient(): void {
+    this.socket.off('data', this.onEarlyData);
+    this.socket.off('end', this.onEarlyEnd);
+  }
+
+  private readonly onEarlyData = (chunk: Buffer): void => {
+    this.head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
+    // A client does not send frames before its 101; one that floods here is not a WebSocket client.
+    if (this.head.length > 1024 * 1024) this.socket.destroy();
+  };
+
+  private readonly onEarlyEnd = (): void => {
+    this.socket.destroy(); // 'close' follows: onRawClose records the abandoned handshake
+  };
 
   /**
    * The offered subprotocols when this connection can be relayed raw, else null: no fault with a
@@ -279,6 +308,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       upstream.terminate();
       return;
     }
+    this.unwatchClient();
     const server = /permessage-deflate/i.test(upstream.extensions) ? this.servers.deflate : this.servers.plain;
     const chosen = upstream.protocol;
     (this.req as IncomingMessage & { aftershockProtocol?: string }).aftershockProtocol = chosen;
@@ -347,16 +377,18 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
           ? 'Invalid Sec-WebSocket-Accept header'
           : chosen !== undefined && !protocols.includes(chosen)
             ? 'Server sent an invalid subprotocol'
-            : chosen === undefined && protocols.length > 0
-              ? 'Server sent no subprotocol'
-              : h['sec-websocket-extensions'] !== undefined
-                ? 'Server sent a Sec-WebSocket-Extensions header but no extension was requested'
-                : null;
+            : h['sec-websocket-extensions'] !== undefined
+              ? 'Server sent a Sec-WebSocket-Extensions header but no extension was requested'
+              : null;
+    // (An upstream that picks none of the offered subprotocols answers without the header, and
+    // the client gets that answer as it is: a browser opens the socket with protocol "".)
     if (problem !== null) {
       up.destroy();
       this.onUpstreamError(new Error(problem));
       return;
     }
+    this.unwatchClient();
+    this.answeredAt = this.core.now();
     const client = this.socket as Socket;
     let head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(this.req.headers['sec-websocket-key'] as string)}\r\n`;
     if (chosen) head += `Sec-WebSocket-Protocol: ${chosen}\r\n`;
@@ -488,8 +520,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     client.on('error', () => undefined);
     client.once('close', (code: number, reason: Buffer) => {
       this.closedBy ??= 'client';
-      this.closeCode = code;
-      this.closeReason = reason.length > 0 ? reason.toString('utf8') : null;
+      // A close the proxy began keeps the code it sent, even when the client's echo never came.
+      if (this.closedBy !== 'proxy' || this.closeCode === null) {
+        this.closeCode = code;
+        this.closeReason = reason.length > 0 ? reason.toString('utf8') : null;
+      }
       mirrorClose(upstream, code, reason);
       this.finish();
     });
@@ -588,6 +623,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     if (code === 1006) {
       client.terminate();
     } else {
+      this.closeCode ??= code;
+      this.closeReason ??= reason === '' ? null : reason;
       client.close(code, reason);
     }
     const up = this.upstream;
@@ -601,6 +638,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   // ---------------------------------------------------------------- end and record
 
   private writeRawResponse(status: number, headers: OutgoingHttpHeaders, body: Buffer, label = true): void {
+    this.unwatchClient();
     this.status = status;
     this.answeredAt = this.core.now();
     const s = this.socket;

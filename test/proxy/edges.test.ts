@@ -1,0 +1,162 @@
+/**
+ * Edges a user hit through the spine: a WebSocket client that gives up during the upstream
+ * handshake, an upstream that picks no subprotocol, the raw relay's time to first byte, shutdown
+ * with open WebSockets and keep-alive clients, a request without Host, and `OPTIONS *`.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { onCleanup, rawExchange, readRecords, startTestProxy, startUpstream, startWsUpstream, tempDir, waitFor } from '../helpers.js';
+import type { HttpRecord, WsRecord } from '../../src/record/schema.js';
+
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+const UPGRADE = (extra = ''): string => `GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+/** An upstream that reads upgrade requests and never answers them (a stuck handshake). */
+async function silentUpgradeUpstream(): Promise<{ url: string; sockets: net.Socket[] }> {
+  const sockets: net.Socket[] = [];
+  const srv = http.createServer();
+  srv.on('upgrade', (_req, sock: net.Socket) => {
+    sockets.push(sock);
+    sock.on('error', () => undefined);
+    sock.resume();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  onCleanup(() => {
+    for (const s of sockets) s.destroy();
+    srv.close();
+  });
+  return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, sockets };
+}
+
+describe('WebSocket handshake edges', () => {
+  it.each([
+    ['raw relay', ''],
+    ['message relay (compression offered)', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'],
+  ])('%s: a client that gives up while the upstream has not answered drops the upstream attempt and is recorded as client-abort', async (_name, extra) => {
+    const up = await silentUpgradeUpstream();
+    const dir = tempDir();
+    const file = path.join(dir, 'abort.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file, upstreamTimeout: '20s' });
+    const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write(UPGRADE(extra));
+    await waitFor(() => up.sockets.length === 1);
+    // (The upstream's socket is half-open: the proxy's FIN is what it sees.)
+    const upClosed = new Promise<void>((r) => (up.sockets[0] as net.Socket).once('end', () => r()));
+    const t0 = Date.now();
+    s.end();
+    await upClosed;
+    expect(Date.now() - t0).toBeLessThan(2000); // not the 20 s upstream timeout
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is WsRecord => r.type === 'ws') as WsRecord;
+    expect(rec.outcome).toBe('client-abort');
+    expect(rec.status).toBeNull();
+  });
+
+  it('raw relay: an upstream that picks none of the offered subprotocols answers 101 without one, as it did; ttfb is the time to that answer', async () => {
+    const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d.toString())), { protocols: [] });
+    const dir = tempDir();
+    const file = path.join(dir, 'proto.ndjson');
+    const proxy = await startTestProxy({ target: upstream, record: file });
+    const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/p', { perMessageDeflate: false });
+    onCleanup(() => ws.terminate());
+    await new Promise<void>((r) => ws.once('open', () => r()));
+    ws.close(1000);
+    // Send the offer by hand: the `ws` client itself would refuse a 101 that picks none.
+    const res = await rawExchange(Number(new URL(proxy.url).port), UPGRADE('Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n'), { timeoutMs: 500 });
+    expect(res.data.split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(res.data.toLowerCase()).not.toContain('sec-websocket-protocol');
+    await waitFor(() => proxy.recorder.count >= 2);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is WsRecord => r.type === 'ws');
+    for (const r of recs) {
+      expect(r.status).toBe(101);
+      expect(typeof r.ttfb).toBe('number');
+      expect(r.ttfb as number).toBeGreaterThanOrEqual(0);
+    }
+  });
+});
+
+describe('shutdown with long-lived connections', () => {
+  it('open WebSockets (raw and message relay) get 1001 at once, not at the end of the drain, and are recorded with it', async () => {
+    const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d.toString())));
+    const dir = tempDir();
+    const file = path.join(dir, 'term.ndjson');
+    const proxy = await startTestProxy({ target: upstream, record: file, drainTimeout: '10s' });
+    const closes: number[] = [];
+    const sockets = await Promise.all(
+      [false, true].map(
+        (deflate) =>
+          new Promise<WebSocket>((resolve, reject) => {
+            const ws = new WebSocket(proxy.url.replace('http', 'ws') + (deflate ? '/deflate' : '/plain'), { perMessageDeflate: deflate });
+            onCleanup(() => ws.terminate());
+            ws.once('open', () => resolve(ws));
+            ws.once('error', reject);
+            ws.once('close', (code) => closes.push(code));
+          }),
+      ),
+    );
+    expect(sockets).toHaveLength(2);
+    const t0 = Date.now();
+    await proxy.close();
+    expect(Date.now() - t0).toBeLessThan(3000); // the drain timeout is 10 s
+    await waitFor(() => closes.length === 2);
+    expect(closes).toEqual([1001, 1001]);
+    const recs = readRecords(file).filter((r): r is WsRecord => r.type === 'ws');
+    expect(recs).toHaveLength(2);
+    for (const r of recs) expect(r).toMatchObject({ closeCode: 1001, outcome: 'shutdown' });
+  });
+
+  it('an answer sent during the drain says Connection: close, so a keep-alive client does not reuse a closing connection', async () => {
+    let release: (() => void) | null = null;
+    const up = await startUpstream((_req, res) => {
+      release = () => res.end('late');
+    });
+    const proxy = await startTestProxy({ target: up.url, drainTimeout: '5s' });
+    const agent = new http.Agent({ keepAlive: true });
+    onCleanup(() => agent.destroy());
+    const got = new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${proxy.url}/slow`, { agent }, resolve).on('error', reject);
+    });
+    await waitFor(() => release !== null);
+    const closing = proxy.close();
+    await new Promise((r) => setTimeout(r, 50));
+    (release as unknown as () => void)();
+    const res = await got;
+    res.resume();
+    expect(res.headers.connection).toBe('close');
+    await closing;
+  });
+});
+
+describe('request targets and Host', () => {
+  it('an HTTP/1.1 request without Host gets the labelled JSON 400 and a record; HTTP/1.0 without Host is forwarded', async () => {
+    const up = await startUpstream((req, res) => res.end(`host=${req.headers.host}`));
+    const dir = tempDir();
+    const file = path.join(dir, 'host.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const port = Number(new URL(proxy.url).port);
+    const bad = await rawExchange(port, 'GET /nohost HTTP/1.1\r\n\r\n', { timeoutMs: 2000 });
+    expect(bad.data.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(bad.data).toContain('x-aftershock-error: missing-host');
+    const old = await rawExchange(port, 'GET /old HTTP/1.0\r\n\r\n', { timeoutMs: 2000 });
+    expect(old.data.split('\r\n')[0]).toMatch(/^HTTP\/1\.1 200/);
+    expect(old.data).toContain(`host=${new URL(up.url).host}`);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.find((r) => r.path === '/nohost')).toMatchObject({ status: 400, outcome: 'bad-request', error: 'missing-host' });
+    expect(recs.find((r) => r.path === '/old')).toMatchObject({ status: 200 });
+  });
+
+  it('OPTIONS * is refused with a message about asterisk-form, not absolute-form', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url });
+    const res = await rawExchange(Number(new URL(proxy.url).port), 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 2000 });
+    expect(res.data).toContain('x-aftershock-error: asterisk-form-refused');
+  });
+});

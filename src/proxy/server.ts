@@ -233,7 +233,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     writeBadRequest(req.socket, status, code, req.method ?? '-', req.url ?? '-', req.headers['user-agent'] ?? null);
   };
 
-  const writeBadRequest = (socket: Socket, status: number, code: string, method: string, url: string, ua: string | null): void => {
+  const writeBadRequest = (socket: Socket, status: number | null, code: string, method: string, url: string, ua: string | null, outcome: 'bad-request' | 'client-abort' = 'bad-request'): void => {
     const now = core.now();
     const ip = remoteIp(socket);
     const q = url.indexOf('?');
@@ -251,7 +251,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       path: redactor.path((q === -1 ? url : url.slice(0, q)).slice(0, 2048)),
       query: q === -1 ? null : redactor.query(url.slice(q + 1, 2048)),
       status,
-      outcome: 'bad-request',
+      outcome,
       upstreamStatus: null,
       bytesIn: 0,
       bytesOut: 0,
@@ -263,7 +263,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       bodyHash: null,
       userAgent: ua,
       headers: {},
-      error: code,
+      error: outcome === 'client-abort' ? null : code,
     };
     recorder.write(rec);
   };
@@ -292,6 +292,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  // Any other expectation: Node would answer 417 itself, unlabelled and unrecorded.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    refuse(req, res, 417, 'expectation-failed', 'aftershock passes on Expect: 100-continue only'),
+  );
   if (tls !== null) server.on('secureConnection', (socket: Socket) => void socket.remoteAddress);
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => undefined); // a client that resets after its CONNECT must not take the process down
@@ -373,6 +377,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       active.onDone(answer);
     } else {
       const firstLine = /^([A-Z]{1,20}) (\S{1,4096})/.exec((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 4200).toString('latin1') ?? '');
+      if (err.code === 'HPE_INVALID_EOF_STATE') {
+        // The client ended (FIN) in the middle of its request head: it left; it was not refused.
+        writeBadRequest(sock, null, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null, 'client-abort');
+        sock.destroy();
+        return;
+      }
       writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null);
       answer();
     }

@@ -159,4 +159,34 @@ describe('request targets and Host', () => {
     const res = await rawExchange(Number(new URL(proxy.url).port), 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 2000 });
     expect(res.data).toContain('x-aftershock-error: asterisk-form-refused');
   });
+  it('Expect other than 100-continue gets a labelled, recorded 417 (Node used to answer it unseen)', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const file = path.join(dir, 'expect.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const res = await rawExchange(Number(new URL(proxy.url).port), 'GET /e HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n', { timeoutMs: 2000 });
+    expect(res.data.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
+    expect(res.data).toContain('x-aftershock-error: expectation-failed');
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http');
+    expect(rec).toMatchObject({ path: '/e', status: 417, outcome: 'bad-request', error: 'expectation-failed' });
+  });
+
+  it('a client that ends in the middle of its request line is recorded as client-abort, not as a 400 it never got', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const file = path.join(dir, 'half.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    s.on('error', () => undefined);
+    let got = '';
+    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    s.end('GET /abc HT');
+    await new Promise<void>((r) => s.once('close', () => r()));
+    expect(got).toBe('');
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http');
+    expect(rec).toMatchObject({ status: null, outcome: 'client-abort', error: null });
+  });
 });

@@ -136,12 +136,18 @@ const statusSpec = z.union([z.number(), z.string()], { error: STATUS_HINT }).tra
     if (m !== null && Number(m[1]) >= 100 && Number(m[2]) <= 599 && Number(m[1]) <= Number(m[2])) return [Number(m[1]), Number(m[2])];
     if (/^\d{3}$/.test(s) && Number(s) >= 100 && Number(s) <= 599) return [Number(s), Number(s)];
   }
-  ctx.issues.push({ code: 'custom', message: STATUS_HINT, input: v });
+  // continue: a refused value of the right type, so a list names the item (status[1]) and a single value gets this message.
+  ctx.issues.push({ code: 'custom', message: STATUS_HINT, input: v, continue: true });
   return z.NEVER;
 });
 
-const oneOrMany = <T extends z.ZodType>(item: T, what: string) =>
-  z.union([item, z.array(item).min(1, `must list at least one ${what}`)], { error: `must be a ${what} or a list of them` }).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+/**
+ * A list-valued match key, which also takes a single value (wrapped): `method: POST`,
+ * `status: 5xx`, `clients: client-7`. `hint` says what one item is ("must be a method"); `isOne`
+ * tells one parsed item from a parsed list where an item is itself an array (a status range).
+ */
+const oneOrMany = <T extends z.ZodType>(item: T, what: string, hint = `must be a ${what}`, isOne: (v: unknown) => boolean = (v) => !Array.isArray(v)) =>
+  z.union([item, z.array(item).min(1, `must list at least one ${what}`)], { error: `${hint}, or a list of them` }).transform((v) => (isOne(v) ? [v] : v) as z.output<T>[]);
 
 const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -150,10 +156,10 @@ export const matchSchema = strict({
   path: oneOrMany(glob, 'path glob').optional(),
   headers: z.record(z.string().regex(HEADER_NAME_RE, 'must be a header name'), valueMatch, 'must be a map of header name to matcher').optional(),
   query: z.record(z.string().min(1, 'must not be empty'), valueMatch, 'must be a map of query key to matcher').optional(),
-  clients: z.array(z.string('must be a client key').min(1, 'must not be empty'), 'must be a list of client keys').min(1, 'must list at least one client key').optional(),
+  clients: oneOrMany(z.string('must be a client key').min(1, 'must not be empty'), 'client key').optional(),
   websocket: z.boolean('must be true or false').optional(),
   cohort: z.number('must be a fraction in (0, 1]').gt(0, 'must be a fraction in (0, 1]').max(1, 'must be a fraction in (0, 1]').optional(),
-  status: z.array(statusSpec, STATUS_HINT + ', or a list of them').min(1, 'must list at least one status').optional(),
+  status: oneOrMany(statusSpec, 'status', STATUS_HINT, (v) => Array.isArray(v) && typeof v[0] === 'number').optional(),
 });
 
 export const rampSchema = strict({

@@ -1,7 +1,7 @@
 /**
  * The JSON view of a compiled profile for GET /profile: what it is (name, description, hash,
- * source), its rules as the engine runs them, and the profile as written, which can be sent back
- * to PUT /profile unchanged.
+ * source), the seed the engine really uses (a --seed overrides the profile's), its rules as the
+ * engine runs them, and the profile as written, which can be sent back to PUT /profile unchanged.
  */
 import { describeRule, type CompiledProfile, type CompiledRule } from '../rules/index.js';
 
@@ -25,7 +25,10 @@ export interface ProfileView {
   /** The file it was read from, or null (built-in, set through the API). */
   source: string | null;
   builtin: string | null;
-  seed: number | null;
+  /** The seed every random choice uses now: --seed (startProxy's `seed`), else the profile's, else 1. */
+  seed: number;
+  /** The seed the profile itself gives, or null; differs from `seed` when --seed overrides it. */
+  profileSeed: number | null;
   rules: RuleView[];
   phases: Array<{ name: string; description: string | null; durationMs: number; rules: RuleView[] }>;
   /** The profile as written (parsed YAML/JSON). */
@@ -33,16 +36,17 @@ export interface ProfileView {
 }
 
 /**
- * @example describeProfile(proxy.profile).rules.map((r) => r.name)
+ * @example describeProfile(proxy.profile, proxy.engine.seed).rules.map((r) => r.name)
  */
-export function describeProfile(p: CompiledProfile): ProfileView {
+export function describeProfile(p: CompiledProfile, seed: number): ProfileView {
   return {
     name: p.name,
     description: p.description,
     hash: p.hash,
     source: p.source,
     builtin: p.builtin,
-    seed: p.seed,
+    seed,
+    profileSeed: p.seed,
     rules: p.rules.map(viewRule),
     phases: p.phases.map((ph) => ({ name: ph.name, description: ph.description, durationMs: ph.duration, rules: ph.rules.map(viewRule) })),
     definition: p.raw,

@@ -98,6 +98,7 @@ function formatProfile(p: ProfileView): string {
     `profile ${p.name}${p.description === '' ? '' : ` — ${p.description.trim().split('\n')[0]}`}`,
     `hash    ${p.hash}`,
     `source  ${p.source ?? (p.builtin === null ? '(set through the control API)' : `built-in ${p.builtin}`)}`,
+    `seed    ${p.seed}${p.profileSeed === null ? '' : p.profileSeed === p.seed ? ' (the profile\'s)' : ` (--seed; the profile says ${p.profileSeed})`}`,
   ];
   if (p.rules.length === 0 && p.phases.length === 0) lines.push('rules   none: every request passes through untouched');
   for (const r of p.rules) lines.push(`rule    ${r.summary}`);

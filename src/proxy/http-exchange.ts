@@ -13,6 +13,7 @@
  * touches an AbortController or a promise.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import { FAULT_ACTED, type HttpFaultContext, type RequestFacts, type ResponseAction } from '../faults/types.js';
@@ -155,12 +156,20 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   /** Sends the request to the upstream. */
   private forward(): void {
     if (this.closedUp) return;
-    this.timer = setTimeout(upstreamTimeout, this.core.upstreamTimeoutMs, this);
     const hasBody = this.hasBody();
     // Before the send: the upstream leg may start reading the body synchronously.
     if (hasBody) this.watchBody();
+    // The upstream's time to answer counts from the end of the request body (as Envoy's route
+    // timeout does): an upload slower than --upstream-timeout is not the upstream being late.
+    if (!hasBody || this.bodyEnded || this.req.complete) this.startUpstreamTimer();
+    else this.req.once('end', () => this.startUpstreamTimer());
     // `Expect: 100-continue` is passed through: the upstream says whether the body may come.
     this.proxyReq = this.expectContinue ? this.core.upstream.sendExpecting(this.req, this.ip, this) : this.core.upstream.send(this.req, this.ip, hasBody, this);
+  }
+
+  private startUpstreamTimer(): void {
+    if (this.timer !== null || this.closedUp || this.res.headersSent) return;
+    this.timer = setTimeout(upstreamTimeout, this.core.upstreamTimeoutMs, this);
   }
 
   /** UpstreamSink: the upstream's `100 Continue`, passed on to the client. */
@@ -257,6 +266,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       let value = raw[i + 1] as string;
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower) || (connTokens !== null && connTokens.has(lower))) continue;
+      // An HTTP/1.0 client cannot take trailers (no chunked coding): announcing them would make
+      // Node refuse the head.
+      if (lower === 'trailer' && this.req.httpVersionMinor === 0) continue;
       if (lower === 'retry-after') this.retryAfterSeconds = parseRetryAfter(value, this.ts);
       else if (lower === 'location' && core.rewriteLocation !== null) value = core.rewriteLocation(value, this.req);
       else if (lower === 'set-cookie' && core.rewriteCookie !== null) value = core.rewriteCookie(value);
@@ -409,6 +421,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const res = this.res;
     if (res.headersSent || res.destroyed) return;
     const body = JSON.stringify({ error: code, message });
+    res.statusMessage = STATUS_CODES[status] ?? ''; // not a reason phrase left from the upstream's head
     res.writeHead(status, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),

@@ -189,4 +189,54 @@ describe('request targets and Host', () => {
     const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http');
     expect(rec).toMatchObject({ status: null, outcome: 'client-abort', error: null });
   });
+  it('an upload slower than --upstream-timeout is not a 504: the timeout counts from the end of the body', async () => {
+    const up = await startUpstream((req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => {
+        if (req.url === '/silent') return; // reads the whole body, then never answers
+        res.end(`got ${n}`);
+      });
+    });
+    const proxy = await startTestProxy({ target: up.url, upstreamTimeout: '600ms' });
+    const upload = (p: string): Promise<{ status: number; text: string; bodyDoneAt: number; at: number }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${proxy.url}${p}`, { method: 'POST', agent: false, headers: { 'content-type': 'text/plain' } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, bodyDoneAt, at: Date.now() }));
+        });
+        req.on('error', reject);
+        let bodyDoneAt = 0;
+        let i = 0;
+        const tick = (): void => {
+          if (i++ < 4) {
+            req.write('0123456789');
+            setTimeout(tick, 400);
+          } else {
+            bodyDoneAt = Date.now();
+            req.end();
+          }
+        };
+        tick();
+      });
+    const ok = await upload('/slow');
+    expect(ok).toMatchObject({ status: 200, text: 'got 40' }); // 1.6 s of upload against a 600 ms timeout
+    const silent = await upload('/silent');
+    expect(silent.status).toBe(504);
+    expect(silent.at - silent.bodyDoneAt).toBeGreaterThanOrEqual(500);
+  });
+
+  it('an HTTP/1.0 client gets the answer of an upstream that announces trailers (not a 500)', async () => {
+    const up = await startUpstream((_req, res) => {
+      res.writeHead(200, { trailer: 'x-checksum', 'content-type': 'text/plain' });
+      res.write('hello');
+      res.addTrailers({ 'x-checksum': 'abc' });
+      res.end();
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const res = await rawExchange(Number(new URL(proxy.url).port), 'GET /t HTTP/1.0\r\nHost: x\r\n\r\n', { timeoutMs: 2000 });
+    expect(res.data.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(res.data.endsWith('hello')).toBe(true);
+  });
 });

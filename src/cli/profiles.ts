@@ -15,10 +15,13 @@ export interface ProfilesIo {
 
 const stdout: ProfilesIo = { write: (t) => void process.stdout.write(t) };
 
-/** The first sentence of a description, for one-line listings. */
+/**
+ * The first sentence of a description, for one-line listings: up to the first ". " or the end.
+ * A colon does not end it ("No faults: every request ..." is one sentence).
+ */
 function firstSentence(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
-  const m = /^(.+?[.:])(\s|$)/.exec(flat);
+  const m = /^(.+?\.)(\s|$)/.exec(flat);
   return m === null ? flat : (m[1] as string);
 }
 

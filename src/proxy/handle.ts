@@ -14,7 +14,11 @@ export interface ProxyOptions {
   target: string;
   /** `host:port` to listen on; default `127.0.0.1:8080`; port 0 picks a free port. */
   listen?: string;
-  /** `host:port` of the control API, or false for none; default `127.0.0.1:8081`. */
+  /**
+   * `host:port` of the control API, or false for none; default a free loopback port
+   * (`127.0.0.1:0`, see `adminUrl`), so proxies started side by side in tests do not clash; the
+   * CLI's default is `127.0.0.1:8081`.
+   */
   admin?: string | false;
   /** Bearer token required by the control API (except /healthz, /readyz). */
   adminToken?: string;

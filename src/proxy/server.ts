@@ -58,7 +58,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const log = options.logger ?? silentLogger();
   const target = parseTarget(options.target);
   const listen = parseHostPort('--listen', options.listen ?? '127.0.0.1:8080');
-  const adminAddr = options.admin === false ? null : parseHostPort('--admin', options.admin ?? '127.0.0.1:8081');
+  // In-process (tests, scripts) the control API takes a free loopback port unless told which
+  // (`proxy.adminUrl`): two proxies in parallel test files must not fight over 8081. The CLI
+  // passes its documented default, 127.0.0.1:8081.
+  const adminAddr = options.admin === false ? null : parseHostPort('--admin', options.admin ?? '127.0.0.1:0');
   const upstreamTimeoutMs = parseDurationOption('--upstream-timeout', options.upstreamTimeout ?? 30_000);
   if (!(upstreamTimeoutMs > 0)) {
     throw new AftershockError('ERR_BAD_OPTION', `--upstream-timeout ${JSON.stringify(options.upstreamTimeout)}: must be longer than 0 (it is how long the upstream may take to answer)`);

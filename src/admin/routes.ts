@@ -250,8 +250,14 @@ export const routes: readonly Route[] = [
           if (typeof rule.name === 'string' && proxy.engine.stats().some((r) => r.name === rule.name)) {
             throw new HttpError(409, 'rule-exists', `a rule named ${JSON.stringify(rule.name)} exists; DELETE /faults/${encodeURIComponent(rule.name)} first or pick another name`);
           }
-          const stats = proxy.addFault(rule, ttlMs);
-          return ok(stats, 201);
+          try {
+            return ok(proxy.addFault(rule, ttlMs), 201);
+          } catch (err) {
+            // One rule, not a profile: say so (the problems' paths are the rule's own, e.g. fault.status).
+            if (!(err instanceof ProfileError)) throw err;
+            const n = err.problems.length;
+            throw new HttpError(422, 'profile-invalid', `invalid fault: ${n} problem${n === 1 ? '' : 's'}`, { problems: err.problems });
+          }
         },
       },
     },

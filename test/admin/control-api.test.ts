@@ -10,6 +10,7 @@ import { ProfileError } from '../../src/errors.js';
 import type { EventRecord, HttpRecord, MarkRecord } from '../../src/record/schema.js';
 import { readRecords, request, tempDir } from '../helpers.js';
 import { api, PROFILE_503, PROFILE_BAD, PROFILE_LATE, startAdminProxy } from './admin-helpers.js';
+import { cli } from '../cli/cli-process.js';
 
 describe('control API: routing and errors', () => {
   it('lists its routes at GET /', async () => {
@@ -315,6 +316,19 @@ describe('control API: rules and ad-hoc faults', () => {
     const again = await api(admin, 'DELETE', '/faults/now-503');
     expect(again.status).toBe(404);
     expect(again.json.error).toBe('fault-not-found');
+  });
+
+  it('POST /faults with an invalid rule says "invalid fault", not "invalid profile", with every problem; ctl prints it on one line', async () => {
+    const { admin } = await startAdminProxy();
+    const bad = await api(admin, 'POST', '/faults', { body: { name: 'bad', match: { pth: '/x' }, fault: { type: 'http-error', status: 42 } } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.message).toBe('invalid fault: 2 problems');
+    expect(bad.json.problems.map((p: { path: string }) => p.path).sort()).toEqual(['fault.status', 'match.pth']);
+    const one = await api(admin, 'POST', '/faults', { body: { name: 'bad2', fault: { type: 'explode' } } });
+    expect(one.json.message).toBe('invalid fault: 1 problem');
+    const ctl = cli(['ctl', '--admin', admin, 'fault', 'add', '--name', 'x', '--type', 'http-error', '--status', '42']);
+    expect(await ctl.exit).toBe(1);
+    expect(ctl.stderr().trim()).toMatch(/^aftershock: POST \/faults: 422 invalid fault: 1 problem — fault\.status: must be 200-599$/);
   });
 
   it('an ad-hoc fault with a ttl expires on time', async () => {

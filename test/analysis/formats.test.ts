@@ -279,3 +279,12 @@ describe('every format from every golden recording', () => {
 });
 
 
+
+describe('a report of nothing', () => {
+  it('says n/a for the amplification of no requests, not 0, in text, markdown and html', () => {
+    const empty = createAnalyzer().report();
+    expect(formatReport(empty, 'text')).toContain('amplification n/a overall');
+    expect(formatReport(empty, 'markdown')).toMatch(/\| 0 \| 0 \| 0 \| 0\.0 % \| n\/a \|/);
+    expect(formatReport(empty, 'html')).toContain('n/a');
+  });
+});

@@ -150,7 +150,7 @@ export function formatHtml(report: Report, rows = 50): string {
   o.push(card(String(t.attempts), 'attempts'));
   o.push(card(String(t.logicalRequests), 'logical requests'));
   o.push(card(`${t.retries} (${(t.retryRatio * 100).toFixed(1)} %)`, 'retries'));
-  o.push(card(n(t.amplification), 'amplification'));
+  o.push(card(t.logicalRequests === 0 ? 'n/a' : n(t.amplification), 'amplification'));
   o.push(card(n(t.amplificationInFaults), 'amplification in fault windows'));
   o.push(card(n(t.amplificationBaseline), 'baseline amplification'));
   o.push(card(String(t.maxAttempts), 'max attempts per request'));

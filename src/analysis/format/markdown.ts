@@ -30,7 +30,7 @@ export function formatMarkdown(report: Report, rows = 10): string {
   out.push(meta.join(' · '), '');
   out.push(row(['attempts', 'logical requests', 'retries', 'retry ratio', 'amplification', 'in fault windows', 'baseline', 'max attempts']));
   out.push(row(Array.from({ length: 8 }, () => '---:')));
-  out.push(row([String(t.attempts), String(t.logicalRequests), String(t.retries), `${(t.retryRatio * 100).toFixed(1)} %`, n(t.amplification), n(t.amplificationInFaults), n(t.amplificationBaseline), String(t.maxAttempts)]));
+  out.push(row([String(t.attempts), String(t.logicalRequests), String(t.retries), `${(t.retryRatio * 100).toFixed(1)} %`, t.logicalRequests === 0 ? 'n/a' : n(t.amplification), n(t.amplificationInFaults), n(t.amplificationBaseline), String(t.maxAttempts)]));
   out.push('');
   out.push(`### Findings (${report.findings.length})`, '');
   if (report.findings.length === 0) out.push('No findings.', '');

@@ -75,7 +75,7 @@ export function formatText(report: Report, options: TextOptions = {}): string {
     `  attempts ${t.attempts}  logical requests ${t.logicalRequests}  retries ${t.retries} (${pct(t.retryRatio)})  hedges ${t.hedges}`,
   );
   out.push(
-    `  amplification ${num(t.amplification)} overall, ${num(t.amplificationInFaults)} in fault windows, ${num(t.amplificationBaseline)} baseline  ·  attempts/request mean ${num(t.attemptsPerRequest.mean)} p95 ${t.attemptsPerRequest.p95} max ${t.maxAttempts}`,
+    `  amplification ${t.logicalRequests === 0 ? 'n/a' : num(t.amplification)} overall, ${num(t.amplificationInFaults)} in fault windows, ${num(t.amplificationBaseline)} baseline  ·  attempts/request mean ${num(t.attemptsPerRequest.mean)} p95 ${t.attemptsPerRequest.p95} max ${t.maxAttempts}`,
   );
   const extra: string[] = [];
   if (t.unboundedChains > 0) extra.push(`unbounded ${t.unboundedChains}`);

@@ -8,7 +8,7 @@
  * exactly that many records to `failed`, and a destination that cannot keep up drops whole records
  * past a bounded buffer instead of growing memory — never a silent gap, never an unbounded heap.
  *
- * Three subtleties, all about a regular file:
+ * Four subtleties, all about a regular file:
  *
  * - Positional writes, not O_APPEND. Each batch is written at the offset where it belongs (the
  *   file's size, read with one fstat before the batch). That makes a batch idempotent: when
@@ -24,6 +24,8 @@
  *   moved away or replaced), and a new file is opened at the path as soon as its folder exists.
  * - A re-created file starts with the same header line as the first one, so every file this writer
  *   leaves behind reads as a recording on its own.
+ * - A batch that fails part-way (the disk fills up after its first bytes) is cut off where it began
+ *   (`cutBack`), so no line is ever left without its end for the next record to be glued to.
  *
  * Stdout (even redirected to a file), pipes and devices are written without offsets and without
  * these checks. One writer per file: two processes recording into the same file would overwrite
@@ -106,6 +108,8 @@ export class NdjsonWriter {
   private checkPending = false;
   /** The first line of every file this writer opens (the recording's header), once set. */
   private headerLine: string | null = null;
+  /** Where a failed batch began when cutting its fragment off failed too (see `cutBack`). */
+  private tornAt: number | null = null;
 
   private constructor(fd: number, ownsFd: boolean, path: string | null, opts: NdjsonWriterOptions) {
     this.fd = fd;
@@ -176,6 +180,7 @@ export class NdjsonWriter {
         this.orphan();
       } else {
         pos = st?.size ?? 0;
+        if (this.tornAt !== null && this.tornAt < pos && this.cutBack(this.tornAt)) pos = this.tornAt;
       }
     }
     if (this.orphaned) {
@@ -219,6 +224,8 @@ export class NdjsonWriter {
           setTimeout(() => this.writeAll(batch, offset), 5).unref();
           return;
         }
+        // Part of the batch is in the file (the disk filled up after its first bytes): cut it off.
+        if (offset > 0 && batch.pos !== null) this.cutBack(batch.pos);
         this.settle(batch, err);
         return;
       }
@@ -250,6 +257,26 @@ export class NdjsonWriter {
       if (first) this.onError?.(err);
     }
     this.afterWrite();
+  }
+
+  /**
+   * A batch failed after part of it was written (a full disk takes the bytes that fit, then says
+   * ENOSPC; a file size limit says EFBIG): cuts the file back to where the batch began, so the
+   * next batch starts a line of its own there. Left in place, the fragment is a line without its
+   * end, and the next record written after it (once space is free again) is glued to it: two
+   * records lost on one unreadable line, one of them counted as written. The batch's records are
+   * counted as failed either way. True when the file now ends at `pos`; when the cut itself fails,
+   * the next batch tries it again before writing.
+   */
+  private cutBack(pos: number): boolean {
+    try {
+      fs.ftruncateSync(this.fd, pos);
+      this.tornAt = null;
+      return true;
+    } catch {
+      this.tornAt = pos;
+      return false;
+    }
   }
 
   /** After a pooled write called back: a deferred path check, the next batch, or the drainers. */
@@ -316,6 +343,7 @@ export class NdjsonWriter {
     }
     this.fd = fd;
     this.regular = this.ownsFd && isRegularFile(fd);
+    this.tornAt = null;
     this.orphaned = false;
     this.stats.lastError = null;
     if (this.headerLine !== null) {
@@ -386,8 +414,8 @@ export class NdjsonWriter {
       this.stats.failed += count;
       return;
     }
+    let off = 0;
     try {
-      let off = 0;
       while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off, pos === null ? null : pos + off);
       if (this.regular && fstatOrNull(this.fd)?.nlink === 0) {
         this.stats.failed += count;
@@ -396,6 +424,7 @@ export class NdjsonWriter {
         this.stats.written += count;
       }
     } catch (err) {
+      if (off > 0 && pos !== null) this.cutBack(pos);
       this.stats.failed += count;
       this.stats.lastError = (err as Error).message;
     }

@@ -198,3 +198,53 @@ describe('NdjsonWriter.flushSync (a second signal: write and exit at once)', () 
     expect(JSON.parse(out)).toEqual({ written: 2100, failed: 0, pending: 0, lastError: null });
   });
 });
+
+describe('NdjsonWriter and a write that fails part-way (the disk fills up mid-batch)', () => {
+  // A real partial write, no root needed: the child runs under a file size limit (`ulimit -f 8`,
+  // 8 KiB), so the kernel writes the part of a batch that fits, and the next write says EFBIG —
+  // what a full disk does with ENOSPC. The child runs the compiled writer, as the test above does.
+  const WRITER = new URL('../../dist/record/writer.js', import.meta.url).href;
+  const CHILD = `
+    const { NdjsonWriter } = await import(${JSON.stringify(WRITER)});
+    const [file, mode] = process.argv.slice(1);
+    const w = NdjsonWriter.open(file, { flushBytes: 1 << 30, checkPathMs: 0 });
+    const line = (i) => JSON.stringify({ i, pad: 'x'.repeat(90) }); // 107 bytes with its newline
+    w.setHeader('{"v":1,"type":"header"}');
+    for (let i = 0; i < 50; i++) w.writeLine(line(i)); // about 5.4 KB: fits
+    await w.drain();
+    for (let i = 50; i < 80; i++) w.writeLine(line(i)); // 3.2 KB more: crosses the 8 KiB limit
+    if (mode === 'sync') w.flushSync();
+    else await w.drain();
+    const failedAt = { ...w.stats };
+    w.writeLine(line(80)); // fits again where the failed batch began
+    await w.close();
+    process.stdout.write(JSON.stringify({ failedAt, end: w.stats }));
+  `;
+  const runLimited = (file: string, mode: 'async' | 'sync'): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve, reject) => {
+      const child = spawn('bash', ['-c', 'ulimit -f 8 && exec "$0" "$@"', process.execPath, '--input-type=module', '-e', CHILD, file, mode], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+
+  it.each(['async', 'sync'] as const)('cuts the failed batch off, so the next record starts its own line (%s write)', async (mode) => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const { code, out } = await runLimited(file, mode);
+    expect(code).toBe(0);
+    const { failedAt, end } = JSON.parse(out) as { failedAt: Record<string, unknown>; end: Record<string, unknown> };
+    // the header and 50 records written; the 30 of the batch that hit the limit counted as failed
+    expect(failedAt).toMatchObject({ written: 51, failed: 30, pending: 0 });
+    expect(failedAt.lastError).toMatch(/EFBIG|too large/i);
+    // the fragment the failed batch left is gone: every line parses, and the record after the
+    // failure is on a line of its own, counted as written
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    const ids = lines.slice(1).map((l) => (JSON.parse(l) as { i: number }).i);
+    expect(ids).toEqual([...Array.from({ length: 50 }, (_, i) => i), 80]);
+    expect(end).toEqual({ written: 52, failed: 30, pending: 0, lastError: null });
+  });
+});

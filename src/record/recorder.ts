@@ -20,6 +20,8 @@ export interface RecorderOptions {
   readonly header: Omit<HeaderRecord, 'v' | 'type' | 'instance'>;
   readonly onError?: (err: Error) => void;
   readonly onRecover?: () => void;
+  /** Trouble that loses no record (a recording file that stays readable by others); default: `process.emitWarning`. */
+  readonly onWarning?: (message: string) => void;
 }
 
 /**
@@ -55,6 +57,7 @@ export class Recorder {
       writer = NdjsonWriter.open(opts.path, {
         ...(opts.onError === undefined ? {} : { onError: opts.onError }),
         ...(opts.onRecover === undefined ? {} : { onRecover: opts.onRecover }),
+        ...(opts.onWarning === undefined ? {} : { onWarning: opts.onWarning }),
       });
     } catch (err) {
       throw new AftershockError(

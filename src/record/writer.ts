@@ -55,6 +55,11 @@ export interface NdjsonWriterOptions {
   readonly onError?: (err: Error) => void;
   /** Called when writes succeed again after an error. */
   readonly onRecover?: () => void;
+  /**
+   * Called for trouble that loses no record (a recording file that could not be made owner-only);
+   * default: `process.emitWarning`.
+   */
+  readonly onWarning?: (message: string) => void;
   /** How often (ms) to check that the file is still where it was written; 0 disables. */
   readonly checkPathMs?: number;
 }
@@ -99,6 +104,7 @@ export class NdjsonWriter {
   private readonly maxBufferBytes: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly onRecover: (() => void) | undefined;
+  private readonly onWarning: (message: string) => void;
 
   private readonly path: string | null;
   private pathTimer: NodeJS.Timeout | null = null;
@@ -122,6 +128,7 @@ export class NdjsonWriter {
     this.maxBufferBytes = opts.maxBufferBytes ?? 64 * 1024 * 1024;
     this.onError = opts.onError;
     this.onRecover = opts.onRecover;
+    this.onWarning = opts.onWarning ?? emitWarning;
     const every = opts.checkPathMs ?? 1000;
     if (path !== null && every > 0) {
       this.pathTimer = setInterval(() => this.checkPath(), every);
@@ -129,10 +136,13 @@ export class NdjsonWriter {
     }
   }
 
-  /** Opens (creates, appends) a file with owner-only permissions, or stdout for '-'. Throws on failure. */
+  /**
+   * Opens (creates, appends) a file with owner-only permissions (an existing file is made
+   * owner-only), or stdout for '-'. Throws on failure.
+   */
   static open(path: string, opts: NdjsonWriterOptions = {}): NdjsonWriter {
     if (path === '-') return new NdjsonWriter(1, false, null, opts);
-    return new NdjsonWriter(openForRecording(path), true, path, opts);
+    return new NdjsonWriter(openForRecording(path, opts.onWarning ?? emitWarning), true, path, opts);
   }
 
   /**
@@ -330,7 +340,7 @@ export class NdjsonWriter {
     }
     let fd: number;
     try {
-      fd = openForRecording(this.path);
+      fd = openForRecording(this.path, this.onWarning);
     } catch {
       return; // the folder is still missing: try again at the next check
     }
@@ -448,9 +458,31 @@ export class NdjsonWriter {
   }
 }
 
-/** Opens for writing, creating with owner-only permissions, without truncating and without O_APPEND (see the module comment). */
-function openForRecording(path: string): number {
-  return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
+/**
+ * Opens for writing, creating with owner-only permissions, without truncating and without O_APPEND
+ * (see the module comment). A regular file that was already there with a looser mode (0644 from
+ * `touch`, a previous run under another umask) is made owner-only too: records hold client
+ * addresses, paths and user agents. A refused chmod (a file someone else owns) is reported through
+ * `warn` and the recording goes on; devices and pipes (`/dev/full`, a FIFO) are never touched.
+ */
+function openForRecording(path: string, warn: (message: string) => void): number {
+  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
+  const st = fstatOrNull(fd);
+  if (st !== null && st.isFile() && (st.mode & 0o077) !== 0) {
+    try {
+      fs.fchmodSync(fd, 0o600);
+    } catch (err) {
+      warn(
+        `the recording file ${path} stays readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 0600 was refused (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); make it owner-only or record to a new file`,
+      );
+    }
+  }
+  return fd;
+}
+
+/** Where a warning goes when the caller gave no `onWarning`: Node's warning channel (stderr). */
+function emitWarning(message: string): void {
+  process.emitWarning(message, { code: 'AFTERSHOCK_RECORDING_MODE' });
 }
 
 function isRegularFile(fd: number): boolean {

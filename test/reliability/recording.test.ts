@@ -248,3 +248,52 @@ describe('NdjsonWriter and a write that fails part-way (the disk fills up mid-ba
     expect(end).toEqual({ written: 52, failed: 30, pending: 0, lastError: null });
   });
 });
+
+describe('recording file permissions', () => {
+  it('makes a recording file that was already there owner-only, and appends to it', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    fs.writeFileSync(file, '{"v":1,"type":"header","earlier":true}\n');
+    fs.chmodSync(file, 0o644);
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    expect((await request(`${proxy.url}/x`)).status).toBe(200);
+    await proxy.close();
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const recs = readRecords(file);
+    expect(recs[0]).toMatchObject({ type: 'header', earlier: true });
+    expect(recs.some((r) => r.type === 'http' && r.path === '/x')).toBe(true);
+  });
+
+  // Only root can hand a process a file it may write but not chmod (someone else's, mode 0666):
+  // the child runs as nobody, the file belongs to root.
+  const asRoot = process.getuid?.() === 0;
+  it.skipIf(!asRoot)('goes on recording when the chmod is refused, and says why', async () => {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o755);
+    const file = path.join(dir, 'rec.ndjson');
+    fs.writeFileSync(file, '');
+    fs.chmodSync(file, 0o666);
+    const writer = new URL('../../dist/record/writer.js', import.meta.url).href;
+    const child = `
+      const { NdjsonWriter } = await import(${JSON.stringify(writer)});
+      const w = NdjsonWriter.open(process.argv[1], { checkPathMs: 0 });
+      w.writeLine('{"n":1}');
+      await w.close();
+      process.stdout.write(JSON.stringify(w.stats));
+    `;
+    const { code, out, err } = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
+      const c = spawn(process.execPath, ['--input-type=module', '-e', child, file], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      c.on('error', reject);
+      c.on('exit', (code) => resolve({ code, out, err }));
+    });
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({ written: 1, failed: 0, pending: 0, lastError: null });
+    expect(fs.readFileSync(file, 'utf8')).toBe('{"n":1}\n');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o666);
+    expect(err).toMatch(/AFTERSHOCK_RECORDING_MODE.*stays readable by others \(mode 0666\).*EPERM/);
+  });
+});

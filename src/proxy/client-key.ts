@@ -1,12 +1,14 @@
 /**
  * Who is a "client" for the retry analysis (spec §2): a configured header, else IP + User-Agent,
  * else IP — never the connection, because most HTTP clients open a new socket to retry after a
- * reset. Auth-bearing headers are hashed so the key never carries a secret.
+ * reset. A key taken from a secret header (Authorization, a `--redact` name, or any name the
+ * recording's redaction rule calls secret: `x-session-token`, `x-tenant-secret`) is a hash, so
+ * the key never carries a secret into the recording, a report or the control API.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { AftershockError } from '../errors.js';
-import { DEFAULT_REDACTED_HEADERS } from '../record/redact.js';
+import { isSecretHeaderName } from '../record/redact.js';
 
 export type ClientKeyFn = (headers: IncomingHttpHeaders, ip: string) => string;
 
@@ -14,11 +16,13 @@ export type ClientKeyFn = (headers: IncomingHttpHeaders, ip: string) => string;
 export const DEFAULT_CLIENT_KEY = 'auto';
 
 /**
- * Compiles `--client-key`: `header:<name>`, `ip`, `ip+ua`, or `auto`.
+ * Compiles `--client-key`: `header:<name>`, `ip`, `ip+ua`, or `auto`. `redact` is the `--redact`
+ * list: a header named there is as secret as the built-in ones.
  *
  * @example compileClientKey('header:x-client-id')({ 'x-client-id': 'c7' }, '10.0.0.1') === 'c7'
+ * @example compileClientKey('header:x-session-token')({ 'x-session-token': 's' }, '10.0.0.1') // 'h:' + 16 hex digits
  */
-export function compileClientKey(spec: string): ClientKeyFn {
+export function compileClientKey(spec: string, redact: readonly string[] = []): ClientKeyFn {
   const s = spec.trim();
   if (s === 'auto') {
     return (h, ip) => {
@@ -30,7 +34,7 @@ export function compileClientKey(spec: string): ClientKeyFn {
   if (s === 'ip+ua') return ipUa;
   if (s.startsWith('header:') && s.length > 'header:'.length) {
     const name = s.slice('header:'.length).toLowerCase();
-    const secret = DEFAULT_REDACTED_HEADERS.includes(name);
+    const secret = isSecretHeaderName(name, redact);
     return (h, ip) => {
       const v = h[name];
       const value = Array.isArray(v) ? v.join(',') : v;

@@ -3,24 +3,31 @@
  * the userinfo of an absolute-form request target.
  *
  * Bodies are never recorded. Only a fixed set of request headers is recorded (the retry headers
- * of the analysis spec, plus any the user asks for with `--record-headers`); a recorded header on
- * the redaction list is written as `[redacted]`. Query parameters are matched by *kind*, not by an
- * exact list: credentials travel under many names (`client_secret`, `refresh_token`, `id_token`,
- * `key`, `X-Amz-Signature`, `token[]`), and a list of exact names always misses the next one. Over-
- * redaction is the cheap mistake here; a leaked secret in a recording that gets shared is not.
+ * of the analysis spec, plus any the user asks for with `--record-headers`); a recorded header that
+ * is secret is written as `[redacted]`, and a client key taken from one (`--client-key header:...`)
+ * is a hash. Names are matched by *kind*, not by an exact list: credentials travel under many names
+ * (`client_secret`, `refresh_token`, `id_token`, `key`, `X-Amz-Signature`, `token[]`,
+ * `X-Session-Token`), and a list of exact names always misses the next one. Over-redaction is the
+ * cheap mistake here; a leaked secret in a recording that gets shared is not.
  *
- * The rule for a parameter name (decoded, case-insensitive, `name[]` / `name[x]` read as words):
+ * The rule for a query parameter or header name (decoded, case-insensitive, `name[]` / `name[x]`
+ * read as words):
  *
  *   secret when   the letters contain   token, secret, passw, pwd, apikey, credential, signature,
  *                                       session, sessid, jwt, saml, assertion, privatekey, accesskey,
- *                                       auth (but not "author", "authors", ...)
- *            or   one of its words is   key, sig, pass, passphrase, passcode, otp
+ *                                       bearer, hmac, auth (but not "author", "authors", ...)
+ *            or   one of its words is   key, sig, sid, pass, passphrase, passcode, otp
  *            or   the whole name is     code, code_verifier, device_code, ticket (OAuth, PKCE, CAS)
  *            or   the name is one of the extra names (`--redact`)
  *
- * so `page`, `limit`, `id`, `q`, `sort`, `author`, `keyword`, `country_code` are kept, and
- * `key`, `x-api-key`, `access_key`, `accessKey`, `client_secret`, `token[]` are not.
+ * so `page`, `limit`, `id`, `q`, `sort`, `author`, `keyword`, `country_code`, `side` are kept, and
+ * `key`, `x-api-key`, `access_key`, `accessKey`, `client_secret`, `token[]`, `connect.sid` are not.
+ * A header is also secret when it is one of {@link DEFAULT_REDACTED_HEADERS} (`Cookie` carries
+ * secrets under an ordinary name), and the retry headers the analysis reads (`Idempotency-Key`)
+ * are not, unless `--redact` names them. Query parameters are separated by `&` and by `;` (the older
+ * form some servers still accept), so `a=1;token=x` hides its token too.
  */
+import { RETRY_HEADERS } from './schema.js';
 
 export const REDACTED = '[redacted]';
 
@@ -52,17 +59,30 @@ const SECRET_PARTS: readonly string[] = [
   'assertion',
   'privatekey',
   'accesskey',
+  'bearer',
+  'hmac',
 ];
 /** Words (split at separators and camelCase humps) that make a name secret. */
-const SECRET_WORDS: ReadonlySet<string> = new Set(['key', 'sig', 'pass', 'passphrase', 'passcode', 'otp']);
+const SECRET_WORDS: ReadonlySet<string> = new Set(['key', 'sig', 'sid', 'pass', 'passphrase', 'passcode', 'otp']);
 /** Whole names that are secrets although their words are ordinary. */
 const SECRET_NAMES: ReadonlySet<string> = new Set(['code', 'code_verifier', 'device_code', 'ticket']);
+
+/**
+ * Headers the rule would call secret by their words that are not: the retry headers the analysis
+ * reads (`Idempotency-Key` names an attempt, not a caller) stay readable unless `--redact` names them.
+ */
+const NOT_SECRET_HEADERS: ReadonlySet<string> = new Set<string>(RETRY_HEADERS);
 
 /** Decisions are cached per raw name; past this many distinct names the cache starts over. */
 const NAME_CACHE_MAX = 1024;
 
 /** A compiled redaction policy. */
 export interface Redactor {
+  /**
+   * The secret header names (lower case). `has` answers for any name by the rule of the module
+   * comment; iterating gives the listed ones (the defaults and `--redact`), which the recording's
+   * header shows.
+   */
   readonly headers: ReadonlySet<string>;
   /** Returns the query with secret parameter values replaced (unchanged when nothing matched). */
   query(raw: string | null): string | null;
@@ -79,6 +99,20 @@ export interface Redactor {
  */
 export function isSecretQueryName(name: string): boolean {
   return classify(decodeName(name), EMPTY);
+}
+
+/**
+ * Whether a header's value is a secret: one of {@link DEFAULT_REDACTED_HEADERS}, one of `extra`
+ * (the `--redact` names), or a name the rule of the module comment calls secret. `name` is
+ * case-insensitive.
+ *
+ * @example isSecretHeaderName('x-session-token') === true; isSecretHeaderName('x-client-id') === false
+ */
+export function isSecretHeaderName(name: string, extra: readonly string[] = []): boolean {
+  const lower = name.toLowerCase();
+  if (DEFAULT_REDACTED_HEADERS.includes(lower)) return true;
+  for (const e of extra) if (e.toLowerCase() === lower) return true;
+  return !NOT_SECRET_HEADERS.has(lower) && classify(lower, EMPTY);
 }
 
 /**
@@ -117,7 +151,6 @@ export function redactPath(path: string): string {
  * @example createRedactor(['x-tenant-pin']).query('a=1&x-tenant-pin=7&client_secret=s') === 'a=1&x-tenant-pin=[redacted]&client_secret=[redacted]'
  */
 export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
-  const headers = new Set([...DEFAULT_REDACTED_HEADERS, ...extraHeaders.map((h) => h.toLowerCase())]);
   const extraNames = new Set<string>();
   for (const n of extraHeaders) {
     const lower = n.toLowerCase();
@@ -135,25 +168,50 @@ export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
     }
     return secret;
   };
+  const headers = new SecretHeaderNames([...DEFAULT_REDACTED_HEADERS, ...extraHeaders.map((h) => h.toLowerCase())], isSecret);
   return {
     headers,
     query(raw) {
       if (raw === null || raw === '') return raw;
-      let changed = false;
-      const parts = raw.split('&');
-      for (let i = 0; i < parts.length; i++) {
-        const part = parts[i] as string;
-        const eq = part.indexOf('=');
-        if (eq === -1) continue;
-        if (isSecret(part.slice(0, eq))) {
-          parts[i] = `${part.slice(0, eq)}=${REDACTED}`;
-          changed = true;
+      // One pass over the parts between `&` / `;`; the copy is built only once a value is hidden.
+      let out: string | null = null;
+      let copied = 0;
+      const n = raw.length;
+      for (let start = 0; start <= n; ) {
+        let end = start;
+        let eq = -1;
+        for (; end < n; end++) {
+          const c = raw.charCodeAt(end);
+          if (c === 38 /* & */ || c === 59 /* ; */) break;
+          if (c === 61 /* = */ && eq === -1) eq = end;
         }
+        if (eq !== -1 && isSecret(raw.slice(start, eq))) {
+          out = (out ?? '') + raw.slice(copied, eq + 1) + REDACTED;
+          copied = end;
+        }
+        start = end + 1;
       }
-      return changed ? parts.join('&') : raw;
+      return out === null ? raw : out + raw.slice(copied);
     },
     path: redactPath,
   };
+}
+
+/**
+ * The listed secret header names, whose `has` also says yes to any name the rule calls secret:
+ * `--record-headers x-access-token` is recorded as `[redacted]` without being listed in `--redact`.
+ */
+class SecretHeaderNames extends Set<string> {
+  private readonly bySecretRule: (name: string) => boolean;
+
+  constructor(listed: readonly string[], bySecretRule: (name: string) => boolean) {
+    super(listed);
+    this.bySecretRule = bySecretRule;
+  }
+
+  override has(name: string): boolean {
+    return super.has(name) || (!NOT_SECRET_HEADERS.has(name) && this.bySecretRule(name));
+  }
 }
 
 const EMPTY: ReadonlySet<string> = new Set();

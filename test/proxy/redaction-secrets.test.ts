@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createRedactor, isSecretQueryName, REDACTED, redactPath } from '../../src/record/redact.js';
+import { compileClientKey } from '../../src/proxy/client-key.js';
+import { createRedactor, DEFAULT_REDACTED_HEADERS, isSecretHeaderName, isSecretQueryName, REDACTED, redactPath } from '../../src/record/redact.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 import { rawExchange, readRecords, request, startTestProxy, startUpstream, tempDir } from '../helpers.js';
 
@@ -25,6 +26,8 @@ const SECRET_NAMES = [
   // auth, signatures, credentials
   'auth', 'oauth_signature', 'authorization', 'Authorization', 'authcode', 'sig', 'signature', 'X-Amz-Signature',
   'X-Amz-Credential', 'X-Amz-Security-Token', 'x-goog-signature', 'credential', 'credentials',
+  // bearer tokens, session ids (Express's connect.sid), MACs
+  'bearer', 'Bearer', 'sid', 'SID', 'connect.sid', 'user_sid', 'hmac', 'HMAC', 'hmac_sha256', 'X-Hmac-Signature',
   // array / nested forms, encodings
   'token[]', 'token[0]', 'code[]', 'key[]', 'user[password]', 'creds[api_key]', 'token%5B%5D', 'api%5Fkey', 'client%5fsecret',
 ];
@@ -34,7 +37,7 @@ const NORMAL_NAMES = [
   'callback', 'redirect_uri', 'state', 'scope', 'client_id', 'grant_type', 'response_type', 'code_challenge_method',
   'author', 'authors', 'author_id', 'authority', 'keyword', 'keywords', 'keys', 'monkey', 'hockey', 'design', 'signal',
   'signup', 'country_code', 'zip_code', 'promo_code', 'passenger', 'bypass', 'compass', 'page[size]', 'filter[status]',
-  'user_id', 'v', 'ts', 'utm_source',
+  'user_id', 'v', 'ts', 'utm_source', 'side', 'sidebar', 'inside', 'consider', 'residence',
 ];
 
 describe('query parameter names', () => {
@@ -77,6 +80,12 @@ describe('createRedactor().query', () => {
     expect(extra.query('refresh_token=x')).toBe('refresh_token=[redacted]');
   });
 
+  it('reads ; as a separator too, keeping each separator as written', () => {
+    expect(r.query('a=1;token=S1')).toBe('a=1;token=[redacted]');
+    expect(r.query('a=1&b=2;session=S2&page=3;sig=S3;')).toBe('a=1&b=2;session=[redacted]&page=3;sig=[redacted];');
+    expect(r.query(';;a=1')).toBe(';;a=1');
+  });
+
   it('decides the same after many distinct names have cycled through its cache', () => {
     const red = createRedactor();
     for (let i = 0; i < 3000; i++) red.query(`p${i}=1`);
@@ -84,13 +93,14 @@ describe('createRedactor().query', () => {
   });
 
   it('property: only values change, every part keeps its name, and no secret value survives', () => {
-    const nameArb = fc.oneof(fc.constantFrom(...SECRET_NAMES, ...NORMAL_NAMES), fc.string({ maxLength: 12 }).map((s) => s.replace(/[&=]/g, '')));
-    const valueArb = fc.string({ maxLength: 12 }).map((s) => s.replace(/&/g, ''));
+    const nameArb = fc.oneof(fc.constantFrom(...SECRET_NAMES, ...NORMAL_NAMES), fc.string({ maxLength: 12 }).map((s) => s.replace(/[&;=]/g, '')));
+    const valueArb = fc.string({ maxLength: 12 }).map((s) => s.replace(/[&;]/g, ''));
     fc.assert(
       fc.property(fc.array(fc.tuple(nameArb, valueArb), { minLength: 1, maxLength: 8 }), (pairs) => {
-        const raw = pairs.map(([n, v]) => `${n}=${v}`).join('&');
+        const sep = pairs.length % 2 === 0 ? '&' : ';';
+        const raw = pairs.map(([n, v]) => `${n}=${v}`).join(sep);
         const out = r.query(raw) as string;
-        const parts = out.split('&');
+        const parts = out.split(sep);
         expect(parts.length).toBe(pairs.length);
         pairs.forEach(([n, v], i) => {
           const part = parts[i] as string;
@@ -114,6 +124,48 @@ describe('createRedactor().query', () => {
         },
       ),
     );
+  });
+});
+
+describe('header names', () => {
+  it.each(['authorization', 'Cookie', 'x-api-key', 'x-access-token', 'X-Session-Token', 'x-tenant-secret', 'x-csrf-token', 'x-hmac', 'x-bearer', 'x-user-sid'])(
+    '%s is a secret',
+    (name) => {
+      expect(isSecretHeaderName(name)).toBe(true);
+      expect(createRedactor().headers.has(name.toLowerCase())).toBe(true);
+    },
+  );
+
+  it.each(['x-client-id', 'user-agent', 'accept', 'x-request-id', 'traceparent', 'idempotency-key', 'x-envoy-attempt-count'])('%s is kept', (name) => {
+    expect(isSecretHeaderName(name)).toBe(false);
+    expect(createRedactor().headers.has(name)).toBe(false);
+  });
+
+  it('adds the --redact names, and lists only the named ones for the recording header', () => {
+    expect(isSecretHeaderName('x-tenant-pin')).toBe(false);
+    expect(isSecretHeaderName('X-Tenant-Pin', ['x-tenant-pin'])).toBe(true);
+    expect(isSecretHeaderName('idempotency-key', ['Idempotency-Key'])).toBe(true);
+    const red = createRedactor(['X-Tenant-Pin']);
+    expect(red.headers.has('x-tenant-pin')).toBe(true);
+    expect([...red.headers]).toEqual([...DEFAULT_REDACTED_HEADERS, 'x-tenant-pin']);
+  });
+});
+
+describe('--client-key from a secret header', () => {
+  const hashed = /^h:[0-9a-f]{16}$/;
+
+  it.each(['authorization', 'x-session-token', 'x-tenant-secret', 'x-access-token'])('header:%s is a hash, the same for the same value', (name) => {
+    const key = compileClientKey(`header:${name}`);
+    const k = key({ [name]: 'TOPSECRET123' }, '10.0.0.1');
+    expect(k).toMatch(hashed);
+    expect(key({ [name]: 'TOPSECRET123' }, '10.0.0.2')).toBe(k);
+    expect(key({ [name]: 'OTHER' }, '10.0.0.1')).not.toBe(k);
+  });
+
+  it('hashes a header named by --redact, and keeps an ordinary header as it is', () => {
+    expect(compileClientKey('header:x-tenant-pin', ['X-Tenant-Pin'])({ 'x-tenant-pin': '4711' }, '10.0.0.1')).toMatch(hashed);
+    expect(compileClientKey('header:x-tenant-pin')({ 'x-tenant-pin': '4711' }, '10.0.0.1')).toBe('4711');
+    expect(compileClientKey('header:x-client-id')({ 'x-client-id': 'c7' }, '10.0.0.1')).toBe('c7');
   });
 });
 
@@ -159,5 +211,28 @@ describe('the recording', () => {
     );
     const bad = http.find((r) => r.outcome === 'bad-request');
     expect(bad?.path).toBe('http://[redacted]@example.com/');
+  });
+
+  it('holds no secret header value: not as a --record-headers value, not as the client key', async () => {
+    const dir = tempDir();
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const run = async (opts: { redact?: string[]; clientKey?: string; recordHeaders?: string[] }, headers: Record<string, string>, query = ''): Promise<HttpRecord> => {
+      const file = path.join(dir, `${Object.keys(headers).join('-')}.ndjson`);
+      const proxy = await startTestProxy({ target: up.url, record: file, ...opts });
+      expect((await request(`${proxy.url}/a${query}`, { headers })).status).toBe(200);
+      await proxy.close();
+      expect(fs.readFileSync(file, 'utf8')).not.toContain('LEAK');
+      return readRecords(file).find((r): r is HttpRecord => r.type === 'http') as HttpRecord;
+    };
+    const tenant = await run({ redact: ['x-tenant-secret'], clientKey: 'header:x-tenant-secret' }, { 'x-tenant-secret': 'LEAK1' });
+    expect(tenant.client).toMatch(/^h:[0-9a-f]{16}$/);
+    expect(tenant.headers).toEqual({ 'x-tenant-secret': REDACTED });
+    const session = await run({ clientKey: 'header:x-session-token' }, { 'x-session-token': 'LEAK2' });
+    expect(session.client).toMatch(/^h:[0-9a-f]{16}$/);
+    expect(session.headers).toEqual({ 'x-session-token': REDACTED });
+    const access = await run({ recordHeaders: ['x-access-token', 'x-client-id'] }, { 'x-access-token': 'LEAK3', 'x-client-id': 'c7' }, '?a=1;token=LEAK4;sid=LEAK5');
+    expect(access.headers).toEqual({ 'x-access-token': REDACTED, 'x-client-id': 'c7' });
+    expect(access.client).toBe('c7');
+    expect(access.query).toBe(`a=1;token=${REDACTED};sid=${REDACTED}`);
   });
 });

@@ -10,11 +10,16 @@
  * the target's path prefix prepended.
  *
  * Nothing a client sends can change where a request goes: the pool's origin is fixed at start.
+ *
+ * A response that does not end as it should reaches the body's taker as an abort (`failed`), never
+ * as a clean end: an upstream that breaks off mid-body, and one that resets after a body delimited
+ * only by the connection's close, which undici alone would take as the body's end (see
+ * `upstreamResetting`).
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { Target } from './target.js';
 
 /** Who receives what the upstream answers; implemented by the proxy's HTTP exchange. */
@@ -48,6 +53,39 @@ export interface UpstreamOptions {
   readonly maxSockets: number;
   /** Send the client's Host header instead of the target's. */
   readonly preserveHost: boolean;
+}
+
+/**
+ * True while an upstream socket emits ECONNRESET. undici takes a reset that comes while a body
+ * delimited only by the connection's close is arriving as the body's end (macOS sends a reset after
+ * a full body, its comment says) and completes the response from its own 'error' listener,
+ * synchronously. A handler is never told which socket it is on, so every socket gets a listener
+ * before undici's (set) and one after it (clear): `onComplete` runs between the two exactly when
+ * a reset ended the body, and nothing else runs there.
+ */
+let upstreamResetting = false;
+
+function noteResetStart(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ECONNRESET') return;
+  upstreamResetting = true;
+  // Should a listener in between throw, the clear below never runs: this one does.
+  queueMicrotask(noteResetEnd);
+}
+
+function noteResetEnd(): void {
+  upstreamResetting = false;
+}
+
+/** undici's connector, with the reset listeners above around undici's own on every socket it makes. */
+function connectorNotingResets(opts: buildConnector.BuildOptions): buildConnector.connector {
+  const connect = buildConnector(opts);
+  return (options, callback) =>
+    connect(options, (...args) => {
+      const socket = args[1];
+      socket?.on('error', noteResetStart);
+      callback(...args); // undici adds its listeners now, synchronously
+      socket?.on('error', noteResetEnd);
+    });
 }
 
 /** Request headers that describe the client's connection, not the message (RFC 9110 §7.6.1). */
@@ -229,6 +267,11 @@ export class UpstreamCall {
 
   onComplete(trailers: Buffer[] | string[] | null): void {
     if (this.aborted) return;
+    if (upstreamResetting) {
+      // A reset, not a close, ended a body delimited by the connection's close: it may be cut short.
+      this.onError(Object.assign(new Error('the upstream reset the connection in the middle of the body'), { code: 'ECONNRESET' }));
+      return;
+    }
     if (trailers !== null && trailers.length > 0) {
       const t: string[] = new Array<string>(trailers.length);
       for (let i = 0; i < trailers.length; i++) t[i] = latin1(trailers[i]!);
@@ -302,7 +345,7 @@ export class UpstreamPool {
       // after that a body may legitimately idle (server-sent events, long polls).
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: target.protocol === 'https:' ? { rejectUnauthorized: opts.verifyTls } : {},
+      connect: connectorNotingResets(target.protocol === 'https:' ? { rejectUnauthorized: opts.verifyTls } : {}),
     });
     // A connection error with nothing in flight must not become an unhandled 'error'.
     this.pool.on('connectionError', noop);

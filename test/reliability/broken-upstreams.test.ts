@@ -8,6 +8,8 @@ import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { onCleanup, readRecords, request, startTestProxy, tempDir } from '../helpers.js';
 import type { HttpRecord } from '../../src/record/schema.js';
+import { UpstreamPool, type BodySink, type UpstreamCall, type UpstreamSink } from '../../src/upstream/pool.js';
+import { parseTarget } from '../../src/upstream/target.js';
 
 async function rawUpstream(onSocket: (s: net.Socket) => void): Promise<string> {
   const server = net.createServer((s) => {
@@ -80,5 +82,83 @@ describe('broken upstreams', () => {
     // Every exchange the clients saw is recorded exactly once.
     expect(recs.length).toBe(statuses.length);
     expect(recs.filter((x) => x.status === 200 && x.outcome === null).length).toBe(statuses.filter((s) => s === 200).length);
+  });
+});
+
+/**
+ * The upstream leg on its own (src/upstream/pool.ts), behind a minimal front server that does what
+ * the proxy's exchange does with a body: chunks to the client, the end as the end, an abort as a
+ * reset. What the leg reports is what the exchange records.
+ */
+async function poolFront(target: string): Promise<{ url: string; port: number; seen: Array<{ how: 'end' | 'abort' | 'error'; ms: number; call: UpstreamCall | null }> }> {
+  const pool = new UpstreamPool(parseTarget(target), { verifyTls: true, maxSockets: 4, preserveHost: false });
+  const seen: Array<{ how: 'end' | 'abort' | 'error'; ms: number; call: UpstreamCall | null }> = [];
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, expecting: boolean): void => {
+    const start = Date.now();
+    let call: UpstreamCall | null = null;
+    const sink: UpstreamSink & BodySink = {
+      onUpstreamResponse(c) {
+        res.writeHead(c.statusCode, c.headers['content-length'] === undefined ? {} : { 'content-length': c.headers['content-length'] });
+        res.flushHeaders();
+        c.sendTo(sink, res);
+      },
+      onUpstreamError() {
+        seen.push({ how: 'error', ms: Date.now() - start, call });
+        res.writeHead(502).end();
+      },
+      onUpstreamData: (chunk) => res.write(chunk),
+      onUpstreamEnd() {
+        seen.push({ how: 'end', ms: Date.now() - start, call });
+        res.end();
+      },
+      onUpstreamAbort() {
+        seen.push({ how: 'abort', ms: Date.now() - start, call });
+        res.socket?.resetAndDestroy();
+      },
+    };
+    call = expecting ? pool.sendExpecting(req, '127.0.0.1', sink) : pool.send(req, '127.0.0.1', false, sink);
+    res.on('close', () => call?.abort());
+  };
+  const server = http.createServer((req, res) => forward(req, res, false));
+  server.on('checkContinue', (req, res) => forward(req, res, true));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  onCleanup(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await pool.destroy();
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, port, seen };
+}
+
+/** What a raw client gets: the bytes, and whether the connection ended with a reset. */
+function rawGet(port: number, head: string, waitMs: number): Promise<{ data: string; reset: boolean; ended: boolean }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(head));
+    let data = '';
+    let reset = false;
+    let ended = false;
+    s.on('data', (c: Buffer) => (data += c.toString('latin1')));
+    s.on('end', () => (ended = true));
+    s.on('error', (e: NodeJS.ErrnoException) => (reset = e.code === 'ECONNRESET'));
+    const t = setTimeout(() => s.destroy(), waitMs);
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve({ data, reset, ended });
+    });
+  });
+}
+
+describe('broken upstreams: a body that does not end as it should', () => {
+  it('a body delimited by the connection that ends in a reset is not taken as complete', async () => {
+    const target = await rawUpstream((s) => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n' + 'z'.repeat(100));
+      setTimeout(() => s.resetAndDestroy(), 100);
+    });
+    const front = await poolFront(target);
+    const got = await rawGet(front.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 3000);
+    expect(got.reset).toBe(true);
+    expect(front.seen.map((e) => e.how)).toEqual(['abort']);
+    expect(front.seen[0]?.call).toMatchObject({ failed: true, complete: false });
   });
 });

@@ -12,9 +12,9 @@
  * Nothing a client sends can change where a request goes: the pool's origin is fixed at start.
  *
  * A response that does not end as it should reaches the body's taker as an abort (`failed`), never
- * as a clean end: an upstream that breaks off mid-body, and one that resets after a body delimited
- * only by the connection's close, which undici alone would take as the body's end (see
- * `upstreamResetting`).
+ * as a clean end: an upstream that breaks off mid-body, one that goes silent mid-body for the idle
+ * limit (`timedOut`), and one that resets after a body delimited only by the connection's close,
+ * which undici alone would take as the body's end (see `upstreamResetting`).
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -53,7 +53,16 @@ export interface UpstreamOptions {
   readonly maxSockets: number;
   /** Send the client's Host header instead of the target's. */
   readonly preserveHost: boolean;
+  /**
+   * How long (ms) a response body may go without a byte once its head arrived (`--upstream-timeout`);
+   * then the body fails with `timedOut`. Waiting on a slow client (backpressure) does not count.
+   * 0 or absent: no limit.
+   */
+  readonly bodyTimeoutMs?: number;
 }
+
+/** The code of the error a body that went silent fails with (undici's own, for both legs). */
+const BODY_TIMEOUT = 'UND_ERR_BODY_TIMEOUT';
 
 /**
  * True while an upstream socket emits ECONNRESET. undici takes a reset that comes while a body
@@ -160,6 +169,8 @@ export class UpstreamCall {
   complete = false;
   /** True when the upstream broke off after the head (before anyone took the body, too). */
   failed = false;
+  /** True when it failed because the body went silent for the idle limit (`failed` is true too). */
+  timedOut = false;
 
   constructor(sink: UpstreamSink) {
     this.sink = sink;
@@ -294,6 +305,7 @@ export class UpstreamCall {
       // Mid-body: the response ends incomplete.
       const wasAborted = this.aborted;
       this.aborted = true;
+      if (!this.failed && (err as { code?: string }).code === BODY_TIMEOUT) this.timedOut = true;
       this.failed = true;
       if (this.mode === Mode.Direct) {
         if (!wasAborted) (this.direct as BodySink).onUpstreamAbort();
@@ -330,6 +342,7 @@ export class UpstreamPool {
   private readonly preserveHost: boolean;
   private readonly verifyTls: boolean;
   private readonly maxSockets: number;
+  private readonly bodyTimeoutMs: number;
   /** For `Expect: 100-continue` requests only (see `sendExpecting`); made on first use. */
   private expectAgent: http.Agent | null = null;
 
@@ -338,13 +351,16 @@ export class UpstreamPool {
     this.preserveHost = opts.preserveHost;
     this.verifyTls = opts.verifyTls;
     this.maxSockets = opts.maxSockets;
+    this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 0;
     this.pool = new Pool(target.url.origin, {
       connections: opts.maxSockets,
       pipelining: 1,
-      // aftershock runs its own upstream timeout (--upstream-timeout) until the head arrives;
-      // after that a body may legitimately idle (server-sent events, long polls).
+      // aftershock runs its own upstream timeout (--upstream-timeout) until the head arrives.
       headersTimeout: 0,
-      bodyTimeout: 0,
+      // After it, undici's idle timer per connection: no byte of the body for that long (while
+      // nobody is waiting on the client) fails the body. A stream that idles longer between events
+      // (server-sent events without keep-alive comments) needs a longer --upstream-timeout.
+      bodyTimeout: this.bodyTimeoutMs,
       connect: connectorNotingResets(target.protocol === 'https:' ? { rejectUnauthorized: opts.verifyTls } : {}),
     });
     // A connection error with nothing in flight must not become an unhandled 'error'.
@@ -405,8 +421,23 @@ export class UpstreamPool {
     creq.on('continue', () => sink.onUpstreamContinue?.());
     creq.on('error', (err: Error) => call.onError(err));
     creq.on('response', (res: IncomingMessage) => {
+      // The body's idle limit, as undici keeps it for the pooled leg: restarted by every chunk,
+      // not spent while the client holds the body back (the response is paused then).
+      let idle: NodeJS.Timeout | null = null;
+      if (this.bodyTimeoutMs > 0) {
+        idle = setTimeout(() => {
+          if (res.isPaused()) {
+            idle?.refresh();
+            return;
+          }
+          call.onError(Object.assign(new Error(`the upstream sent no body byte for ${this.bodyTimeoutMs} ms`), { code: BODY_TIMEOUT }));
+          creq.destroy();
+        }, this.bodyTimeoutMs);
+        idle.unref();
+      }
       res.on('error', (err: Error) => call.onError(err));
       res.on('close', () => {
+        if (idle !== null) clearTimeout(idle);
         if (!res.complete) call.onError(Object.assign(new Error('the upstream broke off the response'), { code: 'ECONNRESET' }));
       });
       if (!call.onHeaders(res.statusCode ?? 0, res.rawHeaders as unknown as Buffer[], () => res.resume(), res.statusMessage ?? '')) {
@@ -414,6 +445,7 @@ export class UpstreamPool {
         return;
       }
       res.on('data', (chunk: Buffer) => {
+        idle?.refresh();
         if (!call.onData(chunk)) res.pause();
       });
       res.on('end', () => call.onComplete(res.rawTrailers));

@@ -90,8 +90,8 @@ describe('broken upstreams', () => {
  * the proxy's exchange does with a body: chunks to the client, the end as the end, an abort as a
  * reset. What the leg reports is what the exchange records.
  */
-async function poolFront(target: string): Promise<{ url: string; port: number; seen: Array<{ how: 'end' | 'abort' | 'error'; ms: number; call: UpstreamCall | null }> }> {
-  const pool = new UpstreamPool(parseTarget(target), { verifyTls: true, maxSockets: 4, preserveHost: false });
+async function poolFront(target: string, bodyTimeoutMs: number): Promise<{ url: string; port: number; seen: Array<{ how: 'end' | 'abort' | 'error'; ms: number; call: UpstreamCall | null }> }> {
+  const pool = new UpstreamPool(parseTarget(target), { verifyTls: true, maxSockets: 4, preserveHost: false, bodyTimeoutMs });
   const seen: Array<{ how: 'end' | 'abort' | 'error'; ms: number; call: UpstreamCall | null }> = [];
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, expecting: boolean): void => {
     const start = Date.now();
@@ -150,15 +150,60 @@ function rawGet(port: number, head: string, waitMs: number): Promise<{ data: str
 }
 
 describe('broken upstreams: a body that does not end as it should', () => {
+  const STALL = 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc';
+
+  it.each([
+    ['a pooled request', 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['an Expect: 100-continue request', 'POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n'],
+  ])('%s: no body byte for the idle limit fails the body as timed out, and the client is reset', async (_name, head) => {
+    const target = await rawUpstream((s) => s.write(STALL));
+    const front = await poolFront(target, 400);
+    const got = await rawGet(front.port, head, 4000);
+    expect(got.data).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nabc$/);
+    expect(got.reset).toBe(true);
+    expect(front.seen).toHaveLength(1);
+    const [ev] = front.seen;
+    expect(ev?.how).toBe('abort');
+    expect(ev?.call).toMatchObject({ failed: true, timedOut: true, complete: false });
+    // 400 ms after the last byte, with room for a loaded machine
+    expect(ev?.ms).toBeGreaterThanOrEqual(350);
+    expect(ev?.ms).toBeLessThan(2000);
+  });
+
+  it('a client that holds the body back (backpressure) longer than the idle limit is not the upstream going silent', async () => {
+    const body = Buffer.alloc(4 * 1024 * 1024, 120);
+    const target = await rawUpstream((s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      s.end(body);
+    });
+    const front = await poolFront(target, 200);
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = http.get(`${front.url}/big`, (res) => {
+        res.pause();
+        setTimeout(() => {
+          let n = 0;
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+          res.resume();
+        }, 800);
+      });
+      req.on('error', reject);
+    });
+    expect(received).toBe(body.length);
+    expect(front.seen.map((e) => e.how)).toEqual(['end']);
+    expect(front.seen[0]?.call).toMatchObject({ complete: true, failed: false, timedOut: false });
+  });
+
   it('a body delimited by the connection that ends in a reset is not taken as complete', async () => {
     const target = await rawUpstream((s) => {
       s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n' + 'z'.repeat(100));
       setTimeout(() => s.resetAndDestroy(), 100);
     });
-    const front = await poolFront(target);
+    const front = await poolFront(target, 0);
     const got = await rawGet(front.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 3000);
     expect(got.reset).toBe(true);
     expect(front.seen.map((e) => e.how)).toEqual(['abort']);
-    expect(front.seen[0]?.call).toMatchObject({ failed: true, complete: false });
+    expect(front.seen[0]?.call).toMatchObject({ failed: true, timedOut: false, complete: false });
   });
 });

@@ -484,7 +484,8 @@ export function buildReport(input: ReportInput): Report {
     const nextStart = episodes.find((o) => o.start > e.end)?.start ?? Number.POSITIVE_INFINITY;
     const afterTo = Math.floor(Math.min(e.end + R.afterWindowSeconds * 1000, nextStart - 1) / binMs);
     const after = to + 1 <= afterTo ? binsInRange(agg.bins, to + 1, afterTo) : null;
-    const stopAt = Math.min(lastKey, Math.floor((nextStart - 1) / binMs));
+    // Up to the last whole bin before the next episode: the bin it starts in holds its own retries.
+    const stopAt = Math.min(lastKey, Number.isFinite(nextStart) ? Math.floor(nextStart / binMs) - 1 : lastKey);
     // Recovery is the end of the amplified traffic, not the arrival of the next request: quiet
     // seconds are not amplification. With no amplified window at all, load was back at once (0 s),
     // however long the next request took to come. Amplified windows followed by a full rolling
@@ -506,6 +507,9 @@ export function buildReport(input: ReportInput): Report {
     if (recoverySeconds === null && lastAmplified !== null && stopAt - lastAmplified >= R.recoveryRollingBins) {
       recoverySeconds = round(Math.max(0, ((lastAmplified + 1) * binMs - e.end) / 1000), 1);
     }
+    // Nothing at all came after the episode, but the data goes on (quiet for a whole rolling
+    // window): nothing was amplified, so load was back at once.
+    if (recoverySeconds === null && lastAmplified === null && stopAt - to >= R.recoveryRollingBins) recoverySeconds = 0;
     const a: Aftermath = {
       end: e.end,
       rules: e.rules,
@@ -515,7 +519,7 @@ export function buildReport(input: ReportInput): Report {
       spikeOffered: agg.bins.get(to + 1)?.offered ?? 0,
     };
     if (recoverySeconds === null) {
-      a.recoveryNote = !sawTraffic ? 'no traffic after the window' : stopAt < lastKey ? 'another fault window began first' : 'the data ended first';
+      a.recoveryNote = stopAt < lastKey ? 'another fault window began first' : !sawTraffic ? 'no traffic after the window' : 'the data ended first';
     }
     aftermaths.set(e.start, a);
     return a;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { analyzeFiles, createAnalyzer, type Report } from '../../src/analysis/index.js';
+import { analyzeFiles, createAnalyzer, evaluateGates, formatReport, parseGate, type Report } from '../../src/analysis/index.js';
 import { Recorder } from '../../src/record/recorder.js';
 import type { AnyRecord, HttpRecord, WsRecord } from '../../src/record/schema.js';
 import { T0, header } from '../fixtures/make-fixtures.js';
@@ -338,6 +338,25 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     const r = run(byEnd(rs));
     expect(code(r, 'sustained-amplification')).toHaveLength(1);
     expect(r.verdict).toBe('retry-storm');
+  });
+
+  it('two short incidents with quiet between: the first recovered (its aftermath stops before the second), and a window with nothing after it is n/a, not never', () => {
+    const rs: HttpRecord[] = [];
+    for (const base of [T0 + 3400, T0 + 12_400]) {
+      for (let i = 0; i < 4; i++) rs.push(http({ ts: base + i * 5, method: 'POST', path: '/api/orders/1', bodyHash: 'sha256:ab:1', retryAfter: 1, ...injected('api-503') }));
+      for (let i = 0; i < 3; i++) rs.push(http({ ts: base + 40 + i * 5, path: `/users/${i}` }));
+    }
+    const r = run(byEnd(rs));
+    expect(r.faultWindows).toHaveLength(2);
+    const [first, second] = r.faultWindows;
+    expect(first?.recoverySeconds).not.toBeNull();
+    expect(first?.recoverySeconds as number).toBeLessThan(5);
+    // The data ends right after the second: nothing to tell, and no gate counts it as never.
+    expect(second?.recoverySeconds).toBeNull();
+    expect(second?.recoveryNote).toBe('no traffic after the window');
+    expect(formatReport(r, 'text')).toContain('n/a (no traffic after the window)');
+    expect(evaluateGates(r, parseGate('recoverySeconds>5'))).toEqual([]);
+    expect(code(r, 'sustained-amplification')).toEqual([]);
   });
 
   it('one outage seen through sparse traffic is one fault window, not a row of slivers', () => {

@@ -67,3 +67,13 @@ export function stripControls(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001F\u007F-\u009F]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
+
+/**
+ * How a fault window's recovery reads in every format: seconds, "never" only when amplified
+ * traffic was still arriving when the data ended, else "n/a" with the reason it cannot be told.
+ */
+export function recoveryText(w: { recoverySeconds: number | null; recoveryNote?: string }, unit: string): string {
+  if (w.recoverySeconds !== null) return `${w.recoverySeconds}${unit}`;
+  const note = w.recoveryNote ?? 'unknown';
+  return note === 'the data ended first' ? `never (${note})` : `n/a (${note})`;
+}

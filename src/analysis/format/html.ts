@@ -5,7 +5,7 @@
  * goes through `escapeHtml`, so a hostile User-Agent or path renders as text.
  */
 import type { Report, TimelineBin } from '../types.js';
-import { escapeHtml as h } from './escape.js';
+import { escapeHtml as h, recoveryText } from './escape.js';
 
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -204,7 +204,7 @@ export function formatHtml(report: Report, rows = 50): string {
     o.push('<h2>Fault windows</h2><table><thead><tr><th>rule</th><th>at</th><th>duration</th><th>amplification</th><th>retries</th><th>herd</th><th>recovery spike</th><th>recovered after</th></tr></thead><tbody>');
     for (const w of report.faultWindows.slice(0, rows)) {
       o.push(
-        `<tr><td>${h(w.rule)}</td><td class="n">+${n((w.start - origin) / 1000, 1)} s</td><td class="n">${n(w.durationSeconds, 1)} s</td><td class="n">${n(w.amplification)}</td><td class="n">${w.retries}</td><td>${w.herd.detected ? '<b>herd</b>' : 'no'}</td><td class="n">${n(w.recoverySpike.ratio)}×</td><td>${h(w.recoverySeconds === null ? `never (${w.recoveryNote ?? 'n/a'})` : `${w.recoverySeconds} s`)}</td></tr>`,
+        `<tr><td>${h(w.rule)}</td><td class="n">+${n((w.start - origin) / 1000, 1)} s</td><td class="n">${n(w.durationSeconds, 1)} s</td><td class="n">${n(w.amplification)}</td><td class="n">${w.retries}</td><td>${w.herd.detected ? '<b>herd</b>' : 'no'}</td><td class="n">${n(w.recoverySpike.ratio)}×</td><td>${h(recoveryText(w, ' s'))}</td></tr>`,
       );
     }
     o.push('</tbody></table>');

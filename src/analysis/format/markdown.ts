@@ -3,7 +3,7 @@
  * table, the worst clients, and confidence and limits folded away in a <details>.
  */
 import type { Report } from '../types.js';
-import { escapeMarkdown as md } from './escape.js';
+import { escapeMarkdown as md, recoveryText } from './escape.js';
 
 function n(x: number | null, digits = 2): string {
   if (x === null || !Number.isFinite(x)) return 'n/a';
@@ -69,7 +69,7 @@ export function formatMarkdown(report: Report, rows = 10): string {
     out.push(row(['rule', 'at', 'duration', 'amplification', 'retries', 'herd', 'recovery']));
     out.push(row(['---', '---:', '---:', '---:', '---:', '---', '---']));
     for (const w of report.faultWindows.slice(0, rows)) {
-      out.push(row([md(w.rule), `+${n((w.start - origin) / 1000, 1)} s`, `${n(w.durationSeconds, 1)} s`, n(w.amplification), String(w.retries), w.herd.detected ? '**herd**' : 'no', w.recoverySeconds === null ? `never (${md(w.recoveryNote ?? 'n/a')})` : `${w.recoverySeconds} s`]));
+      out.push(row([md(w.rule), `+${n((w.start - origin) / 1000, 1)} s`, `${n(w.durationSeconds, 1)} s`, n(w.amplification), String(w.retries), w.herd.detected ? '**herd**' : 'no', md(recoveryText(w, ' s'))]));
     }
     out.push('');
   }

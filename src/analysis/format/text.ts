@@ -4,7 +4,7 @@
  * (the CLI asks on a TTY unless NO_COLOR is set).
  */
 import type { Report, Severity } from '../types.js';
-import { stripControls } from './escape.js';
+import { recoveryText, stripControls } from './escape.js';
 
 export interface TextOptions {
   color?: boolean;
@@ -153,7 +153,7 @@ export function formatText(report: Report, options: TextOptions = {}): string {
           num(w.amplification),
           String(w.retries),
           w.herd.detected ? 'HERD' : 'no',
-          w.recoverySeconds === null ? `never (${w.recoveryNote ?? 'n/a'})` : `${w.recoverySeconds}s`,
+          recoveryText(w, 's'),
         ]),
         [22, 8, 8, 13, 7, 4, 40],
         [false, true, true, true, true, false, false],

@@ -29,6 +29,7 @@ interface RunFlags {
   seed?: string;
   session?: string;
   upstreamTimeout: string;
+  upstreamIdleTimeout: string;
   drainTimeout: string;
   insecure?: boolean;
   hostHeader?: 'target' | 'preserve';
@@ -69,7 +70,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--client-key <spec>', 'header:<name> | ip | ip+ua | auto', 'AFTERSHOCK_CLIENT_KEY').default('auto'))
     .addOption(opt('--seed <n>', 'seed for every random choice (overrides the profile)', 'AFTERSHOCK_SEED'))
     .addOption(opt('--session <name>', 'name of this session, written into the recording', 'AFTERSHOCK_SESSION'))
-    .addOption(opt('--upstream-timeout <duration>', 'answer 504 when the upstream is silent this long', 'AFTERSHOCK_UPSTREAM_TIMEOUT').default('30s'))
+    .addOption(opt('--upstream-timeout <duration>', 'answer 504 when the upstream is silent this long (counted from the end of the request body)', 'AFTERSHOCK_UPSTREAM_TIMEOUT').default('30s'))
+    .addOption(opt('--upstream-idle-timeout <duration>', 'reset the client when a response body the upstream began goes this long without a byte (streams: keep it above their heartbeat)', 'AFTERSHOCK_UPSTREAM_IDLE_TIMEOUT').default('5m'))
     .addOption(opt('--drain-timeout <duration>', 'time in-flight exchanges get at shutdown', 'AFTERSHOCK_DRAIN_TIMEOUT').default('10s'))
     .addOption(opt('-k, --insecure', 'accept self-signed upstream certificates', 'AFTERSHOCK_INSECURE'))
     .addOption(opt('--host-header <mode>', 'target: send the target host; preserve: the client\'s', 'AFTERSHOCK_HOST_HEADER').choices(['target', 'preserve']))
@@ -272,6 +274,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
     redact: list(flags.redact),
     clientKey: flags.clientKey,
     upstreamTimeout: flags.upstreamTimeout,
+    upstreamIdleTimeout: flags.upstreamIdleTimeout,
     drainTimeout: flags.drainTimeout,
     headersTimeout: flags.headersTimeout,
     maxConnections: positiveInt('--max-connections', flags.maxConnections),

@@ -45,8 +45,14 @@ export interface ProxyOptions {
   seed?: number;
   /** A name for this session, written into the recording's header. */
   session?: string;
-  /** Time to wait for the upstream's response head; default 30 s. */
+  /** Time to wait for the upstream's response head, from the end of the request body; default 30 s. */
   upstreamTimeout?: number | string;
+  /**
+   * Longest silence inside a response body the upstream began before the client's response is
+   * reset (`outcome: timeout`); default 5 min, as Envoy's stream idle timeout, so server-sent
+   * events and long polls with sparse heartbeats are not cut.
+   */
+  upstreamIdleTimeout?: number | string;
   /** Time in-flight exchanges get to finish at shutdown; default 10 s. */
   drainTimeout?: number | string;
   /** Accept self-signed upstream certificates. */

@@ -248,9 +248,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private writeResponse(proxyRes: UpstreamCall, transforms: Transform[] | null): void {
     const res = this.res;
     if (proxyRes.failed) {
-      // The upstream broke off while a response fault held the head: nothing was sent yet.
-      this.error = 'upstream-reset';
-      this.outcome = 'reset';
+      // The upstream broke off (or went silent) while a response fault held the head: nothing was sent yet.
+      this.failMidBody(proxyRes);
       this.resetNow();
       return;
     }
@@ -372,10 +371,20 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   onProxyResClose(): void {
     const pr = this.proxyRes;
     if (pr !== null && !pr.complete && !this.closedUp && !this.resetOnEnd) {
-      // The upstream broke off mid-response: never turn that into a silently truncated 200.
+      // The upstream broke off (or went silent) mid-response: never turn that into a silently truncated 200.
+      this.failMidBody(pr);
+      this.resetSoon();
+    }
+  }
+
+  /** Why a response body the upstream began did not end: silent for --upstream-timeout, or broken off. */
+  private failMidBody(pr: UpstreamCall): void {
+    if (pr.timedOut) {
+      this.error = 'upstream-timeout';
+      this.outcome = 'timeout';
+    } else {
       this.error = 'upstream-reset';
       this.outcome = 'reset';
-      this.resetSoon();
     }
   }
 

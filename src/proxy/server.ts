@@ -66,9 +66,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   if (!(upstreamTimeoutMs > 0)) {
     throw new AftershockError('ERR_BAD_OPTION', `--upstream-timeout ${JSON.stringify(options.upstreamTimeout)}: must be longer than 0 (it is how long the upstream may take to answer)`);
   }
+  const upstreamIdleTimeoutMs = parseDurationOption('--upstream-idle-timeout', options.upstreamIdleTimeout ?? 300_000);
+  if (!(upstreamIdleTimeoutMs > 0)) {
+    throw new AftershockError('ERR_BAD_OPTION', `--upstream-idle-timeout ${JSON.stringify(options.upstreamIdleTimeout)}: must be longer than 0`);
+  }
   const drainTimeoutMs = parseDurationOption('--drain-timeout', options.drainTimeout ?? 10_000);
   const clientKeySpec = options.clientKey ?? DEFAULT_CLIENT_KEY;
-  const clientKey = compileClientKey(clientKeySpec);
+  const clientKey = compileClientKey(clientKeySpec, options.redact ?? []);
   const redactor = createRedactor(options.redact ?? []);
   const recordHeaders = (options.recordHeaders ?? []).map((h) => h.toLowerCase());
   // With --client-key header:<name> the header is recorded too (redacted when secret), so an
@@ -129,6 +133,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       recorderHealthy = true;
       log.warn({ path: options.record }, 'recording recovered');
     },
+    onWarning: (message) => log.warn({ path: options.record }, message),
   });
   const analyzer = options.liveAnalysis === false ? null : createAnalyzer(options.clientKey?.startsWith('header:') ? { clientKeyHeader: options.clientKey.slice(7) } : {});
   if (analyzer !== null) {
@@ -150,6 +155,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     verifyTls: options.insecure !== true,
     maxSockets: options.upstreamSockets ?? 512,
     preserveHost: options.hostHeader === 'preserve',
+    bodyTimeoutMs: upstreamIdleTimeoutMs,
   });
 
   let listenAddr = listen;

@@ -539,6 +539,24 @@ describe('upstream leg: framing', () => {
 });
 
 describe('upstream leg: timeouts, keep-alive and aborts', () => {
+  it('an upstream that goes silent mid-body for --upstream-idle-timeout: the client is reset (never a clean short 200), one record timeout / upstream-timeout', async () => {
+    const up = await rawUpstream((_h, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc'));
+    const p = await recordingProxy({ target: up.url, upstreamIdleTimeout: '300ms' });
+    const started = Date.now();
+    const got = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 4000 });
+    const took = Date.now() - started;
+    expect(got.data).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nabc$/);
+    expect(got.error?.code).toBe('ECONNRESET');
+    // undici's body timer ticks at about 500 ms: 300 ms of silence ends it within about a second
+    expect(took).toBeGreaterThanOrEqual(250);
+    expect(took).toBeLessThan(2500);
+    const rec = await waitFor(() => p.records()[0], 2000);
+    await sleep(100);
+    expect(p.records()).toHaveLength(1);
+    expect(rec).toMatchObject({ status: 200, outcome: 'timeout', error: 'upstream-timeout', bytesOut: 3 });
+    expect(p.proxy.stats().inFlight).toBe(0);
+  });
+
   it('after a 504 the timed-out upstream connection is closed and the next request succeeds on a new one', async () => {
     let n = 0;
     const closed: number[] = [];

@@ -67,6 +67,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private ac: AbortController | null = null;
   private doneFns: Array<() => void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** While the request body streams to the upstream: fires when the client sends nothing for --upstream-timeout. */
+  private bodyTimer: NodeJS.Timeout | null = null;
   private hasher: BodyHasher | null = null;
   private bodyEnded = false;
   /** The request to the upstream, from the forward on. */
@@ -161,10 +163,41 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (hasBody) this.watchBody();
     // The upstream's time to answer counts from the end of the request body (as Envoy's route
     // timeout does): an upload slower than --upstream-timeout is not the upstream being late.
+    // A client that stops sending its body must not hold the exchange and an upstream socket for
+    // ever: no byte for --upstream-timeout answers 408 (the wait is the client's, not the upstream's).
     if (!hasBody || this.bodyEnded || this.req.complete) this.startUpstreamTimer();
-    else this.req.once('end', () => this.startUpstreamTimer());
+    else {
+      this.req.once('end', () => {
+        this.clearBodyTimer();
+        this.startUpstreamTimer();
+      });
+      // With Expect: 100-continue the upstream speaks first (100 Continue or its answer).
+      if (this.expectContinue) this.startUpstreamTimer();
+      else this.startBodyTimer();
+    }
     // `Expect: 100-continue` is passed through: the upstream says whether the body may come.
     this.proxyReq = this.expectContinue ? this.core.upstream.sendExpecting(this.req, this.ip, this) : this.core.upstream.send(this.req, this.ip, hasBody, this);
+  }
+
+  private startBodyTimer(): void {
+    if (this.bodyTimer === null && !this.req.complete) this.bodyTimer = setTimeout(requestBodyTimeout, this.core.upstreamTimeoutMs, this);
+  }
+
+  private clearBodyTimer(): void {
+    if (this.bodyTimer !== null) {
+      clearTimeout(this.bodyTimer);
+      this.bodyTimer = null;
+    }
+  }
+
+  onRequestBodyTimeout(): void {
+    this.bodyTimer = null;
+    if (this.closedUp || this.res.headersSent || this.req.complete) return;
+    this.outcome = 'timeout';
+    this.error = 'request-timeout';
+    this.proxyReq?.abort();
+    this.res.shouldKeepAlive = false; // the rest of the body will never be read
+    this.sendProxyError(408, 'request-timeout', `the client sent no byte of its request body for ${this.core.upstreamTimeoutMs} ms`);
   }
 
   private startUpstreamTimer(): void {
@@ -174,6 +207,14 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   /** UpstreamSink: the upstream's `100 Continue`, passed on to the client. */
   onUpstreamContinue(): void {
+    // The upstream said go on: now the client owes its body (unless it sent it already).
+    if (!this.req.complete && !this.bodyEnded) {
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
+      this.startBodyTimer();
+    }
     if (!this.closedUp && !this.res.headersSent) this.res.writeContinue();
   }
 
@@ -464,7 +505,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (this.hasher !== null || !this.hasBody()) return;
     const h = new BodyHasher();
     this.hasher = h;
-    this.req.on('data', (c: Buffer) => h.update(c));
+    this.req.on('data', (c: Buffer) => {
+      h.update(c);
+      this.bodyTimer?.refresh();
+    });
     this.req.pause();
     this.req.once('end', () => {
       this.bodyEnded = true;
@@ -651,6 +695,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const core = this.core;
     const end = core.now();
     if (this.timer !== null) clearTimeout(this.timer);
+    this.clearBodyTimer();
     if (!this.res.writableFinished && this.outcome === null) {
       this.outcome = 'client-abort';
     }
@@ -724,6 +769,10 @@ function resClose(this: Tagged<ServerResponse>): void {
 
 function upstreamTimeout(ex: HttpExchange): void {
   ex.onUpstreamTimeout();
+}
+
+function requestBodyTimeout(ex: HttpExchange): void {
+  ex.onRequestBodyTimeout();
 }
 
 function flushHead(ex: HttpExchange): void {

@@ -227,6 +227,26 @@ describe('request targets and Host', () => {
     expect(silent.at - silent.bodyDoneAt).toBeGreaterThanOrEqual(500);
   });
 
+  it('a client that stops sending its body does not hold the exchange for ever: 408 after --upstream-timeout without a byte, recorded as a timeout', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'stall.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file, upstreamTimeout: '500ms' });
+    const t0 = Date.now();
+    const res = await rawExchange(Number(new URL(proxy.url).port), 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789', { timeoutMs: 4000 });
+    expect(res.data.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+    expect(res.data).toContain('x-aftershock-error: request-timeout');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http');
+    expect(rec).toMatchObject({ status: 408, outcome: 'timeout', error: 'request-timeout' });
+  });
+
   it('an HTTP/1.0 client gets the answer of an upstream that announces trailers (not a 500)', async () => {
     const up = await startUpstream((_req, res) => {
       res.writeHead(200, { trailer: 'x-checksum', 'content-type': 'text/plain' });

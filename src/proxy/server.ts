@@ -26,6 +26,9 @@ import { silentLogger } from '../log.js';
 import { compileClientKey, DEFAULT_CLIENT_KEY } from './client-key.js';
 import type { InFlight, ProxyCore } from './core.js';
 import { HttpExchange, kActive, kConnId, kExchange } from './http-exchange.js';
+
+/** Marks a connection the proxy answered with a refusal (and `connection: close`). */
+const kRefused = Symbol('aftershock.refused');
 import { WsExchange, type WsServers } from './ws-exchange.js';
 import { parseDurationOption } from './duration.js';
 import { remoteIp } from './util.js';
@@ -218,6 +221,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   /** Set when shutdown begins: answers sent from then on close their connection. */
   let draining = false;
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
+    // A request pipelined behind one the proxy refused: that answer closes the connection, so this
+    // one is neither forwarded nor answered (the client sends it again on a new connection).
+    if ((req.socket as Socket & { [kRefused]?: true })[kRefused] === true) return;
     const url = req.url ?? '';
     if (url.charCodeAt(0) !== 47 /* '/' */) {
       if (url === '*') refuse(req, res, 400, 'asterisk-form-refused', 'OPTIONS * asks about the server as a whole; aftershock forwards origin-form request targets only (send OPTIONS /path)');
@@ -236,6 +242,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     ex.start();
   };
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void => {
+    (req.socket as Socket & { [kRefused]?: true })[kRefused] = true;
     const body = JSON.stringify({ error: code, message });
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-aftershock-error': code, connection: 'close' });
     res.end(body);

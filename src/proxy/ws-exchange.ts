@@ -98,6 +98,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private rawIn: FrameCounter | null = null;
   private rawOut: FrameCounter | null = null;
   private rawProtocol: string | null = null;
+  /** Messages handed to `ws` for each side and not yet written (see `mirror`). */
+  private sendsToUpstream = 0;
+  private sendsToClient = 0;
+  private terminateAfterSends: WebSocket | null = null;
   /** The proxy closed a raw connection itself: stop relaying, keep counting. */
   private rawStopped = false;
 
@@ -525,12 +529,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
         this.closeCode = code;
         this.closeReason = reason.length > 0 ? reason.toString('utf8') : null;
       }
-      mirrorClose(upstream, code, reason);
+      this.mirror(upstream, code, reason);
       this.finish();
     });
     upstream.once('close', (code: number, reason: Buffer) => {
       this.closedBy ??= 'upstream';
-      mirrorClose(client, code, reason);
+      this.mirror(client, code, reason);
     });
   }
 
@@ -581,10 +585,30 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
 
   private send(from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
     if (to.readyState !== WebSocket.OPEN || this.frozen) return;
+    const toUpstream = to === this.upstream;
+    if (toUpstream) this.sendsToUpstream++;
+    else this.sendsToClient++;
     to.send(data, { binary }, () => {
+      const left = toUpstream ? --this.sendsToUpstream : --this.sendsToClient;
+      if (left === 0 && this.terminateAfterSends === to) to.terminate();
       if (to.bufferedAmount < LOW_WATER && from.isPaused) from.resume();
     });
     if (to.bufferedAmount > HIGH_WATER && !from.isPaused) from.pause();
+  }
+
+  /**
+   * Passes one side's close on to the other. A side that dropped without a close frame (1006) is
+   * mirrored by dropping the other too, but only once the messages it sent before are out: with
+   * compression a send is queued, and terminating at once lost a client's last messages.
+   */
+  private mirror(to: WebSocket, code: number, reason: Buffer): void {
+    const pending = to === this.upstream ? this.sendsToUpstream : this.sendsToClient;
+    if (code === 1006 && pending > 0 && to.readyState === WebSocket.OPEN) {
+      this.terminateAfterSends = to;
+      setTimeout(() => to.terminate(), CLOSE_TIMEOUT).unref();
+      return;
+    }
+    mirrorClose(to, code, reason);
   }
 
   // ---------------------------------------------------------------- fault primitives

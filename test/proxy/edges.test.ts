@@ -82,6 +82,36 @@ describe('WebSocket handshake edges', () => {
   });
 });
 
+describe('WebSocket: a client that drops without a close frame', () => {
+  /** One masked client frame (FIN set). */
+  const frame = (opcode: number, payload: Buffer): Buffer => {
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const body = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+    return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, body]);
+  };
+
+  it.each([
+    ['raw relay', ''],
+    ['message relay (compression on both legs)', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'],
+  ])('%s: its last messages still reach the upstream', async (_name, extra) => {
+    const got: string[] = [];
+    const upstream = await startWsUpstream((ws) => ws.on('message', (d) => got.push(d.toString())));
+    const proxy = await startTestProxy({ target: upstream });
+    const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    onCleanup(() => {
+      s.destroy();
+    });
+    s.on('error', () => undefined);
+    let head = '';
+    s.on('data', (c: Buffer) => (head += c.toString('latin1')));
+    s.write(UPGRADE(extra));
+    await waitFor(() => head.startsWith('HTTP/1.1 101'));
+    s.end(Buffer.concat(['one', 'two', 'three-last'].map((m) => frame(1, Buffer.from(m)))));
+    await waitFor(() => got.length === 3, 3000);
+    expect(got).toEqual(['one', 'two', 'three-last']);
+  });
+});
+
 describe('shutdown with long-lived connections', () => {
   it('open WebSockets (raw and message relay) get 1001 at once, not at the end of the drain, and are recorded with it', async () => {
     const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d.toString())));
@@ -258,5 +288,26 @@ describe('request targets and Host', () => {
     const res = await rawExchange(Number(new URL(proxy.url).port), 'GET /t HTTP/1.0\r\nHost: x\r\n\r\n', { timeoutMs: 2000 });
     expect(res.data.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(res.data.endsWith('hello')).toBe(true);
+  });
+  it('a request pipelined behind a refused one is neither forwarded nor recorded (the refusal closes the connection)', async () => {
+    const seen: string[] = [];
+    const up = await startUpstream((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'pipe.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const port = Number(new URL(proxy.url).port);
+    const follow = 'DELETE /follow HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (const first of ['GET /nohost HTTP/1.1\r\n\r\n', 'POST /e HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 3\r\n\r\nabc', 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', 'GET http://h/abs HTTP/1.1\r\nHost: x\r\n\r\n']) {
+      const res = await rawExchange(port, first + follow, { timeoutMs: 1000 });
+      expect(res.data.match(/HTTP\/1\.1 \d+/g)).toHaveLength(1);
+    }
+    await proxy.close();
+    expect(seen).toEqual([]);
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map((r) => r.status)).toEqual([400, 417, 400, 400]);
   });
 });

@@ -13,7 +13,18 @@ export interface ProfilesIo {
   write(text: string): void;
 }
 
-const stdout: ProfilesIo = { write: (t) => void process.stdout.write(t) };
+/** A reader that left early (`profiles show x | head -1`) ends the listing, quietly, with status 0. */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(process.exitCode ?? 0);
+}
+
+const stdout: ProfilesIo = {
+  write: (t) => {
+    if (process.stdout.listenerCount('error') === 0) process.stdout.on('error', onStdoutError);
+    process.stdout.write(t);
+  },
+};
 
 /**
  * The first sentence of a description, for one-line listings: up to the first ". " or the end.

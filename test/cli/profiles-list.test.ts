@@ -17,3 +17,14 @@ describe('aftershock profiles list', () => {
     expect(r.stdout()).toMatch(/^signal-2021\s+A replay of the January 2021 pattern, in about 60 s\.$/m);
   });
 });
+
+describe('aftershock profiles into a pipe that closes early', () => {
+  it.each([['show', 'signal-2021'], ['list']])('profiles %s | head -1 exits 0 without a stack trace', async (...args) => {
+    const { spawnSync } = await import('node:child_process');
+    const path = await import('node:path');
+    const bin = path.join(import.meta.dirname, '..', '..', 'bin', 'aftershock.js');
+    const st = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" profiles ${args.join(' ')} | head -c 1 >/dev/null; echo \${PIPESTATUS[0]}`], { encoding: 'utf8' });
+    expect(st.stdout.trim()).toBe('0');
+    expect(st.stderr).toBe('');
+  });
+});

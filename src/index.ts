@@ -15,6 +15,6 @@ export type * from './faults/types.js';
 export type * from './rules/types.js';
 export { AdminClient } from './admin/client.js';
 export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile } from './rules/index.js';
-export { createAnalyzer, analyzeFiles, formatReport, parseGate, evaluateGates, type Analyzer, type Report, type Finding } from './analysis/index.js';
-export { runDemo } from './demo/index.js';
+export { createAnalyzer, analyzeFiles, formatReport, writeHar, parseGate, evaluateGates, type Analyzer, type Report, type Finding } from './analysis/index.js';
+export { runDemo, formatComparison } from './demo/index.js';
 export { VERSION } from './version.js';

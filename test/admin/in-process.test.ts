@@ -17,3 +17,12 @@ describe('control API: in-process default', () => {
     for (const p of [a, b]) expect((await request(`${p.adminUrl}/healthz`)).status).toBe(200);
   });
 });
+
+describe('the package root', () => {
+  it('exports what the README imports from it (writeHar, formatComparison next to the rest)', async () => {
+    const root = await import('../../src/index.js');
+    for (const name of ['startProxy', 'createAnalyzer', 'analyzeFiles', 'formatReport', 'writeHar', 'parseGate', 'evaluateGates', 'runDemo', 'formatComparison', 'AdminClient']) {
+      expect(typeof (root as Record<string, unknown>)[name], name).toBe('function');
+    }
+  });
+});

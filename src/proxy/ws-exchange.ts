@@ -769,7 +769,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       ip: this.ip,
       conn: (this.req.socket as { [kConnId]?: string })[kConnId] ?? '',
       method: 'GET',
-      path: this.facts.path,
+      path: core.redactor.path(this.facts.path),
       query: core.redactor.query(this.rawQuery),
       status: this.status,
       outcome: this.outcome,

@@ -86,7 +86,7 @@ export interface Redactor {
   readonly headers: ReadonlySet<string>;
   /** Returns the query with secret parameter values replaced (unchanged when nothing matched). */
   query(raw: string | null): string | null;
-  /** Returns the request path without userinfo (see {@link redactPath}). */
+  /** Returns the request path without userinfo (see {@link redactPath}) and with secret path parameters (`;jsessionid=`) redacted. */
   path(raw: string): string;
 }
 
@@ -169,7 +169,7 @@ export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
     return secret;
   };
   const headers = new SecretHeaderNames([...DEFAULT_REDACTED_HEADERS, ...extraHeaders.map((h) => h.toLowerCase())], isSecret);
-  return {
+  const redactor: Redactor = {
     headers,
     query(raw) {
       if (raw === null || raw === '') return raw;
@@ -193,8 +193,20 @@ export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
       }
       return out === null ? raw : out + raw.slice(copied);
     },
-    path: redactPath,
+    path(raw) {
+      const p = redactPath(raw);
+      // Path parameters (`/cart;jsessionid=...`) are named like query parameters and redacted alike.
+      if (p.indexOf(';') === -1) return p;
+      return p
+        .split('/')
+        .map((seg) => {
+          const i = seg.indexOf(';');
+          return i === -1 ? seg : seg.slice(0, i + 1) + (redactor.query(seg.slice(i + 1)) ?? '');
+        })
+        .join('/');
+    },
   };
+  return redactor;
 }
 
 /**

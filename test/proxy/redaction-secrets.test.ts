@@ -186,7 +186,29 @@ describe('redactPath', () => {
   });
 });
 
+describe('createRedactor().path', () => {
+  it('redacts secret path parameters (;jsessionid=) as query parameters, leaves the rest of the path alone', () => {
+    const r = createRedactor(['x-tenant-pin']);
+    expect(r.path('/cart;jsessionid=S1/items;page=2')).toBe('/cart;jsessionid=[redacted]/items;page=2');
+    expect(r.path('/a;x-tenant-pin=7;v=1/b')).toBe('/a;x-tenant-pin=[redacted];v=1/b');
+    expect(r.path('/plain/path')).toBe('/plain/path');
+    expect(r.path('http://alice:pw@example.com/p;token=T')).toBe('http://[redacted]@example.com/p;token=[redacted]');
+  });
+});
+
 describe('the recording', () => {
+  it('holds no session id carried as a path parameter', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'matrix.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    expect((await request(`${proxy.url}/shop;jsessionid=PATHLEAK/cart?x=1`)).status).toBe(200);
+    await proxy.close();
+    expect(fs.readFileSync(file, 'utf8')).not.toContain('PATHLEAK');
+    const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http');
+    expect(rec?.path).toBe('/shop;jsessionid=[redacted]/cart');
+  });
+
   it('holds no secret query value and no userinfo of a refused absolute-form request', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'rec.ndjson');

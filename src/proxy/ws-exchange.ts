@@ -29,7 +29,7 @@ import type { ProxyCore } from './core.js';
 import { kConnId } from './http-exchange.js';
 import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
-import { FrameCounter, acceptKey, closeFrame, newKey, parseProtocols, validKey } from './ws-raw.js';
+import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, parseProtocols, validKey } from './ws-raw.js';
 
 /** Pause the sending side when the receiving side has this much queued. */
 const HIGH_WATER = 1024 * 1024;
@@ -191,7 +191,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     }
     // Method, key and subprotocol list were checked by handshakeProblem before this.
     const h = this.req.headers;
-    if (h['sec-websocket-extensions'] !== undefined || h['sec-websocket-version'] !== '13') return null;
+    const ext = h['sec-websocket-extensions'];
+    // permessage-deflate passes through unread (negotiated end to end); any other extension
+    // needs the message relay, which negotiates its own.
+    if ((ext !== undefined && !onlyPermessageDeflate(ext)) || h['sec-websocket-version'] !== '13') return null;
     return parseProtocols(h['sec-websocket-protocol']);
   }
 
@@ -343,6 +346,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     headers.connection = 'Upgrade';
     headers.upgrade = 'websocket';
     if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(',');
+    const ext = this.req.headers['sec-websocket-extensions'];
+    if (ext !== undefined) headers['sec-websocket-extensions'] = ext;
     const secure = u.protocol === 'wss:';
     const opts: https.RequestOptions = {
       hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
@@ -381,9 +386,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
           ? 'Invalid Sec-WebSocket-Accept header'
           : chosen !== undefined && !protocols.includes(chosen)
             ? 'Server sent an invalid subprotocol'
-            : h['sec-websocket-extensions'] !== undefined
+            : h['sec-websocket-extensions'] !== undefined && this.req.headers['sec-websocket-extensions'] === undefined
               ? 'Server sent a Sec-WebSocket-Extensions header but no extension was requested'
-              : null;
+              : h['sec-websocket-extensions'] !== undefined && !onlyPermessageDeflate(h['sec-websocket-extensions'])
+                ? 'Server indicated an extension that was not requested'
+                : null;
     // (An upstream that picks none of the offered subprotocols answers without the header, and
     // the client gets that answer as it is: a browser opens the socket with protocol "".)
     if (problem !== null) {
@@ -396,12 +403,14 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const client = this.socket as Socket;
     let head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(this.req.headers['sec-websocket-key'] as string)}\r\n`;
     if (chosen) head += `Sec-WebSocket-Protocol: ${chosen}\r\n`;
+    const accepted = h['sec-websocket-extensions'];
+    if (accepted !== undefined) head += `Sec-WebSocket-Extensions: ${accepted}\r\n`;
     client.write(head + '\r\n');
     this.status = 101;
     this.rawProtocol = chosen || null;
     this.upReq = null;
     this.upSocket = up;
-    this.pipeRaw(client, up, upHead);
+    this.pipeRaw(client, up, upHead, accepted !== undefined);
   }
 
   /**
@@ -409,9 +418,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
    * on as an end; a reset or a side that closes without ending takes the other side down at once,
    * as `ws`'s terminate() would; a side left open after the other closed gets CLOSE_TIMEOUT.
    */
-  private pipeRaw(client: Socket, up: Socket, upHead: Buffer): void {
+  private pipeRaw(client: Socket, up: Socket, upHead: Buffer, deflate: boolean): void {
     const cin = (this.rawIn = new FrameCounter(true));
     const cout = (this.rawOut = new FrameCounter(false));
+    cin.deflate = cout.deflate = deflate;
     cin.onClose = () => {
       this.closedBy ??= 'client';
     };

@@ -41,6 +41,19 @@ export function parseProtocols(header: string | undefined): string[] | null {
 }
 
 /**
+ * Whether an offered or accepted Sec-WebSocket-Extensions value names permessage-deflate only
+ * (RFC 7692; any parameters): the one extension the raw relay can pass through unread, since it
+ * only sets RSV1 on a message's first frame and never touches control frames.
+ */
+export function onlyPermessageDeflate(header: string): boolean {
+  for (const offer of header.split(',')) {
+    const name = (offer.split(';')[0] as string).trim().toLowerCase();
+    if (name !== 'permessage-deflate') return false;
+  }
+  return true;
+}
+
+/**
  * A close frame. `masked` for the client-to-server direction (RFC 6455 5.3: a client masks every
  * frame). Code 1005 (no status) gives an empty payload.
  */
@@ -79,6 +92,11 @@ export class FrameCounter {
   error: number | null = null;
   /** Called once, when the first close frame has arrived whole. */
   onClose: (() => void) | null = null;
+  /**
+   * permessage-deflate was negotiated end to end: RSV1 may mark a message's first frame, and a
+   * compressed text message is not UTF-8 checked (its payload is compressed; the receiver checks it).
+   */
+  deflate = false;
   private readonly fromClient: boolean;
   private left = 0;
   private frameLen = 0;
@@ -149,12 +167,14 @@ export class FrameCounter {
       else if (len === 127) len = buf.readUInt32BE(i + 2) * 0x1_0000_0000 + buf.readUInt32BE(i + 6);
       const op = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
-      // No extension is negotiated on the raw relay, so every RSV bit must be clear (RFC 6455 5.2).
-      if ((b0 & 0x70) !== 0) {
+      // Every RSV bit must be clear (RFC 6455 5.2), except RSV1 on the first frame of a message
+      // when permessage-deflate was negotiated (RFC 7692 6).
+      const rsv = b0 & 0x70;
+      if (rsv !== 0 && (!this.deflate || rsv !== 0x40 || op === 0 || op >= 8)) {
         this.broke(1002);
         return this.fail(frameAt, shift);
       }
-      if (!this.header(op, fin, masked, len)) return this.fail(frameAt, shift);
+      if (!this.header(op, fin, masked, len, rsv !== 0)) return this.fail(frameAt, shift);
       this.op = op;
       this.fin = fin;
       this.frameLen = len;
@@ -168,7 +188,7 @@ export class FrameCounter {
   }
 
   /** The header rules; false (and `error` set) when one is broken. */
-  private header(op: number, fin: boolean, masked: boolean, len: number): boolean {
+  private header(op: number, fin: boolean, masked: boolean, len: number, compressed: boolean): boolean {
     if (masked !== this.fromClient) return this.broke(1002);
     if (op >= 8) {
       if (op > 10 || !fin || len > 125) return this.broke(1002);
@@ -182,7 +202,7 @@ export class FrameCounter {
       if (!this.fragmented) return this.broke(1002);
     } else if (op <= 2) {
       if (this.fragmented) return this.broke(1002);
-      this.msgText = op === 1;
+      this.msgText = op === 1 && !compressed;
       this.msgBytes = 0;
       this.textParts = this.msgText ? [] : null;
     } else return this.broke(1002);

@@ -34,13 +34,14 @@ async function silentUpgradeUpstream(): Promise<{ url: string; sockets: net.Sock
 
 describe('WebSocket handshake edges', () => {
   it.each([
-    ['raw relay', ''],
-    ['message relay (compression offered)', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'],
-  ])('%s: a client that gives up while the upstream has not answered drops the upstream attempt and is recorded as client-abort', async (_name, extra) => {
+    ['raw relay', '', false],
+    ['raw relay, compression offered', 'Sec-WebSocket-Extensions: permessage-deflate\r\n', false],
+    ['message relay (--record-messages)', 'Sec-WebSocket-Extensions: permessage-deflate\r\n', true],
+  ])('%s: a client that gives up while the upstream has not answered drops the upstream attempt and is recorded as client-abort', async (_name, extra, recordMessages) => {
     const up = await silentUpgradeUpstream();
     const dir = tempDir();
     const file = path.join(dir, 'abort.ndjson');
-    const proxy = await startTestProxy({ target: up.url, record: file, upstreamTimeout: '20s' });
+    const proxy = await startTestProxy({ target: up.url, record: file, upstreamTimeout: '20s', recordMessages });
     const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
     s.on('error', () => undefined);
     s.write(UPGRADE(extra));
@@ -91,12 +92,12 @@ describe('WebSocket: a client that drops without a close frame', () => {
   };
 
   it.each([
-    ['raw relay', ''],
-    ['message relay (compression on both legs)', 'Sec-WebSocket-Extensions: permessage-deflate\r\n'],
-  ])('%s: its last messages still reach the upstream', async (_name, extra) => {
+    ['raw relay', '', false],
+    ['message relay with compression on both legs (--record-messages)', 'Sec-WebSocket-Extensions: permessage-deflate\r\n', true],
+  ])('%s: its last messages still reach the upstream', async (_name, extra, recordMessages) => {
     const got: string[] = [];
     const upstream = await startWsUpstream((ws) => ws.on('message', (d) => got.push(d.toString())));
-    const proxy = await startTestProxy({ target: upstream });
+    const proxy = await startTestProxy({ target: upstream, recordMessages });
     const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
     onCleanup(() => {
       s.destroy();

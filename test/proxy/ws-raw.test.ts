@@ -261,7 +261,7 @@ describe('raw WebSocket relay', () => {
     expect(r.records()[0]).toMatchObject({ outcome: 'shutdown', closedBy: 'proxy', closeCode: 1001 });
   });
 
-  it('keeps the message relay when a message fault applies or compression is offered', async () => {
+  it('keeps the message relay when a message fault applies', async () => {
     const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d)));
     const profile = path.join(tempDir(), 'p.yaml');
     const fs = await import('node:fs');
@@ -277,12 +277,53 @@ describe('raw WebSocket relay', () => {
     };
     expect(await time(await connect(base + '/slow'))).toBeGreaterThanOrEqual(250);
     expect(await time(await connect(base + '/fast'))).toBeLessThan(150);
-    const deflate = await new Promise<WebSocket>((res, rej) => {
-      const ws = new WebSocket(base + '/fast', { perMessageDeflate: true });
-      onCleanup(() => ws.terminate());
-      ws.once('open', () => res(ws));
-      ws.once('error', rej);
+  });
+
+  it('passes permessage-deflate through end to end: compressed messages both ways, counted on the wire, the upstream\'s parameters as it chose them', async () => {
+    const upstream = await startWsUpstream((ws) => ws.on('message', (d, binary) => ws.send(d, { binary })));
+    const rec = await withRecord();
+    const proxy = await startTestProxy({ target: upstream, ...rec.opts });
+    const ws = await new Promise<WebSocket>((res, rej) => {
+      const w = new WebSocket(proxy.url.replace('http', 'ws') + '/z', { perMessageDeflate: { threshold: 0 } });
+      onCleanup(() => w.terminate());
+      w.once('open', () => res(w));
+      w.once('error', rej);
     });
-    expect(deflate.extensions).toMatch(/permessage-deflate/);
+    expect(ws.extensions).toMatch(/permessage-deflate/);
+    const text = 'compress me '.repeat(500);
+    const got = new Promise<string>((res) => ws.once('message', (d) => res(d.toString())));
+    ws.send(text);
+    expect(await got).toBe(text);
+    ws.close(1000);
+    await closed(ws);
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const r = rec.records()[0] as WsRecord;
+    expect(r).toMatchObject({ status: 101, messagesIn: 1, messagesOut: 1, closeCode: 1000 });
+    expect(r.bytesIn).toBeGreaterThan(0);
+    expect(r.bytesIn).toBeLessThan(text.length / 5); // the compressed payload, as it crossed the wire
+  });
+
+  it('with compression negotiated, RSV1 is allowed on a message\'s first frame only', () => {
+    const rsv1 = (f: Buffer): Buffer => {
+      const c = Buffer.from(f);
+      c[0] = (c[0] as number) | 0x40;
+      return c;
+    };
+    const ok = new FrameCounter(true);
+    ok.deflate = true;
+    // A compressed "text" message whose payload is not UTF-8 (it is compressed): accepted.
+    expect(ok.push(rsv1(clientFrame(1, Buffer.from([0xf2, 0x48, 0xcd, 0xc9, 0x01, 0x00]))))).toBe(-1);
+    expect(ok.messages).toBe(1);
+    const cont = new FrameCounter(true);
+    cont.deflate = true;
+    expect(cont.push(Buffer.concat([rsv1(clientFrame(1, Buffer.from('a'), false)), rsv1(clientFrame(0, Buffer.from('b')))]))).toBeGreaterThan(0);
+    expect(cont.error).toBe(1002);
+    const ctrl = new FrameCounter(true);
+    ctrl.deflate = true;
+    expect(ctrl.push(rsv1(clientFrame(9, Buffer.from('p'))))).toBe(0);
+    const none = new FrameCounter(true);
+    expect(none.push(rsv1(clientFrame(1, Buffer.from('a'))))).toBe(0);
+    expect(none.error).toBe(1002);
   });
 });

@@ -58,6 +58,24 @@ export class ProfileError extends AftershockError {
   }
 }
 
+/**
+ * A profile refused because one of its rules has the name of an ad-hoc rule (POST /faults): two
+ * rules of one name would be patched together and counted as one. The running profile stays.
+ *
+ * @example
+ * try { engine.setProfile(next); } catch (err) { if (err instanceof RuleNameTakenError) console.error(err.names); }
+ */
+export class RuleNameTakenError extends ProfileError {
+  /** The clashing names, each the name of an ad-hoc rule. */
+  readonly names: readonly string[];
+
+  constructor(problems: readonly ProfileProblem[], source: string | null, names: readonly string[]) {
+    super(problems, source);
+    this.name = 'RuleNameTakenError';
+    this.names = names;
+  }
+}
+
 export function isAftershockError(err: unknown): err is AftershockError {
   return err instanceof AftershockError;
 }

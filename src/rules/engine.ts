@@ -19,31 +19,15 @@
  */
 import type { FaultInstance, RequestFacts } from '../faults/types.js';
 import type { ActiveFault, DecideEnv, Decision, RuleStats, Settlement } from './types.js';
-import { AftershockError, ProfileError, type ProfileProblem } from '../errors.js';
+import { AftershockError, ProfileError, type ProfileProblem, RuleNameTakenError } from '../errors.js';
+
+export { RuleNameTakenError };
 import { AttemptTracker, type AttemptInfo } from './attempts.js';
 import { compileStandaloneRule, type CompiledProfile, type CompiledRule } from './compile.js';
 import { FAULT_HEADER, HEADER_RULE, HeaderFaults } from './header-faults.js';
 import { matches, MatchScratch, statusSelected } from './match.js';
 import { SeededRandom } from './random.js';
 import { phaseAt, scheduleFactor, type PhasePosition } from './schedule.js';
-
-/**
- * A profile refused because one of its rules has the name of an ad-hoc rule (POST /faults): two
- * rules of one name would be patched together and counted as one. The running profile stays.
- *
- * @example
- * try { engine.setProfile(next); } catch (err) { if (err instanceof RuleNameTakenError) console.error(err.names); }
- */
-export class RuleNameTakenError extends ProfileError {
-  /** The clashing names, each the name of an ad-hoc rule. */
-  readonly names: readonly string[];
-
-  constructor(problems: readonly ProfileProblem[], source: string | null, names: readonly string[]) {
-    super(problems, source);
-    this.name = 'RuleNameTakenError';
-    this.names = names;
-  }
-}
 
 /** Options of `createRuleEngine`. */
 export interface RuleEngineOptions {

@@ -407,7 +407,7 @@ class Engine implements RuleEngine {
         clock,
         origin: 0,
         needsAttempts: rule.firstAttempts !== null || rule.retriesOnly,
-        countAtDecide: rule.match.status === null,
+        countAtDecide: rule.match.status === null && !countsOnResponse(rule),
         expiresAt: null,
       });
     };
@@ -554,7 +554,7 @@ class Engine implements RuleEngine {
       clock: 'adhoc' as const,
       origin: now,
       needsAttempts: compiled.firstAttempts !== null || compiled.retriesOnly,
-      countAtDecide: compiled.match.status === null,
+      countAtDecide: compiled.match.status === null && !countsOnResponse(compiled),
       expiresAt,
     });
     if (compiled.match.websocket) this.adhocWs = Object.freeze([...this.adhocWs, er]);
@@ -609,18 +609,28 @@ function newState(name: string): RuleState {
 }
 
 /**
- * The ActiveFault the proxy gets for a rule. With `match.status`, the instance is wrapped so its
- * `onResponse` first checks the upstream's status (and only then counts as injected).
+ * A response fault counts as injected when its `onResponse` acts (returns an action), not when the
+ * rule is picked: a truncate of a body shorter than its cut, or a corrupt with nothing to flip,
+ * injected nothing and is not labelled either.
+ */
+function countsOnResponse(rule: CompiledRule): boolean {
+  return rule.stage === 'response' && rule.instance.onResponse !== undefined;
+}
+
+/**
+ * The ActiveFault the proxy gets for a rule. With `match.status`, or for a response fault, the
+ * instance is wrapped so its `onResponse` first checks the upstream's status and counts as
+ * injected only when it acts.
  */
 function activeFault(rule: CompiledRule, state: RuleState): ActiveFault {
   let instance: FaultInstance = rule.instance;
   const ranges = rule.match.status;
   const inner = rule.instance;
-  if (ranges !== null && inner.onResponse !== undefined) {
+  if ((ranges !== null || countsOnResponse(rule)) && inner.onResponse !== undefined) {
     const onResponse = inner.onResponse;
     const gated: FaultInstance = {
       onResponse(ctx, upstream) {
-        if (!statusSelected(ranges, upstream.statusCode ?? 0)) return null;
+        if (ranges !== null && !statusSelected(ranges, upstream.statusCode ?? 0)) return null;
         const action = onResponse.call(inner, ctx, upstream);
         if (action !== null) state.injected++;
         return action;

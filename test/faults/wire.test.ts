@@ -390,6 +390,10 @@ describe('what a fault did is what is labelled', () => {
     const recC = await waitFor(() => c.records()[0]);
     expect([recA.outcome, recA.fault, recA.faults]).toEqual([null, null, []]);
     expect([recB.outcome, recB.fault, recB.faults]).toEqual([null, null, []]);
+    // The rule's counters (GET /rules, /metrics) agree with the labels: matched, not injected.
+    const ruleA = a.proxy.engine.stats().find((x) => x.name === 't100');
+    expect(ruleA).toMatchObject({ matched: 1, injected: 0 });
+    expect(c.proxy.engine.stats().find((x) => x.name === 't100')).toMatchObject({ matched: 1, injected: 1 });
     expect(recC).toMatchObject({ status: 200, outcome: 'reset', bytesOut: 100, fault: { rule: 't100', type: 'truncate', injected: true } });
   });
 

@@ -33,6 +33,7 @@ import { WsExchange, type WsServers } from './ws-exchange.js';
 import { parseDurationOption } from './duration.js';
 import { remoteIp } from './util.js';
 import { createRuleEngine, loadProfile, parseProfile, watchProfile, type CompiledProfile } from '../rules/index.js';
+import { RuleNameTakenError } from '../errors.js';
 import { createAnalyzer } from '../analysis/index.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import type { ProxyHandle, ProxyOptions } from './handle.js';
@@ -418,13 +419,44 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     log.info({ profile: p.name, hash: p.hash, why }, 'profile applied');
     return p;
   };
+  // A file version refused only because a rule takes the name of an ad-hoc fault applies once that
+  // name is free again (the fault deleted or expired), checked every second, unless the file
+  // changes again or another profile is set first.
+  let waiting: { profile: CompiledProfile; timer: NodeJS.Timeout } | null = null;
+  const stopWaiting = (): void => {
+    if (waiting !== null) clearInterval(waiting.timer);
+    waiting = null;
+  };
+  const applyWhenFree = (next: CompiledProfile): void => {
+    stopWaiting();
+    const timer = setInterval(() => {
+      try {
+        engine.checkProfile(next);
+      } catch {
+        return; // still taken
+      }
+      stopWaiting();
+      applyProfile(next, 'file changed (its rule names were taken by ad-hoc faults until now)');
+    }, 1000);
+    timer.unref();
+    waiting = { profile: next, timer };
+  };
   const watchFile = (p: CompiledProfile): void => {
     watcher?.close();
     watcher = null;
+    stopWaiting();
     if (options.watch === false || p.source === null) return;
     watcher = watchProfile(
       p.source,
-      (next) => applyProfile(next, 'file changed'),
+      (next) => {
+        stopWaiting();
+        try {
+          return applyProfile(next, 'file changed');
+        } catch (err) {
+          if (err instanceof RuleNameTakenError) applyWhenFree(next);
+          throw err;
+        }
+      },
       (err) => log.error({ file: p.source }, `profile change rejected, the previous profile stays active:\n${err.message}`),
     );
   };
@@ -455,6 +487,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const applied = applyProfile(compiled, 'set through the API');
       watcher?.close();
       watcher = null;
+      stopWaiting();
       return applied;
     },
     async selectProfile(nameOrPath) {
@@ -527,6 +560,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   const shutdown = async (): Promise<void> => {
     watcher?.close();
+    stopWaiting();
     draining = true;
     server.close();
     server.closeIdleConnections();

@@ -86,6 +86,18 @@ describe('rule names in the control API', () => {
     await waitFor(() => proxy.profile.name === 'v2', 4000);
   });
 
+  it('a file version refused for a name clash applies once the ad-hoc fault is gone (deleted or expired)', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'chaos.yaml');
+    fs.writeFileSync(file, profile('v1', 'r', 501));
+    const { admin, proxy } = await startAdminProxy({ profile: file });
+    expect((await api(admin, 'POST', '/faults', { body: { name: 'adh', ttl: '1500ms', fault: { type: 'http-error', status: 500 } } })).status).toBe(201);
+    fs.writeFileSync(file, profile('v2', 'adh', 503));
+    await new Promise((r) => setTimeout(r, 800));
+    expect(proxy.profile.name).toBe('v1'); // refused while the name is taken
+    await waitFor(() => proxy.profile.name === 'v2', 5000); // the TTL ran out: the file's version applies
+  });
+
   it('DELETE /faults/NAME of a TTL fault that ran out is a 404', async () => {
     const { admin } = await startAdminProxy();
     expect((await api(admin, 'POST', '/faults', { body: { name: 'brief', ttl: '100ms', fault: { type: 'http-error', status: 500 } } })).status).toBe(201);

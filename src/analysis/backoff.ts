@@ -223,7 +223,10 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
   }
   const base = { chains: classified, votes: { ...votes }, gapsMs: series.map((g) => round(g, 1)) };
   if (classified === 0) {
-    if (gapCount >= 2 && immediateGaps === gapCount) {
+    // No chain had 2 gaps: lone gaps, each from its own chain. A full-jitter wait drawn from
+    // [0, 100 ms) falls under 50 ms half the time, so two or three such gaps prove nothing; it
+    // takes IMMEDIATE_MIN_LONE_GAPS of them, all under 50 ms, to call the client immediate.
+    if (gapCount >= IMMEDIATE_MIN_LONE_GAPS && immediateGaps === gapCount) {
       return { class: 'immediate', confidence: 'medium', basis: 'immediate-gaps', ...base };
     }
     if (series.length >= 2) {
@@ -263,6 +266,9 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
   }
   return { class: top, confidence: share >= 0.8 ? 'medium' : 'low', basis: 'chains', ...base };
 }
+
+/** Single-gap chains needed (all gaps under 50 ms) to call a client immediate without a chain of 2+ gaps. */
+export const IMMEDIATE_MIN_LONE_GAPS = 5;
 
 /** Share of all gaps under 50 ms needed to call a client (or client type) immediate. */
 export const IMMEDIATE_SHARE = 0.9;

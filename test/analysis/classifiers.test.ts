@@ -177,6 +177,11 @@ describe('decideBackoff over many chains', () => {
 
   it('one-retry chains that were all immediate still say immediate', () => {
     expect(decideBackoff(votes({}), [], 6, 6)).toMatchObject({ class: 'immediate', basis: 'immediate-gaps' });
+    expect(decideBackoff(votes({}), [], 5, 5)).toMatchObject({ class: 'immediate', basis: 'immediate-gaps' });
+  });
+
+  it('two or three lone short gaps (full-jitter draws under 50 ms) do not make a client immediate', () => {
+    for (const n of [2, 3, 4]) expect(decideBackoff(votes({}), [], n, n).class).not.toBe('immediate');
   });
 });
 

@@ -112,6 +112,7 @@ export const KNOWN_LIMITS: readonly string[] = [
   'Full-jitter clients look irregular chain by chain; they are classified from the median gap per attempt index over many chains. Chains that reach deep attempt indexes inside a short fault window are biased towards short gaps.',
   'Records arrive in end order; attempts more than the reorder lag out of start order are grouped as they come (counted in dataQuality.lateRecords).',
   'Fault windows come from the faulted attempts: faults of one rule more than 2 s apart make one window only when nothing succeeded in between, so a rule that targets some routes while other routes keep succeeding shows a sparse outage as several windows.',
+  "A fault window's counts (offered, organic, retries, amplification) add up the whole time bins it touches (1 s by default): a short window right next to another rule's window shares its edge seconds' traffic with it.",
 ];
 
 function ratio(a: number, b: number): number {

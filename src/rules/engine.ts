@@ -183,6 +183,8 @@ class Engine implements RuleEngine {
   private curAttempt: AttemptInfo | null = null;
   private curDelays: ActiveFault[] | null = null;
   private curRequest: ActiveFault | null = null;
+  /** A fault that answers the upgrade itself (ws-reject) was picked: no other WebSocket fault can act. */
+  private curUpgradeAnswered = false;
   private curAfter: ActiveFault[] | null = null;
 
   constructor(o: RuleEngineOptions) {
@@ -254,6 +256,7 @@ class Engine implements RuleEngine {
     this.curDelays = null;
     this.curRequest = null;
     this.curAfter = null;
+    this.curUpgradeAnswered = false;
 
     if (headerValue !== undefined) this.considerHeader(typeof headerValue === 'string' ? headerValue : (headerValue[0] ?? ''), ws);
     for (let i = 0; i < adhoc.length; i++) {
@@ -297,6 +300,8 @@ class Engine implements RuleEngine {
     if (!matches(rule.match, facts, this.scratch)) return false;
     st.matched++;
     if (rule.stage === 'request' && this.curRequest !== null) return false;
+    // (As for requests: a refused upgrade leaves nothing for a later WebSocket fault to act on.)
+    if (rule.stage === 'websocket' && this.curUpgradeAnswered) return false;
     if (er.needsAttempts) {
       const attempt = (this.curAttempt ??= this.tracker.begin(facts, now)).attempt;
       if (rule.retriesOnly && attempt <= 1) return false;
@@ -322,6 +327,7 @@ class Engine implements RuleEngine {
     }
     if (this.active + this.curCount >= this.rt.maxActive) return;
     if (hf.stage === 'request' && this.curRequest !== null) return;
+    if (hf.stage === 'websocket' && this.curUpgradeAnswered) return;
     st.injected++;
     this.pick(hf.active);
   }
@@ -336,6 +342,7 @@ class Engine implements RuleEngine {
         this.curRequest = f;
         break;
       default:
+        if (f.stage === 'websocket' && f.instance.onUpgrade !== undefined) this.curUpgradeAnswered = true;
         (this.curAfter ??= []).push(f);
     }
   }

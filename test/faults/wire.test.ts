@@ -473,6 +473,19 @@ describe('WebSocket faults on the wire', () => {
     expect(rec).toMatchObject({ status: 503, retryAfter: 5, fault: { rule: 'shed', type: 'ws-reject' } });
   });
 
+  it('a ws-close behind a ws-reject that refused the upgrade is not counted as injected (it had nothing to close)', async () => {
+    const up = await wsUpstream(() => undefined);
+    const { proxy } = await proxyWith(
+      'rules:\n  - name: shed\n    fault: { type: ws-reject, status: 503 }\n  - name: drop\n    fault: { type: ws-close, code: 1006, after: 1s }',
+      up.url,
+      true,
+    );
+    await expect(wsConnect(proxy.url.replace('http', 'ws') + '/socket')).rejects.toMatchObject({ status: 503 });
+    const stats = proxy.engine.stats();
+    expect(stats.find((x) => x.name === 'shed')).toMatchObject({ injected: 1 });
+    expect(stats.find((x) => x.name === 'drop')).toMatchObject({ injected: 0 });
+  });
+
   it('ws-close with 1006 drops the connection without a close frame; a code closes with a frame', async () => {
     const up = await wsUpstream(() => undefined);
     const { proxy, wsRecords } = await proxyWith(

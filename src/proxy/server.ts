@@ -29,6 +29,8 @@ import { HttpExchange, kActive, kConnId, kExchange } from './http-exchange.js';
 
 /** Marks a connection the proxy answered with a refusal (and `connection: close`). */
 const kRefused = Symbol('aftershock.refused');
+/** Marks a TLS connection whose handshake completed. */
+const kSecured = Symbol('aftershock.secured');
 import { WsExchange, type WsServers } from './ws-exchange.js';
 import { parseDurationOption } from './duration.js';
 import { remoteIp } from './util.js';
@@ -287,7 +289,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   const headersTimeoutMs = parseDurationOption('--headers-timeout', options.headersTimeout ?? 20_000);
   const serverOpts = { maxHeaderSize: 16 * 1024, connectionsCheckingInterval: Math.max(100, Math.min(5000, headersTimeoutMs / 4)), requireHostHeader: false };
-  const server: http.Server = tls === null ? http.createServer(serverOpts) : https.createServer({ ...tls, ...serverOpts });
+  // A TLS handshake gets as long as a request head: a client that connects and never finishes it
+  // must not hold a connection (Node's default is 120 s).
+  const server: http.Server = tls === null ? http.createServer(serverOpts) : https.createServer({ ...tls, ...serverOpts, handshakeTimeout: headersTimeoutMs });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = headersTimeoutMs;
   server.requestTimeout = 0;
@@ -313,7 +317,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
     refuse(req, res, 417, 'expectation-failed', 'aftershock passes on Expect: 100-continue only'),
   );
-  if (tls !== null) server.on('secureConnection', (socket: Socket) => void socket.remoteAddress);
+  if (tls !== null) {
+    server.on('secureConnection', (socket: Socket) => {
+      void socket.remoteAddress;
+      // Records read the TLS socket: it carries the TCP connection's id.
+      const tcp = (socket as Socket & { _parent?: Socket & { [kConnId]?: string } })._parent;
+      (socket as Socket & { [kConnId]?: string; [kSecured]?: true })[kConnId] = tcp?.[kConnId] ?? (++connSeq).toString(36);
+      (socket as Socket & { [kSecured]?: true })[kSecured] = true;
+    });
+  }
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => undefined); // a client that resets after its CONNECT must not take the process down
     writeBadRequest(req.socket, 405, 'connect-refused', 'CONNECT', req.url ?? '-', req.headers['user-agent'] ?? null);
@@ -359,7 +371,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     new WsExchange(core, wsServers, req, socket, head).start();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const sock = socket as Socket & { [kActive]?: HttpExchange };
+    const sock = socket as Socket & { [kActive]?: HttpExchange; [kSecured]?: true };
+    // Before its TLS handshake finished (a stalled or broken handshake) a connection carried no
+    // request: nothing to answer in HTTP (the write would wait for the handshake) and nothing to record.
+    if (tls !== null && sock[kSecured] !== true) {
+      sock.destroy();
+      return;
+    }
     // A request whose body broke off (the client went away or sent bad chunking mid-body) is the
     // exchange in flight: it records itself (client-abort). Only a request that never became an
     // exchange is recorded here, once.

@@ -312,3 +312,35 @@ describe('request targets and Host', () => {
     expect(recs.map((r) => r.status)).toEqual([400, 417, 400, 400]);
   });
 });
+
+describe('the TLS listener', () => {
+  const cert = new URL('../fixtures/tls/cert.pem', import.meta.url).pathname;
+  const key = new URL('../fixtures/tls/key.pem', import.meta.url).pathname;
+
+  it('closes a connection whose TLS handshake never finishes within --headers-timeout, without a record; records of real requests name their connection', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const file = path.join(dir, 'tls.ndjson');
+    const proxy = await startTestProxy({ target: up.url, tlsCert: cert, tlsKey: key, headersTimeout: '800ms', record: file });
+    const port = Number(new URL(proxy.url).port);
+    const silent = net.connect(port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    const t0 = Date.now();
+    await new Promise<void>((r) => silent.once('close', () => r()));
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const https = await import('node:https');
+    const fs = await import('node:fs');
+    const status = await new Promise<number>((resolve, reject) => {
+      https.get(`${proxy.url}/x`, { ca: fs.readFileSync(cert), agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      }).on('error', reject);
+    });
+    expect(status).toBe(200);
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs).toHaveLength(1); // the stalled handshake left no record
+    expect(recs[0]?.conn).not.toBe('');
+  });
+});

@@ -167,10 +167,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     // ever: no byte for --upstream-timeout answers 408 (the wait is the client's, not the upstream's).
     if (!hasBody || this.bodyEnded || this.req.complete) this.startUpstreamTimer();
     else {
-      this.req.once('end', () => {
-        this.clearBodyTimer();
-        this.startUpstreamTimer();
-      });
+      this.req.once('end', reqBodyEnd);
       // With Expect: 100-continue the upstream speaks first (100 Continue or its answer).
       if (this.expectContinue) this.startUpstreamTimer();
       else this.startBodyTimer();
@@ -190,9 +187,40 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     }
   }
 
+  /** @internal */
+  noteBodyEnded(): void {
+    this.bodyEnded = true;
+  }
+
+  /** @internal The request body ended: from now on the upstream owes the answer. */
+  onRequestBodyEnd(): void {
+    this.bodyEnded = true;
+    this.clearBodyTimer();
+    this.startUpstreamTimer();
+  }
+
+  /** @internal A chunk of the request body was read. */
+  onRequestBodyChunk(c: Buffer): void {
+    (this.hasher as BodyHasher).update(c);
+    if (this.bodyTimer !== null) this.bodyTimer.refresh();
+    else if (this.timer !== null && this.expectContinue && this.proxyRes === null) {
+      // Expect: 100-continue, and the client sent its body without waiting for a 100 that did not
+      // come (curl waits 1 s): the upload is under way, so the wait is the client's again.
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.startBodyTimer();
+    }
+  }
+
   onRequestBodyTimeout(): void {
     this.bodyTimer = null;
-    if (this.closedUp || this.res.headersSent || this.req.complete) return;
+    if (this.closedUp || this.res.headersSent || this.proxyRes !== null) return;
+    // The proxy was not reading (the upstream or the pool held the body back), or the body had all
+    // arrived: the wait was the upstream's, not the client's.
+    if (this.req.complete || this.req.isPaused()) {
+      this.onUpstreamTimeout();
+      return;
+    }
     this.outcome = 'timeout';
     this.error = 'request-timeout';
     this.proxyReq?.abort();
@@ -201,7 +229,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   }
 
   private startUpstreamTimer(): void {
-    if (this.timer !== null || this.closedUp || this.res.headersSent) return;
+    if (this.timer !== null || this.closedUp || this.res.headersSent || this.proxyRes !== null) return;
     this.timer = setTimeout(upstreamTimeout, this.core.upstreamTimeoutMs, this);
   }
 
@@ -232,6 +260,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       clearTimeout(this.timer);
       this.timer = null;
     }
+    // The upstream answered: a body the client is still sending is no one's timeout now.
+    this.clearBodyTimer();
     this.proxyRes = proxyRes;
     this.upstreamStatus = proxyRes.statusCode;
     if (this.closedUp) {
@@ -356,7 +386,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const out = this.pendingHead;
     if (out === null) return;
     this.pendingHead = null;
-    if (!this.closedUp) this.sendHead(out);
+    // (A proxy error may have answered while the head was held.)
+    if (!this.closedUp && !this.res.headersSent) this.sendHead(out);
   }
 
   /** @internal */
@@ -505,14 +536,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (this.hasher !== null || !this.hasBody()) return;
     const h = new BodyHasher();
     this.hasher = h;
-    this.req.on('data', (c: Buffer) => {
-      h.update(c);
-      this.bodyTimer?.refresh();
-    });
+    this.req.on('data', reqBodyChunk);
     this.req.pause();
-    this.req.once('end', () => {
-      this.bodyEnded = true;
-    });
+    this.req.once('end', reqBodyEnded);
   }
 
   /**
@@ -773,6 +799,18 @@ function upstreamTimeout(ex: HttpExchange): void {
 
 function requestBodyTimeout(ex: HttpExchange): void {
   ex.onRequestBodyTimeout();
+}
+
+function reqBodyChunk(this: Tagged<IncomingMessage>, c: Buffer): void {
+  this[kExchange].onRequestBodyChunk(c);
+}
+
+function reqBodyEnded(this: Tagged<IncomingMessage>): void {
+  this[kExchange].noteBodyEnded();
+}
+
+function reqBodyEnd(this: Tagged<IncomingMessage>): void {
+  this[kExchange].onRequestBodyEnd();
 }
 
 function flushHead(ex: HttpExchange): void {

@@ -448,6 +448,17 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const applyWhenFree = (next: CompiledProfile): void => {
     stopWaiting();
     const timer = setInterval(() => {
+      // The file moved on (reverted, edited, removed): the watcher deals with what it holds now.
+      let current: string | null;
+      try {
+        current = parseProfile(fs.readFileSync(next.source as string, 'utf8'), next.source).hash;
+      } catch {
+        current = null;
+      }
+      if (current !== next.hash) {
+        stopWaiting();
+        return;
+      }
       try {
         engine.checkProfile(next);
       } catch {
@@ -455,6 +466,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       }
       stopWaiting();
       applyProfile(next, 'file changed (its rule names were taken by ad-hoc faults until now)');
+      watchFile(next); // a fresh watch: the file's content is the profile in force again
     }, 1000);
     timer.unref();
     waiting = { profile: next, timer };

@@ -2,12 +2,13 @@
  * What every exchange shares: the target, the rules engine, the recorder and the proxy's settings,
  * gathered once at start so the per-request code reads fields instead of looking things up.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { RequestFacts } from '../faults/types.js';
 import type { Decision, DecideEnv, Settlement } from '../rules/types.js';
 import type { Recorder } from '../record/recorder.js';
 import type { Redactor } from '../record/redact.js';
+import { RETRY_HEADERS, type RetryHeaderName } from '../record/schema.js';
 import type { Target } from '../upstream/target.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { ClientKeyFn } from './client-key.js';
@@ -53,3 +54,20 @@ export interface ProxyCore {
   nextId(): string;
 }
 
+/**
+ * The request headers a record carries: the retry headers the analysis reads, then the
+ * `--record-headers` ones (redacted when secret), for HTTP and WebSocket records alike (a client
+ * keyed by such a header is the same client on both kinds of record). Null when there are none.
+ */
+export function recordedHeaders(core: ProxyCore, h: IncomingHttpHeaders): Partial<Record<RetryHeaderName, string>> | null {
+  let headers: Record<string, string> | null = null;
+  for (const name of RETRY_HEADERS) {
+    const v = h[name];
+    if (typeof v === 'string') (headers ??= {})[name] = v;
+  }
+  for (const name of core.recordHeaders) {
+    const v = h[name];
+    if (v !== undefined) (headers ??= {})[name] = core.redactor.headers.has(name) ? '[redacted]' : String(v);
+  }
+  return headers;
+}

@@ -18,11 +18,10 @@ import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import { FAULT_ACTED, type HttpFaultContext, type RequestFacts, type ResponseAction } from '../faults/types.js';
 import type { ActiveFault, Decision } from '../rules/types.js';
-import type { FaultTag, HttpRecord, Outcome, RetryHeaderName } from '../record/schema.js';
-import { RETRY_HEADERS } from '../record/schema.js';
+import type { FaultTag, HttpRecord, Outcome } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
 import { connectionTokens, type BodySink, type UpstreamCall, type UpstreamSink } from '../upstream/pool.js';
-import type { ProxyCore } from './core.js';
+import { recordedHeaders, type ProxyCore } from './core.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 
@@ -742,18 +741,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const req = this.req;
     const tags = this.tags;
     const h = req.headers;
-    let headers: Partial<Record<RetryHeaderName, string>> | null = null;
-    for (const name of RETRY_HEADERS) {
-      const v = h[name];
-      if (typeof v === 'string') (headers ??= {})[name] = v;
-    }
-    const extra = this.core.recordHeaders;
-    if (extra.length > 0) {
-      for (const name of extra) {
-        const v = h[name];
-        if (v !== undefined) (headers ??= {} as Record<string, string>)[name as RetryHeaderName] = this.core.redactor.headers.has(name) ? '[redacted]' : String(v);
-      }
-    }
+    const headers = recordedHeaders(this.core, h);
     const ua = h['user-agent'];
     return {
       v: 1,

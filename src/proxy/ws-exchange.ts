@@ -23,9 +23,8 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { type WebSocketServer } from 'ws';
 import type { MessageDirection, RequestFacts, WsFaultContext, WsUpgradeContext } from '../faults/types.js';
 import type { ActiveFault, Decision } from '../rules/types.js';
-import type { FaultTag, Outcome, RetryHeaderName, WsRecord } from '../record/schema.js';
-import { RETRY_HEADERS } from '../record/schema.js';
-import type { ProxyCore } from './core.js';
+import type { FaultTag, Outcome, WsRecord } from '../record/schema.js';
+import { recordedHeaders, type ProxyCore } from './core.js';
 import { kConnId } from './http-exchange.js';
 import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
@@ -746,17 +745,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     core.inflight.delete(this);
     if (this.decision !== null) core.engine.settle(this.decision, { status: this.status, outcome: this.outcome });
     const h = this.req.headers;
-    const headers: Partial<Record<RetryHeaderName, string>> = {};
-    for (const name of RETRY_HEADERS) {
-      const v = h[name];
-      if (typeof v === 'string') headers[name] = v;
-    }
-    // The headers asked for with --record-headers, as an HTTP record carries them (a client keyed
-    // by such a header is the same client on both kinds of record).
-    for (const name of core.recordHeaders) {
-      const v = h[name];
-      if (v !== undefined) (headers as Record<string, string>)[name] = core.redactor.headers.has(name) ? '[redacted]' : String(v);
-    }
+    const headers = recordedHeaders(core, h) ?? {};
     const rin = this.rawIn;
     const rout = this.rawOut;
     if (rin !== null && rout !== null) {

@@ -109,10 +109,8 @@ export function isSecretQueryName(name: string): boolean {
  * @example isSecretHeaderName('x-session-token') === true; isSecretHeaderName('x-client-id') === false
  */
 export function isSecretHeaderName(name: string, extra: readonly string[] = []): boolean {
-  const lower = name.toLowerCase();
-  if (DEFAULT_REDACTED_HEADERS.includes(lower)) return true;
-  for (const e of extra) if (e.toLowerCase() === lower) return true;
-  return !NOT_SECRET_HEADERS.has(lower) && classify(lower, EMPTY);
+  // The recording's own rule (one rule for the client key and the recorded headers).
+  return createRedactor(extra).headers.has(name.toLowerCase());
 }
 
 /**

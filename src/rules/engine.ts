@@ -17,7 +17,7 @@
  * owned here: same seed + same request sequence = same faults. When nothing matches it allocates
  * nothing and returns one shared, frozen empty decision.
  */
-import type { FaultInstance, RequestFacts } from '../faults/types.js';
+import { FAULT_ACTED, type FaultInstance, type RequestFacts } from '../faults/types.js';
 import type { ActiveFault, DecideEnv, Decision, RuleStats, Settlement } from './types.js';
 import { AftershockError, ProfileError, type ProfileProblem, RuleNameTakenError } from '../errors.js';
 
@@ -332,6 +332,23 @@ class Engine implements RuleEngine {
     this.pick(hf.active);
   }
 
+  /**
+   * A fault that answers the upgrade itself was picked: the WebSocket faults picked before it act
+   * on an open connection, which this one will never have, so they are dropped and not counted.
+   */
+  private dropOpenFaults(): void {
+    const after = this.curAfter;
+    if (after === null) return;
+    for (let i = after.length - 1; i >= 0; i--) {
+      const g = after[i] as ActiveFault;
+      if (g.stage !== 'websocket' || g.instance.onUpgrade !== undefined) continue;
+      after.splice(i, 1);
+      this.curCount--;
+      const st = this.adhocStates.get(g.rule) ?? this.states.get(g.rule) ?? (g.rule === HEADER_RULE ? this.headerState : undefined);
+      if (st !== undefined && st.injected > 0) st.injected--;
+    }
+  }
+
   private pick(f: ActiveFault): void {
     this.curCount++;
     switch (f.stage) {
@@ -342,7 +359,10 @@ class Engine implements RuleEngine {
         this.curRequest = f;
         break;
       default:
-        if (f.stage === 'websocket' && f.instance.onUpgrade !== undefined) this.curUpgradeAnswered = true;
+        if (f.stage === 'websocket' && f.instance.onUpgrade !== undefined) {
+          this.curUpgradeAnswered = true;
+          this.dropOpenFaults();
+        }
         (this.curAfter ??= []).push(f);
     }
   }
@@ -639,7 +659,10 @@ function activeFault(rule: CompiledRule, state: RuleState): ActiveFault {
       onResponse(ctx, upstream) {
         if (ranges !== null && !statusSelected(ranges, upstream.statusCode ?? 0)) return null;
         const action = onResponse.call(inner, ctx, upstream);
-        if (action !== null) state.injected++;
+        if (action === null) return null;
+        // A lazy transform has acted only once it says so (a chunked body shorter than the cut).
+        if ('transform' in action && action.lazy === true) action.transform.once(FAULT_ACTED, () => state.injected++);
+        else state.injected++;
         return action;
       },
     };

@@ -394,6 +394,8 @@ describe('what a fault did is what is labelled', () => {
     const ruleA = a.proxy.engine.stats().find((x) => x.name === 't100');
     expect(ruleA).toMatchObject({ matched: 1, injected: 0 });
     expect(c.proxy.engine.stats().find((x) => x.name === 't100')).toMatchObject({ matched: 1, injected: 1 });
+    // A chunked body shorter than the cut: the lazy truncate never acted, so it is not counted either.
+    expect(b.proxy.engine.stats().find((x) => x.name === 't100')).toMatchObject({ matched: 1, injected: 0 });
     expect(recC).toMatchObject({ status: 200, outcome: 'reset', bytesOut: 100, fault: { rule: 't100', type: 'truncate', injected: true } });
   });
 
@@ -484,6 +486,16 @@ describe('WebSocket faults on the wire', () => {
     const stats = proxy.engine.stats();
     expect(stats.find((x) => x.name === 'shed')).toMatchObject({ injected: 1 });
     expect(stats.find((x) => x.name === 'drop')).toMatchObject({ injected: 0 });
+    // The same with the ws-close listed first: picked before the reject, then dropped.
+    const first = await proxyWith(
+      'rules:\n  - name: drop\n    fault: { type: ws-close, code: 1006, after: 1s }\n  - name: shed\n    fault: { type: ws-reject, status: 503 }',
+      up.url,
+      true,
+    );
+    await expect(wsConnect(first.proxy.url.replace('http', 'ws') + '/socket')).rejects.toMatchObject({ status: 503 });
+    const again = first.proxy.engine.stats();
+    expect(again.find((x) => x.name === 'shed')).toMatchObject({ injected: 1 });
+    expect(again.find((x) => x.name === 'drop')).toMatchObject({ injected: 0 });
   });
 
   it('ws-close with 1006 drops the connection without a close frame; a code closes with a frame', async () => {

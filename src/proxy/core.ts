@@ -43,6 +43,8 @@ export interface ProxyCore {
   readonly recordHeaders: readonly string[];
   readonly recordMessages: boolean;
   readonly inflight: Set<InFlight>;
+  /** Shutdown has begun: connections closing now are the proxy's doing. */
+  draining: boolean;
   readonly rewriteLocation: ((value: string, req: IncomingMessage) => string) | null;
   readonly rewriteCookie: ((value: string) => string) | null;
   /** The HTTP leg to the target. */

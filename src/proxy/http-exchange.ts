@@ -44,7 +44,14 @@ export const kActive = Symbol('aftershock.active');
 /** On a lazy fault's transform: the fault it belongs to (labelled when it acts). */
 const kFault = Symbol('aftershock.fault');
 
-type ConnSocket = Socket & { [kConnId]?: string; [kActive]?: HttpExchange | undefined };
+/** Exchanges pipelined on a connection behind the one in flight (see the constructor). */
+const kQueued = Symbol('aftershock.queued');
+type ConnSocket = Socket & { [kConnId]?: string; [kActive]?: HttpExchange | undefined; [kQueued]?: HttpExchange[] | undefined };
+
+function socketGone(this: ConnSocket): void {
+  const queued = this[kQueued];
+  if (queued !== undefined) for (const ex of [...queued]) ex.onSocketGone();
+}
 
 /** Pause between the last written byte and an RST, so the bytes reach the client first. */
 const RESET_AFTER_WRITE_MS = 50;
@@ -113,8 +120,26 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     };
     (req as IncomingMessage & { [kExchange]?: HttpExchange })[kExchange] = this;
     (res as Tagged<ServerResponse>)[kExchange] = this;
-    (this.socket as ConnSocket)[kActive] = this;
+    const sock = this.socket as ConnSocket;
+    // Pipelined behind an exchange still in flight: Node queues this response, and a queued
+    // response gets no 'close' if the connection dies first, so the connection's end ends it.
+    if (sock[kActive] !== undefined) {
+      let queued = sock[kQueued];
+      if (queued === undefined) {
+        queued = sock[kQueued] = [];
+        sock.once('close', socketGone); // once per connection
+      }
+      queued.push(this);
+    }
+    sock[kActive] = this;
     res.on('close', resClose);
+  }
+
+  /** @internal The connection closed while this exchange's response was still queued behind another. */
+  onSocketGone(): void {
+    if (this.closedUp) return;
+    this.outcome ??= this.core.draining ? 'shutdown' : 'client-abort';
+    this.onResClose();
   }
 
   // ---------------------------------------------------------------- the flow
@@ -717,6 +742,11 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     this.closedUp = true;
     const sock = this.socket as ConnSocket;
     if (sock[kActive] === this) sock[kActive] = undefined;
+    const queued = sock[kQueued];
+    if (queued !== undefined && queued.length > 0) {
+      const i = queued.indexOf(this);
+      if (i !== -1) queued.splice(i, 1);
+    }
     const core = this.core;
     const end = core.now();
     if (this.timer !== null) clearTimeout(this.timer);
@@ -731,7 +761,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     this.ac?.abort(EXCHANGE_OVER);
     if (this.doneFns !== null) for (const fn of this.doneFns) safe(fn);
     core.inflight.delete(this);
-    const status = this.res.headersSent ? this.res.statusCode : this.rejectedWith;
+    // The status the client got: a head Node still held (a sized answer whose body never came, a
+    // response queued behind another) never reached it.
+    const status = headSent(this.res) ? this.res.statusCode : this.rejectedWith;
     const decision = this.decision;
     if (decision !== null) core.engine.settle(decision, { status, outcome: this.outcome });
     core.recorder.write(this.toRecord(status, end));
@@ -783,6 +815,14 @@ function resClose(this: Tagged<ServerResponse>): void {
 
 function upstreamTimeout(ex: HttpExchange): void {
   ex.onUpstreamTimeout();
+}
+
+/** Whether the response head reached the socket (`headersSent` is already true while Node holds it). */
+function headSent(res: ServerResponse): boolean {
+  if (res.writableFinished) return true;
+  const flushed = (res as ServerResponse & { _headerSent?: boolean })._headerSent;
+  // A response queued behind another (no socket yet) keeps what it "sent" in its own buffer.
+  return (flushed === undefined ? res.headersSent : flushed) && res.socket !== null;
 }
 
 function requestBodyTimeout(ex: HttpExchange): void {

@@ -202,6 +202,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     recordHeaders,
     recordMessages: options.recordMessages === true,
     inflight,
+    draining: false,
     rewriteLocation,
     rewriteCookie,
     upstream,
@@ -592,6 +593,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     watcher?.close();
     stopWaiting();
     draining = true;
+    core.draining = true;
     server.close();
     server.closeIdleConnections();
     for (const ex of [...inflight]) {

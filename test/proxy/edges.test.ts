@@ -344,3 +344,50 @@ describe('the TLS listener', () => {
     expect(recs[0]?.conn).not.toBe('');
   });
 });
+
+describe('pipelined requests and heads that never left', () => {
+  it('a request pipelined behind one the client abandons is recorded once (client-abort, no status) and does not stay in flight', async () => {
+    const seen: string[] = [];
+    const up = await startUpstream((req, res) => {
+      seen.push(req.url ?? '');
+      req.resume();
+      if (req.url === '/hang') return; // never answers
+      req.on('end', () => res.end('ok'));
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'pipe-leak.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi');
+    await waitFor(() => seen.length === 2);
+    s.destroy();
+    await waitFor(() => proxy.stats().inFlight === 0, 3000);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map((r) => [r.path, r.status, r.outcome]).sort()).toEqual([
+      ['/hang', null, 'client-abort'],
+      ['/second', null, 'client-abort'],
+    ]);
+  });
+
+  it('a sized head the upstream sent before going silent never reached the client: the record says no status', async () => {
+    const srv = net.createServer((c) => {
+      c.on('error', () => undefined);
+      c.once('data', () => c.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n'));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => {
+      srv.close();
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'headonly.ndjson');
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, record: file, upstreamIdleTimeout: '300ms' });
+    const res = await rawExchange(Number(new URL(proxy.url).port), 'GET /headonly HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 3000 });
+    expect(res.data).toBe('');
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http');
+    expect(rec).toMatchObject({ status: null, upstreamStatus: 200, outcome: 'timeout' });
+  });
+});

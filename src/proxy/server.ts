@@ -363,6 +363,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       asPlainHttp(req, socket as Socket, head);
       return;
     }
+    // Pipelined behind a request the proxy refused: that answer closes the connection.
+    if ((req.socket as Socket & { [kRefused]?: true })[kRefused] === true) {
+      socket.end(); // after the refusal's bytes, not over them
+      return;
+    }
     if (url.charCodeAt(0) !== 47 || proto !== 'websocket' || req.headers.host === undefined) {
       const code = req.headers.host === undefined ? 'missing-host' : 'upgrade-refused';
       writeBadRequest(req.socket, 400, code, req.method ?? '-', url, req.headers['user-agent'] ?? null);
@@ -450,9 +455,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     stopWaiting();
     const timer = setInterval(() => {
       // The file moved on (reverted, edited, removed): the watcher deals with what it holds now.
+      let text: string;
+      try {
+        text = fs.readFileSync(next.source as string, 'utf8');
+      } catch {
+        return; // gone for now (deleted, mid-replace): the same content may come back
+      }
       let current: string | null;
       try {
-        current = parseProfile(fs.readFileSync(next.source as string, 'utf8'), next.source).hash;
+        current = parseProfile(text, next.source).hash;
       } catch {
         current = null;
       }

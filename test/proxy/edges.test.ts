@@ -306,10 +306,15 @@ describe('request targets and Host', () => {
       const res = await rawExchange(port, first + follow, { timeoutMs: 1000 });
       expect(res.data.match(/HTTP\/1\.1 \d+/g)).toHaveLength(1);
     }
+    // A WebSocket upgrade pipelined behind a refusal: not forwarded, not recorded as a client that left.
+    const up2 = await rawExchange(port, 'GET http://h/abs HTTP/1.1\r\nHost: x\r\n\r\n' + UPGRADE(), { timeoutMs: 1000 });
+    expect(up2.data.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 400']);
     await proxy.close();
     expect(seen).toEqual([]);
-    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
-    expect(recs.map((r) => r.status)).toEqual([400, 417, 400, 400]);
+    const all = readRecords(file);
+    expect(all.filter((r) => r.type === 'ws')).toEqual([]);
+    const recs = all.filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map((r) => r.status)).toEqual([400, 417, 400, 400, 400]);
   });
 });
 

@@ -175,4 +175,22 @@ describe('hot reload after a name clash', () => {
     await new Promise((r) => setTimeout(r, 1800));
     expect(proxy.profile.name).toBe('v1'); // the file says v1
     const r = await request(`${proxy.url}/`);
-  });});
+  });  it('a version waiting for a free rule name survives the file being deleted and written again with it', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const profile = path.join(dir, 'p.yaml');
+    const v1 = 'name: v1\nrules:\n  - name: a\n    probability: 0\n    fault: { type: http-error, status: 500 }\n';
+    const v2 = 'name: v2\nrules:\n  - name: x\n    fault: { type: http-error, status: 503 }\n';
+    fs.writeFileSync(profile, v1);
+    const proxy = await startTestProxy({ target: up.url, profile });
+    proxy.addFault({ name: 'x', probability: 0, fault: { type: 'http-error', status: 502 } });
+    fs.writeFileSync(profile, v2);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(proxy.profile.name).toBe('v1');
+    fs.rmSync(profile);
+    await new Promise((r) => setTimeout(r, 700));
+    proxy.removeFault('x');
+    fs.writeFileSync(profile, v2);
+    await waitFor(() => proxy.profile.name === 'v2', 5000);
+  });
+});

@@ -328,6 +328,11 @@ class Engine implements RuleEngine {
     if (this.active + this.curCount >= this.rt.maxActive) return;
     if (hf.stage === 'request' && this.curRequest !== null) return;
     if (hf.stage === 'websocket' && this.curUpgradeAnswered) return;
+    // A response fault counts when it acts, as a profile rule's does.
+    if (hf.stage === 'response' && hf.active.instance.onResponse !== undefined) {
+      this.pick(Object.freeze({ ...hf.active, instance: countingOnResponse(hf.active.instance, st, null) }));
+      return;
+    }
     st.injected++;
     this.pick(hf.active);
   }
@@ -650,23 +655,28 @@ function countsOnResponse(rule: CompiledRule): boolean {
  * injected only when it acts.
  */
 function activeFault(rule: CompiledRule, state: RuleState): ActiveFault {
-  let instance: FaultInstance = rule.instance;
   const ranges = rule.match.status;
   const inner = rule.instance;
-  if ((ranges !== null || countsOnResponse(rule)) && inner.onResponse !== undefined) {
-    const onResponse = inner.onResponse;
-    const gated: FaultInstance = {
-      onResponse(ctx, upstream) {
-        if (ranges !== null && !statusSelected(ranges, upstream.statusCode ?? 0)) return null;
-        const action = onResponse.call(inner, ctx, upstream);
-        if (action === null) return null;
-        // A lazy transform has acted only once it says so (a chunked body shorter than the cut).
-        if ('transform' in action && action.lazy === true) action.transform.once(FAULT_ACTED, () => state.injected++);
-        else state.injected++;
-        return action;
-      },
-    };
-    instance = Object.freeze(inner.stage === undefined ? gated : { ...gated, stage: inner.stage });
-  }
+  const instance = (ranges !== null || countsOnResponse(rule)) && inner.onResponse !== undefined ? countingOnResponse(inner, state, ranges) : inner;
   return Object.freeze({ rule: rule.name, type: rule.type, stage: rule.stage, instance });
+}
+
+/**
+ * `inner` with an `onResponse` that first checks the upstream's status (when `ranges` are given)
+ * and counts the rule as injected only when it acts.
+ */
+function countingOnResponse(inner: FaultInstance, state: RuleState, ranges: CompiledRule['match']['status']): FaultInstance {
+  const onResponse = inner.onResponse as NonNullable<FaultInstance['onResponse']>;
+  const gated: FaultInstance = {
+    onResponse(ctx, upstream) {
+      if (ranges !== null && !statusSelected(ranges, upstream.statusCode ?? 0)) return null;
+      const action = onResponse.call(inner, ctx, upstream);
+      if (action === null) return null;
+      // A lazy transform has acted only once it says so (a chunked body shorter than the cut).
+      if ('transform' in action && action.lazy === true) action.transform.once(FAULT_ACTED, () => state.injected++);
+      else state.injected++;
+      return action;
+    },
+  };
+  return Object.freeze(inner.stage === undefined ? gated : { ...gated, stage: inner.stage });
 }

@@ -263,6 +263,17 @@ describe('HTTP faults on the wire', () => {
     expect(r.headers['x-aftershock-fault']).toBe('header/http-error');
     expect((await request(`http://127.0.0.1:${port}/`, { headers: { 'x-aftershock-fault': 'bogus' } })).status).toBe(200);
   });
+
+  it('a header-triggered response fault that never acts is not counted (a truncate longer than the body)', async () => {
+    const up = await counting('ten bytes!');
+    const { proxy, port } = await proxyWith('headerFaults: true\nrules: []', up.url);
+    const r = await request(`http://127.0.0.1:${port}/`, { headers: { 'x-aftershock-fault': 'truncate;after=1000' } });
+    expect(r.text).toBe('ten bytes!');
+    expect(r.headers['x-aftershock-fault']).toBeUndefined();
+    const cut = await request(`http://127.0.0.1:${port}/`, { headers: { 'x-aftershock-fault': 'http-error;status=418' } });
+    expect(cut.status).toBe(418);
+    expect(proxy.engine.stats().find((x) => x.name === 'header')).toMatchObject({ matched: 2, injected: 1 });
+  });
 });
 
 /** An upstream that answers `body` chunked (no Content-Length: the proxy cannot know the length from the head). */

@@ -35,6 +35,8 @@ const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 /** How long a closing raw connection waits for the other side before it is dropped (ws's own). */
 const CLOSE_TIMEOUT = 30_000;
+/** At shutdown, how long open WebSockets get to take their 1001 before they are cut. */
+const SHUTDOWN_CLOSE_MS = 1000;
 
 /** Request headers not copied to the upstream handshake (ws writes its own). */
 const SKIP_HEADERS = new Set([
@@ -101,6 +103,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private sendsToUpstream = 0;
   private sendsToClient = 0;
   private terminateAfterSends: WebSocket | null = null;
+  private shutdownAsked = false;
+  /** The close code the proxy itself sent the client on the raw relay, if it did. */
+  private rawCloseSent: number | null = null;
+  private rawCloseReason: string | null = null;
   /** The proxy closed a raw connection itself: stop relaying, keep counting. */
   private rawStopped = false;
 
@@ -418,6 +424,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
    * as `ws`'s terminate() would; a side left open after the other closed gets CLOSE_TIMEOUT.
    */
   private pipeRaw(client: Socket, up: Socket, upHead: Buffer, deflate: boolean): void {
+    // An upstream that sends its close and then its FIN still gets the client's close echo
+    // (Node's client socket would end the write side at the FIN).
+    up.allowHalfOpen = true;
     const cin = (this.rawIn = new FrameCounter(true));
     const cout = (this.rawOut = new FrameCounter(false));
     cin.deflate = cout.deflate = deflate;
@@ -503,6 +512,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.rawStopped = true;
     if (code === 1006 || !(this.rawOut as FrameCounter).atBoundary) client.destroy();
     else {
+      this.rawCloseSent = code;
+      this.rawCloseReason = reason === '' ? null : reason;
       client.end(closeFrame(code, reason, false));
       setTimeout(() => client.destroy(), CLOSE_TIMEOUT).unref();
     }
@@ -538,13 +549,23 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
         this.closeCode = code;
         this.closeReason = reason.length > 0 ? reason.toString('utf8') : null;
       }
-      this.mirror(upstream, code, reason);
-      this.finish();
+      // Messages a ws-delay still holds go first: a close never overtakes them.
+      this.afterHeld('in', () => {
+        this.mirror(upstream, code, reason);
+        this.finish();
+      });
     });
     upstream.once('close', (code: number, reason: Buffer) => {
       this.closedBy ??= 'upstream';
-      this.mirror(client, code, reason);
+      this.afterHeld('out', () => this.mirror(client, code, reason));
     });
+  }
+
+  /** Runs `fn` once the messages delayed in `dir` are released (at once when none are held). */
+  private afterHeld(dir: MessageDirection, fn: () => void): void {
+    const wait = this.releaseAt[dir] - this.core.now();
+    if (wait <= 0 || this.frozen) fn();
+    else setTimeout(fn, Math.ceil(wait) + 1).unref();
   }
 
   private relay(dir: MessageDirection, from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
@@ -709,11 +730,26 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
 
   abortForShutdown(): void {
     this.outcome ??= 'shutdown';
+    if (this.shutdownAsked) {
+      // Asked again (the drain ran out): cut what is left, so the close events record it.
+      this.client?.terminate();
+      this.upstream?.terminate();
+      this.socket.destroy();
+      this.upSocket?.destroy();
+      this.upReq?.destroy();
+      return;
+    }
+    this.shutdownAsked = true;
     if (this.client !== null || this.upSocket !== null) this.closeClient(1001, 'aftershock is shutting down');
     else this.socket.destroy();
-    this.upstream?.terminate();
+    // The 1001 close frames are queued (behind compression, buffered writes): a terminate now
+    // would cut them off, so both sides get a moment to take them.
+    const up = this.upstream;
+    if (up !== null) {
+      if (this.client === null) up.terminate();
+      else setTimeout(() => up.terminate(), SHUTDOWN_CLOSE_MS).unref();
+    }
     this.upReq?.destroy();
-    this.upSocket?.destroy();
   }
 
   private tag(f: ActiveFault): void {
@@ -754,8 +790,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       this.messagesOut = rout.messages;
       this.bytesOut = rout.bytes;
       // As with `ws`: the code of the client's close frame (its echo, when the other side began), 1006 without one.
-      this.closeCode = rin.closeCode ?? 1006;
-      this.closeReason = rin.closeReason;
+      this.closeCode = rin.closeCode ?? this.rawCloseSent ?? 1006;
+      this.closeReason = rin.closeCode !== null ? rin.closeReason : this.rawCloseReason;
     }
     const tags = this.tags;
     const rec: WsRecord = {

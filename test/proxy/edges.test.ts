@@ -396,3 +396,28 @@ describe('pipelined requests and heads that never left', () => {
     expect(rec).toMatchObject({ status: null, upstreamStatus: 200, outcome: 'timeout' });
   });
 });
+
+describe('WebSocket closes that must not overtake or cut messages', () => {
+  it('a close does not overtake messages a ws-delay still holds (either direction)', async () => {
+    const got: string[] = [];
+    let upClose = 0;
+    const upstream = await startWsUpstream((ws) => {
+      ws.on('message', (d) => got.push(d.toString()));
+      ws.on('close', (code) => (upClose = code));
+    });
+    const dir = tempDir();
+    const profile = path.join(dir, 'delay.yaml');
+    (await import('node:fs')).writeFileSync(profile, 'name: d\nrules:\n  - name: slow\n    fault: { type: ws-delay, delay: 200ms }\n');
+    const proxy = await startTestProxy({ target: upstream, profile, watch: false });
+    const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/d');
+    onCleanup(() => ws.terminate());
+    await new Promise<void>((r) => ws.once('open', () => r()));
+    ws.send('a');
+    ws.send('b');
+    ws.send('c');
+    ws.close(1000, 'done');
+    await waitFor(() => upClose !== 0, 3000);
+    expect(got).toEqual(['a', 'b', 'c']);
+    expect(upClose).toBe(1000);
+  });
+});

@@ -17,12 +17,14 @@ export interface CliRun {
 }
 
 /** Starts `aftershock ...args`; killed after the test if still running. */
-export function cli(args: string[], env: Record<string, string> = {}, opts: { cwd?: string } = {}): CliRun {
+export function cli(args: string[], env: Record<string, string> = {}, opts: { cwd?: string; group?: boolean } = {}): CliRun {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AFTERSHOCK_')));
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...base, AFTERSHOCK_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+    // Its own process group, so a test can signal the whole group as a terminal's Ctrl-C does.
+    detached: opts.group === true,
   });
   let err = '';
   let out = '';

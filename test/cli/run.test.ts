@@ -2,42 +2,15 @@
  * The CLI as a user runs it: the compiled `bin/aftershock.js` in a child process (`npm test`
  * builds first), real signals, real exit statuses.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { onCleanup, readRecords, request, startUpstream, tempDir } from '../helpers.js';
 import type { HttpRecord } from '../../src/record/schema.js';
+import { BIN, cli, type CliRun as Run } from './cli-process.js';
 
-const BIN = fileURLToPath(new URL('../../bin/aftershock.js', import.meta.url));
-
-interface Run {
-  child: ChildProcess;
-  stderr: () => string;
-  stdout: () => string;
-  exit: Promise<number | null>;
-}
-
-function cli(args: string[], env: Record<string, string> = {}, opts: { group?: boolean } = {}): Run {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, AFTERSHOCK_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group, so a test can signal the whole group as a terminal's Ctrl-C does.
-    detached: opts.group === true,
-  });
-  let err = '';
-  let out = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  onCleanup(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, stderr: () => err, stdout: () => out, exit };
-}
 
 async function listeningUrl(run: Run): Promise<string> {
   const deadline = Date.now() + 15_000;

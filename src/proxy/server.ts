@@ -222,8 +222,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     plain: new WebSocketServer({ ...wsCommon, perMessageDeflate: false }),
   };
 
-  /** Set when shutdown begins: answers sent from then on close their connection. */
-  let draining = false;
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
     // A request pipelined behind one the proxy refused: that answer closes the connection, so this
     // one is neither forwarded nor answered (the client sends it again on a new connection).
@@ -240,7 +238,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       refuse(req, res, 400, 'missing-host', 'an HTTP/1.1 request must carry a Host header');
       return;
     }
-    if (draining) res.shouldKeepAlive = false;
+    // Shutdown has begun: answers sent from now on close their connection.
+    if (core.draining) res.shouldKeepAlive = false;
     const ex = new HttpExchange(core, req, res);
     ex.expectContinue = expectContinue;
     ex.start();
@@ -603,7 +602,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const shutdown = async (): Promise<void> => {
     watcher?.close();
     stopWaiting();
-    draining = true;
     core.draining = true;
     server.close();
     server.closeIdleConnections();

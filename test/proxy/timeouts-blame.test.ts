@@ -156,37 +156,33 @@ describe('timeouts: who waited', () => {
 });
 
 describe('hot reload after a name clash', () => {
-  it('a file version refused for a taken rule name is not applied later once the file was reverted', async () => {
+  /** v1 in force, an ad-hoc fault named x, then the file rewritten to v2 (whose rule x is refused and waits). */
+  async function waitingForName() {
     const up = await startUpstream((_req, res) => res.end('ok'));
-    const dir = tempDir();
-    const profile = path.join(dir, 'p.yaml');
+    const profile = path.join(tempDir(), 'p.yaml');
     const v1 = 'name: v1\nrules:\n  - name: a\n    probability: 0\n    fault: { type: http-error, status: 500 }\n';
     const v2 = 'name: v2\nrules:\n  - name: x\n    fault: { type: http-error, status: 503 }\n';
     fs.writeFileSync(profile, v1);
     const proxy = await startTestProxy({ target: up.url, profile });
     proxy.addFault({ name: 'x', probability: 0, fault: { type: 'http-error', status: 502 } });
     fs.writeFileSync(profile, v2);
-    await new Promise((r) => setTimeout(r, 1500)); // watcher refuses v2 (name taken) and starts waiting
+    await new Promise((r) => setTimeout(r, 1500)); // the watcher refuses v2 (name taken) and starts waiting
     expect(proxy.profile.name).toBe('v1');
+    return { proxy, profile, v1, v2 };
+  }
+
+  it('a file version refused for a taken rule name is not applied later once the file was reverted', async () => {
+    const { proxy, profile, v1 } = await waitingForName();
     fs.writeFileSync(profile, v1); // the user reverts the file
     await new Promise((r) => setTimeout(r, 1500));
     expect(proxy.profile.name).toBe('v1');
     proxy.removeFault('x');
     await new Promise((r) => setTimeout(r, 1800));
     expect(proxy.profile.name).toBe('v1'); // the file says v1
-    const r = await request(`${proxy.url}/`);
-  });  it('a version waiting for a free rule name survives the file being deleted and written again with it', async () => {
-    const up = await startUpstream((_req, res) => res.end('ok'));
-    const dir = tempDir();
-    const profile = path.join(dir, 'p.yaml');
-    const v1 = 'name: v1\nrules:\n  - name: a\n    probability: 0\n    fault: { type: http-error, status: 500 }\n';
-    const v2 = 'name: v2\nrules:\n  - name: x\n    fault: { type: http-error, status: 503 }\n';
-    fs.writeFileSync(profile, v1);
-    const proxy = await startTestProxy({ target: up.url, profile });
-    proxy.addFault({ name: 'x', probability: 0, fault: { type: 'http-error', status: 502 } });
-    fs.writeFileSync(profile, v2);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(proxy.profile.name).toBe('v1');
+  });
+
+  it('a version waiting for a free rule name survives the file being deleted and written again with it', async () => {
+    const { proxy, profile, v2 } = await waitingForName();
     fs.rmSync(profile);
     await new Promise((r) => setTimeout(r, 700));
     proxy.removeFault('x');

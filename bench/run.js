@@ -390,9 +390,28 @@ async function pacedSection(up, results) {
   }
 }
 
+/** [ts, end - ts] of every http record of a recording, sorted by ts. */
+function recordedDurations(file) {
+  const out = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{"v":1,"type":"http"')) continue;
+    const r = JSON.parse(line);
+    out.push([r.ts, r.end - r.ts]);
+  }
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** p50/p99 (ms) of the durations of the exchanges that started within [from, to]. */
+function percentilesWithin(durations, [from, to]) {
+  const d = durations.filter(([ts]) => ts >= from && ts <= to).map(([, ms]) => ms).sort((a, b) => a - b);
+  if (d.length === 0) return null;
+  const q = (p) => d[Math.min(d.length - 1, Math.floor(p * d.length))];
+  return { p50: q(0.5), p99: q(0.99), n: d.length };
+}
+
 async function latencySection(up, results) {
   const defs = [
-    { id: 'aftershock', label: 'aftershock, latency fault 100ms (+ recording, live analysis)', config: { kind: 'aftershock', target: up.url, options: { liveAnalysis: true, record: path.join(tmp, 'latency.ndjson') }, profileYaml: PROFILE_LATENCY } },
+    { id: 'aftershock', label: 'aftershock, latency fault 100ms (+ recording, live analysis)', record: path.join(tmp, 'latency.ndjson'), config: { kind: 'aftershock', target: up.url, options: { liveAnalysis: true, record: path.join(tmp, 'latency.ndjson') }, profileYaml: PROFILE_LATENCY } },
     { id: 'naive', label: 'http-proxy + setTimeout(100) (naive)', config: { kind: 'baseline', target: up.url, delayMs: 100 } },
     // No proxy at all: the upstream itself answers after setTimeout(100). What this machine, wrk and
     // one Node timer give: the floor under any proxy's figure.
@@ -419,7 +438,9 @@ async function latencySection(up, results) {
         // and not on the first 100 ms cycle after ~20 s of idling.
         await load(t.url + t.path, c, P.rewarmSeconds);
         await t.child.request({ type: 'eldStart' });
+        const from = Date.now();
         const r = await load(t.url + t.path, c, P.latencySeconds);
+        r.window = [from, Date.now()];
         r.eld = await t.child.request({ type: 'eldStop' });
         const key = `${t.id}@${c}`;
         if (!runs.has(key)) runs.set(key, []);
@@ -427,6 +448,18 @@ async function latencySection(up, results) {
       }
     }
     log(`latency: ${P.latencyRounds} rounds done`);
+    // The proxy's own view of each run: its recorded exchanges' duration (end - ts), from the
+    // request's head to the response's end, without the time a request waited to be read.
+    for (const t of targets) {
+      if (t.record === undefined) continue;
+      await t.stop();
+      t.stop = async () => undefined;
+      const durations = recordedDurations(t.record);
+      for (const [key, rs] of runs) {
+        if (!key.startsWith(`${t.id}@`)) continue;
+        for (const r of rs) r.inside = percentilesWithin(durations, r.window);
+      }
+    }
     results.latency = {
       delayMs: 100,
       seconds: P.latencySeconds,
@@ -446,6 +479,8 @@ async function latencySection(up, results) {
           // The proxy's own event-loop delay during the run (ms): what the proxy adds by blocking.
           loopDelayP99: median(rs.map((r) => r.eld?.p99)),
           loopDelayMax: median(rs.map((r) => r.eld?.max)),
+          insideP50: median(rs.map((r) => r.inside?.p50)),
+          insideP99: median(rs.map((r) => r.inside?.p99)),
           errors: rs.reduce((a, r) => a + r.errors + r.non2xx, 0),
         };
       }),

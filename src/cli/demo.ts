@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
-import { parseDurationOption } from '../proxy/duration.js';
+import { parseSecondsOrDuration } from '../faults/lib/duration.js';
 import { checkHtmlPath, DemoHtmlWriteError, runDemo, type DemoOptions, type DemoResult, type FleetKind } from '../demo/run-demo.js';
 import { demoJson, formatComparison } from '../demo/compare.js';
 import { DEMO_CLIENTS } from '../demo/defaults.js';
@@ -33,17 +33,9 @@ const DEMO_MAX_MS = 600_000;
  */
 export function demoDuration(raw: string): number {
   const bad = (): AftershockError => new AftershockError('ERR_BAD_OPTION', `--duration ${JSON.stringify(raw)}: give 3s to 10m, e.g. 30s or 2m (a bare number is seconds)`);
-  const ms = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) * 1000 : parseDurationOrNull(raw);
+  const ms = parseSecondsOrDuration(raw);
   if (ms === null || !(ms >= DEMO_MIN_MS && ms <= DEMO_MAX_MS)) throw bad();
   return ms;
-}
-
-function parseDurationOrNull(raw: string): number | null {
-  try {
-    return parseDurationOption('--duration', raw);
-  } catch {
-    return null;
-  }
 }
 
 /** Fails at once when the recording cannot be written, as `checkHtmlPath` does for --html. */

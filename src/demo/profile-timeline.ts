@@ -12,7 +12,8 @@
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { AftershockError } from '../errors.js';
 import { loadProfile, parseProfile, type CompiledProfile } from '../rules/index.js';
-import { parseDuration } from '../faults/lib/duration.js';
+import { parseDuration, parseSecondsOrDuration } from '../faults/lib/duration.js';
+import { isHttpDate } from '../faults/lib/schema.js';
 import type { Phase } from './live-view.js';
 
 /** A profile ready to run, and where its phases fall. */
@@ -24,8 +25,6 @@ export interface DemoTimeline {
   /** Factor applied to the profile's own durations (1 = as written). */
   readonly scale: number;
 }
-
-const HTTP_DATE_RE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -45,10 +44,9 @@ function scaleRule(rule: unknown, factor: number): void {
     if (isObject(when.ramp)) scaleField(when.ramp, 'over', factor);
   }
   const fault = rule.fault;
-  if (isObject(fault) && 'retryAfter' in fault && !(typeof fault.retryAfter === 'string' && HTTP_DATE_RE.test(fault.retryAfter.trim()))) {
+  if (isObject(fault) && 'retryAfter' in fault && !(typeof fault.retryAfter === 'string' && isHttpDate(fault.retryAfter))) {
     // A bare Retry-After counts seconds, so the scaled value carries its unit.
-    const v = fault.retryAfter;
-    const ms = typeof v === 'number' || (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v)) ? Number(v) * 1000 : parseDuration(v);
+    const ms = parseSecondsOrDuration(fault.retryAfter);
     if (ms !== null) fault.retryAfter = `${Math.max(1, Math.round(ms * factor))}ms`;
   }
 }

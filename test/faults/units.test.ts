@@ -10,7 +10,10 @@ import { compileSampler, Z99, type DelayOptions } from '../../src/faults/lib/dis
 import { TokenBuckets } from '../../src/faults/rate-limit.js';
 import { CapacityGate } from '../../src/faults/capacity.js';
 import { drawPositions } from '../../src/faults/corrupt.js';
-import { formatDuration, parseDuration } from '../../src/faults/lib/duration.js';
+import { formatDuration, parseDuration, parseSecondsOrDuration } from '../../src/faults/lib/duration.js';
+import { retryAfter } from '../../src/faults/lib/schema.js';
+import { demoDuration } from '../../src/cli/demo.js';
+import { scaleProfileText } from '../../src/demo/profile-timeline.js';
 import { SeededRandom } from '../../src/rules/random.js';
 import { fakeContext } from './fake-context.js';
 
@@ -35,6 +38,16 @@ describe('durations', () => {
     expect([parseDuration('250ms'), parseDuration('2s'), parseDuration('1.5m'), parseDuration('1h'), parseDuration(40), parseDuration('40'), parseDuration(' 3s ')]).toEqual([250, 2000, 90_000, 3_600_000, 40, 40, 3000]);
     for (const bad of ['2 days', '-1s', 's', '', -5, NaN, Infinity, null, {}]) expect(parseDuration(bad)).toBeNull();
     expect([formatDuration(120), formatDuration(1500), formatDuration(60_000), formatDuration(90_000)]).toEqual(['120ms', '1.5s', '1m', '1.5m']);
+  });
+
+  it('a bare number counts seconds where the header or the option says so (Retry-After, demo --duration), the same in every caller', () => {
+    expect([parseSecondsOrDuration(30), parseSecondsOrDuration('30'), parseSecondsOrDuration(' .5 '), parseSecondsOrDuration('1500ms'), parseSecondsOrDuration('2m')]).toEqual([30_000, 30_000, 500, 1500, 120_000]);
+    for (const bad of ['soon', '-1', '', -1, NaN, null]) expect(parseSecondsOrDuration(bad)).toBeNull();
+    // The three callers agree on the spelling: the profile schema, the demo's timeline scaling and --duration.
+    expect(retryAfter().parse('.5')).toBe('1');
+    expect(demoDuration('.5m')).toBe(30_000);
+    expect(demoDuration('45')).toBe(45_000);
+    expect(scaleProfileText('rules: [{name: r, fault: {type: http-error, status: 503, retryAfter: ".5"}}]', 2)).toContain('retryAfter: 1000ms');
   });
 });
 

@@ -24,6 +24,21 @@ export function parseDuration(value: unknown): number | null {
   return Number.isFinite(ms) ? ms : null;
 }
 
+const BARE_NUMBER_RE = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*$/;
+
+/**
+ * Milliseconds from a value whose bare number counts seconds (Retry-After, the demo's
+ * `--duration`): `30` and `'30'` are 30 s; with a unit it is a duration as above. Null when it is
+ * neither.
+ *
+ * @example parseSecondsOrDuration('30') === 30_000; parseSecondsOrDuration('1500ms') === 1500
+ */
+export function parseSecondsOrDuration(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
+  if (typeof value === 'string' && BARE_NUMBER_RE.test(value)) return Number(value) * 1000;
+  return parseDuration(value);
+}
+
 /**
  * The shortest exact spelling of a duration, for summaries: 1500 -> `1.5s`, 60000 -> `1m`.
  *

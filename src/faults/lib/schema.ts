@@ -4,7 +4,7 @@
  * Messages read as the second half of `rules[2].fault.status: must be 200-599`.
  */
 import { z } from 'zod';
-import { DURATION_HINT, parseDuration } from './duration.js';
+import { DURATION_HINT, parseDuration, parseSecondsOrDuration } from './duration.js';
 
 /** Marker the problem formatter looks for to name the known keys of an object. */
 export const KNOWN_KEYS_PREFIX = 'expected one of: ';
@@ -53,6 +53,11 @@ export function duration(bounds: DurationBounds = {}) {
 
 const HTTP_DATE_RE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
+/** Is this an HTTP-date (IMF-fixdate, as Retry-After carries one)? */
+export function isHttpDate(v: string): boolean {
+  return HTTP_DATE_RE.test(v.trim()) && !Number.isNaN(Date.parse(v));
+}
+
 /**
  * `retryAfter`: seconds or an HTTP-date, as the Retry-After header counts. A bare number (or a
  * numeric string) is seconds; a duration with a unit (`2s`, `1500ms`) is sent as delta-seconds,
@@ -63,9 +68,9 @@ const HTTP_DATE_RE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May
 export function retryAfter() {
   const hint = 'must be seconds (2), a duration like 2s or 1500ms (sent as whole seconds, rounded up) or an HTTP-date like "Wed, 21 Oct 2026 07:28:00 GMT"';
   return z.union([z.number(), z.string()], { error: hint }).transform((v, ctx) => {
-    if (typeof v === 'string' && HTTP_DATE_RE.test(v.trim()) && !Number.isNaN(Date.parse(v))) return v.trim();
+    if (typeof v === 'string' && isHttpDate(v)) return v.trim();
     // A bare number counts seconds, as the header does; only a unit makes it a duration.
-    const ms = parseDuration(typeof v === 'number' || /^\s*(\d+(\.\d+)?|\.\d+)\s*$/.test(v) ? Number(v) * 1000 : v);
+    const ms = parseSecondsOrDuration(v);
     if (ms === null || ms > DAY_MS) {
       ctx.issues.push({ code: 'custom', message: hint, input: v });
       return z.NEVER;

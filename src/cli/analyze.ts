@@ -139,34 +139,48 @@ async function runHar(
   onProgress?: (p: AnalyzeProgress) => void,
 ): Promise<{ records: number; badLines: number }> {
   const read = { records: 0, badLines: 0 };
-  let out: Writable;
-  if (flags.output === undefined) {
-    out = new PassThrough();
-    out.pipe(io.stdout, { end: false });
-  } else {
-    out = fs.createWriteStream(flags.output);
-    await new Promise<void>((resolve, reject) => {
-      out.once('open', () => resolve());
-      out.once('error', (err) => reject(new AftershockError('ERR_BAD_OPTION', `--output ${flags.output}: cannot write (${err.message})`, { cause: err })));
-    });
-  }
-  async function* records(): AsyncGenerator<AnyRecord> {
-    for await (const { record } of mergeRecordings(files, {
-      ...(onProgress === undefined ? {} : { onProgress, progressEvery: 5000 }),
-      onBadLine: (file, b) => {
-        read.badLines++;
-        analyzer?.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
-      },
-    })) {
-      read.records++;
-      analyzer?.ingest(record);
-      yield record;
+  const source = mergeRecordings(files, {
+    ...(onProgress === undefined ? {} : { onProgress, progressEvery: 5000 }),
+    onBadLine: (file, b) => {
+      read.badLines++;
+      analyzer?.noteBadLine({ file, line: b.line, reason: b.reason, excerpt: b.excerpt });
+    },
+  });
+  // Nothing is written (no file created, no half a HAR on stdout) until a record has been read:
+  // an empty or unreadable recording is an error with no output.
+  const first = await source.next();
+  if (first.done === true) return read;
+  try {
+    const out = await openHarOutput(flags, io);
+    async function* records(): AsyncGenerator<AnyRecord> {
+      for (let next = first; next.done !== true; next = await source.next()) {
+        read.records++;
+        analyzer?.ingest(next.value.record);
+        yield next.value.record;
+      }
     }
+    await writeHar(records(), out);
+    out.end();
+    await finished(out);
+  } finally {
+    await source.return(undefined);
   }
-  await writeHar(records(), out);
-  out.end();
-  await finished(out);
   return read;
+}
+
+/** Where the HAR goes: --output (opened now, so a bad path fails before any work) or stdout. */
+async function openHarOutput(flags: AnalyzeFlags, io: AnalyzeIo): Promise<Writable> {
+  if (flags.output === undefined) {
+    const out = new PassThrough();
+    out.pipe(io.stdout, { end: false });
+    return out;
+  }
+  const out = fs.createWriteStream(flags.output);
+  await new Promise<void>((resolve, reject) => {
+    out.once('open', () => resolve());
+    out.once('error', (err) => reject(new AftershockError('ERR_BAD_OPTION', `--output ${flags.output}: cannot write (${err.message})`, { cause: err })));
+  });
+  return out;
 }
 
 /** The file's identity for comparisons: its real path when it exists, else its absolute path. */

@@ -178,6 +178,20 @@ describe('aftershock analyze', () => {
     }
   });
 
+  it('writes no HAR at all for a recording with nothing to read: no file is created, nothing reaches stdout', async () => {
+    const d = tmpdir();
+    const empty = path.join(d, 'empty.ndjson');
+    fs.writeFileSync(empty, 'not json\n');
+    const har = path.join(d, 'out.har');
+    await expect(analyze([empty, '--format', 'har', '--output', har])).rejects.toMatchObject({ code: 'ERR_RECORDING_READ', exitCode: 2 });
+    expect(fs.existsSync(har)).toBe(false);
+    const stdout = sink();
+    const program = new Command('aftershock').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    registerAnalyzeCommand(program, { stdout, stderr: sink(), env: {} });
+    await expect(program.parseAsync(['analyze', empty, '--format', 'har'], { from: 'user' })).rejects.toMatchObject({ code: 'ERR_RECORDING_READ' });
+    expect(stdout.text()).toBe('');
+  });
+
   it('names a record whose fields have the wrong type as a bad line instead of crashing a format on it', async () => {
     const d = tmpdir();
     const file = path.join(d, 'hostile.ndjson');

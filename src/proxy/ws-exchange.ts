@@ -32,6 +32,8 @@ import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, par
 
 /** Pause the sending side when the receiving side has this much queued. */
 const HIGH_WATER = 1024 * 1024;
+/** Bytes a client may send before its handshake is answered (kept for the relay); more ends it. */
+const EARLY_DATA_MAX = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 /** How long a closing raw connection waits for the other side before it is dropped (ws's own). */
 const CLOSE_TIMEOUT = 30_000;
@@ -177,7 +179,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private readonly onEarlyData = (chunk: Buffer): void => {
     this.head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
     // A client does not send frames before its 101; one that floods here is not a WebSocket client.
-    if (this.head.length > 1024 * 1024) this.socket.destroy();
+    if (this.head.length > EARLY_DATA_MAX) {
+      this.error = 'early-data-over-limit';
+      this.socket.destroy();
+    }
   };
 
   private readonly onEarlyEnd = (): void => {

@@ -59,6 +59,24 @@ describe('WebSocket handshake edges', () => {
     expect(rec.status).toBeNull();
   });
 
+  it('a client that floods more than 1 MiB before its 101 is cut, and the record says why', async () => {
+    const up = await silentUpgradeUpstream();
+    const dir = tempDir();
+    const file = path.join(dir, 'flood.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file, upstreamTimeout: '20s' });
+    const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    s.write(UPGRADE());
+    await waitFor(() => up.sockets.length === 1);
+    s.write(Buffer.alloc(1024 * 1024 + 1024, 0x61));
+    await closed;
+    await waitFor(() => proxy.recorder.count >= 1);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is WsRecord => r.type === 'ws') as WsRecord;
+    expect(rec).toMatchObject({ outcome: 'client-abort', status: null, error: 'early-data-over-limit' });
+  });
+
   it('raw relay: an upstream that picks none of the offered subprotocols answers 101 without one, as it did; ttfb is the time to that answer', async () => {
     const upstream = await startWsUpstream((ws) => ws.on('message', (d) => ws.send(d.toString())), { protocols: [] });
     const dir = tempDir();

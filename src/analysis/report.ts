@@ -500,7 +500,10 @@ export function buildReport(input: ReportInput): Report {
       const roll = binsInRange(agg.bins, k, Math.min(k + R.recoveryRollingBins - 1, stopAt));
       if (roll.offered === 0) continue;
       sawTraffic = true;
-      if (roll.organic > 0 && roll.offered / roll.organic <= R.recoveryFactor * baseAlpha) {
+      // Only retries, every one of them answered: the clients' backlog draining once the fault is
+      // gone (Retry-After honoured, then success), not load that keeps itself up.
+      const draining = roll.organic === 0 && roll.errors === 0;
+      if (draining || (roll.organic > 0 && roll.offered / roll.organic <= R.recoveryFactor * baseAlpha)) {
         recoverySeconds = lastAmplified === null ? 0 : round(Math.max(0, (k * binMs - e.end) / 1000), 1);
         break;
       }

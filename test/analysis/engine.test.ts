@@ -326,6 +326,25 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(w?.recoverySeconds as number).toBeLessThan(10);
   });
 
+  it('clients that wait out a long Retry-After and then succeed are not a metastable storm', () => {
+    // 3 clients get a 503 with Retry-After: 20 at 10 s, wait the 20 s and succeed: the only traffic after the fault.
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 3; c++) {
+      rs.push(http({ ts: T0 + 10_000 + c * 100, client: `c${c}`, query: 'x', retryAfter: 20, ...injected('f') }));
+      rs.push(http({ ts: T0 + 30_010 + c * 100, client: `c${c}`, query: 'x' }));
+    }
+    const r = run(byEnd(rs));
+    expect(r.totals.retries).toBe(3);
+    expect(code(r, 'sustained-amplification')).toEqual([]);
+    expect(r.faultWindows[0]?.recoverySeconds).not.toBeNull();
+    expect(r.verdict).not.toBe('retry-storm');
+    // The same retries failing (the upstream still down, no injected fault) keep the signature.
+    const failing = rs.map((x) => (x.ts > T0 + 30_000 ? { ...x, status: 503 } : x));
+    for (let c = 0; c < 3; c++) for (let i = 1; i < 30; i++) failing.push(http({ ts: T0 + 30_010 + c * 100 + i * 1000, client: `c${c}`, query: 'x', status: 503 }));
+    const r2 = run(byEnd(failing));
+    expect(code(r2, 'sustained-amplification')).toHaveLength(1);
+  });
+
   it('amplified traffic still coming when the data ends is not recovered (the metastable signature stays)', () => {
     const rs: HttpRecord[] = [];
     for (let i = 0; i < 60; i++) rs.push(http({ ts: T0 + i * 1000, client: 'org', query: `i=${i}` }));

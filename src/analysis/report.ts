@@ -484,10 +484,11 @@ export function buildReport(input: ReportInput): Report {
     if (cached !== undefined) return cached;
     const to = Math.floor(e.end / binMs);
     const nextStart = episodes.find((o) => o.start > e.end)?.start ?? Number.POSITIVE_INFINITY;
-    const afterTo = Math.floor(Math.min(e.end + R.afterWindowSeconds * 1000, nextStart - 1) / binMs);
-    const after = to + 1 <= afterTo ? binsInRange(agg.bins, to + 1, afterTo) : null;
     // Up to the last whole bin before the next episode: the bin it starts in holds its own retries.
-    const stopAt = Math.min(lastKey, Number.isFinite(nextStart) ? Math.floor(nextStart / binMs) - 1 : lastKey);
+    const beforeNext = Number.isFinite(nextStart) ? Math.floor(nextStart / binMs) - 1 : Number.POSITIVE_INFINITY;
+    const afterTo = Math.min(Math.floor((e.end + R.afterWindowSeconds * 1000) / binMs), beforeNext);
+    const after = to + 1 <= afterTo ? binsInRange(agg.bins, to + 1, afterTo) : null;
+    const stopAt = Math.min(lastKey, beforeNext);
     // Recovery is the end of the amplified traffic, not the arrival of the next request: quiet
     // seconds are not amplification. With no amplified window at all, load was back at once (0 s),
     // however long the next request took to come. Amplified windows followed by a full rolling

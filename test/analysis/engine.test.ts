@@ -326,6 +326,21 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(w?.recoverySeconds as number).toBeLessThan(10);
   });
 
+  it('the retries counted after a fault window stop before the next window: its own retries are not counted twice', () => {
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 40; i++) rs.push(http({ ts: T0 + i * 500, client: 'org', query: `i=${i}` }));
+    for (let c = 0; c < 5; c++) {
+      rs.push(http({ ts: T0 + 10_000 + c * 50, client: `a${c}`, path: '/a', ...injected('first') }));
+      rs.push(http({ ts: T0 + 11_200 + c * 50, client: `a${c}`, path: '/a' }));
+      rs.push(http({ ts: T0 + 14_300 + c * 50, client: `b${c}`, path: '/b', ...injected('second') }));
+      rs.push(http({ ts: T0 + 14_600 + c * 50, client: `b${c}`, path: '/b' }));
+    }
+    const r = run(byEnd(rs));
+    const first = r.faultWindows.find((w) => w.rule === 'first');
+    expect(r.faultWindows.map((w) => w.rule).sort()).toEqual(['first', 'second']);
+    expect(first?.retriesAfter).toBe(5);
+  });
+
   it('clients that wait out a long Retry-After and then succeed are not a metastable storm', () => {
     // 3 clients get a 503 with Retry-After: 20 at 10 s, wait the 20 s and succeed: the only traffic after the fault.
     const rs: HttpRecord[] = [];

@@ -319,8 +319,11 @@ export class Thread {
     if (a.attemptHint === 1) return this.start(a, sink);
     const rawGap = a.ts - c.maxEnd;
     // A hedge overlaps the chain in time: it starts before the chain's last end and (given the
-    // test above) ends after the chain's first start.
-    if (rawGap < -HEDGE_TOLERANCE_MS) {
+    // test above) ends after the chain's first start. The tolerance absorbs timestamps of a retry
+    // sent as the answer arrived; an attempt that starts in the first half of the previous one was
+    // sent before any answer could have come (parallel copies), however short that attempt was.
+    const prev = c.last;
+    if (rawGap < -HEDGE_TOLERANCE_MS || (rawGap < 0 && a.ts - prev.ts < (prev.end - prev.ts) / 2)) {
       c.addHedge(a);
       sink.attempt(a, 'hedge', c);
       return;

@@ -212,6 +212,15 @@ describe('grouping (spec §3)', () => {
     expect(r.totals).toMatchObject({ attempts: 2, logicalRequests: 1, retries: 0, hedges: 1 });
   });
 
+  it('copies sent together are hedges even when each lasts less than the 25 ms tolerance; an immediate retry after the answer stays a retry', () => {
+    const together = run(byEnd(Array.from({ length: 5 }, (_, i) => http({ ts: T0 + i * 0.05, end: T0 + 10, ...fail }))));
+    expect(together.totals).toMatchObject({ attempts: 5, logicalRequests: 1, retries: 0, hedges: 4 });
+    expect(together.findings.filter((f) => f.code === 'immediate-retries')).toEqual([]);
+    // Sent as each answer arrived (the record's end a few ms after the next start, within the tolerance): retries.
+    const after = run(byEnd(Array.from({ length: 5 }, (_, i) => http({ ts: T0 + i * 10, end: T0 + i * 10 + 12, ...fail }))));
+    expect(after.totals).toMatchObject({ attempts: 5, retries: 4, hedges: 0 });
+  });
+
   it('cache-busting query keys do not split a logical request; other keys do', () => {
     const r = run([http({ ts: T0, query: 'a=1&_=1', ...fail }), http({ ts: T0 + 500, query: '_=2&a=1' }), http({ ts: T0 + 600, query: 'a=2', ...fail }), http({ ts: T0 + 900, query: 'a=3' })]);
     expect(r.totals).toMatchObject({ logicalRequests: 3, retries: 1 });

@@ -635,13 +635,16 @@ export function buildReport(input: ReportInput): Report {
   let noJitterWide = false;
   for (const ct of types) {
     const j = ct.jitterDetail;
-    if (ct.jitter === 'none' && ct.backoff !== 'immediate' && ct.backoff !== 'insufficient-data' && j.clients >= 2) {
-      const wide = j.clients >= R.noJitterClients;
+    const wide = j.clients >= R.noJitterClients;
+    // One gap per chain tells no schedule, but 10+ clients coming back after the same wait is the
+    // herd the spec's verdict names (§5: the CV of the k-th gap, k = 1 included).
+    if (ct.jitter === 'none' && ct.backoff !== 'immediate' && (ct.backoff !== 'insufficient-data' || wide) && j.clients >= 2) {
       if (wide) noJitterWide = true;
+      const schedule = ct.backoff === 'insufficient-data' ? 'came back after the same wait' : `retried on the same ${ct.backoff} schedule`;
       findings.push(
         makeFinding(
           'no-jitter',
-          `${ct.userAgent}: ${j.clients} client${j.clients === 1 ? '' : 's'} retried on the same ${ct.backoff} schedule with no jitter (CV of the k-th gap ${j.cv ?? 'n/a'} across ${j.chains} chains, trigger ${j.trigger ?? 'n/a'}).`,
+          `${ct.userAgent}: ${j.clients} client${j.clients === 1 ? '' : 's'} ${schedule} with no jitter (CV of the k-th gap ${j.cv ?? 'n/a'} across ${j.chains} chains, trigger ${j.trigger ?? 'n/a'}).`,
           { clients: j.clients, chains: j.chains, cv: j.cv, cvByIndex: j.cvByIndex, trigger: j.trigger, gapsMs: ct.backoffDetail.gapsMs, examples: ct.exampleClients },
           { userAgent: ct.userAgent, severity: wide ? 'critical' : 'warning' },
         ),

@@ -212,6 +212,16 @@ describe('grouping (spec §3)', () => {
     expect(r.totals).toMatchObject({ attempts: 2, logicalRequests: 1, retries: 0, hedges: 1 });
   });
 
+  it('10+ clients that come back after the same single wait are a no-jitter herd, even with one gap per chain to go by', () => {
+    const fleet = (n: number): Report =>
+      run(byEnd(Array.from({ length: n }, (_, c) => [http({ ts: T0 + 20_000 + c, client: `c${c}`, ...fail }), http({ ts: T0 + 21_010 + c, client: `c${c}` })]).flat()));
+    const wide = fleet(20);
+    expect(wide.findings.find((f) => f.code === 'no-jitter')).toMatchObject({ severity: 'critical' });
+    expect(wide.verdict).toBe('retry-storm');
+    // A few clients with one gap each: too little to call (no schedule, no herd).
+    expect(fleet(4).findings.filter((f) => f.code === 'no-jitter')).toEqual([]);
+  });
+
   it('copies sent together are hedges even when each lasts less than the 25 ms tolerance; an immediate retry after the answer stays a retry', () => {
     const together = run(byEnd(Array.from({ length: 5 }, (_, i) => http({ ts: T0 + i * 0.05, end: T0 + 10, ...fail }))));
     expect(together.totals).toMatchObject({ attempts: 5, logicalRequests: 1, retries: 0, hedges: 4 });

@@ -363,7 +363,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       // An HTTP/1.0 client cannot take trailers (no chunked coding): announcing them would make
       // Node refuse the head.
       if (lower === 'trailer' && this.req.httpVersionMinor === 0) continue;
-      if (lower === 'retry-after') this.retryAfterSeconds = parseRetryAfter(value, this.ts);
+      if (lower === 'retry-after') this.retryAfterSeconds = parseRetryAfter(value, this.core.now());
       else if (lower === 'location' && core.rewriteLocation !== null) value = core.rewriteLocation(value, this.req);
       else if (lower === 'set-cookie' && core.rewriteCookie !== null) value = core.rewriteCookie(value);
       out.push(name, value);
@@ -627,7 +627,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const h: OutgoingHttpHeaders = { ...headers };
     if (this.core.labelFaults && this.tags !== null) h['x-aftershock-fault'] = this.label();
     const ra = h['retry-after'];
-    if (ra !== undefined) this.retryAfterSeconds = parseRetryAfter(String(ra), this.ts);
+    if (ra !== undefined) this.retryAfterSeconds = parseRetryAfter(String(ra), this.core.now());
     const payload = body ?? '';
     if (h['content-length'] === undefined) h['content-length'] = Buffer.byteLength(payload);
     this.afterBody(() => {

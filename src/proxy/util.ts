@@ -26,7 +26,10 @@ export function cancellableSleep(ms: number, signal: AbortSignal): Promise<boole
 }
 
 /**
- * Retry-After as seconds: delta-seconds as is, an HTTP-date relative to `nowMs`. Null if unparsable.
+ * Retry-After as seconds: delta-seconds as is; an HTTP-date as the wait it asks for from `nowMs`,
+ * the moment the answer goes out (what a client that honours it waits), to the millisecond: a
+ * whole-second rounding, or a wait counted from the request's start, would make clients that
+ * honour it exactly look early. Null if unparsable.
  *
  * @example parseRetryAfter('2', Date.now()) === 2
  */
@@ -35,7 +38,7 @@ export function parseRetryAfter(value: string, nowMs: number): number | null {
   if (/^\d+$/.test(v)) return Number(v);
   const t = Date.parse(v);
   if (Number.isNaN(t)) return null;
-  return Math.max(0, Math.round((t - nowMs) / 1000));
+  return Math.max(0, Math.round(t - nowMs)) / 1000;
 }
 
 /** The client's address without the IPv4-mapped IPv6 prefix. */

@@ -290,7 +290,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     // The upstream refused the upgrade: the client gets the upstream's answer as is.
     const status = res.statusCode ?? 502;
     const ra = res.headers['retry-after'];
-    if (typeof ra === 'string') this.retryAfterSeconds = parseRetryAfter(ra, this.ts);
+    if (typeof ra === 'string') this.retryAfterSeconds = parseRetryAfter(ra, this.core.now());
     const chunks: Buffer[] = [];
     let size = 0;
     res.on('data', (c: Buffer) => {
@@ -664,7 +664,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
     const h: OutgoingHttpHeaders = { ...headers };
     const ra = h['retry-after'];
-    if (ra !== undefined) this.retryAfterSeconds = parseRetryAfter(String(ra), this.ts);
+    if (ra !== undefined) this.retryAfterSeconds = parseRetryAfter(String(ra), this.core.now());
     this.writeRawResponse(status, h, body === undefined ? Buffer.alloc(0) : Buffer.from(body));
   }
 

@@ -83,7 +83,7 @@ export interface HttpRecord {
   fault: FaultTag | null;
   /** Every fault applied, in order (latency then a terminal fault then response faults). */
   faults: FaultTag[];
-  /** Retry-After as sent to the client, in seconds (HTTP-dates converted relative to `ts`). */
+  /** Retry-After as sent to the client, in seconds (an HTTP-date as the wait it asked for from the moment the answer went out, to the ms). */
   retryAfter: number | null;
   /** `sha256:<hex of first 64 KiB>:<length>` when the request had a body. */
   bodyHash: string | null;

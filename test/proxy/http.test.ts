@@ -501,6 +501,30 @@ describe('recording', () => {
     expect(mode).toBe(0o600);
   });
 
+  it('records an HTTP-date Retry-After as the wait it asks for from when the answer went out, to the millisecond', async () => {
+    const dir = tempDir();
+    let date = '';
+    let sentAt = 0;
+    // The upstream takes 600 ms, then asks for a wait to a date ~2.4 s after its answer.
+    const up = await startUpstream((_req, res) => {
+      setTimeout(() => {
+        const at = Math.ceil((Date.now() + 2000) / 1000) * 1000;
+        date = new Date(at).toUTCString();
+        sentAt = Date.now();
+        res.writeHead(503, { 'retry-after': date });
+        res.end();
+      }, 600);
+    });
+    const file = path.join(dir, 'ra.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    await request(`${proxy.url}/later`);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is HttpRecord => r.type === 'http') as HttpRecord;
+    const asked = (Date.parse(date) - sentAt) / 1000;
+    // Counted from the request's start it would be ~0.6 s more; rounded to seconds, up to 0.5 s off.
+    expect(Math.abs((rec.retryAfter as number) - asked)).toBeLessThan(0.1);
+  });
+
   it('records the client-key header, hashed and redacted when it is a secret', async () => {
     const dir = tempDir();
     const up = await startUpstream((_req, res) => res.end('ok'));

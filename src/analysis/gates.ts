@@ -6,7 +6,7 @@
  */
 import { AftershockError } from '../errors.js';
 import { FINDING_CODES } from './findings.js';
-import type { FindingCode, Report, Severity } from './types.js';
+import type { Finding, FindingCode, Report, Severity } from './types.js';
 import { closestWord } from '../suggest.js';
 
 export type GateOp = '>' | '>=' | '<' | '<=' | '==' | '!=';
@@ -61,13 +61,13 @@ export type Gate =
   | { readonly kind: 'severity'; readonly severity: Severity; readonly expr: string }
   | { readonly kind: 'metric'; readonly metric: string; readonly op: GateOp; readonly value: number; readonly expr: string };
 
-/** A condition that held, with the value that made it hold. */
+/** A condition, whether it held, and the value that decided it. */
 export interface GateResult {
   readonly gate: Gate;
   readonly expr: string;
   readonly held: boolean;
   readonly actual: number | string | null;
-  /** One line for a person: `amplification>1.5 held: amplification is 2.31`. */
+  /** One line for a person: `amplification>1.5 held: amplification is 2.31` (or `did not hold: ...`). */
   readonly detail: string;
 }
 
@@ -148,36 +148,57 @@ function flatten(g: GateInput): Gate[] {
 }
 
 /**
+ * Whether a finding is one a gate is about: a finding gate selects its code, a severity gate every
+ * finding of that severity or worse; a comparison selects no finding.
+ *
+ * @example gateSelects(parseGate('critical')[0], finding) // true for a critical finding
+ */
+export function gateSelects(gate: Gate, finding: Finding): boolean {
+  if (gate.kind === 'finding') return finding.code === gate.code;
+  if (gate.kind === 'severity') return SEVERITY_ORDER[finding.severity] <= SEVERITY_ORDER[gate.severity];
+  return false;
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** One gate against a report, held or not, with the line that says why. */
+function checkGate(report: Report, gate: Gate): GateResult {
+  if (gate.kind === 'metric') {
+    const actual = (METRICS[gate.metric] as (r: Report) => number | null)(report);
+    const held = actual !== null && compare(actual, gate.op, gate.value);
+    const shown = actual === null ? 'not measurable in this report' : `${Number.isFinite(actual) ? actual : 'never (not recovered)'}`;
+    return { gate, expr: gate.expr, held, actual, detail: `${gate.expr} ${held ? 'held' : 'did not hold'}: ${gate.metric} is ${shown}` };
+  }
+  const hits = report.findings.filter((f) => gateSelects(gate, f));
+  const held = hits.length > 0;
+  if (gate.kind === 'finding') {
+    const about = hits
+      .slice(0, 3)
+      .map((f) => f.client ?? f.route ?? f.userAgent)
+      .filter((x): x is string => x !== undefined);
+    const detail = held ? `${gate.expr} held: ${plural(hits.length, 'finding')}${about.length > 0 ? ` (${about.join(', ')})` : ''}` : `${gate.expr} did not hold: no ${gate.code} finding`;
+    return { gate, expr: gate.expr, held, actual: hits.length, detail };
+  }
+  const detail = held
+    ? `${gate.expr} held: ${plural(hits.length, 'finding')} of severity ${gate.severity} or worse (${[...new Set(hits.map((f) => f.code))].join(', ')})`
+    : `${gate.expr} did not hold: no finding of severity ${gate.severity} or worse`;
+  return { gate, expr: gate.expr, held, actual: hits.length, detail };
+}
+
+/**
  * Evaluates gates against a report and returns the conditions that HELD (empty: the build passes).
- * Accepts one gate, a list, or lists of lists (several `--fail-on` options).
+ * Accepts one gate, a list, or lists of lists (several `--fail-on` options). With `{ all: true }`
+ * it returns every gate, in order, each with `held` and a `detail` that says why it held or not
+ * (what a JUnit report with one test case per gate needs).
  *
  * @example
  * const held = evaluateGates(report, parseGate('retry-storm,amplification>1.5'));
  * if (held.length > 0) process.exitCode = 1;
+ * @example
+ * const all = evaluateGates(report, gates, { all: true });
+ * fs.writeFileSync('retries.xml', formatReport(report, 'junit', { gates: all }));
  */
-export function evaluateGates(report: Report, gates: GateInput): GateResult[] {
-  const out: GateResult[] = [];
-  for (const gate of flatten(gates)) {
-    if (gate.kind === 'finding') {
-      const hits = report.findings.filter((f) => f.code === gate.code);
-      if (hits.length > 0) {
-        const about = hits
-          .slice(0, 3)
-          .map((f) => f.client ?? f.route ?? f.userAgent)
-          .filter((x): x is string => x !== undefined);
-        out.push({ gate, expr: gate.expr, held: true, actual: hits.length, detail: `${gate.expr} held: ${hits.length} finding${hits.length === 1 ? '' : 's'}${about.length > 0 ? ` (${about.join(', ')})` : ''}` });
-      }
-    } else if (gate.kind === 'severity') {
-      const hits = report.findings.filter((f) => SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[gate.severity]);
-      if (hits.length > 0) {
-        out.push({ gate, expr: gate.expr, held: true, actual: hits.length, detail: `${gate.expr} held: ${hits.length} finding${hits.length === 1 ? '' : 's'} of severity ${gate.severity} or worse (${[...new Set(hits.map((f) => f.code))].join(', ')})` });
-      }
-    } else {
-      const actual = (METRICS[gate.metric] as (r: Report) => number | null)(report);
-      if (actual !== null && compare(actual, gate.op, gate.value)) {
-        out.push({ gate, expr: gate.expr, held: true, actual, detail: `${gate.expr} held: ${gate.metric} is ${Number.isFinite(actual) ? actual : 'never (not recovered)'}` });
-      }
-    }
-  }
-  return out;
+export function evaluateGates(report: Report, gates: GateInput, options: { all?: boolean } = {}): GateResult[] {
+  const results = flatten(gates).map((gate) => checkGate(report, gate));
+  return options.all === true ? results : results.filter((r) => r.held);
 }

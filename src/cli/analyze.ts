@@ -248,18 +248,18 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
     progress.done();
   }
   if (format !== 'har' && report !== null) checkSomethingRead(files, report.dataQuality.records, report.dataQuality.badLines.count);
+  // Every gate, held or not: the JUnit output shows each one, so its failures match the exit status.
+  const outcomes = report !== null && gates.length > 0 ? evaluateGates(report, gates, { all: true }) : [];
   if (format !== 'har' && report !== null) {
     const color = flags.color && io.stdout.isTTY === true && flags.output === undefined && io.env.NO_COLOR === undefined;
-    await writeText(formatReport(report, format, { color }), flags.output, io.stdout);
+    await writeText(formatReport(report, format, { color, ...(gates.length > 0 ? { gates: outcomes } : {}) }), flags.output, io.stdout);
   }
   if (flags.output !== undefined && report !== null) {
     io.stderr.write(`aftershock: wrote ${flags.output} (${format}): verdict ${report.verdict}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}\n`);
   }
-  if (report !== null && gates.length > 0) {
-    const held = evaluateGates(report, gates);
-    for (const g of held) io.stderr.write(`aftershock: --fail-on ${g.detail}\n`);
-    if (held.length > 0) process.exitCode = 1;
-  }
+  const held = outcomes.filter((g) => g.held);
+  for (const g of held) io.stderr.write(`aftershock: --fail-on ${g.detail}\n`);
+  if (held.length > 0) process.exitCode = 1;
   return report;
 }
 

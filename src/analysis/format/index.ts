@@ -3,6 +3,7 @@
  * (see `writeHar`), because a report keeps aggregates, not exchanges.
  */
 import { AftershockError } from '../../errors.js';
+import type { GateResult } from '../gates.js';
 import type { Report } from '../types.js';
 import { formatHtml } from './html.js';
 import { formatJunit } from './junit.js';
@@ -18,12 +19,19 @@ export interface FormatOptions {
   color?: boolean;
   /** Rows per table in text/markdown/html. */
   rows?: number;
+  /**
+   * junit: the outcome of every `--fail-on` gate (`evaluateGates(report, gates, { all: true })`).
+   * Each gate becomes a test case and only findings a held gate selected fail, so the XML agrees
+   * with the exit status. Without it, every finding is a failing test case.
+   */
+  gates?: readonly GateResult[];
 }
 
 /**
  * Renders a report: `text` (a terminal summary, verdict first), `json` (the contract, pretty-printed),
  * `markdown` (a PR comment), `html` (one self-contained page with inline SVG charts) or `junit`
- * (each finding a failed test case). `har` is built from records: use `writeHar`.
+ * (each finding a failed test case; with `gates`, one test case per gate and only the findings a
+ * held gate selected fail). `har` is built from records: use `writeHar`.
  *
  * @example
  * process.stdout.write(formatReport(analyzer.report(), 'text', { color: process.stdout.isTTY }));
@@ -39,7 +47,7 @@ export function formatReport(report: Report, format: ReportFormat, options: Form
     case 'html':
       return formatHtml(report, options.rows);
     case 'junit':
-      return formatJunit(report);
+      return formatJunit(report, options.gates === undefined ? {} : { gates: options.gates });
     case 'har':
       throw new AftershockError('ERR_BAD_OPTION', 'har is built from the recording, not from a report: run `aftershock analyze <files> --format har`, or call writeHar(records, stream)');
     default:

@@ -137,8 +137,8 @@ async function runHar(
   io: AnalyzeIo,
   analyzer: Analyzer | null,
   onProgress?: (p: AnalyzeProgress) => void,
-): Promise<{ records: number; badLines: number }> {
-  const read = { records: 0, badLines: 0 };
+): Promise<{ records: number; badLines: number; entries: number }> {
+  const read = { records: 0, badLines: 0, entries: 0 };
   const source = mergeRecordings(files, {
     ...(onProgress === undefined ? {} : { onProgress, progressEvery: 5000 }),
     onBadLine: (file, b) => {
@@ -159,7 +159,7 @@ async function runHar(
         yield next.value.record;
       }
     }
-    await writeHar(records(), out);
+    read.entries = await writeHar(records(), out);
     out.end();
     await finished(out);
   } finally {
@@ -229,12 +229,14 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
   const options = analyzerOptions(flags);
   const progress = progressReporter(io.stderr);
   let report: Report | null = null;
+  let harEntries = 0;
   try {
     if (format === 'har') {
       resolveOptions(options); // a malformed option is a usage error before any output starts
       const analyzer = gates.length > 0 ? createAnalyzer(options) : null;
       const read = await runHar(files, flags, io, analyzer, progress.onProgress);
       checkSomethingRead(files, read.records, read.badLines);
+      harEntries = read.entries;
       report = analyzer?.report() ?? null;
     } else {
       const threads = threadsOption(flags.threads);
@@ -254,8 +256,13 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
     const color = flags.color && io.stdout.isTTY === true && flags.output === undefined && io.env.NO_COLOR === undefined;
     await writeText(formatReport(report, format, { color, ...(gates.length > 0 ? { gates: outcomes } : {}) }), flags.output, io.stdout);
   }
-  if (flags.output !== undefined && report !== null) {
-    io.stderr.write(`aftershock: wrote ${flags.output} (${format}): verdict ${report.verdict}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}\n`);
+  if (flags.output !== undefined) {
+    // HAR builds a report only when gates need one: its line says how many entries it holds, and
+    // the verdict when there is one.
+    const said: string[] = [];
+    if (format === 'har') said.push(`${harEntries} ${harEntries === 1 ? 'entry' : 'entries'}`);
+    if (report !== null) said.push(`verdict ${report.verdict}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}`);
+    io.stderr.write(`aftershock: wrote ${flags.output} (${format}): ${said.join('; ')}\n`);
   }
   const held = outcomes.filter((g) => g.held);
   for (const g of held) io.stderr.write(`aftershock: --fail-on ${g.detail}\n`);

@@ -129,6 +129,21 @@ describe('aftershock analyze', () => {
     expect(JSON.parse(stdout.out).log.entries).toHaveLength(75);
   });
 
+  it('--format har -o says what it wrote on stderr, as the other formats do (the verdict only when gates made a report)', async () => {
+    const d = tmpdir();
+    const har = path.join(d, 'x.har');
+    const plain = await analyze([fx('polling.ndjson'), '--format', 'har', '-o', har]);
+    expect(JSON.parse(fs.readFileSync(har, 'utf8')).log.entries).toHaveLength(75);
+    expect(plain.err).toBe(`aftershock: wrote ${har} (har): 75 entries\n`);
+    const gated = await analyze([fx('duplicate-submission.ndjson'), '-o', har, '--fail-on', 'duplicate-submission']);
+    const report = JSON.parse((await analyze([fx('duplicate-submission.ndjson')])).out);
+    const n = report.findings.length;
+    expect(gated.err.split('\n')[0]).toBe(`aftershock: wrote ${har} (har): 118 entries; verdict ${report.verdict}, ${n} finding${n === 1 ? '' : 's'}`);
+    expect(gated.code).toBe(1);
+    const stdout = await analyze([fx('polling.ndjson'), '--format', 'har']);
+    expect(stdout.err).toBe(''); // on stdout, as for every format, nothing is said
+  });
+
   it('reports bad lines and goes on', async () => {
     const r = JSON.parse((await analyze([fx('corrupt.ndjson')])).out);
     expect(r.dataQuality.badLines.count).toBe(3);

@@ -920,7 +920,7 @@ function clientFindingOf(code: FindingCode, e: ClientEval, bound: number): Findi
         about('retry'),
       );
     case 'idempotency-key-reused':
-      return makeFinding(code, `${who} sent ${c.idemReuse} Idempotency-Key${c.idemReuse === 1 ? '' : 's'} again with a different body.`, { reused: c.idemReuse, examples: ex('idemReuse') }, about('idemReuse'));
+      return makeFinding(code, `${who} reused an earlier request's Idempotency-Key with a different body ${c.idemReuse === 1 ? 'once' : `${c.idemReuse} times`}.`, { reused: c.idemReuse, examples: ex('idemReuse') }, about('idemReuse'));
     default:
       return makeFinding(code, `${who}: ${code}`, { examples: r.examples }, { client: c.key });
   }

@@ -130,7 +130,7 @@ export class Chain {
     const v = prev.retryAfterMs === null ? null : checkRetryAfter(gap, prev.retryAfterMs / 1000);
     // Retry-After plus a jitter of up to max(1 s, 25 %) honours it (for the client's verdict).
     const jittered = v === 'late' && gap <= raJitterLimitMs(prev.retryAfterMs as number);
-    if (v === 'compliant') this.raGaps++;
+    if (v === 'compliant' || jittered) this.raGaps++;
     else if (this.ownGaps.length < MAX_KEPT_GAPS) {
       if (this.ownGaps === NO_GAPS) this.ownGaps = [];
       this.ownGaps.push(gap);

@@ -222,6 +222,19 @@ describe('grouping (spec §3)', () => {
     expect(fleet(4).findings.filter((f) => f.code === 'no-jitter')).toEqual([]);
   });
 
+  it('waits that honour a Retry-After with some jitter on top are the server\'s schedule, not the client\'s own backoff', () => {
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = T0 + i * 20_000;
+      rs.push(http({ ts: t, query: `i=${i}`, status: 429, retryAfter: 2 }));
+      rs.push(http({ ts: t + 2610, query: `i=${i}`, status: 429, retryAfter: 2 }));
+      rs.push(http({ ts: t + 5220, query: `i=${i}` }));
+    }
+    const r = run(byEnd(rs));
+    expect(r.clients[0]?.retryAfter).toBe('compliant');
+    expect(r.clients[0]?.backoff).toBe('insufficient-data');
+  });
+
   it('copies sent together are hedges even when each lasts less than the 25 ms tolerance; an immediate retry after the answer stays a retry', () => {
     const together = run(byEnd(Array.from({ length: 5 }, (_, i) => http({ ts: T0 + i * 0.05, end: T0 + 10, ...fail }))));
     expect(together.totals).toMatchObject({ attempts: 5, logicalRequests: 1, retries: 0, hedges: 4 });

@@ -19,8 +19,10 @@ export const JITTER_THRESHOLDS = {
   none: 0.02,
   token: 0.1,
   proportional: 0.4,
-  /** Samples needed at an attempt index before its CV counts. */
+  /** Samples needed at an attempt index before its CV counts... */
   minSamples: 5,
+  /** ... and at least this share of the first index's samples. */
+  minShare: 0.25,
   /** Measurement noise (ms, one standard deviation) removed from every gap's spread. */
   noiseMs: 5,
   /** Per-client static jitter: clients with 2+ chains needed to call it. */
@@ -116,14 +118,18 @@ export function jitterBand(c: number): Exclude<JitterClass, 'per-client' | 'unkn
  * classifyJitter({ gapsByIndex: [[1000, 1000, 1000, 1000, 1000]] }).class === 'none'
  */
 export function classifyJitter(input: JitterInput): JitterResult {
-  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs) => (xs.length >= T.minSamples ? spreadCv(xs) : null));
   const samples = input.gapsByIndex[0]?.length ?? 0;
+  // An index only a few of the chains reached (the clients that retried longest) speaks for them,
+  // not for the type: its CV counts once it holds a quarter of the first index's samples.
+  const enough = Math.max(T.minSamples, Math.ceil(T.minShare * samples));
+  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs) => (xs.length >= enough ? spreadCv(xs) : null));
   const usable = cvByIndex.filter((c): c is number => c !== null && Number.isFinite(c));
   if (usable.length === 0) return { class: 'unknown', cv: null, cvByIndex, samples };
 
   // Immediate retries have no spread worth measuring: they all come back at once.
   const all = input.gapsByIndex.flat();
-  if (all.length > 0 && quantile(all, 0.9) < 50) return { class: 'none', cv: 0, cvByIndex, samples };
+  // (No CV is quoted for them: the spread of a few milliseconds is no schedule.)
+  if (all.length > 0 && quantile(all, 0.9) < 50) return { class: 'none', cv: null, cvByIndex, samples };
 
   // Real jitter spreads every attempt index; noise (a late timer, a busy proxy) spreads some. The
   // class is read from the index that spreads least.

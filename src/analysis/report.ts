@@ -339,7 +339,8 @@ export function buildReport(input: ReportInput): Report {
   for (const f of agg.families.values()) {
     if (f.attempts === 0) continue;
     const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount, f.deepVotes);
-    const jitter = backoff.class === 'immediate' ? { ...decideJitter(f), class: 'none' as const } : decideJitter(f);
+    // Immediate retries all come back at once: no jitter, and no CV of gaps that are no schedule.
+    const jitter = backoff.class === 'immediate' ? { ...decideJitter(f), class: 'none' as const, cv: null } : decideJitter(f);
     types.push({
       userAgent: f.family,
       userAgents: [...f.userAgents],

@@ -148,6 +148,20 @@ describe('classifyJitter (spec §5 bands)', () => {
     expect(r.class).toBe('per-client');
   });
 
+  it('reads the class from indexes most chains reached: a few long chains with equal late gaps do not make a jittered fleet "none"', () => {
+    const rnd = prng(11);
+    const full = (n: number): number[] => Array.from({ length: n }, () => 200 + rnd() * 2000);
+    // 200 chains with full jitter; 6 of them (the longest) with an identical 6th gap.
+    const r = classifyJitter({ gapsByIndex: [full(200), full(200), full(150), full(100), full(60), [20, 20, 20, 20, 20, 20]] });
+    expect(r.class).toBe('full');
+    expect(r.cvByIndex[5]).toBeNull();
+  });
+
+  it('quotes no CV for immediate retries (class none: a few ms of spread is no schedule)', () => {
+    const r = classifyJitter({ gapsByIndex: [[5, 20, 1, 12, 30, 8], [3, 25, 10, 7, 2, 18]] });
+    expect(r).toMatchObject({ class: 'none', cv: null });
+  });
+
   it('property: identical aligned gaps are never jittered', () => {
     fc.assert(fc.property(fc.double({ min: 50, max: 30_000, noNaN: true }), fc.integer({ min: 5, max: 50 }), (g, n) => classifyJitter({ gapsByIndex: [Array.from({ length: n }, () => g)] }).class === 'none'));
   });

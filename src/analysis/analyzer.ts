@@ -245,6 +245,11 @@ class Engine implements Analyzer {
         if (typeof r.ts === 'number' && this.marks.length < MAX_MARKS) this.marks.push({ t: r.ts, label: String(r.label ?? '') });
         return;
       case 'event':
+        // The proxy's own note of records it could not write: the gap in this data.
+        if (r.event === 'records-lost') {
+          const lost = (r.detail as { records?: unknown } | undefined)?.records;
+          if (typeof lost === 'number' && Number.isFinite(lost) && lost > 0) q.recordsLost += lost;
+        }
         if (typeof r.ts === 'number' && this.events.length < MAX_EVENTS) {
           this.events.push({ t: r.ts, event: String(r.event ?? ''), detail: (r.detail as Record<string, unknown>) ?? {} });
         }

@@ -150,6 +150,12 @@ export const FINDINGS: readonly FindingInfo[] = [
     advice: 'The lines listed were skipped. A truncated last line usually means the proxy was killed before it flushed; the rest of the analysis stands.',
   },
   {
+    code: 'records-lost',
+    severity: 'warning',
+    title: 'The proxy could not write part of the recording',
+    advice: 'Exchanges the recording is missing (a full disk, a removed file or folder) are not in any number here: retries among them are unseen. Record to a disk with room and rerun before trusting a pass.',
+  },
+  {
     code: 'clients-truncated',
     severity: 'info',
     title: 'Client list truncated',

@@ -51,6 +51,7 @@ const METRICS: Record<string, (r: Report) => number | null> = {
     return max;
   },
   badLines: (r) => r.dataQuality.badLines.count,
+  recordsLost: (r) => r.dataQuality.recordsLost ?? 0,
 };
 
 /** The metric names a gate accepts. */

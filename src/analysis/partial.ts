@@ -85,6 +85,7 @@ export const freshQuality = (): QualityCounters => ({
   recordsByType: {},
   badLines: 0,
   badLineList: [],
+  recordsLost: 0,
   unknownRecords: 0,
   newerSchemaRecords: 0,
   invalidRecords: 0,
@@ -101,6 +102,7 @@ function mergeQuality(parts: readonly QualityCounters[]): QualityCounters {
     for (const [k, n] of Object.entries(p.recordsByType)) q.recordsByType[k] = (q.recordsByType[k] ?? 0) + n;
     q.badLines += p.badLines;
     bad.push(...p.badLineList);
+    q.recordsLost += p.recordsLost;
     q.unknownRecords += p.unknownRecords;
     q.newerSchemaRecords += p.newerSchemaRecords;
     q.invalidRecords += p.invalidRecords;

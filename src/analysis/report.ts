@@ -735,6 +735,9 @@ export function buildReport(input: ReportInput): Report {
   if (q.badLines > 0) {
     findings.push(makeFinding('bad-lines', `${q.badLines} line${q.badLines === 1 ? '' : 's'} could not be read and ${q.badLines === 1 ? 'was' : 'were'} skipped (first at ${q.badLineList[0]?.file ?? '?'}:${q.badLineList[0]?.line ?? '?'}).`, { count: q.badLines, lines: q.badLineList.slice(0, 10).map((b) => `${b.file}:${b.line} ${b.reason}`) }));
   }
+  if (q.recordsLost > 0) {
+    findings.push(makeFinding('records-lost', `The proxy could not write ${q.recordsLost} record${q.recordsLost === 1 ? '' : 's'} of this recording (it says so in its records-lost events); those exchanges are missing from every number here.`, { records: q.recordsLost }));
+  }
   const mediumRetries = t.retries - t.retriesHigh;
   const ipKeyed = evals.some((e) => e.agg.key === e.agg.ip && e.agg.retries > 0);
   const ambiguous = input.nat.length > 0 || agg.lateCount > 0 || q.clientKeyFallbacks > 0 || ipKeyed;
@@ -807,6 +810,7 @@ export function buildReport(input: ReportInput): Report {
   if (t.retries > 0 && mediumRetries / t.retries > 0.5) lower('medium', `${round((100 * mediumRetries) / t.retries, 0)} % of retries were grouped by fingerprint (medium confidence), not explicit ids`);
   if (input.nat.length > 0) lower('medium', `${input.nat.length} IP${input.nat.length === 1 ? '' : 's'} show several User-Agents (NAT may merge clients)`);
   if (q.badLines > 0) lower(q.badLines > 0.01 * Math.max(1, q.records) ? 'low' : 'medium', `${q.badLines} unreadable line${q.badLines === 1 ? '' : 's'} skipped`);
+  if (q.recordsLost > 0) lower(q.recordsLost > 0.01 * Math.max(1, q.records) ? 'low' : 'medium', `the proxy could not write ${q.recordsLost} record${q.recordsLost === 1 ? '' : 's'} (a disk problem while recording)`);
   if (agg.lateCount > 0) lower(agg.lateCount > 0.01 * Math.max(1, t.attempts) ? 'medium' : 'high', `${agg.lateCount} attempts arrived out of start order beyond the reorder lag`);
   if (agg.evictedClients > 0) lower('medium', `${agg.evictedClients} client summaries were evicted to bound memory`);
   if (!exactTallies) creasons.push(`${agg.returned.size + agg.reEvicted} time${agg.returned.size + agg.reEvicted === 1 ? '' : 's'} a client came back after its summary was evicted: per-finding client counts are lower bounds or estimates`);
@@ -866,6 +870,7 @@ export function buildReport(input: ReportInput): Report {
       records: q.records,
       recordsByType: { ...q.recordsByType },
       badLines: { count: q.badLines, lines: [...q.badLineList], truncated: q.badLines > q.badLineList.length },
+      recordsLost: q.recordsLost,
       unknownRecords: q.unknownRecords,
       newerSchemaRecords: q.newerSchemaRecords,
       invalidRecords: q.invalidRecords,

@@ -29,6 +29,7 @@ export type FindingCode =
   | 'nat-suspected'
   | 'low-confidence-grouping'
   | 'bad-lines'
+  | 'records-lost'
   | 'clients-truncated';
 
 /** One thing the analysis found, with the numbers behind it and what to do about it. */
@@ -267,6 +268,8 @@ export interface DataQuality {
   records: number;
   recordsByType: Record<string, number>;
   badLines: { count: number; lines: BadLine[]; truncated: boolean };
+  /** Records the proxy could not write (a full or removed disk), as its `records-lost` events tell. */
+  recordsLost: number;
   /** Records of a type this version does not know (skipped). */
   unknownRecords: number;
   /** Records with a newer schema version than this analyser (read on a best-effort basis). */
@@ -397,6 +400,7 @@ export interface QualityCounters {
   recordsByType: Record<string, number>;
   badLines: number;
   badLineList: BadLine[];
+  recordsLost: number;
   unknownRecords: number;
   newerSchemaRecords: number;
   invalidRecords: number;

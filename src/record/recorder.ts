@@ -53,8 +53,11 @@ export class Recorder {
   static open(opts: RecorderOptions): Recorder {
     if (opts.path === null) return new Recorder(opts, null);
     let writer: NdjsonWriter;
+    let self: Recorder | null = null;
     try {
       writer = NdjsonWriter.open(opts.path, {
+        // Lines lost to the disk leave a gap the file itself must tell of: `analyze` counts it.
+        onLost: (records, reason) => self?.write({ v: 1, type: 'event', ts: Date.now(), event: 'records-lost', detail: { records, reason } }),
         ...(opts.onError === undefined ? {} : { onError: opts.onError }),
         ...(opts.onRecover === undefined ? {} : { onRecover: opts.onRecover }),
         ...(opts.onWarning === undefined ? {} : { onWarning: opts.onWarning }),
@@ -66,7 +69,8 @@ export class Recorder {
         { cause: err },
       );
     }
-    return new Recorder(opts, writer);
+    self = new Recorder(opts, writer);
+    return self;
   }
 
   get headerRecord(): HeaderRecord {

@@ -162,7 +162,8 @@ export interface EventRecord {
   v: typeof RECORD_SCHEMA_VERSION;
   type: 'event';
   ts: number;
-  event: 'profile' | 'scenario-start' | 'scenario-stop' | 'fault-added' | 'fault-removed' | 'reset';
+  /** `records-lost`: `detail.records` lines the recording could not write (`detail.reason`), told once writing worked again. */
+  event: 'profile' | 'scenario-start' | 'scenario-stop' | 'fault-added' | 'fault-removed' | 'reset' | 'records-lost';
   detail: Record<string, unknown>;
 }
 

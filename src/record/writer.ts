@@ -56,6 +56,11 @@ export interface NdjsonWriterOptions {
   /** Called when writes succeed again after an error. */
   readonly onRecover?: () => void;
   /**
+   * Called, once writes succeed again, with the number of lines lost since the last call and why
+   * (the first reason seen): the caller writes a line saying so, so the file itself tells of its gap.
+   */
+  readonly onLost?: (lines: number, reason: string | null) => void;
+  /**
    * Called for trouble that loses no record (a recording file that could not be made owner-only);
    * default: `process.emitWarning`.
    */
@@ -104,6 +109,10 @@ export class NdjsonWriter {
   private readonly maxBufferBytes: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly onRecover: (() => void) | undefined;
+  private readonly onLost: ((lines: number, reason: string | null) => void) | undefined;
+  /** `stats.failed` as last told to `onLost`, and the first reason of the losses since. */
+  private lostNoted = 0;
+  private lostReason: string | null = null;
   private readonly onWarning: (message: string) => void;
 
   private readonly path: string | null;
@@ -128,6 +137,7 @@ export class NdjsonWriter {
     this.maxBufferBytes = opts.maxBufferBytes ?? 64 * 1024 * 1024;
     this.onError = opts.onError;
     this.onRecover = opts.onRecover;
+    this.onLost = opts.onLost;
     this.onWarning = opts.onWarning ?? emitWarning;
     const every = opts.checkPathMs ?? 1000;
     if (path !== null && every > 0) {
@@ -157,7 +167,7 @@ export class NdjsonWriter {
   /** Queues one line (without its newline). Never throws. */
   writeLine(line: string): void {
     if (this.closed || this.bufferedBytes > this.maxBufferBytes) {
-      this.stats.failed++;
+      this.lost(1, this.closed ? 'written after the recording was closed' : 'the destination could not keep up (the buffer was full)');
       return;
     }
     this.chunks.push(line);
@@ -199,7 +209,7 @@ export class NdjsonWriter {
       this.chunks = [];
       this.bufferedBytes = 0;
       this.stats.pending -= count;
-      this.stats.failed += count;
+      this.lost(count, this.stats.lastError);
       this.wakeDrainers();
       return;
     }
@@ -252,7 +262,7 @@ export class NdjsonWriter {
     this.stats.pending -= batch.count;
     if (err === null && this.regular && fstatOrNull(this.fd)?.nlink === 0) {
       // The file lost its name while (or before) the batch was written: the records are gone.
-      this.stats.failed += batch.count;
+      this.lost(batch.count, `the recording file ${this.path} was removed`);
       this.orphan();
     } else if (err === null) {
       this.stats.written += batch.count;
@@ -260,8 +270,9 @@ export class NdjsonWriter {
         this.stats.lastError = null;
         this.onRecover?.();
       }
+      this.noteLoss();
     } else {
-      this.stats.failed += batch.count;
+      this.lost(batch.count, err.message);
       const first = this.stats.lastError === null;
       this.stats.lastError = err.message;
       if (first) this.onError?.(err);
@@ -369,6 +380,25 @@ export class NdjsonWriter {
     this.onRecover?.();
   }
 
+  /** Counts lines as lost (failed), keeping the first reason until it is told. */
+  private lost(lines: number, reason: string | null): void {
+    this.stats.failed += lines;
+    this.lostReason ??= reason;
+  }
+
+  /**
+   * After a batch landed: lines lost since the last notice are told to `onLost`, whose line joins
+   * the queue (written with the next batch; lost in turn, it is counted and told again).
+   */
+  private noteLoss(): void {
+    const lines = this.stats.failed - this.lostNoted;
+    if (lines <= 0 || this.onLost === undefined || this.closed) return;
+    this.lostNoted = this.stats.failed;
+    const reason = this.lostReason;
+    this.lostReason = null;
+    this.onLost(lines, reason);
+  }
+
   private wakeDrainers(): void {
     if (this.drainWaiters.length === 0 || this.outstanding > 0) return;
     const waiters = this.drainWaiters;
@@ -421,21 +451,21 @@ export class NdjsonWriter {
     }
     this.stats.pending -= count;
     if (this.orphaned) {
-      this.stats.failed += count;
+      this.lost(count, this.stats.lastError);
       return;
     }
     let off = 0;
     try {
       while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off, pos === null ? null : pos + off);
       if (this.regular && fstatOrNull(this.fd)?.nlink === 0) {
-        this.stats.failed += count;
+        this.lost(count, `the recording file ${this.path} was removed`);
         this.orphaned = true;
       } else {
         this.stats.written += count;
       }
     } catch (err) {
       if (off > 0 && pos !== null) this.cutBack(pos);
-      this.stats.failed += count;
+      this.lost(count, (err as Error).message);
       this.stats.lastError = (err as Error).message;
     }
   }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NdjsonWriter } from '../../src/record/writer.js';
+import { analyzeFiles, evaluateGates, parseGate } from '../../src/analysis/index.js';
 import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
 
 describe('recording failures', () => {
@@ -72,10 +73,35 @@ describe('a recording file removed under the proxy', () => {
     await request(`${proxy.url}/after`);
     await proxy.close();
     const recs = readRecords(file);
-    expect(recs.map((r) => (r.type === 'http' ? r.path : r.type))).toEqual(['header', '/after']);
+    expect(recs.map((r) => (r.type === 'http' ? r.path : r.type)).sort()).toEqual(['/after', 'event', 'header']);
     expect(recs[0]).toEqual(header);
-    // header, header again, /after
-    expect(proxy.stats().recording).toMatchObject({ written: 3, failed: 5, pending: 0 });
+    // The file tells of its gap, once writing works again.
+    expect(recs.find((r) => r.type === 'event')).toMatchObject({ event: 'records-lost', detail: { records: 5, reason: expect.stringMatching(/removed/) } });
+    // header, header again, /after, the records-lost event
+    expect(proxy.stats().recording).toMatchObject({ written: 4, failed: 5, pending: 0 });
+  });
+
+  it('the file tells of its gap: analyze counts the lost records, says so, lowers its confidence, and a gate can fail on it', async () => {
+    const dir = tempDir();
+    const sub = path.join(dir, 'recordings');
+    fs.mkdirSync(sub);
+    const file = path.join(sub, 'traffic.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    await request(`${proxy.url}/before`);
+    await proxy.recorder.drain();
+    fs.rmSync(sub, { recursive: true });
+    for (let i = 0; i < 3; i++) await request(`${proxy.url}/gone${i}`);
+    await proxy.recorder.drain();
+    fs.mkdirSync(sub);
+    await waitFor(() => proxy.ready, 4000);
+    await request(`${proxy.url}/after`);
+    await proxy.close();
+    const report = await analyzeFiles([file]);
+    expect(report.dataQuality.recordsLost).toBe(3);
+    expect(report.findings.find((f) => f.code === 'records-lost')).toMatchObject({ severity: 'warning', evidence: { records: 3 } });
+    expect(report.confidence.reasons.join(' ')).toMatch(/could not write 3 records/);
+    expect(evaluateGates(report, parseGate('recordsLost>0'))).toHaveLength(1);
   });
 });
 

@@ -213,6 +213,7 @@ export function formatHtml(report: Report, rows = 50): string {
   o.push(`<h2>Confidence: ${h(report.confidence.level)}</h2><ul>`);
   for (const r of report.confidence.reasons) o.push(`<li>${h(r)}</li>`);
   o.push('</ul>');
+  if ((report.dataQuality.recordsLost ?? 0) > 0) o.push(`<p>The proxy could not write ${report.dataQuality.recordsLost} record(s) of this recording.</p>`);
   if (report.dataQuality.badLines.count > 0) {
     o.push(`<p>${report.dataQuality.badLines.count} unreadable line(s) skipped:</p><ul>`);
     for (const b of report.dataQuality.badLines.lines.slice(0, 20)) o.push(`<li><code>${h(`${b.file}:${b.line}`)}</code> ${h(b.reason)}</li>`);

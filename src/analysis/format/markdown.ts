@@ -77,6 +77,7 @@ export function formatMarkdown(report: Report, rows = 10): string {
   out.push(`Confidence: **${report.confidence.level}** — ${md(report.confidence.reasons.join('; '))}`, '');
   for (const l of report.limits) out.push(`- ${md(l)}`);
   if (report.dataQuality.badLines.count > 0) out.push('', `${report.dataQuality.badLines.count} unreadable line(s) were skipped.`);
+  if ((report.dataQuality.recordsLost ?? 0) > 0) out.push('', `The proxy could not write ${report.dataQuality.recordsLost} record(s) of this recording.`);
   out.push('', '</details>', '');
   return out.join('\n');
 }

@@ -162,6 +162,7 @@ export function formatText(report: Report, options: TextOptions = {}): string {
   }
   out.push('');
   out.push(`${c.dim}confidence ${report.confidence.level}: ${stripControls(report.confidence.reasons.join('; '))}${c.reset}`);
+  if ((report.dataQuality.recordsLost ?? 0) > 0) out.push(`${c.dim}the proxy could not write ${report.dataQuality.recordsLost} record(s) of this recording${c.reset}`);
   if (report.dataQuality.badLines.count > 0) {
     out.push(`${c.dim}skipped ${report.dataQuality.badLines.count} unreadable line(s)${c.reset}`);
   }

@@ -29,6 +29,7 @@ import { kConnId } from './http-exchange.js';
 import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, parseProtocols, validKey } from './ws-raw.js';
+import { upstreamTarget } from '../upstream/target.js';
 
 /** Pause the sending side when the receiving side has this much queued. */
 const HIGH_WATER = 1024 * 1024;
@@ -255,7 +256,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private upstreamUrl(): string {
     const t = this.core.target;
     const scheme = t.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${scheme}//${t.host}${t.prefix}${this.req.url as string}`;
+    return `${scheme}//${t.host}${upstreamTarget(t, this.req.url as string)}`;
   }
 
   private connectUpstream(): void {

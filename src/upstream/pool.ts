@@ -20,7 +20,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { buildConnector, Pool } from 'undici';
-import type { Target } from './target.js';
+import { type Target, upstreamTarget } from './target.js';
 
 /** Who receives what the upstream answers; implemented by the proxy's HTTP exchange. */
 export interface UpstreamSink {
@@ -389,7 +389,7 @@ export class UpstreamPool {
 
   /** The request's path on the upstream: the target's prefix, then the client's path and query. */
   private upstreamPath(req: IncomingMessage): string {
-    return this.target.prefix === '' ? (req.url as string) : this.target.prefix + (req.url as string);
+    return upstreamTarget(this.target, req.url as string);
   }
 
   /**

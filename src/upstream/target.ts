@@ -57,3 +57,34 @@ export function parseTarget(raw: string | undefined): Target {
     host: url.host,
   });
 }
+
+/** A `.` or `..` path segment, plain or percent-encoded (`%2e`), before `/`, `?` or the end. */
+const DOT_SEGMENT_RE = /(^|\/)(\.|%2e){1,2}(?=\/|\?|$)/i;
+
+/**
+ * The request target the upstream gets: the target's prefix, then the client's path and query.
+ * Under a prefix, dot segments are resolved first (RFC 3986 remove_dot_segments, `%2e` read as
+ * `.`), so `/../secret` cannot climb out of `/api` on an upstream that normalises paths; without a
+ * prefix the client's target goes through as it is.
+ *
+ * @example upstreamTarget(parseTarget('http://h/api'), '/a/../../secret?q=1') === '/api/secret?q=1'
+ */
+export function upstreamTarget(target: Target, url: string): string {
+  if (target.prefix === '') return url;
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!DOT_SEGMENT_RE.test(path)) return target.prefix + url;
+  const out: string[] = [];
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const seg = (segments[i] as string).toLowerCase().replaceAll('%2e', '.');
+    const last = i === segments.length - 1;
+    if (seg === '..') {
+      out.pop();
+      if (last) out.push('');
+    } else if (seg === '.') {
+      if (last) out.push('');
+    } else out.push(segments[i] as string);
+  }
+  return `${target.prefix}/${out.join('/')}${q === -1 ? '' : url.slice(q)}`;
+}

@@ -103,6 +103,31 @@ describe('HTTP reverse proxy', () => {
     expect((JSON.parse(r.text) as { url: string }).url).toBe('/api/v1/users?id=7');
   });
 
+  it('dot segments cannot climb out of the target prefix (plain or percent-encoded); without a prefix the target goes through as sent', async () => {
+    const seen: string[] = [];
+    const up = await startUpstream((req, res) => {
+      seen.push(req.url as string);
+      res.end('ok');
+    });
+    const proxy = await startTestProxy({ target: `${up.url}/api` });
+    const port = Number(new URL(proxy.url).port);
+    for (const t of ['/../secret', '/v1/%2e%2E/../secret?x=1', '/v1/./users/.', '/v1/users/..', '/v1/...x/..y']) {
+      const r = await rawExchange(port, `GET ${t} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(r.data.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    }
+    expect(seen).toEqual(['/api/secret', '/api/secret?x=1', '/api/v1/users/', '/api/v1/', '/api/v1/...x/..y']);
+    // A WebSocket upgrade goes to the same place.
+    up.server.on('upgrade', (req, sock: net.Socket) => {
+      seen.push(`ws ${req.url as string}`);
+      sock.destroy();
+    });
+    await rawExchange(port, `GET /x/../../chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`, { timeoutMs: 1000 });
+    expect(seen.at(-1)).toBe('ws /api/chat');
+    const bare = await startTestProxy({ target: up.url });
+    await rawExchange(Number(new URL(bare.url).port), 'GET /a/../b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(seen.at(-1)).toBe('/a/../b');
+  });
+
   it('keeps upstream connections alive across requests', async () => {
     const ports = new Set<number>();
     const up = await startUpstream((req, res) => {

@@ -321,6 +321,8 @@ class Engine implements Analyzer {
       const start = a.ws && a.status === 101 ? a.end : a.ts;
       this.addFaultInterval(a.faultRule ?? '(unnamed)', start, a.end);
     }
+    // Every rule that injected into the exchange had its window then, not only the deciding one.
+    if (a.otherFaultRules !== null) for (const rule of a.otherFaultRules) this.addFaultInterval(rule, a.ts, a.end);
     if (a.userAgent !== null && a.ip !== '') {
       let seen = this.ips.get(a.ip);
       if (seen === undefined) {

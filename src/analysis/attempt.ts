@@ -84,6 +84,8 @@ export interface Attempt {
   readonly injected: boolean;
   readonly faultRule: string | null;
   readonly faultType: string | null;
+  /** The other rules that injected into this exchange (a latency under the 503 that decided it), or null. */
+  readonly otherFaultRules: readonly string[] | null;
   /** Retry-After sent with a failure, in ms. */
   readonly retryAfterMs: number | null;
   /** POST or PATCH without an Idempotency-Key. */
@@ -139,6 +141,17 @@ function attemptHintOf(h: Record<string, string | undefined>): number | null {
     if (m !== null) return Number(m[1]);
   }
   return null;
+}
+
+/** The rules in `faults` that injected, other than the one in `fault` (null when none: the usual case, no array). */
+function otherInjectedRules(r: ExchangeRecord): string[] | null {
+  const all = (r as { faults?: unknown }).faults;
+  if (!Array.isArray(all) || all.length < 2) return null;
+  const out: string[] = [];
+  for (const f of all as Array<{ rule: string; injected?: boolean }>) {
+    if (f.injected === true && f.rule !== r.fault?.rule && !out.includes(f.rule)) out.push(f.rule);
+  }
+  return out.length === 0 ? null : out;
 }
 
 /** Normalises one exchange record. */
@@ -208,6 +221,7 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     injected,
     faultRule: r.fault?.rule ?? null,
     faultType: r.fault?.type ?? null,
+    otherFaultRules: otherInjectedRules(r),
     retryAfterMs,
     unsafe: !ws && UNSAFE_METHODS.has(method) && (idem === null || idem === ''),
     submits: !ws && !SAFE_METHODS.has(method),

@@ -373,6 +373,23 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(first?.retriesAfter).toBe(5);
   });
 
+  it('every rule that injected into an exchange has its fault window, not only the one that decided it', () => {
+    const slow = { rule: 'little-latency', type: 'latency', injected: true };
+    const down = { rule: 'items-503', type: 'http-error', injected: true };
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 20; i++) {
+      const failing = i >= 5 && i < 15;
+      rs.push(http({ ts: T0 + i * 1000, client: `c${i}`, ...(failing ? { status: 503, fault: down, faults: [slow, down] } : { fault: slow, faults: [slow] }) }));
+    }
+    const r = run(byEnd(rs));
+    const w = (rule: string) => r.faultWindows.filter((x) => x.rule === rule);
+    expect(w('items-503')).toHaveLength(1);
+    // The latency rode on all 20 requests, the 503s included: one window over the whole run.
+    expect(w('little-latency')).toHaveLength(1);
+    expect(w('little-latency')[0]?.start).toBe(T0);
+    expect(w('little-latency')[0]?.end).toBe(T0 + 19_010);
+  });
+
   it('clients that wait out a long Retry-After and then succeed are not a metastable storm', () => {
     // 3 clients get a 503 with Retry-After: 20 at 10 s, wait the 20 s and succeed: the only traffic after the fault.
     const rs: HttpRecord[] = [];

@@ -374,8 +374,8 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
   });
 
   it('every rule that injected into an exchange has its fault window, not only the one that decided it', () => {
-    const slow = { rule: 'little-latency', type: 'latency', injected: true };
-    const down = { rule: 'items-503', type: 'http-error', injected: true };
+    const slow = { rule: 'little-latency', type: 'latency', injected: true as const };
+    const down = { rule: 'items-503', type: 'http-error', injected: true as const };
     const rs: HttpRecord[] = [];
     for (let i = 0; i < 20; i++) {
       const failing = i >= 5 && i < 15;

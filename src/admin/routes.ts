@@ -166,7 +166,7 @@ export const routes: readonly Route[] = [
     path: '/profile',
     pattern: /^\/profile$/,
     methods: {
-      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed)) },
+      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase())) },
       PUT: {
         summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
         handler: async ({ proxy }, req) => {
@@ -174,7 +174,7 @@ export const routes: readonly Route[] = [
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
           // A refused profile (invalid, or a rule named like an ad-hoc one) leaves the running one and its file watch.
           try {
-            return ok(describeProfile(proxy.setProfile(parseProfile(text, null)), proxy.engine.seed));
+            return ok(describeProfile(proxy.setProfile(parseProfile(text, null)), proxy.engine.seed, proxy.engine.phase()));
           } catch (err) {
             throw err instanceof RuleNameTakenError ? nameTaken(err) : err;
           }
@@ -197,7 +197,7 @@ export const routes: readonly Route[] = [
             if (err instanceof RuleNameTakenError) throw nameTaken(err);
             throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;
           });
-          return ok(describeProfile(applied, proxy.engine.seed));
+          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase()));
         },
       },
     },

@@ -102,7 +102,15 @@ function formatProfile(p: ProfileView): string {
   ];
   if (p.rules.length === 0 && p.phases.length === 0) lines.push('rules   none: every request passes through untouched');
   for (const r of p.rules) lines.push(`rule    ${r.summary}`);
-  for (const ph of p.phases) lines.push(`phase   ${ph.name} (${ph.durationMs} ms): ${ph.rules.map((r) => r.name).join(', ') || 'overrides only'}`);
+  for (const ph of p.phases) {
+    // What the phase changes: its own rules, then its overrides of top-level rules; which one runs now.
+    const changes = [
+      ...ph.rules.map((r) => r.name),
+      ...Object.entries(ph.overrides ?? {}).map(([name, ov]) => `${name} ${[ov.enabled === undefined ? null : ov.enabled ? 'on' : 'off', ov.probability === undefined ? null : `p=${ov.probability}`].filter((x) => x !== null).join(' ')}`),
+    ];
+    const now = p.phase !== undefined && p.phase !== null && p.phase.name === ph.name ? ' ← now' : '';
+    lines.push(`phase   ${ph.name} (${ph.durationMs} ms)${now}: ${changes.join(', ') || 'no changes'}`);
+  }
   return lines.join('\n');
 }
 

@@ -131,6 +131,24 @@ describe('aftershock ctl', () => {
     expect(missingFile.error?.message).toMatch(/cannot read .*ENOENT/);
   });
 
+  it('profile shows what each phase changes and which phase runs now', async () => {
+    const dir = tempDir();
+    const phased = path.join(dir, 'phased.yaml');
+    fs.writeFileSync(
+      phased,
+      ['name: phased', 'rules:', '  - name: errors', '    enabled: false', '    fault: { type: http-error, status: 503 }', 'phases:', '  - name: outage', '    duration: 10m', '    overrides: { errors: { enabled: true, probability: 0.4 } }', '  - name: calm', '    duration: 10m', ''].join('\n'),
+    );
+    const { admin } = await startAdminProxy();
+    process.env.AFTERSHOCK_ADMIN_URL = admin;
+    expect((await ctl('profile', 'set', phased)).error).toBeNull();
+    const show = (await ctl('profile')).stdout;
+    expect(show).toMatch(/phase\s+outage \(600000 ms\) ← now: errors on p=0\.4/);
+    expect(show).toMatch(/phase\s+calm \(600000 ms\): no changes/);
+    const json = JSON.parse((await ctl('profile', 'show', '--json')).stdout) as { phase: { name: string } | null; phases: Array<{ overrides: unknown }> };
+    expect(json.phase?.name).toBe('outage');
+    expect(json.phases[0]?.overrides).toEqual({ errors: { enabled: true, probability: 0.4 } });
+  });
+
   it('report in text, json and html; metrics', async () => {
     const { admin, proxy } = await startAdminProxy();
     proxy.setProfile(PROFILE_503);

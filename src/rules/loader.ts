@@ -62,7 +62,7 @@ export function parseProfile(text: string, source: string | null, opts: { builti
   } catch (err) {
     fail([{ file: source, line: null, path: '', message: `YAML: ${firstLine((err as Error).message)} (at most ${MAX_ALIASES} alias uses)` }]);
   }
-  if (data === null || data === undefined) fail([...yamlProblems, { file: source, line: 1, path: '', message: 'is empty; a profile has at least a name and rules' }]);
+  if (data === null || data === undefined) fail([...yamlProblems, { file: source, line: 1, path: '', message: "is empty (an editor's save in progress, or a truncated file?); write `rules: []` for a profile with no faults" }]);
   const compile = (): CompiledProfile =>
     compileProfile({
       data,

@@ -173,6 +173,9 @@ describe('parseProfile: problems with path and line', () => {
     expect(problemsOf(bomb)[0]?.message).toMatch(/alias/i);
     expect(problemsOf('name: t\n---\nname: u\n')[0]?.message).toMatch(/YAML/);
     expect(problemsOf('')[0]?.message).toMatch(/empty/);
+    // Not 'a profile has at least a name and rules': the name defaults to the file's; `rules: []` is a valid profile.
+    expect(problemsOf('')[0]?.message).toMatch(/rules: \[\]/);
+    expect(parseProfile('rules: []', 'quiet.yaml').name).toBe('quiet');
     expect(problemsOf('- 1\n- 2')[0]?.message).toMatch(/must be an object/);
   });
 

@@ -14,7 +14,7 @@ import { ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile } from './describe-profile.js';
-import { parseProfile } from '../rules/index.js';
+import { builtinProfilePath, listBuiltinProfiles, parseProfile } from '../rules/index.js';
 import { RuleNameTakenError } from '../rules/engine.js';
 
 export interface AdminContext {
@@ -193,6 +193,13 @@ export const routes: readonly Route[] = [
           rejectUnknownKeys(body, ['name']);
           if (typeof body.name !== 'string' || body.name.trim() === '') throw new HttpError(400, 'bad-name', 'name: give a built-in profile name or a profile file path');
           const name = body.name;
+          // A path must name a profile file: the API must not tell whether, say, /etc/shadow exists
+          // or how many lines it has (its 404 and 422 answers would).
+          if (builtinProfilePath(name) === null && !/\.(ya?ml|json)$/i.test(name)) {
+            const builtins = listBuiltinProfiles().join(', ');
+            if (!/[/\\.]/.test(name)) throw new HttpError(404, 'profile-not-found', `no built-in profile ${JSON.stringify(name)}; built-ins: ${builtins}`);
+            throw new HttpError(400, 'bad-name', `name ${JSON.stringify(name)}: give a built-in profile name (${builtins}) or the path of a .yaml, .yml or .json file`);
+          }
           const applied = await proxy.selectProfile(name).catch((err: unknown) => {
             if (err instanceof RuleNameTakenError) throw nameTaken(err);
             throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;

@@ -230,7 +230,13 @@ describe('control API: requests from web pages are refused', () => {
     const yamlSecrets = path.join(dir, 'config.yaml');
     fs.writeFileSync(yamlSecrets, 'name: x\nrules:\n  - name: r\n    fault: { type: http-error, status: 503 }\n    aws_secret_access_key: wJalrXUtnFEMI\n');
     const { admin, proxy } = await startAdminProxy();
-    const files = [secrets, yamlSecrets, ...(fs.existsSync('/proc/self/environ') ? ['/proc/self/environ'] : [])];
+    // Not a profile file by its name: refused before it is read, the same for a file that exists and one that does not.
+    for (const file of [secrets, '/etc/shadow', '/proc/self/environ', path.join(dir, 'missing.env')]) {
+      const r = await api(admin, 'POST', '/profile/select', { body: { name: file } });
+      expect(r.status, file).toBe(400);
+      expect(r.json.message).toMatch(/built-in profile name .* or the path of a \.yaml, \.yml or \.json file/);
+    }
+    const files = [yamlSecrets];
     for (const file of files) {
       const r = await api(admin, 'POST', '/profile/select', { body: { name: file } });
       expect(r.status, file).toBe(422);
@@ -309,7 +315,7 @@ describe('control API: legitimate clients still get in', () => {
     await client.removeFault('now-503');
     // A raw string through request() is labelled JSON, not text/plain.
     expect((await client.request('POST', '/marks', '{"label":"raw"}')).status).toBe(201);
-    await expect(client.selectProfile('/proc/self/environ')).rejects.toThrow(/does not quote files/);
+    await expect(client.selectProfile('/proc/self/environ')).rejects.toThrow(/400 .*the path of a \.yaml, \.yml or \.json file/);
     expect(proxy.profile.name).toBe('api-slow');
   });
 

@@ -208,11 +208,16 @@ export class ClientAgg extends Counts {
     return c;
   }
 
-  /** The central gap per attempt index (geometric mean), for indexes seen in `min` chains. */
+  /**
+   * The central gap per attempt index (geometric mean), for indexes seen in `min` chains (in all of
+   * them when the client has fewer: one chain's own gaps are its schedule, base and factor included).
+   */
   gapSeries(min = 3): number[] {
     const out: number[] = [];
     if (this.logGaps === null) return out;
     const n0 = (this.logGaps[0] as Welford).n;
+    min = Math.min(min, n0);
+    if (min === 0) return out;
     for (const w of this.logGaps) {
       // Indexes only a few long chains reach (often two logical requests joined) would skew the series.
       if (w.n < Math.max(min, SERIES_MIN_SHARE * n0)) break;

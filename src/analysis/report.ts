@@ -137,8 +137,11 @@ const FAMILY_INDEX_MIN_SAMPLES = 8;
 function familySeries(f: FamilyAgg): number[] {
   const out: number[] = [];
   const n0 = (f.gapsByIndex[0] as StrideReservoir).count;
+  // With fewer chains than that, every one of them (a single chain's gaps are its schedule).
+  const need = Math.min(FAMILY_INDEX_MIN_SAMPLES, n0);
+  if (need === 0) return out;
   for (const r of f.gapsByIndex) {
-    if (r.values.length < FAMILY_INDEX_MIN_SAMPLES || r.count < SERIES_MIN_SHARE * n0) break;
+    if (r.values.length < need || r.count < SERIES_MIN_SHARE * n0) break;
     out.push(median(r.values));
   }
   return out;

@@ -235,6 +235,21 @@ describe('grouping (spec §3)', () => {
     expect(r.clients[0]?.backoff).toBe('insufficient-data');
   });
 
+  it('one chain of a doubling backoff reports its base and factor (spec 4.4), for the client and its type', () => {
+    const rs: HttpRecord[] = [];
+    let t = T0;
+    for (const gap of [0, 100, 200, 400, 800]) {
+      t += gap;
+      rs.push(http({ ts: t, end: t + 5, ...(gap === 800 ? {} : fail) }));
+      t += 5;
+    }
+    const r = run(byEnd(rs));
+    expect(r.clients[0]?.backoffDetail).toMatchObject({ class: 'exponential' });
+    expect(r.clients[0]?.backoffDetail.factor).toBeCloseTo(2, 1);
+    expect(r.clients[0]?.backoffDetail.baseMs).toBeCloseTo(100, -1);
+    expect(r.clientTypes[0]?.backoffDetail.factor).toBeCloseTo(2, 1);
+  });
+
   it('copies sent together are hedges even when each lasts less than the 25 ms tolerance; an immediate retry after the answer stays a retry', () => {
     const together = run(byEnd(Array.from({ length: 5 }, (_, i) => http({ ts: T0 + i * 0.05, end: T0 + 10, ...fail }))));
     expect(together.totals).toMatchObject({ attempts: 5, logicalRequests: 1, retries: 0, hedges: 4 });

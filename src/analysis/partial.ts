@@ -187,7 +187,13 @@ export function reportOfPartial(p: PartialAnalysis, opts: ResolvedOptions, parti
   const nat: Array<{ ip: string; userAgents: number }> = [];
   // Several agents behind one address whose client keys do not tell more clients apart than the
   // agents do (keys are IP or IP + User-Agent): devices with the same agent are merged.
-  for (const [ip, seen] of p.ips) if (seen.uas.length >= 3 && seen.keys.length <= seen.uas.length) nat.push({ ip, userAgents: seen.uas.length });
+  // (Keys the proxy made from the address, `ip` or `ip agent`, are that too, however many agents
+  // there are: past the lists' caps the counts alone cannot tell.)
+  for (const [ip, seen] of p.ips) {
+    if (seen.uas.length < 3) continue;
+    const fromAddress = seen.keys.every((k) => k === ip || k.startsWith(`${ip} `));
+    if (fromAddress || seen.keys.length <= seen.uas.length) nat.push({ ip, userAgents: seen.uas.length });
+  }
   nat.sort((a, b) => b.userAgents - a.userAgents || (a.ip < b.ip ? -1 : 1));
   // A header that was never recorded is no fallback: the proxy keyed clients by it already.
   const quality = p.clientKeyHeaderSeen === 0 ? { ...p.quality, clientKeyFallbacks: 0 } : p.quality;

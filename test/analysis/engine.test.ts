@@ -250,6 +250,16 @@ describe('grouping (spec §3)', () => {
     expect(r.clientTypes[0]?.backoffDetail.factor).toBeCloseTo(2, 1);
   });
 
+  it('warns of NAT when many agents share an address, however many (keys made from the address), and not for clients with keys of their own', () => {
+    const behind = (n: number, key: (i: number) => string): Report =>
+      run(byEnd(Array.from({ length: n }, (_, i) => http({ ts: T0 + i * 10, ip: '198.51.100.7', userAgent: `app/${i}`, client: key(i), path: `/p${i}` }))));
+    expect(behind(20, (i) => `198.51.100.7 app/${i}`).dataQuality.natSuspected).toEqual([{ ip: '198.51.100.7', userAgents: 8 }]);
+    expect(behind(4, (i) => `198.51.100.7 app/${i}`).dataQuality.natSuspected).toHaveLength(1);
+    expect(behind(20, () => '198.51.100.7').dataQuality.natSuspected).toHaveLength(1);
+    // Keyed by a header of their own (x-client-id values): told apart already.
+    expect(behind(20, (i) => `device-${i}`).dataQuality.natSuspected).toEqual([]);
+  });
+
   it('copies sent together are hedges even when each lasts less than the 25 ms tolerance; an immediate retry after the answer stays a retry', () => {
     const together = run(byEnd(Array.from({ length: 5 }, (_, i) => http({ ts: T0 + i * 0.05, end: T0 + 10, ...fail }))));
     expect(together.totals).toMatchObject({ attempts: 5, logicalRequests: 1, retries: 0, hedges: 4 });

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { Argument, Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
+import { meansOff } from './env.js';
 import { AdminClient, type ProfileView } from '../admin/client.js';
 import type { RuleStats } from '../rules/types.js';
 
@@ -39,13 +40,14 @@ function clientOf(cmd: Command): AdminClient {
 /**
  * The control API's URL from AFTERSHOCK_ADMIN, the address `run` listens on (the image and the
  * sidecar examples set it), when neither --admin nor AFTERSHOCK_ADMIN_URL is given: a wildcard
- * host (`0.0.0.0`, `::`, none) is reached on loopback. Null when it is unset or empty.
+ * host (`0.0.0.0`, `::`, none) is reached on loopback. Null when it is unset or empty; `off` (none,
+ * false, in any case, as `run` reads it) is an error.
  *
  * @example adminUrlFromListenEnv('0.0.0.0:8081') === 'http://127.0.0.1:8081'
  */
 export function adminUrlFromListenEnv(raw: string | undefined): string | null {
   if (raw === undefined || raw.trim() === '') return null;
-  if (raw.trim() === 'off') {
+  if (meansOff(raw)) {
     throw usage('AFTERSHOCK_ADMIN is off: this proxy runs without a control API; give --admin URL (or AFTERSHOCK_ADMIN_URL) of one that has it');
   }
   const m = /^(?:\[([^\]]+)\]|([^:/]*)):(\d{1,5})$/.exec(raw.trim());

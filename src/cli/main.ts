@@ -11,17 +11,25 @@ import { registerAnalyzeCommand } from './analyze.js';
 import { registerProfilesCommand } from './profiles.js';
 import { registerDemoCommand } from './demo.js';
 import { registerCtlCommand } from './ctl.js';
-import { applyBooleanEnv } from './env.js';
+import { applyBooleanEnv, dropEmptyEnv, nameEnvSource } from './env.js';
+
+/** The command whose action ran, per program: its errors name the variables its values came from. */
+const actions = new WeakMap<Command, Command>();
 
 /** Builds the program (exported for tests that drive the CLI in-process). */
 export function createProgram(): Command {
-  const program = new Command('aftershock')
+  const program: Command = new Command('aftershock')
     .description('A chaos-engineering HTTP and WebSocket proxy that injects failures and grades how clients retry.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
+    // An empty AFTERSHOCK_* variable is unset: gone before the subcommand reads the environment.
+    .hook('preSubcommand', () => dropEmptyEnv())
     // Boolean AFTERSHOCK_* variables mean what they say (commander alone turns them on when set to "false").
-    .hook('preAction', (_program, action) => applyBooleanEnv(action));
+    .hook('preAction', (_program, action) => {
+      actions.set(program, action);
+      applyBooleanEnv(action);
+    });
   registerRunCommand(program);
   registerAnalyzeCommand(program);
   registerProfilesCommand(program);
@@ -42,8 +50,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
       return err.exitCode === 0 ? 0 : 2;
     }
     if (isAftershockError(err)) {
-      process.stderr.write(`aftershock: ${err.message}\n`);
-      return err.exitCode;
+      const action = actions.get(program);
+      const told = action === undefined ? err : nameEnvSource(action, err);
+      process.stderr.write(`aftershock: ${told.message}\n`);
+      return told.exitCode;
     }
     throw err;
   }

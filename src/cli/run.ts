@@ -11,7 +11,7 @@ import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
 import { parseDurationOption } from '../proxy/duration.js';
-import { BOOLEAN_ENV_HELP } from './env.js';
+import { BOOLEAN_ENV_HELP, meansOff, nameEnvSource } from './env.js';
 
 interface RunFlags {
   target?: string;
@@ -32,7 +32,7 @@ interface RunFlags {
   upstreamIdleTimeout: string;
   drainTimeout: string;
   insecure?: boolean;
-  hostHeader?: 'target' | 'preserve';
+  hostHeader?: string;
   rewriteRedirects?: boolean;
   cookieDomain?: string;
   tlsCert?: string;
@@ -54,7 +54,7 @@ export function registerRunCommand(program: Command): void {
     .description('proxy to --target, injecting the faults of --profile and recording every exchange')
     .addOption(opt('-t, --target <url>', 'upstream URL (http:// or https://, may carry a path prefix)', 'AFTERSHOCK_TARGET'))
     .addOption(opt('-l, --listen <host:port>', 'where clients connect', 'AFTERSHOCK_LISTEN').default('127.0.0.1:8080'))
-    .addOption(opt('--admin <host:port|off>', 'control API address (loopback by default)', 'AFTERSHOCK_ADMIN').default('127.0.0.1:8081'))
+    .addOption(opt('--admin <host:port|off>', 'control API address (loopback by default); off, none or false: no control API', 'AFTERSHOCK_ADMIN').default('127.0.0.1:8081'))
     .addOption(opt('--admin-token <token>', 'require Authorization: Bearer <token> on the control API', 'AFTERSHOCK_ADMIN_TOKEN'))
     .addOption(
       opt('--admin-allow-host <names>', 'more Host names the control API answers to, comma-separated (.example.com: it and its subdomains)', 'AFTERSHOCK_ADMIN_ALLOW_HOST'),
@@ -74,7 +74,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--upstream-idle-timeout <duration>', 'reset the client when a response body the upstream began goes this long without a byte (streams: keep it above their heartbeat)', 'AFTERSHOCK_UPSTREAM_IDLE_TIMEOUT').default('5m'))
     .addOption(opt('--drain-timeout <duration>', 'time in-flight exchanges get at shutdown', 'AFTERSHOCK_DRAIN_TIMEOUT').default('10s'))
     .addOption(opt('-k, --insecure', 'accept self-signed upstream certificates', 'AFTERSHOCK_INSECURE'))
-    .addOption(opt('--host-header <mode>', 'target: send the target host; preserve: the client\'s', 'AFTERSHOCK_HOST_HEADER').choices(['target', 'preserve']))
+    // Checked in the action, not with commander's choices: an error about a variable names it (and an empty one is unset).
+    .addOption(opt('--host-header <mode>', 'target: send the target host; preserve: the client\'s', 'AFTERSHOCK_HOST_HEADER'))
     .addOption(opt('--rewrite-redirects', 'rewrite Location headers that point at the target', 'AFTERSHOCK_REWRITE_REDIRECTS'))
     .addOption(opt('--cookie-domain <domain>', 'rewrite Set-Cookie domains to this', 'AFTERSHOCK_COOKIE_DOMAIN'))
     .addOption(opt('--tls-cert <file>', 'serve TLS with this PEM certificate', 'AFTERSHOCK_TLS_CERT'))
@@ -87,8 +88,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--max-connections <n>', 'refuse client connections beyond this many', 'AFTERSHOCK_MAX_CONNECTIONS').default('10000'))
     .addOption(opt('--workers <n>', 'processes sharing the listening socket (recordings and control API per worker)', 'AFTERSHOCK_WORKERS').default('1'))
     .addHelpText('after', `\n${BOOLEAN_ENV_HELP}`)
-    .action(async (given: RunFlags) => {
-      const flags = withRecordOff(given);
+    .action(async (given: RunFlags, cmd: Command) => {
+      const flags = withOffValues(given);
       const workers = Number(flags.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
         throw new AftershockError('ERR_BAD_OPTION', `--workers ${JSON.stringify(flags.workers)}: give a whole number from 1 to 64`);
@@ -106,7 +107,8 @@ export function registerRunCommand(program: Command): void {
       } catch (err) {
         // The primary prints a start failure once, for all workers, and stops the others.
         if (!(err instanceof AftershockError)) throw err;
-        process.send?.({ aftershock: 'start-failed', message: err.message, exitCode: err.exitCode });
+        const told = nameEnvSource(cmd, err);
+        process.send?.({ aftershock: 'start-failed', message: told.message, exitCode: told.exitCode });
         process.exitCode = err.exitCode;
       }
       // A worker's IPC channel to the primary would keep it alive after a clean stop.
@@ -115,14 +117,22 @@ export function registerRunCommand(program: Command): void {
 }
 
 /**
- * `--record off` (or `none`, or empty) is no recording, as `--admin off` is no control API: the
- * container image presets AFTERSHOCK_RECORD, and this is how it is turned off. A file named off is
- * still `./off`.
+ * `--record off` (or `none`, `false`, empty, in any case) is no recording, as `--admin off` is no
+ * control API: the container image presets AFTERSHOCK_RECORD and AFTERSHOCK_ADMIN, and this is how
+ * they are turned off. A file named off is still `./off`. `--admin` comes back as `off`.
  */
-function withRecordOff(flags: RunFlags): RunFlags {
-  if (flags.record === undefined || !['off', 'none', ''].includes(flags.record.trim().toLowerCase())) return flags;
-  const { record: _off, ...rest } = flags;
-  return rest;
+function withOffValues(flags: RunFlags): RunFlags {
+  const out: RunFlags = meansOff(flags.admin) ? { ...flags, admin: 'off' } : { ...flags };
+  if (flags.record !== undefined && meansOff(flags.record)) delete out.record;
+  return out;
+}
+
+/** `--host-header`, checked here so that its error names AFTERSHOCK_HOST_HEADER when the value came from there. */
+function hostHeaderMode(raw: string | undefined): 'target' | 'preserve' | undefined {
+  if (raw === undefined) return undefined;
+  const v = raw.trim().toLowerCase();
+  if (v === 'target' || v === 'preserve') return v;
+  throw new AftershockError('ERR_BAD_OPTION', `--host-header ${JSON.stringify(raw)}: give target (send the target's host) or preserve (send the client's)`);
 }
 
 /** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */
@@ -257,11 +267,12 @@ async function runProxy(flags: RunFlags): Promise<void> {
   let seed: number | undefined;
   if (flags.seed !== undefined) {
     seed = Number(flags.seed);
-    if (!Number.isInteger(seed)) throw new AftershockError('ERR_BAD_OPTION', `--seed ${JSON.stringify(flags.seed)}: give an integer`);
+    if (flags.seed.trim() === '' || !Number.isInteger(seed)) throw new AftershockError('ERR_BAD_OPTION', `--seed ${JSON.stringify(flags.seed)}: give an integer`);
   }
   if (flags.target === undefined) {
     throw new AftershockError('ERR_BAD_TARGET', 'missing --target (or AFTERSHOCK_TARGET): the URL of the service to put aftershock in front of');
   }
+  const hostHeader = hostHeaderMode(flags.hostHeader);
   const options: ProxyOptions = {
     target: flags.target,
     listen: flags.listen,
@@ -287,7 +298,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
     ...(flags.adminToken === undefined ? {} : { adminToken: flags.adminToken }),
     ...(flags.adminAllowHost === undefined ? {} : { adminAllowHosts: parseAllowHosts(flags.adminAllowHost) }),
     ...(flags.session === undefined ? {} : { session: flags.session }),
-    ...(flags.hostHeader === undefined ? {} : { hostHeader: flags.hostHeader }),
+    ...(hostHeader === undefined ? {} : { hostHeader }),
     ...(flags.cookieDomain === undefined ? {} : { cookieDomain: flags.cookieDomain }),
     ...(flags.tlsCert === undefined ? {} : { tlsCert: flags.tlsCert }),
     ...(flags.tlsKey === undefined ? {} : { tlsKey: flags.tlsKey }),

@@ -127,11 +127,11 @@ describe('boolean AFTERSHOCK_* variables', () => {
 });
 
 describe('AFTERSHOCK_RECORD / --record off', () => {
-  it('off, none and empty record nothing (no file named off), say so, and report no recording path; ./off is a file named off', async () => {
+  it('off, none, false and empty record nothing (no file named off), say so, and report no recording path; ./off is a file named off', async () => {
     const up = await startUpstream((_req, res) => res.end('ok'));
     const dir = tempDir();
     const runs = await Promise.all(
-      ['off', 'none', '', 'OFF'].map(async (value) => {
+      ['off', 'none', '', 'OFF', 'False'].map(async (value) => {
         const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--no-summary'], { AFTERSHOCK_RECORD: value }, { cwd: dir });
         const { proxy, control } = await listening(r);
         expect((await request(`${proxy}/x`)).status).toBe(200);
@@ -149,5 +149,131 @@ describe('AFTERSHOCK_RECORD / --record off', () => {
     expect(await stop(named)).toBe(0);
     expect(fs.readdirSync(dir)).toEqual(['off']);
     expect(fs.readFileSync(path.join(dir, 'off'), 'utf8')).toContain('"/y"');
+  });
+});
+
+describe('AFTERSHOCK_* value variables', () => {
+  const saved = new Map<string, string | undefined>();
+  afterEach(() => {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    saved.clear();
+  });
+
+  /** Every option of every command that takes a value and has a variable, with what it is when nothing is given. */
+  async function valueOptions(): Promise<Array<{ route: string[]; env: string; key: string }>> {
+    const out: Array<{ route: string[]; env: string; key: string }> = [];
+    const walk = (cmd: Command, route: string[]): void => {
+      for (const o of cmd.options) if (o.envVar !== undefined && (o.required || o.optional)) out.push({ route, env: o.envVar, key: o.attributeName() });
+      for (const c of cmd.commands) walk(c, [...route, c.name()]);
+    };
+    walk(createProgram(), []);
+    return out;
+  }
+
+  /** What `key` of the command at `route` holds, and where it came from, when the action runs (the action replaced by a no-op). */
+  async function parsed(route: string[], key: string, env: Record<string, string | undefined>): Promise<{ value: unknown; source: string | undefined }> {
+    for (const [k, v] of Object.entries(env)) {
+      if (!saved.has(k)) saved.set(k, process.env[k]);
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    const program = createProgram();
+    let cmd: Command = program;
+    for (const name of route) cmd = cmd.commands.find((c) => c.name() === name) as Command;
+    let seen: { value: unknown; source: string | undefined } = { value: 'not run', source: undefined };
+    cmd.action(() => {
+      seen = { value: cmd.opts()[key], source: cmd.getOptionValueSource(key) };
+    });
+    await program.parseAsync(['node', 'aftershock', ...route]);
+    return seen;
+  }
+
+  it('an empty variable (or only spaces) is as if it were not set, for every option of every command but AFTERSHOCK_ADMIN_TOKEN', async () => {
+    const options = await valueOptions();
+    expect(options.map((o) => o.env)).toEqual(
+      expect.arrayContaining(['AFTERSHOCK_TARGET', 'AFTERSHOCK_LISTEN', 'AFTERSHOCK_ADMIN', 'AFTERSHOCK_SEED', 'AFTERSHOCK_WORKERS', 'AFTERSHOCK_HOST_HEADER', 'AFTERSHOCK_LOG_LEVEL', 'AFTERSHOCK_ADMIN_URL']),
+    );
+    for (const { route, env, key } of options) {
+      if (env === 'AFTERSHOCK_ADMIN_TOKEN') continue;
+      const unset = await parsed(route, key, { [env]: undefined });
+      for (const empty of ['', '  ']) expect(await parsed(route, key, { [env]: empty }), `${env}=${JSON.stringify(empty)}`).toEqual(unset);
+    }
+  });
+
+  it('AFTERSHOCK_ADMIN_TOKEN set empty still stops `run` rather than open the control API without a token', async () => {
+    const r = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { AFTERSHOCK_ADMIN_TOKEN: '' });
+    expect(await r.exit).toBe(2);
+    expect(r.stderr().trim()).toMatch(/^aftershock: --admin-token \(AFTERSHOCK_ADMIN_TOKEN\) is empty or only whitespace/);
+  });
+
+  it("AFTERSHOCK_SEED= leaves the profile's seed; AFTERSHOCK_TARGET= is a missing target, said as when it is unset", async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const profile = path.join(tempDir(), 'seeded.yaml');
+    fs.writeFileSync(profile, 'name: seeded\nseed: 7\nrules: []\n');
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--profile', profile, '--no-summary'], { AFTERSHOCK_SEED: '' });
+    const { control } = await listening(r);
+    const view = JSON.parse((await request(`${control}/profile`)).text) as { seed: number; profileSeed: number | null };
+    expect(await stop(r)).toBe(0);
+    expect(view).toMatchObject({ seed: 7, profileSeed: 7 });
+
+    const noTarget = cli(['run', '--listen', '127.0.0.1:0', '--admin', 'off'], { AFTERSHOCK_TARGET: '' });
+    expect(await noTarget.exit).toBe(2);
+    expect(noTarget.stderr().trim()).toBe('aftershock: missing --target (or AFTERSHOCK_TARGET): the URL of the service to put aftershock in front of');
+  });
+
+  it('a bad value from a variable exits 2 with one line naming the variable (and its flag); the same value from the flag names the flag', async () => {
+    // --target unless the case is about AFTERSHOCK_TARGET (a flag wins over its variable).
+    const base = (env: Record<string, string>): string[] => ['run', ...(env.AFTERSHOCK_TARGET === undefined ? ['--target', 'http://127.0.0.1:9'] : [])];
+    const cases: Array<[Record<string, string>, string[], RegExp]> = [
+      [{ AFTERSHOCK_LISTEN: 'x' }, ['--admin', 'off'], /^aftershock: AFTERSHOCK_LISTEN="x": write it as HOST:PORT, e\.g\. 127\.0\.0\.1:8080 \(from the environment; flag --listen\)$/],
+      [{ AFTERSHOCK_ADMIN: 'x' }, ['--listen', '127.0.0.1:0'], /^aftershock: AFTERSHOCK_ADMIN="x": write it as HOST:PORT.* \(from the environment; flag --admin\)$/],
+      [{ AFTERSHOCK_WORKERS: 'x' }, ['--admin', 'off'], /^aftershock: AFTERSHOCK_WORKERS="x": give a whole number from 1 to 64 \(from the environment; flag --workers\)$/],
+      [{ AFTERSHOCK_DRAIN_TIMEOUT: 'x' }, ['--admin', 'off'], /^aftershock: AFTERSHOCK_DRAIN_TIMEOUT="x": write a duration like 250ms, 10s or 1m \(from the environment; flag --drain-timeout\)$/],
+      [{ AFTERSHOCK_SEED: 'x' }, ['--admin', 'off'], /^aftershock: AFTERSHOCK_SEED="x": give an integer \(from the environment; flag --seed\)$/],
+      [{ AFTERSHOCK_HOST_HEADER: 'both' }, ['--listen', '127.0.0.1:0', '--admin', 'off'], /^aftershock: AFTERSHOCK_HOST_HEADER="both": give target .* or preserve .* \(from the environment; flag --host-header\)$/],
+      [{ AFTERSHOCK_CLIENT_KEY: 'bogus' }, ['--listen', '127.0.0.1:0', '--admin', 'off'], /^aftershock: AFTERSHOCK_CLIENT_KEY="bogus": use header:<name>, ip, ip\+ua or auto \(from the environment; flag --client-key\)$/],
+      [{ AFTERSHOCK_UPSTREAM_TIMEOUT: '0' }, ['--listen', '127.0.0.1:0', '--admin', 'off'], /^aftershock: AFTERSHOCK_UPSTREAM_TIMEOUT="0": must be longer than 0 .*\(from the environment; flag --upstream-timeout\)$/],
+      [{ AFTERSHOCK_PROFILE: 'nope' }, ['--listen', '127.0.0.1:0', '--admin', 'off'], /^aftershock: AFTERSHOCK_PROFILE="nope": no built-in profile "nope" .* \(from the environment; flag --profile\)$/],
+      [{ AFTERSHOCK_TARGET: 'ftp://x' }, ['--admin', 'off'], /^aftershock: AFTERSHOCK_TARGET must be an http:\/\/ or https:\/\/ URL, got ftp:\/\/ \(from the environment; flag --target\)$/],
+      // A worker's start failure, printed once by the primary, names the variable too.
+      [{ AFTERSHOCK_CLIENT_KEY: 'bogus', AFTERSHOCK_WORKERS: '2' }, ['--listen', '127.0.0.1:0', '--admin', 'off'], /^aftershock: AFTERSHOCK_CLIENT_KEY="bogus": use .* \(from the environment; flag --client-key\)$/],
+      // The flag wins over the variable, and its error names the flag.
+      [{ AFTERSHOCK_LISTEN: '127.0.0.1:0' }, ['--listen', 'x', '--admin', 'off'], /^aftershock: --listen "x": write it as HOST:PORT, e\.g\. 127\.0\.0\.1:8080$/],
+      [{}, ['--listen', '127.0.0.1:0', '--admin', 'off', '--host-header', 'both'], /^aftershock: --host-header "both": give target .* or preserve [^(]*\(send the client's\)$/],
+    ];
+    const runs = cases.map(([env, args]) => cli([...base(env), ...args], env));
+    for (const [i, r] of runs.entries()) {
+      const [env, args, message] = cases[i]!;
+      const what = `${JSON.stringify(env)} ${args.join(' ')}`;
+      expect(await r.exit, what).toBe(2);
+      const lines = r.stderr().trim().split('\n');
+      expect(lines, what).toHaveLength(1);
+      expect(lines[0], what).toMatch(message);
+    }
+  });
+
+  it('--admin and AFTERSHOCK_ADMIN take off, none and false in any case, as --record does; ctl reads AFTERSHOCK_ADMIN=OFF as off too', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const runs = await Promise.all(
+      [
+        [{ AFTERSHOCK_ADMIN: 'OFF' }, []],
+        [{ AFTERSHOCK_ADMIN: 'none' }, []],
+        [{ AFTERSHOCK_ADMIN: 'False' }, []],
+        [{}, ['--admin', 'NONE']],
+      ].map(async ([env, args]) => {
+        const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--no-summary', ...(args as string[])], env as Record<string, string>);
+        const { proxy, control } = await listening(r);
+        expect((await request(`${proxy}/x`)).status).toBe(200);
+        expect(await stop(r)).toBe(0);
+        return control;
+      }),
+    );
+    expect(runs).toEqual([null, null, null, null]);
+    const ctl = cli(['ctl', 'status'], { AFTERSHOCK_ADMIN: 'OFF' });
+    expect(await ctl.exit).toBe(2);
+    expect(ctl.stderr().trim()).toMatch(/^aftershock: AFTERSHOCK_ADMIN is off: /);
   });
 });

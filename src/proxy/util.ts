@@ -1,29 +1,7 @@
 /**
- * Small helpers of the proxy's act side: cancellable waits, Retry-After parsing, client addresses.
+ * Small helpers of the proxy's act side: Retry-After parsing, client addresses.
  */
 import type { Socket } from 'node:net';
-
-/**
- * Waits `ms`, ending early when `signal` aborts. Resolves true when the full time elapsed.
- * The timer is always cleared: nothing outlives the exchange that asked for it.
- */
-export function cancellableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  if (!Number.isFinite(ms)) {
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true }));
-  }
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(t);
-      resolve(false);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /**
  * Retry-After as seconds: delta-seconds as is; an HTTP-date as the wait it asks for from `nowMs`,

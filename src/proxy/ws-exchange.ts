@@ -26,7 +26,7 @@ import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, Outcome, WsRecord } from '../record/schema.js';
 import { recordedHeaders, type ProxyCore } from './core.js';
 import { kConnId } from './http-exchange.js';
-import { cancellableSleep, parseRetryAfter, remoteIp } from './util.js';
+import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, parseProtocols, validKey } from './ws-raw.js';
 import { upstreamTarget } from '../upstream/target.js';
@@ -64,6 +64,22 @@ export interface WsServers {
   readonly plain: WebSocketServer;
 }
 
+/** A message a ws-delay holds until `at` (epoch ms). */
+interface HeldMessage {
+  at: number;
+  from: WebSocket;
+  to: WebSocket;
+  data: Buffer;
+  binary: boolean;
+}
+
+/** One direction's held messages (a queue read from `head`) and the timer for the first. */
+interface HeldQueue {
+  items: HeldMessage[];
+  head: number;
+  timer: NodeJS.Timeout | null;
+}
+
 export class WsExchange extends FaultContextBase implements WsFaultContext, WsUpgradeContext {
   readonly facts: RequestFacts;
   private readonly servers: WsServers;
@@ -96,6 +112,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private frozen = false;
   private recorded = false;
   private readonly releaseAt: Record<MessageDirection, number> = { in: 0, out: 0 };
+  /** Messages a ws-delay holds, per direction, in the order they came (see `relay`). */
+  private readonly held: Record<MessageDirection, HeldQueue | null> = { in: null, out: null };
   // The raw relay (see the header): the upstream handshake, its socket, and the two frame counters.
   private upReq: http.ClientRequest | null = null;
   private upSocket: Socket | null = null;
@@ -338,12 +356,37 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       const faults = this.decision?.faults ?? [];
       for (const f of faults) {
         if (f.instance.onOpen === undefined) continue;
+        // Labelled when it acts (a ws-close after 3 s on a connection the client ends at 1 s never does).
         this.current = f;
-        this.tag(f);
-        f.instance.onOpen(this);
+        f.instance.onOpen(this.actingAs(f));
       }
+      this.current = null;
     });
   };
+
+  /** This exchange as one fault sees it from `onOpen`: its close or freeze labels the connection with its rule. */
+  private actingAs(f: ActiveFault): WsFaultContext {
+    const x = this as WsExchange;
+    return {
+      rule: f.rule,
+      facts: x.facts,
+      random: x.random,
+      now: x.now,
+      get signal() {
+        return x.signal;
+      },
+      sleep: (ms) => x.sleep(ms),
+      onDone: (fn) => x.onDone(fn),
+      closeClient: (code, reason) => {
+        if (!x.recorded) x.tag(f);
+        x.closeClient(code, reason);
+      },
+      freeze: () => {
+        if (!x.recorded) x.tag(f);
+        x.freeze();
+      },
+    };
+  }
 
   // ---------------------------------------------------------------- raw relay
 
@@ -609,15 +652,47 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const now = this.core.now();
     const at = Math.max(now + delay, this.releaseAt[dir]);
     if (at > now) {
-      // Keep order within a direction: a message never overtakes one delayed before it.
+      // Keep order within a direction: a message never overtakes one delayed before it. The held
+      // messages wait in one queue per direction behind one timer (a timer each fired in any order
+      // when their times met: jittered delays reordered messages).
       this.releaseAt[dir] = at;
-      void cancellableSleep(at - now, this.ac.signal).then((ok) => {
-        if (ok) this.send(from, to, data, binary);
-      });
+      const q = (this.held[dir] ??= { items: [], head: 0, timer: null });
+      q.items.push({ at, from, to, data, binary });
+      if (q.timer === null) this.armHeld(dir, q, now);
       return;
     }
     this.send(from, to, data, binary);
   }
+
+  private armHeld(dir: MessageDirection, q: HeldQueue, now: number): void {
+    const first = q.items[q.head] as HeldMessage;
+    q.timer = setTimeout(this.releaseHeld, Math.max(0, Math.ceil(first.at - now)), dir);
+  }
+
+  /** Sends, in order, every held message of `dir` whose time has come; waits for the next. */
+  private readonly releaseHeld = (dir: MessageDirection): void => {
+    const q = this.held[dir];
+    if (q === null) return;
+    q.timer = null;
+    if (this.recorded) return;
+    // A timer fires up to a millisecond early or late on the clock's fractions: within 1 ms is due.
+    const now = this.core.now();
+    while (q.head < q.items.length && (q.items[q.head] as HeldMessage).at <= now + 1) {
+      const m = q.items[q.head] as HeldMessage;
+      q.items[q.head++] = undefined as unknown as HeldMessage;
+      this.send(m.from, m.to, m.data, m.binary);
+    }
+    if (q.head === q.items.length) {
+      q.items = [];
+      q.head = 0;
+    } else {
+      if (q.head > 1024 && q.head * 2 > q.items.length) {
+        q.items = q.items.slice(q.head);
+        q.head = 0;
+      }
+      this.armHeld(dir, q, now);
+    }
+  };
 
   private send(from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
     if (to.readyState !== WebSocket.OPEN || this.frozen) return;
@@ -758,10 +833,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.upReq?.destroy();
   }
 
+  /** Labels the connection with a fault that acted on it: once per rule, however many messages it touched. */
   private tag(f: ActiveFault): void {
     const tags = (this.tags ??= []);
-    if (tags.length > 0 && tags[tags.length - 1]!.rule === f.rule) return;
+    for (let i = 0; i < tags.length; i++) if ((tags[i] as FaultTag).rule === f.rule) return;
     tags.push({ rule: f.rule, type: f.type, injected: true });
+    f.acted?.();
   }
 
   private label(): string {
@@ -775,6 +852,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const end = core.now();
     this.endSleeps();
     this.ac.abort(EXCHANGE_OVER);
+    for (const q of [this.held.in, this.held.out]) if (q !== null && q.timer !== null) clearTimeout(q.timer);
     if (this.doneFns !== null) {
       for (const fn of this.doneFns) {
         try {

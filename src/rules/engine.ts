@@ -350,7 +350,8 @@ class Engine implements RuleEngine {
       after.splice(i, 1);
       this.curCount--;
       const st = this.adhocStates.get(g.rule) ?? this.states.get(g.rule) ?? (g.rule === HEADER_RULE ? this.headerState : undefined);
-      if (st !== undefined && st.injected > 0) st.injected--;
+      // (A fault counted when it acts was not counted yet.)
+      if (g.acted === undefined && st !== undefined && st.injected > 0) st.injected--;
     }
   }
 
@@ -439,7 +440,7 @@ class Engine implements RuleEngine {
         clock,
         origin: 0,
         needsAttempts: rule.firstAttempts !== null || rule.retriesOnly,
-        countAtDecide: rule.match.status === null && !countsOnResponse(rule),
+        countAtDecide: rule.match.status === null && !countsOnResponse(rule) && !countsWhenActing(rule),
         expiresAt: null,
       });
     };
@@ -586,7 +587,7 @@ class Engine implements RuleEngine {
       clock: 'adhoc' as const,
       origin: now,
       needsAttempts: compiled.firstAttempts !== null || compiled.retriesOnly,
-      countAtDecide: compiled.match.status === null && !countsOnResponse(compiled),
+      countAtDecide: compiled.match.status === null && !countsOnResponse(compiled) && !countsWhenActing(compiled),
       expiresAt,
     });
     if (compiled.match.websocket) this.adhocWs = Object.freeze([...this.adhocWs, er]);
@@ -658,7 +659,16 @@ function activeFault(rule: CompiledRule, state: RuleState): ActiveFault {
   const ranges = rule.match.status;
   const inner = rule.instance;
   const instance = (ranges !== null || countsOnResponse(rule)) && inner.onResponse !== undefined ? countingOnResponse(inner, state, ranges) : inner;
+  if (countsWhenActing(rule)) return Object.freeze({ rule: rule.name, type: rule.type, stage: rule.stage, instance, acted: () => void state.injected++ });
   return Object.freeze({ rule: rule.name, type: rule.type, stage: rule.stage, instance });
+}
+
+/**
+ * A WebSocket fault counts as injected when it acts on the connection (the exchange calls
+ * `acted`): a ws-close after 3 s on a connection the client closed after 1 s injected nothing.
+ */
+function countsWhenActing(rule: CompiledRule): boolean {
+  return rule.stage === 'websocket';
 }
 
 /**

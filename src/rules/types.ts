@@ -16,6 +16,12 @@ export interface ActiveFault {
   readonly type: string;
   readonly stage: FaultStage;
   readonly instance: FaultInstance;
+  /**
+   * Counts the rule as injected, for faults counted when they act rather than when picked (the
+   * WebSocket faults: a message delayed or dropped, a close or a freeze that happened). The exchange
+   * calls it once, the first time it labels the connection with the rule.
+   */
+  readonly acted?: () => void;
 }
 
 /** The engine's answer for one exchange: faults in application order (delay, request, response). */

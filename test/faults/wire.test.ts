@@ -567,6 +567,53 @@ describe('WebSocket faults on the wire', () => {
     expect(got).toEqual(['a', 'b']);
   });
 
+  it('ws-delay with jitter keeps the order of a direction, and the record lists each rule once however many messages it held', async () => {
+    const up = await wsUpstream(() => undefined);
+    const { proxy, wsRecords } = await proxyWith(
+      'rules:\n  - name: d-in\n    fault: { type: ws-delay, delay: 60ms, jitter: 55ms, direction: in }\n  - name: d-out\n    fault: { type: ws-delay, delay: 20ms, direction: out }',
+      up.url,
+      true,
+    );
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/jit');
+    const sent = Array.from({ length: 30 }, (_, i) => `m${i}`);
+    for (const m of sent) {
+      ws.send(m);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await waitFor(() => up.received.length === sent.length, 4000);
+    expect(up.received).toEqual(sent);
+    ws.close(1000);
+    const [rec] = await waitFor(() => (wsRecords().length === 1 ? wsRecords() : undefined));
+    expect(rec?.faults.map((f) => f.rule)).toEqual(['d-in']);
+    const rules = Object.fromEntries(proxy.engine.stats().map((r) => [r.name, r.injected]));
+    // d-out held nothing (the upstream sent no message): it did not act, and is neither listed nor counted.
+    expect(rules).toMatchObject({ 'd-in': 1, 'd-out': 0 });
+  });
+
+  it('a ws-close or ws-freeze that never came to act (the client left first) is neither labelled nor counted', async () => {
+    const up = await wsUpstream(() => undefined);
+    const { proxy, wsRecords } = await proxyWith(
+      'rules:\n  - name: late-close\n    match: { path: /close }\n    fault: { type: ws-close, after: 3s }\n  - name: late-freeze\n    match: { path: /freeze }\n    fault: { type: ws-freeze, after: 3s }\n  - name: soon-close\n    match: { path: /soon }\n    fault: { type: ws-close, after: 50ms, code: 4001 }',
+      up.url,
+      true,
+    );
+    const base = proxy.url.replace('http', 'ws');
+    for (const p of ['/close', '/freeze']) {
+      const ws = await wsConnect(base + p);
+      ws.close(1000);
+      await closed(ws);
+    }
+    const soon = await wsConnect(base + '/soon');
+    expect(await closed(soon)).toMatchObject({ code: 4001 });
+    const recs = await waitFor(() => (wsRecords().length === 3 ? wsRecords() : undefined));
+    const byPath = Object.fromEntries(recs.map((r) => [r.path, r]));
+    expect(byPath['/close']).toMatchObject({ fault: null, faults: [] });
+    expect(byPath['/freeze']).toMatchObject({ fault: null, faults: [] });
+    expect(byPath['/soon']).toMatchObject({ fault: { rule: 'soon-close', type: 'ws-close', injected: true } });
+    const rules = Object.fromEntries(proxy.engine.stats().map((r) => [r.name, r.injected]));
+    expect(rules).toMatchObject({ 'late-close': 0, 'late-freeze': 0, 'soon-close': 1 });
+  });
+
   it('ws-freeze stops relaying but keeps the connection open', async () => {
     const up = await wsUpstream((ws) => ws.on('message', (d: Buffer) => ws.send(d.toString())));
     const { proxy } = await proxyWith('rules:\n  - fault: { type: ws-freeze, after: 100ms }', up.url);

@@ -6,7 +6,7 @@ import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startProxy, type ProxyOptions } from '../proxy/server.js';
-import { createLogger } from '../log.js';
+import { createLogger, LOG_LEVELS, parseLogLevel } from '../log.js';
 import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
@@ -83,13 +83,14 @@ export function registerRunCommand(program: Command): void {
     .addOption(opt('--no-fault-header', 'do not add x-aftershock-fault to injected responses', 'AFTERSHOCK_NO_FAULT_HEADER'))
     .addOption(opt('--no-live-analysis', 'do not analyse retries live', 'AFTERSHOCK_NO_LIVE_ANALYSIS'))
     .addOption(opt('--no-summary', 'do not print the retry summary at shutdown', 'AFTERSHOCK_NO_SUMMARY'))
-    .addOption(opt('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'AFTERSHOCK_LOG_LEVEL').default('info'))
+    .addOption(opt('--log-level <level>', LOG_LEVELS.join('|'), 'AFTERSHOCK_LOG_LEVEL').default('info'))
     .addOption(opt('--headers-timeout <duration>', 'time a client gets to send its request headers (slowloris defence)', 'AFTERSHOCK_HEADERS_TIMEOUT').default('20s'))
     .addOption(opt('--max-connections <n>', 'refuse client connections beyond this many', 'AFTERSHOCK_MAX_CONNECTIONS').default('10000'))
     .addOption(opt('--workers <n>', 'processes sharing the listening socket (recordings and control API per worker)', 'AFTERSHOCK_WORKERS').default('1'))
     .addHelpText('after', `\n${BOOLEAN_ENV_HELP}`)
     .action(async (given: RunFlags, cmd: Command) => {
-      const flags = withOffValues(given);
+      // Checked here, once, before any worker starts: pino's own error for a level it does not know was a crash (status 3).
+      const flags = { ...withOffValues(given), logLevel: parseLogLevel('--log-level', given.logLevel) };
       const workers = Number(flags.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
         throw new AftershockError('ERR_BAD_OPTION', `--workers ${JSON.stringify(flags.workers)}: give a whole number from 1 to 64`);

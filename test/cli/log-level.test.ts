@@ -1,0 +1,76 @@
+/**
+ * A log level pino does not know is bad input, not a crash: `run` exits 2 with one line naming the
+ * flag or the variable it came from and the levels there are (it printed pino's "default level:verbose
+ * must be included in custom levels" with a stack and exited 3, the status of a bug). Real child
+ * processes; the library's `createLogger` says the same with a typed error.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { isAftershockError } from '../../src/errors.js';
+import { request, startUpstream } from '../helpers.js';
+import { cli, listening, stop } from './cli-process.js';
+
+const LEVELS = 'fatal, error, warn, info, debug, trace, silent';
+
+describe('log level', () => {
+  it('a bad --log-level or AFTERSHOCK_LOG_LEVEL exits 2 with one line naming where it came from and the levels, before anything listens', async () => {
+    const base = ['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off'];
+    const cases: Array<[string[], Record<string, string>, string]> = [
+      [[], { AFTERSHOCK_LOG_LEVEL: 'verbose' }, `aftershock: AFTERSHOCK_LOG_LEVEL="verbose": give one of ${LEVELS} (from the environment; flag --log-level)`],
+      [['--log-level', 'loud'], {}, `aftershock: --log-level "loud": give one of ${LEVELS}`],
+      [['--log-level', ''], {}, `aftershock: --log-level "": give one of ${LEVELS}`],
+      // The flag wins over the variable; with workers the primary says it once, before forking.
+      [['--log-level', 'loud'], { AFTERSHOCK_LOG_LEVEL: 'warn' }, `aftershock: --log-level "loud": give one of ${LEVELS}`],
+      [['--workers', '2'], { AFTERSHOCK_LOG_LEVEL: 'verbose' }, `aftershock: AFTERSHOCK_LOG_LEVEL="verbose": give one of ${LEVELS} (from the environment; flag --log-level)`],
+    ];
+    const runs = cases.map(([args, env]) => cli([...base, ...args], env));
+    for (const [i, r] of runs.entries()) {
+      const [args, env, line] = cases[i]!;
+      const what = `${JSON.stringify(env)} ${args.join(' ')}`;
+      expect(await r.exit, what).toBe(2);
+      expect(r.stderr().trim(), what).toBe(line);
+    }
+  });
+
+  it('a level in capitals or with spaces is read, and AFTERSHOCK_LOG_LEVEL set empty is unset (info)', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const infoLines = await Promise.all(
+      [{ AFTERSHOCK_LOG_LEVEL: ' DEBUG ' }, { AFTERSHOCK_LOG_LEVEL: '' }, { AFTERSHOCK_LOG_LEVEL: 'Error' }].map(async (env) => {
+        const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--no-summary'], env);
+        const { proxy } = await listening(r);
+        expect((await request(`${proxy}/x`)).status).toBe(200);
+        expect(await stop(r), r.stderr()).toBe(0);
+        return r.stderr().split('\n').filter((l) => l.startsWith('{') && (JSON.parse(l) as { level: number }).level === 30).length;
+      }),
+    );
+    // info and debug log the start and the stop; error does not.
+    expect(infoLines.map((n) => n > 0)).toEqual([true, true, false]);
+  });
+
+  describe('createLogger (library)', () => {
+    const saved = process.env.AFTERSHOCK_LOG_LEVEL;
+    afterEach(() => {
+      if (saved === undefined) delete process.env.AFTERSHOCK_LOG_LEVEL;
+      else process.env.AFTERSHOCK_LOG_LEVEL = saved;
+    });
+
+    it('throws ERR_BAD_OPTION naming the option or AFTERSHOCK_LOG_LEVEL, never pino\'s own error', () => {
+      const thrown = (fn: () => unknown): unknown => {
+        try {
+          fn();
+        } catch (err) {
+          return err;
+        }
+        return null;
+      };
+      const bad = thrown(() => createLogger({ level: 'verbose', pretty: false }));
+      expect(isAftershockError(bad) && bad.code).toBe('ERR_BAD_OPTION');
+      expect((bad as Error).message).toBe(`level "verbose": give one of ${LEVELS}`);
+      process.env.AFTERSHOCK_LOG_LEVEL = 'loud';
+      expect((thrown(() => createLogger({ pretty: false })) as Error).message).toBe(`AFTERSHOCK_LOG_LEVEL="loud": give one of ${LEVELS}`);
+      process.env.AFTERSHOCK_LOG_LEVEL = '';
+      expect(createLogger({ pretty: false }).level).toBe('info');
+      expect(createLogger({ level: 'WARN', pretty: false }).level).toBe('warn');
+    });
+  });
+});

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { defineFault, instance } from './lib/define.js';
+import { bodyLength } from './lib/body.js';
 import { PacedTransform } from './lib/paced.js';
 import { duration, strict } from './lib/schema.js';
 
@@ -23,7 +24,9 @@ export const slowBody = defineFault({
     const slice = o.chunkSize;
     const interval = o.interval;
     return instance({
-      onResponse(ctx) {
+      onResponse(ctx, upstream) {
+        // No body (HEAD, 204, 304, Content-Length: 0): nothing to slow, so nothing injected or labelled.
+        if (bodyLength(ctx.facts.method, upstream) === 0) return null;
         return { transform: new PacedTransform({ slice, interval, now: ctx.now, signal: ctx.signal }) };
       },
     });

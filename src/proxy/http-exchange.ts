@@ -296,6 +296,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     let transforms: Transform[] | null = null;
     let delay = 0;
     if (faults !== undefined && faults.length > 0) {
+      // Labelled once it is known what acted: a body transform picked before a lost-response never
+      // touched a byte (no body goes out), a delay before it still holds the reset back.
+      let acting: Array<{ f: ActiveFault; body: boolean }> | null = null;
+      let drop: ActiveFault | null = null;
       for (const f of faults) {
         if (f.stage !== 'response' || f.instance.onResponse === undefined) continue;
         this.current = f;
@@ -318,16 +322,33 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
             this.lazyHead = true;
             continue;
           }
+          (acting ??= []).push({ f, body: true });
+          continue;
         }
-        this.tag(f);
         if ('drop' in action) {
-          // lost-response: the upstream did the work; the client never hears of it.
-          proxyRes.discard();
-          this.outcome = 'reset';
-          this.resetNow();
+          drop = f;
+          break;
+        }
+        if ('delay' in action) {
+          delay += action.delay;
+          (acting ??= []).push({ f, body: false });
+        }
+      }
+      if (acting !== null) for (const a of acting) if (drop === null || !a.body) this.tag(a.f);
+      if (drop !== null) {
+        // lost-response: the upstream did the work; the client never hears of it (after the
+        // delays picked before it, which add up as response delays do).
+        this.tag(drop);
+        if (delay > 0) {
+          void this.sleep(delay).then((ok) => {
+            proxyRes.discard();
+            if (ok && !this.closedUp) this.dropResponse();
+          });
           return;
         }
-        if ('delay' in action) delay += action.delay;
+        proxyRes.discard();
+        this.dropResponse();
+        return;
       }
     }
     if (delay > 0) {
@@ -338,6 +359,12 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       return;
     }
     this.writeResponse(proxyRes, transforms);
+  }
+
+  /** lost-response acts: the client's connection is reset, no byte of the answer sent. */
+  private dropResponse(): void {
+    this.outcome = 'reset';
+    this.resetNow();
   }
 
   private writeResponse(proxyRes: UpstreamCall, transforms: Transform[] | null): void {

@@ -204,6 +204,36 @@ describe('HTTP faults on the wire', () => {
     expect((await request(`http://127.0.0.1:${other.port}/`)).status).toBe(500);
   });
 
+  it('a response delay before lost-response holds the reset back; a throttle picked before it never touched a body and is not labelled', async () => {
+    const up = await startUpstream((_req, res) => res.end('0123456789'));
+    const { port, records } = await proxyWith(
+      'rules:\n  - name: hold\n    fault: { type: latency, delay: 300ms, at: response }\n  - name: thr\n    fault: { type: throttle, bytesPerSecond: 5 }\n  - name: lose\n    fault: { type: lost-response }',
+      up.url,
+      true,
+    );
+    const t0 = Date.now();
+    const raw = await rawExchange(port, GET('/lost'));
+    expect(raw.error?.code).toBe('ECONNRESET');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
+    const rec = await waitFor(() => records()[0]);
+    expect(rec.faults.map((f) => f.rule)).toEqual(['hold', 'lose']);
+    expect(rec).toMatchObject({ outcome: 'reset', fault: { rule: 'lose' } });
+  });
+
+  it('throttle and slow-body label nothing when there is no body to slow (HEAD, 204)', async () => {
+    const up = await startUpstream((req, res) => {
+      res.writeHead(req.url === '/empty' ? 204 : 200, { 'content-length': '10' });
+      res.end(req.method === 'HEAD' || req.url === '/empty' ? undefined : '0123456789');
+    });
+    const { port, records } = await proxyWith('rules:\n  - name: thr\n    fault: { type: throttle, bytesPerSecond: 100000 }\n  - name: slow\n    fault: { type: slow-body }', up.url, true);
+    for (const req of ['HEAD /x HTTP/1.1', 'GET /empty HTTP/1.1']) {
+      const raw = await rawExchange(port, `${req}\r\nHost: t\r\nConnection: close\r\n\r\n`);
+      expect(raw.data.toLowerCase()).not.toContain('x-aftershock-fault');
+    }
+    const recs = await waitFor(() => (records().length === 2 ? records() : undefined));
+    for (const r of recs) expect(r).toMatchObject({ fault: null, faults: [] });
+  });
+
   it('capacity works N at once, queues up to its bound, and rejects beyond it with 503', async () => {
     const up = await counting('done', 300);
     const { port } = await proxyWith('rules:\n  - name: cap\n    fault: { type: capacity, concurrency: 1, queue: 1, retryAfter: 1s }', up.url);

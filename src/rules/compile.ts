@@ -88,8 +88,7 @@ export function hashText(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
-const STAGE_FAULTS = (stage: FaultStage): string =>
-  faultTypesFor((d) => d.stage === stage || (stage === 'response' && d.type === 'latency')).join(', ');
+const STAGE_FAULTS = (stage: FaultStage): string => faultTypesFor((d) => d.stage === stage).join(', ');
 
 function faultTypesFor(pred: (d: FaultDefinition) => boolean): string[] {
   return faultTypes.filter((t) => pred(faultByType.get(t) as FaultDefinition));

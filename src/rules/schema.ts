@@ -76,7 +76,7 @@ export function regexProblem(src: string): string | null {
     return `is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})`;
   }
   if (!safeRegex(src)) {
-    return 'may take exponential time on some inputs (a repeated group holds another repetition, like (a+)+ or (.*a){12}): a client could stall the proxy with one header; rewrite it without the nested repetition';
+    return 'may take exponential time on some inputs (a repeated group holds another repetition, like (a+)+ or (.*a){12}): a client could stall the proxy with one request; rewrite it without the nested repetition';
   }
   return null;
 }

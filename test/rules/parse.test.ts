@@ -165,6 +165,14 @@ describe('parseProfile: problems with path and line', () => {
     expect(one('name: t\nloop: true\nrules: []', 'loop').message).toMatch(/only with phases/);
   });
 
+  it('says a missing phase duration is required, and does not list plain latency among the response faults it refuses', () => {
+    expect(one('name: p\nphases:\n  - name: a\n    duration: 10s\n  - name: b\n', 'phases[1].duration').message).toMatch(/^required: a duration like 250ms/);
+    const status = one('name: p\nrules:\n  - name: r\n    match: { status: 5xx }\n    fault: { type: latency, delay: 1s }\n', 'rules[0].match.status').message;
+    expect(status).toMatch(/latency with at: response\); latency acts before the upstream answers/);
+    expect(status).not.toMatch(/\(latency,|, latency,/);
+    expect(one('name: p\nrules:\n  - name: r\n    match: { query: { q: { regex: "(a+)+" } } }\n    fault: { type: reset }\n', 'rules[0].match.query.q.regex').message).toMatch(/one request/);
+  });
+
   it('reports YAML syntax errors, duplicate keys, tags, alias bombs and multiple documents', () => {
     expect(problemsOf('name: t\nrules: [\n')[0]?.message).toMatch(/^YAML/);
     expect(problemsOf('name: t\nname: u\nrules: []')[0]).toMatchObject({ line: 2 });

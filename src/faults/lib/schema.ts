@@ -37,7 +37,9 @@ const DAY_MS = 24 * 3_600_000;
 export function duration(bounds: DurationBounds = {}) {
   const min = bounds.min ?? 0;
   const max = bounds.max ?? DAY_MS;
-  return z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((v, ctx) => {
+  // A missing duration (a phase without one) is "required", not a badly written one.
+  const error = (iss: { input?: unknown }): string => (iss.input === undefined ? `required: ${DURATION_HINT.replace(/^must be /, '')}` : DURATION_HINT);
+  return z.union([z.number(), z.string()], { error }).transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === null) {
       ctx.issues.push({ code: 'custom', message: DURATION_HINT, input: v });

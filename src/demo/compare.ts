@@ -215,7 +215,13 @@ export function closingParagraph(result: DemoResult): string {
       `The naive clients treated every failure the same way: try again at once, up to ${NAIVE_MAX_RETRIES} times, ignoring the server's "Retry-After: come back in a few seconds"; and their app re-sent every unsent message (up to ${NAIVE_OUTBOX.max}) the moment one request got through. ` +
       `So each rejected message turned into many requests: during the faults they sent ${x(naive.amplificationInFaults)} their normal traffic (${pct(naive.retryRatio)} of everything they sent was a retry).`;
     const after = naive.afterFaults;
-    if (after !== null && naive.recoverySeconds === null && naive.recoveryNote === 'the data ended first') {
+    const unrecovered = after !== null && naive.recoverySeconds === null && naive.recoveryNote === 'the data ended first';
+    // A metastable failure is what the analysis calls sustained (10 s and more of amplified load
+    // after the faults) with the clients still short of what they wanted; less is too soon to tell.
+    const sustained = naive.findings.some((f) => f.code === 'sustained-amplification') && after !== null && after.goodputPerSecond < after.organicPerSecond;
+    if (unrecovered && !sustained) {
+      s += ` The run ended ${after.seconds} s after the faults, too soon to tell whether their load would come back down (the analysis needs 10 s after the faults to call amplification sustained): run it longer to see.`;
+    } else if (after !== null && unrecovered) {
       s +=
         ` When the outage ended, that backlog arrived all at once, the service's queue filled, requests began to time out, and every timeout was retried at once, so the service spent its capacity on requests whose senders had already given up. ` +
         `Nothing was broken any more, yet for the last ${after.seconds} s they still sent ${x(after.amplification)} their normal load and got ${after.goodputPerSecond} of their ${after.organicPerSecond} requests a second through: their own retries kept the service down. That is a metastable failure: the trigger is gone, the overload sustains itself.`;

@@ -1,0 +1,69 @@
+/**
+ * The demo's closing words follow the run's own numbers: a metastable failure is named only when
+ * the analysis called the amplification sustained and the clients were still short of what they
+ * wanted; a run that ended right after the faults says it is too soon to tell.
+ */
+import { describe, expect, it } from 'vitest';
+import { closingParagraph, type FleetSummary } from '../../src/demo/compare.js';
+import type { DemoResult } from '../../src/demo/run-demo.js';
+
+function naive(over: Partial<FleetSummary>): FleetSummary {
+  return {
+    verdict: 'retry-storm',
+    logicalRequests: 100,
+    attempts: 400,
+    retries: 300,
+    amplification: 4,
+    amplificationInFaults: 8,
+    amplificationBaseline: 1,
+    retryRatio: 0.75,
+    attemptsPerRequest: { mean: 4, p95: 8, max: 10 },
+    backoff: 'immediate',
+    jitter: 'none',
+    retryAfter: 'ignored',
+    faultsEndedAt: 40,
+    recoverySeconds: null,
+    recoveryNote: 'the data ended first',
+    afterFaults: { seconds: 1, organicPerSecond: 32, offeredPerSecond: 36, goodputPerSecond: 36, amplification: 1.13 },
+    findings: [{ code: 'immediate-retries', severity: 'critical', count: 5 }],
+    ...over,
+  };
+}
+
+function result(summary: FleetSummary): DemoResult {
+  return {
+    profile: 'signal-2021',
+    durationMs: 41_000,
+    scale: 1,
+    phases: [],
+    clientsPerFleet: 5,
+    intervalMs: 500,
+    serviceCapacity: 40,
+    seed: 2,
+    aborted: false,
+    fleets: [{ kind: 'naive', summary } as DemoResult['fleets'][number]],
+    htmlPath: null,
+    recordPath: null,
+  };
+}
+
+describe('the demo closing paragraph', () => {
+  it('a run that ended a second after the faults, with more goodput than wanted, is too soon to tell, not a metastable failure', () => {
+    const text = closingParagraph(result(naive({})));
+    expect(text).not.toMatch(/metastable/);
+    expect(text).toMatch(/too soon to tell/);
+  });
+
+  it('names the metastable failure when the analysis called it sustained and the clients were still short', () => {
+    const text = closingParagraph(
+      result(
+        naive({
+          afterFaults: { seconds: 20, organicPerSecond: 32, offeredPerSecond: 300, goodputPerSecond: 12, amplification: 9.4 },
+          findings: [{ code: 'sustained-amplification', severity: 'critical', count: 1 }],
+        }),
+      ),
+    );
+    expect(text).toMatch(/That is a metastable failure/);
+    expect(text).toMatch(/got 12 of their 32 requests a second through/);
+  });
+});

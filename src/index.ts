@@ -9,12 +9,35 @@
  * await proxy.close();
  */
 export { startProxy, type ProxyOptions, type ProxyHandle, type ProxyStats } from './proxy/server.js';
-export { AftershockError, ProfileError, type ErrorCode, type ProfileProblem } from './errors.js';
+export { AftershockError, ProfileError, RuleNameTakenError, isAftershockError, type ErrorCode, type ProfileProblem } from './errors.js';
 export type * from './record/schema.js';
 export type * from './faults/types.js';
 export type * from './rules/types.js';
+export { readRecords, type ReadRecordsOptions, type BadLineInfo } from './record/reader.js';
+export type { Recorder, RecordListener } from './record/recorder.js';
 export { AdminClient } from './admin/client.js';
-export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile } from './rules/index.js';
-export { createAnalyzer, analyzeFiles, formatReport, writeHar, parseGate, evaluateGates, type Analyzer, type Report, type Finding } from './analysis/index.js';
-export { runDemo, formatComparison } from './demo/index.js';
+export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile, type RuleEngine, type PhaseInfo } from './rules/index.js';
+export {
+  createAnalyzer,
+  analyzeFiles,
+  mergeRecordings,
+  formatReport,
+  writeHar,
+  parseGate,
+  evaluateGates,
+  REPORT_FORMATS,
+  GATE_METRICS,
+  type Analyzer,
+  type AnalyzerOptions,
+  type AnalyzeFilesOptions,
+  type AnalyzeProgress,
+  type Report,
+  type Finding,
+  type FindingCode,
+  type ReportFormat,
+  type FormatOptions,
+  type Gate,
+  type GateResult,
+} from './analysis/index.js';
+export { runDemo, formatComparison, closingParagraph, type DemoOptions, type DemoResult, type FleetResult, type FleetSummary } from './demo/index.js';
 export { VERSION } from './version.js';

@@ -1,0 +1,39 @@
+/**
+ * What a library user imports from the package root: the README's samples use these names, so
+ * they must be there (values at run time; the types are checked by the typecheck of this file).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as lib from '../../src/index.js';
+import type { AnalyzeFilesOptions, DemoOptions, DemoResult, FormatOptions, Gate, GateResult, Recorder, ReportFormat, RuleEngine } from '../../src/index.js';
+import { onCleanup, request, startUpstream, tempDir } from '../helpers.js';
+
+describe('the package root', () => {
+  it('exports the readers, the error helpers and the types the README uses', async () => {
+    for (const name of ['readRecords', 'mergeRecordings', 'writeHar', 'isAftershockError', 'RuleNameTakenError', 'closingParagraph', 'REPORT_FORMATS', 'GATE_METRICS']) {
+      expect(lib, name).toHaveProperty(name);
+    }
+    const types: Array<AnalyzeFilesOptions | DemoOptions | DemoResult | FormatOptions | Gate | GateResult | Recorder | ReportFormat | RuleEngine | undefined> = [undefined];
+    expect(types).toHaveLength(1);
+  });
+
+  it('the README sample: a second analyzer beside a running proxy, then its recording as HAR', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const proxy = await lib.startProxy({ target: up.url, listen: '127.0.0.1:0', admin: false, record: file });
+    onCleanup(() => proxy.close());
+    const live = lib.createAnalyzer({ maxClients: 10_000 });
+    proxy.recorder.addListener((r) => live.ingest(r));
+    await request(`${proxy.url}/a`);
+    await proxy.close();
+    expect(live.report().totals.attempts).toBe(1);
+    const har = path.join(dir, 'rec.har');
+    const out = fs.createWriteStream(har);
+    expect(await lib.writeHar(lib.readRecords(file), out)).toBe(1);
+    out.end();
+    await new Promise<void>((r) => out.once('finish', () => r()));
+    expect(JSON.parse(fs.readFileSync(har, 'utf8')).log.entries).toHaveLength(1);
+  });
+});

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'ERR_RECORDING_READ' // a recording file cannot be read
   | 'ERR_GATE' // a --fail-on expression is malformed
   | 'ERR_RULE_NOT_PATCHABLE' // the header-triggered pseudo-rule cannot be patched (control API: 409)
+  | 'ERR_RULE_NOT_FOUND' // no rule of that name (control API: 404)
+  | 'ERR_RULE_EXISTS' // an ad-hoc rule's name is taken (control API: 409)
   | 'ERR_ADMIN'; // the control API answered an error (ctl client)
 
 /** Base class: a stable `code`, a message that says what to do, `cause` kept. */
@@ -48,8 +50,9 @@ export function formatProblem(p: ProfileProblem): string {
 export class ProfileError extends AftershockError {
   readonly problems: readonly ProfileProblem[];
 
-  constructor(problems: readonly ProfileProblem[], source: string | null) {
-    const head = `invalid profile${source === null ? '' : ` ${source}`}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+  /** `what` names the thing checked: a profile, or one fault (an ad-hoc rule). */
+  constructor(problems: readonly ProfileProblem[], source: string | null, what: 'profile' | 'fault' = 'profile') {
+    const head = `invalid ${what}${source === null ? '' : ` ${source}`}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
     super('ERR_PROFILE_INVALID', [head, ...problems.map((p) => `  ${formatProblem(p)}`)].join('\n'), {
       exitCode: 1,
     });

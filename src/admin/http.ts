@@ -112,6 +112,8 @@ export function toHttpError(err: unknown): HttpError | null {
         return new HttpError(422, 'profile-invalid', err.message, { problems: [] });
       case 'ERR_PROFILE_NOT_FOUND':
         return new HttpError(404, 'profile-not-found', err.message);
+      case 'ERR_RULE_NOT_FOUND':
+        return new HttpError(404, 'rule-not-found', err.message);
       case 'ERR_BAD_OPTION':
         return new HttpError(400, 'bad-request', err.message);
       default:

@@ -348,6 +348,6 @@ export function compileStandaloneRule(raw: unknown, opts: { defaultName: string;
     if (RESERVED_RULE_NAMES.has(name)) problems.add(['name'], `"${name}" is reserved (header-triggered faults are counted under it)`);
     else if (opts.taken.has(name)) problems.add(['name'], `a rule named "${name}" exists; remove it first or pick another name`);
   }
-  if (!problems.empty || !parsed.success || fault === null) throw new ProfileError(problems.sorted(), null);
+  if (!problems.empty || !parsed.success || fault === null) throw new ProfileError(problems.sorted(), null, 'fault');
   return compileRule(parsed.data, fault, name, opts.cohortSalt, isObject(raw) ? raw.fault : undefined);
 }

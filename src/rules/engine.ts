@@ -544,15 +544,13 @@ class Engine implements RuleEngine {
         `"${HEADER_RULE}" stands for the faults clients ask for with a request header (headerFaults: true) and cannot be patched; set headerFaults: false in the profile (PUT /profile) to turn header faults off`,
       );
     }
-    const problems = [];
     const inProfile = this.states.has(name) && this.profileHasRule(name);
     const adhoc = this.adhocStates.get(name);
-    if (!inProfile && adhoc === undefined) problems.push({ file: null, line: null, path: 'name', message: `no rule named "${name}"` });
-    if (patch.enabled !== undefined && typeof patch.enabled !== 'boolean') problems.push({ file: null, line: null, path: 'enabled', message: 'must be true or false' });
+    if (!inProfile && adhoc === undefined) throw new AftershockError('ERR_RULE_NOT_FOUND', `no rule named ${JSON.stringify(name)}; engine.stats() lists them`);
+    if (patch.enabled !== undefined && typeof patch.enabled !== 'boolean') throw new AftershockError('ERR_BAD_OPTION', `rule ${JSON.stringify(name)}: enabled must be true or false`);
     if (patch.probability !== undefined && !(typeof patch.probability === 'number' && patch.probability >= 0 && patch.probability <= 1)) {
-      problems.push({ file: null, line: null, path: 'probability', message: 'must be a number from 0 to 1' });
+      throw new AftershockError('ERR_BAD_OPTION', `rule ${JSON.stringify(name)}: probability must be a number from 0 to 1`);
     }
-    if (problems.length > 0) throw new ProfileError(problems, null);
     for (const st of [inProfile ? this.states.get(name) : undefined, adhoc]) {
       if (st === undefined) continue;
       if (patch.enabled !== undefined) st.enabled = patch.enabled;
@@ -568,11 +566,15 @@ class Engine implements RuleEngine {
 
   addFault(rule: unknown, ttlMs?: number): RuleStats {
     if (ttlMs !== undefined && !(typeof ttlMs === 'number' && Number.isFinite(ttlMs) && ttlMs > 0)) {
-      throw new ProfileError([{ file: null, line: null, path: 'ttl', message: 'must be a positive duration' }], null);
+      throw new AftershockError('ERR_BAD_OPTION', `ttl ${JSON.stringify(ttlMs)}: give a positive number of milliseconds`);
     }
     const taken = new Set<string>([HEADER_RULE, ...this.adhocStates.keys()]);
     for (const r of this.rt.profile.rules) taken.add(r.name);
     for (const ph of this.rt.profile.phases) for (const r of ph.rules) taken.add(r.name);
+    const name = (rule as { name?: unknown } | null)?.name;
+    if (typeof name === 'string' && name !== HEADER_RULE && taken.has(name)) {
+      throw new AftershockError('ERR_RULE_EXISTS', `a rule named ${JSON.stringify(name)} exists; remove it first (removeFault) or pick another name`);
+    }
     const compiled = compileStandaloneRule(rule, { defaultName: `adhoc-${++this.adhocSeq}`, taken, cohortSalt: this.rt.profile.cohortSalt });
     const now = this.nowFn();
     const state = newState(compiled.name);

@@ -6,7 +6,6 @@
 import { describe, expect, it } from 'vitest';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestFacts } from '../../src/faults/types.js';
-import { ProfileError } from '../../src/errors.js';
 import { createRuleEngine, EMPTY_DECISION, parseProfile, type RuleEngine } from '../../src/rules/index.js';
 import type { Decision } from '../../src/rules/types.js';
 
@@ -382,14 +381,18 @@ describe('header-triggered faults', () => {
 });
 
 describe('control plane', () => {
-  it('patchRule changes enabled and probability; unknown names and bad values are ProfileErrors', () => {
+  it('patchRule changes enabled and probability; an unknown name is ERR_RULE_NOT_FOUND, a bad value ERR_BAD_OPTION (not "invalid profile")', () => {
     const { engine, clock } = engineFor('rules:\n  - name: r\n    fault: { type: reset }');
     expect(engine.patchRule('r', { enabled: false })).toMatchObject({ name: 'r', enabled: false });
     expect(run(engine, clock, facts()).faults).toHaveLength(0);
     engine.patchRule('r', { enabled: true, probability: 0 });
     expect(run(engine, clock, facts()).faults).toHaveLength(0);
-    expect(() => engine.patchRule('nope', { enabled: true })).toThrow(ProfileError);
-    expect(() => engine.patchRule('r', { probability: 3 })).toThrow(/probability: must be a number from 0 to 1/);
+    expect(() => engine.patchRule('nope', { enabled: true })).toThrow(expect.objectContaining({ code: 'ERR_RULE_NOT_FOUND', message: expect.stringMatching(/no rule named "nope"/) }));
+    expect(() => engine.patchRule('r', { probability: 3 })).toThrow(expect.objectContaining({ code: 'ERR_BAD_OPTION', message: expect.stringMatching(/probability must be a number from 0 to 1/) }));
+    // addFault: a taken name and a bad ttl say so, and an invalid rule is an invalid fault.
+    expect(() => engine.addFault({ name: 'r', fault: { type: 'reset' } })).toThrow(expect.objectContaining({ code: 'ERR_RULE_EXISTS' }));
+    expect(() => engine.addFault({ fault: { type: 'reset' } }, -1)).toThrow(expect.objectContaining({ code: 'ERR_BAD_OPTION' }));
+    expect(() => engine.addFault({ fault: { type: 'http-error', status: 99 } })).toThrow(/^invalid fault: 1 problem/);
     // A new profile clears patches.
     engine.setProfile(parseProfile('rules:\n  - name: r\n    fault: { type: reset }', null));
     expect(run(engine, clock, facts()).faults).toHaveLength(1);

@@ -99,7 +99,7 @@ export interface ProxyHandle {
   /** Adds an ad-hoc rule (same shape as a profile rule), optionally expiring after `ttlMs`. */
   addFault(rule: unknown, ttlMs?: number): RuleStats;
   removeFault(name: string): boolean;
-  /** Writes a marker into the recording. */
+  /** Writes a marker into the recording; a label that is empty or over 500 characters throws ERR_BAD_OPTION. */
   mark(label: string): void;
   startScenario(): void;
   stopScenario(): void;

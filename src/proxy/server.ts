@@ -548,7 +548,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       return ok;
     },
     mark(label) {
-      recorder.write({ v: 1, type: 'mark', ts: core.now(), label: String(label).slice(0, 500) });
+      // As POST /marks checks it: a mark nobody can tell apart from another is no mark.
+      if (typeof label !== 'string' || label.trim() === '' || label.length > 500) {
+        throw new AftershockError('ERR_BAD_OPTION', `mark label ${JSON.stringify(label)}: give a non-empty string of at most 500 characters`);
+      }
+      recorder.write({ v: 1, type: 'mark', ts: core.now(), label });
     },
     startScenario() {
       const now = core.now();

@@ -27,6 +27,9 @@ describe('the package root', () => {
     const live = lib.createAnalyzer({ maxClients: 10_000 });
     proxy.recorder.addListener((r) => live.ingest(r));
     await request(`${proxy.url}/a`);
+    // A mark is checked as POST /marks checks it.
+    proxy.mark('after /a');
+    for (const bad of ['', '   ', 'x'.repeat(501), 42 as unknown as string]) expect(() => proxy.mark(bad)).toThrow(expect.objectContaining({ code: 'ERR_BAD_OPTION' }));
     await proxy.close();
     expect(live.report().totals.attempts).toBe(1);
     const har = path.join(dir, 'rec.har');
@@ -35,5 +38,7 @@ describe('the package root', () => {
     out.end();
     await new Promise<void>((r) => out.once('finish', () => r()));
     expect(JSON.parse(fs.readFileSync(har, 'utf8')).log.entries).toHaveLength(1);
+    const marks = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"type":"mark"'));
+    expect(marks.map((l) => (JSON.parse(l) as { label: string }).label)).toEqual(['after /a']);
   });
 });

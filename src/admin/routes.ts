@@ -365,8 +365,7 @@ export const routes: readonly Route[] = [
       GET: {
         summary: 'counters: per rule matched/injected, per status and outcome, connections, recording written/failed',
         handler: ({ proxy }) => {
-          const s = proxy.stats();
-          return ok({ profile: { name: proxy.profile.name, hash: proxy.profile.hash }, ready: proxy.ready, uptimeSeconds: Math.round((Date.now() - proxy.startedAt) / 1000), ...s });
+          return ok(proxy.stats());
         },
       },
     },

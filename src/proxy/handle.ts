@@ -118,6 +118,11 @@ export interface ProxyHandle {
 }
 
 export interface ProxyStats {
+  /** The running profile (as GET /stats gives it). */
+  profile: { name: string; hash: string };
+  /** As `ready` and GET /readyz: listening, not draining, the recording healthy. */
+  ready: boolean;
+  uptimeSeconds: number;
   rules: RuleStats[];
   exchanges: number;
   inFlight: number;

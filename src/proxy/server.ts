@@ -577,6 +577,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     },
     stats() {
       return {
+        profile: { name: profile.name, hash: profile.hash },
+        ready: closing === null && recorderHealthy,
+        uptimeSeconds: Math.round((Date.now() - handle.startedAt) / 1000),
         rules: engine.stats(),
         exchanges,
         inFlight: inflight.size,

@@ -27,6 +27,9 @@ describe('the package root', () => {
     const live = lib.createAnalyzer({ maxClients: 10_000 });
     proxy.recorder.addListener((r) => live.ingest(r));
     await request(`${proxy.url}/a`);
+    // proxy.stats() is what GET /stats answers.
+    expect(proxy.stats()).toMatchObject({ profile: { name: proxy.profile.name, hash: proxy.profile.hash }, ready: true, exchanges: 1 });
+    expect(typeof proxy.stats().uptimeSeconds).toBe('number');
     // A mark is checked as POST /marks checks it.
     proxy.mark('after /a');
     for (const bad of ['', '   ', 'x'.repeat(501), 42 as unknown as string]) expect(() => proxy.mark(bad)).toThrow(expect.objectContaining({ code: 'ERR_BAD_OPTION' }));

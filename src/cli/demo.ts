@@ -108,7 +108,7 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
   const note = flags.json === true ? err : out;
   const fleets = flags.fleet === 'both' ? 'a naive and a careful fleet' : `a ${flags.fleet} fleet`;
   note.write(
-    `aftershock demo: ${fleets} of ${options.clients} clients each, every fleet with its own message service and proxy on 127.0.0.1, ` +
+    `aftershock demo: ${fleets} of ${options.clients} clients${flags.fleet === 'both' ? ' each' : ''}, every fleet with its own message service and proxy on 127.0.0.1, ` +
       `replaying the signal-2021 outage${options.durationMs === undefined ? '' : ` in ${Math.round(options.durationMs / 1000)} s`}. Ctrl-C stops early.\n\n`,
   );
   try {

@@ -14,7 +14,10 @@ import { NAIVE_MAX_RETRIES, NAIVE_OUTBOX } from './defaults.js';
 export interface FindingCount {
   readonly code: string;
   readonly severity: Severity;
-  /** Findings of this code, counting the clients behind a "N more clients" summary. */
+  /**
+   * The clients this code names (their own findings and those behind a "N more clients" summary);
+   * for a code no client carries (a client type's, a fault window's), the findings.
+   */
   readonly count: number;
 }
 
@@ -82,12 +85,16 @@ export function summarizeFleet(report: Report): FleetSummary {
       };
     }
   }
-  const counts = new Map<string, { severity: Severity; count: number }>();
+  // Per code: how many clients it names (their own findings and the "N more clients" summary);
+  // for a code no client carries (a client type's, a fault window's), how many findings.
+  const counts = new Map<string, { severity: Severity; clients: number; others: number }>();
   for (const f of report.findings) {
-    const more = typeof f.evidence.more === 'number' ? f.evidence.more : 1;
-    const c = counts.get(f.code);
-    if (c === undefined) counts.set(f.code, { severity: f.severity, count: more });
-    else c.count += more;
+    const more = typeof f.evidence.more === 'number' ? f.evidence.more : null;
+    let c = counts.get(f.code);
+    if (c === undefined) counts.set(f.code, (c = { severity: f.severity, clients: 0, others: 0 }));
+    if (more !== null) c.clients += more;
+    else if (f.client !== undefined) c.clients++;
+    else c.others++;
   }
   return {
     verdict: report.verdict,
@@ -106,7 +113,7 @@ export function summarizeFleet(report: Report): FleetSummary {
     recoverySeconds: last?.recoverySeconds ?? null,
     recoveryNote: last?.recoveryNote ?? null,
     afterFaults,
-    findings: [...counts].map(([code, c]) => ({ code, severity: c.severity, count: c.count })),
+    findings: [...counts].map(([code, c]) => ({ code, severity: c.severity, count: c.clients > 0 ? c.clients : c.others })),
   };
 }
 
@@ -128,8 +135,11 @@ export function recoveryText(s: FleetSummary): string {
 const SEVERITY_MARK: Record<Severity, string> = { critical: '!!', warning: '! ', info: '  ' };
 
 /** The rows of the comparison: a label and one cell per fleet. */
-function rows(fleets: readonly FleetResult[]): Array<[string, string[]]> {
+function rows(fleets: readonly FleetResult[], aborted: boolean): Array<[string, string[]]> {
   const s = fleets.map((f) => f.summary);
+  // Stopped early with (almost) no data after the last fault: the faults had not ended, the run had.
+  const ended = (v: FleetSummary): string =>
+    v.faultsEndedAt === null ? 'n/a' : aborted && (v.afterFaults === null || v.afterFaults.seconds <= 1) ? `still injecting when stopped (+${v.faultsEndedAt} s)` : `+${v.faultsEndedAt} s`;
   const out: Array<[string, string[]]> = [
     ['verdict', s.map((v) => (v.verdict === 'retry-storm' ? 'RETRY STORM' : 'ok'))],
     ['logical requests (organic load)', s.map((v) => String(v.logicalRequests))],
@@ -140,10 +150,12 @@ function rows(fleets: readonly FleetResult[]): Array<[string, string[]]> {
     ['attempts per request mean/p95/max', s.map((v) => `${v.attemptsPerRequest.mean.toFixed(2)} / ${v.attemptsPerRequest.p95} / ${v.attemptsPerRequest.max}`)],
     ['backoff / jitter', s.map((v) => `${v.backoff} / ${v.jitter}`)],
     ['Retry-After', s.map((v) => v.retryAfter)],
-    ['faults ended at', s.map((v) => (v.faultsEndedAt === null ? 'n/a' : `+${v.faultsEndedAt} s`))],
+    ['faults ended at', s.map(ended)],
     ['amplification after the faults', s.map((v) => (v.afterFaults === null ? 'n/a' : `${x(v.afterFaults.amplification)} (${v.afterFaults.offeredPerSecond}/s for ${v.afterFaults.organicPerSecond}/s)`))],
     ['goodput after the faults', s.map((v) => (v.afterFaults === null ? 'n/a' : `${v.afterFaults.goodputPerSecond}/s of ${v.afterFaults.organicPerSecond}/s wanted`))],
     ['back to baseline after the faults', s.map((v) => recoveryText(v))],
+    // How far to trust the grading (the report's reasons and known limits are in the HTML report).
+    ['confidence of the analysis', fleets.map((f) => f.report.confidence.level)],
   ];
   return out;
 }
@@ -156,13 +168,13 @@ function rows(fleets: readonly FleetResult[]): Array<[string, string[]]> {
 export function formatComparison(result: DemoResult): string {
   const fleets = result.fleets;
   const labelW = 36;
-  const colW = Math.max(26, ...rows(fleets).flatMap(([, cells]) => cells.map((c) => c.length + 2)));
+  const colW = Math.max(26, ...rows(fleets, result.aborted).flatMap(([, cells]) => cells.map((c) => c.length + 2)));
   const lines: string[] = [];
   const scaled = result.scale === 1 ? '' : `, timeline scaled x${result.scale.toFixed(2)}`;
   lines.push(`The same outage, ${fleets.length === 1 ? 'one kind' : 'two kinds'} of clients  (${result.profile}, ${Math.round(result.durationMs / 1000)} s${scaled}, ${result.clientsPerFleet} clients per fleet, seed ${result.seed}${result.aborted ? ', STOPPED EARLY' : ''})`);
   lines.push('');
   lines.push(`  ${''.padEnd(labelW)}${fleets.map((f) => f.kind.padEnd(colW)).join('')}`.trimEnd());
-  for (const [label, cells] of rows(fleets)) lines.push(`  ${label.padEnd(labelW)}${cells.map((c) => c.padEnd(colW)).join('')}`.trimEnd());
+  for (const [label, cells] of rows(fleets, result.aborted)) lines.push(`  ${label.padEnd(labelW)}${cells.map((c) => c.padEnd(colW)).join('')}`.trimEnd());
   const findingLines = fleets.map((f) =>
     f.summary.findings.length === 0 ? ['none'] : f.summary.findings.map((c) => `${SEVERITY_MARK[c.severity]}${c.code}${c.count > 1 ? ` x${c.count}` : ''}`),
   );
@@ -336,7 +348,7 @@ export function renderDemoHtml(result: DemoResult): string {
   o.push('<table><tr><th></th>');
   for (const f of result.fleets) o.push(`<th><a href="#${h(f.kind)}">${h(f.kind)}</a></th>`);
   o.push('</tr>');
-  for (const [label, cells] of rows(result.fleets)) {
+  for (const [label, cells] of rows(result.fleets, result.aborted)) {
     const cell = (c: string): string => (label === 'verdict' ? `<td><span class="verdict ${c === 'ok' ? 'ok' : 'storm'}">${h(c)}</span></td>` : `<td class="n">${h(c)}</td>`);
     o.push(`<tr><td>${h(label)}</td>${cells.map(cell).join('')}</tr>`);
   }

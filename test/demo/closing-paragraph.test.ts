@@ -4,8 +4,9 @@
  * wanted; a run that ended right after the faults says it is too soon to tell.
  */
 import { describe, expect, it } from 'vitest';
-import { closingParagraph, type FleetSummary } from '../../src/demo/compare.js';
+import { closingParagraph, formatComparison, summarizeFleet, type FleetSummary } from '../../src/demo/compare.js';
 import type { DemoResult } from '../../src/demo/run-demo.js';
+import { createAnalyzer, type Finding, type Report } from '../../src/analysis/index.js';
 
 function naive(over: Partial<FleetSummary>): FleetSummary {
   return {
@@ -30,7 +31,7 @@ function naive(over: Partial<FleetSummary>): FleetSummary {
   };
 }
 
-function result(summary: FleetSummary): DemoResult {
+function result(summary: FleetSummary, over: Partial<DemoResult> = {}, confidence = 'medium'): DemoResult {
   return {
     profile: 'signal-2021',
     durationMs: 41_000,
@@ -41,9 +42,10 @@ function result(summary: FleetSummary): DemoResult {
     serviceCapacity: 40,
     seed: 2,
     aborted: false,
-    fleets: [{ kind: 'naive', summary } as DemoResult['fleets'][number]],
+    fleets: [{ kind: 'naive', summary, report: { confidence: { level: confidence } } } as unknown as DemoResult['fleets'][number]],
     htmlPath: null,
     recordPath: null,
+    ...over,
   };
 }
 
@@ -65,5 +67,32 @@ describe('the demo closing paragraph', () => {
     );
     expect(text).toMatch(/That is a metastable failure/);
     expect(text).toMatch(/got 12 of their 32 requests a second through/);
+  });
+});
+
+describe('the comparison table', () => {
+  it('counts a per-client finding by its clients (not adding the client type\'s finding of the same code), and shows the confidence', () => {
+    const base = createAnalyzer({}).report();
+    const f = (code: string, extra: Partial<Finding>): Finding => ({ code, severity: 'warning', message: '', advice: '', evidence: {}, ...extra }) as Finding;
+    const findings = [
+      ...Array.from({ length: 3 }, (_, i) => f('retry-budget-exceeded', { client: `c${i}` })),
+      f('retry-budget-exceeded', { evidence: { more: 17 } }),
+      f('retry-budget-exceeded', { userAgent: 'naive' }),
+      f('herd', {}),
+      f('herd', {}),
+    ];
+    const summary = summarizeFleet({ ...base, findings } as Report);
+    expect(summary.findings).toEqual([
+      { code: 'retry-budget-exceeded', severity: 'warning', count: 20 },
+      { code: 'herd', severity: 'warning', count: 2 },
+    ]);
+    const text = formatComparison(result(naive({}), {}, 'low'));
+    expect(text).toMatch(/confidence of the analysis\s+low/);
+  });
+
+  it('a run stopped during the outage says the faults were still on, not that they ended', () => {
+    const stopped = formatComparison(result(naive({ afterFaults: { seconds: 0, organicPerSecond: 0, offeredPerSecond: 0, goodputPerSecond: 0, amplification: null } }), { aborted: true }));
+    expect(stopped).toMatch(/faults ended at\s+still injecting when stopped \(\+40 s\)/);
+    expect(formatComparison(result(naive({})))).toMatch(/faults ended at\s+\+40 s/);
   });
 });

@@ -1,6 +1,8 @@
 /**
  * `aftershock run`: start the proxy from flags or AFTERSHOCK_* environment variables, stop
- * gracefully on SIGTERM/SIGINT (drain, flush the recording, print the retry summary).
+ * gracefully on SIGTERM, SIGINT or SIGHUP (drain, flush the recording, print the retry summary).
+ * SIGHUP is a stop like the others: it is what a closed terminal or a dropped ssh session sends,
+ * and left to Node's default it killed the proxy with its in-flight exchanges unrecorded.
  */
 import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
@@ -136,6 +138,19 @@ function hostHeaderMode(raw: string | undefined): 'target' | 'preserve' | undefi
   throw new AftershockError('ERR_BAD_OPTION', `--host-header ${JSON.stringify(raw)}: give target (send the target's host) or preserve (send the client's)`);
 }
 
+/** Signals that stop `run` gracefully, each as SIGTERM does (a second one of any of them: at once). */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/**
+ * After SIGHUP the terminal may be gone: every write to it fails (EIO), and a write error nobody
+ * listens for would kill the process in the middle of its drain. Logs and the summary are then
+ * best effort; the recording (a file) is not affected.
+ */
+function outliveTerminal(signal: string): void {
+  if (signal !== 'SIGHUP') return;
+  for (const out of [process.stdout, process.stderr]) if (out.listenerCount('error') === 0) out.on('error', () => undefined);
+}
+
 /** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */
 type WorkerMessage =
   | { aftershock: 'stop' }
@@ -234,7 +249,8 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
   for (let i = 1; i <= n; i++) fork(i);
   let signals = 0;
   let backstop: NodeJS.Timeout | null = null;
-  const onSignal = (): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    outliveTerminal(signal);
     stopping = true;
     tell({ aftershock: signals++ === 0 ? 'stop' : 'stop-now' });
     // Backstop: a worker still there well after its drain time is signalled, then killed, so the
@@ -250,8 +266,7 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
     }, drainMs + 3000);
     backstop.unref();
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   await done;
   process.exitCode = status;
 }
@@ -335,6 +350,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
         quitNow();
       }
       stopping = true;
+      outliveTerminal(signal);
       if (signal === 'primary') echoDueUntil = Date.now() + 2000;
       log.info({ signal }, 'stopping: draining in-flight exchanges');
       void proxy.close().then(() => {
@@ -347,15 +363,12 @@ async function runProxy(flags: RunFlags): Promise<void> {
           }
         }
         log.info({ records: proxy.recorder.count, written: st.written, failed: st.failed }, 'stopped');
-        process.off('SIGTERM', onTerm);
-        process.off('SIGINT', onInt);
+        for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
         resolve();
       });
     };
-    const onTerm = (): void => stop('SIGTERM');
-    const onInt = (): void => stop('SIGINT');
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
+    const onSignal = (sig: NodeJS.Signals): void => stop(sig);
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     if (cluster.isWorker) {
       // From the primary: 'stop' joins a stop already under way (the terminal's signal reached
       // this worker too); 'stop-now' is the second signal the primary got.

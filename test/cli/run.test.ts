@@ -98,6 +98,39 @@ describe('aftershock run (CLI)', () => {
     expect(recs.every((x) => x.status === 200 && x.outcome === null)).toBe(true);
   });
 
+  it('on SIGHUP (a closed terminal, an ssh session that drops) drains like SIGTERM: every exchange answered and recorded once, exit 0', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('done'), 300));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file, '--no-summary'], { AFTERSHOCK_LOG_LEVEL: 'info' });
+    const url = await listeningUrl(r);
+    const pending = Array.from({ length: 10 }, (_, i) => request(`${url}/hup/${i}`));
+    await new Promise((res) => setTimeout(res, 100));
+    r.child.kill('SIGHUP');
+    expect((await Promise.all(pending)).map((x) => x.status)).toEqual(Array(10).fill(200));
+    expect(await r.exit).toBe(0);
+    expect(r.stderr()).toMatch(/"signal":"SIGHUP".*stopping: draining/);
+    const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
+    expect(recs.map((x) => x.path).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `/hup/${i}`).sort());
+    expect(recs.every((x) => x.status === 200 && x.outcome === null)).toBe(true);
+  });
+
+  it('on SIGHUP after the terminal is gone (nothing reads stderr or stdout any more) still drains, records, and exits 0', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('done'), 300));
+    // The retry summary and the info logs are written after the signal: into the closed pipe (EPIPE, as a hung-up terminal gives EIO).
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file], { AFTERSHOCK_LOG_LEVEL: 'info' });
+    const url = await listeningUrl(r);
+    const pending = Array.from({ length: 5 }, (_, i) => request(`${url}/gone/${i}`));
+    await new Promise((res) => setTimeout(res, 100));
+    r.child.stderr?.destroy();
+    r.child.stdout?.destroy();
+    r.child.kill('SIGHUP');
+    expect((await Promise.all(pending)).map((x) => x.status)).toEqual(Array(5).fill(200));
+    expect(await r.exit).toBe(0);
+    const recs = readRecords(file).filter((x): x is HttpRecord => x.type === 'http');
+    expect(recs.map((x) => x.path).sort()).toEqual(Array.from({ length: 5 }, (_, i) => `/gone/${i}`));
+  });
+
   it('--admin-allow-host lets the control API answer to a named Host; other names stay refused', async () => {
     const up = await startUpstream((_req, res) => res.end('ok'));
     const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--admin-allow-host', 'devbox.lan,.corp.example', '--no-summary']);
@@ -178,6 +211,25 @@ describe('aftershock run (CLI)', () => {
     expect(await r.exit).toBe(0);
     const recs = [1, 2].flatMap((i) => readRecords(path.join(path.dirname(file), `traffic.w${i}.ndjson`))).filter((x): x is HttpRecord => x.type === 'http');
     expect(recs.map((x) => x.outcome)).toEqual(Array(6).fill(null));
+  });
+
+  it('--workers 2: SIGHUP to the primary alone, or to the whole process group (a terminal that closes), drains every worker', async () => {
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('ok'), 700));
+    for (const group of [false, true]) {
+      const file = path.join(tempDir(), 'traffic.ndjson');
+      const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file, '--workers', '2', '--no-summary'], {}, { group });
+      const url = await listeningUrl(r);
+      for (let i = 0; i < 200 && (r.stderr().match(/proxying/g) ?? []).length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+      const pending = Array.from({ length: 6 }, (_, i) => request(`${url}/hup/${i}`));
+      await new Promise((res) => setTimeout(res, 200));
+      if (group) process.kill(-(r.child.pid as number), 'SIGHUP');
+      else r.child.kill('SIGHUP');
+      expect((await Promise.all(pending)).map((x) => x.status), `group ${group}`).toEqual(Array(6).fill(200));
+      expect(await r.exit, `group ${group}: ${r.stderr()}`).toBe(0);
+      const recs = [1, 2].flatMap((i) => readRecords(path.join(path.dirname(file), `traffic.w${i}.ndjson`))).filter((x): x is HttpRecord => x.type === 'http');
+      expect(recs.map((x) => x.path).sort(), `group ${group}`).toEqual(Array.from({ length: 6 }, (_, i) => `/hup/${i}`).sort());
+      expect(recs.map((x) => x.outcome)).toEqual(Array(6).fill(null));
+    }
   });
 
   it('--workers 2: a bad start exits 2 at once and says so once; a worker that dies is replaced and the run exits 1', async () => {

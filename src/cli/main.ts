@@ -38,8 +38,21 @@ export function createProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that left early (`analyze rec.ndjson | head -1`): the rest of the output goes nowhere,
+ * quietly, and the command ends with its own status (not a stack trace and status 1, which a CI
+ * step reads as a gate that held).
+ */
+function quietWhenReaderLeaves(stream: NodeJS.WriteStream): void {
+  if (stream.listenerCount('error') > 0) return;
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 /** Runs the CLI; resolves to the exit status. */
 export async function main(argv: string[]): Promise<number | undefined> {
+  quietWhenReaderLeaves(process.stdout);
   const program = createProgram();
   try {
     await program.parseAsync(argv);

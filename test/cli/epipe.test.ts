@@ -1,0 +1,22 @@
+/**
+ * A reader that leaves early (`aftershock analyze rec.ndjson | head -1`): the command ends
+ * quietly with its own status, not a stack trace and status 1 (which CI reads as a gate that held).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers.js';
+import { cli } from './cli-process.js';
+
+describe('output piped into a reader that leaves early', () => {
+  it.each([['json'], ['har'], ['text']])('analyze -f %s ends quietly with its own status', async (format) => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const base = { v: 1, type: 'http', ip: '10.0.0.1', conn: 'c', method: 'GET', query: null, status: 200, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 2, ttfb: 1, duration: 1, fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: 'ua/1', headers: {}, error: null };
+    const lines = Array.from({ length: 20_000 }, (_, i) => JSON.stringify({ ...base, id: `r${i}`, ts: 1.7e12 + i, end: 1.7e12 + i + 1, client: `c${i % 300}`, path: `/p/${i}` }));
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    const run = cli(['analyze', file, '-f', format]);
+    run.child.stdout?.once('data', () => run.child.stdout?.destroy());
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).not.toMatch(/EPIPE|internal error/);
+  });
+});

@@ -58,33 +58,44 @@ export function parseTarget(raw: string | undefined): Target {
   });
 }
 
-/** A `.` or `..` path segment, plain or percent-encoded (`%2e`), before `/`, `?` or the end. */
-const DOT_SEGMENT_RE = /(^|\/)(\.|%2e){1,2}(?=\/|\?|$)/i;
+/**
+ * What could make a path climb under a prefix: a `.` or `..` segment however an upstream may read
+ * one (plain or `%2e`; after `/`, `\`, `%2f` or `%5c`; ended by one of those, `;` parameters, a
+ * query, a fragment or the end), or a fragment. Checked over the whole target: a match in the
+ * query only costs the slow path.
+ */
+const RISKY_RE = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\;?#]|%2f|%5c|$)|#/i;
+/** A path segment separator as any upstream may read one. */
+const SEPARATORS_RE = /[/\\]|%2f|%5c/gi;
 
 /**
  * The request target the upstream gets: the target's prefix, then the client's path and query.
- * Under a prefix, dot segments are resolved first (RFC 3986 remove_dot_segments, `%2e` read as
- * `.`), so `/../secret` cannot climb out of `/api` on an upstream that normalises paths; without a
- * prefix the client's target goes through as it is.
+ * Under a prefix the path is resolved first, so no upstream, however it reads a path, sees it
+ * climb out of the prefix: when it holds a dot segment, `\`, `%2f` and `%5c` count as `/`, `%2e`
+ * as `.`, a segment is a dot segment also with `;` parameters (`..;/`, as Tomcat reads it), and `.`
+ * and `..` segments are removed (RFC 3986 remove_dot_segments); a fragment is dropped. A target
+ * without either goes through as sent, as does every target without a prefix.
  *
- * @example upstreamTarget(parseTarget('http://h/api'), '/a/../../secret?q=1') === '/api/secret?q=1'
+ * @example upstreamTarget(parseTarget('http://h/api'), '/a/..\\..\\secret?q=1') === '/api/secret?q=1'
  */
 export function upstreamTarget(target: Target, url: string): string {
-  if (target.prefix === '') return url;
-  const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
-  if (!DOT_SEGMENT_RE.test(path)) return target.prefix + url;
+  if (target.prefix === '' || !RISKY_RE.test(url)) return target.prefix + url;
+  const hash = url.indexOf('#');
+  const whole = hash === -1 ? url : url.slice(0, hash);
+  const q = whole.indexOf('?');
+  const path = q === -1 ? whole : whole.slice(0, q);
+  const segments = path.split(SEPARATORS_RE);
   const out: string[] = [];
-  const segments = path.split('/');
   for (let i = 1; i < segments.length; i++) {
-    const seg = (segments[i] as string).toLowerCase().replaceAll('%2e', '.');
+    const raw = segments[i] as string;
+    const dots = (raw.split(';')[0] as string).toLowerCase().replaceAll('%2e', '.');
     const last = i === segments.length - 1;
-    if (seg === '..') {
+    if (dots === '..') {
       out.pop();
       if (last) out.push('');
-    } else if (seg === '.') {
+    } else if (dots === '.') {
       if (last) out.push('');
-    } else out.push(segments[i] as string);
+    } else out.push(raw);
   }
-  return `${target.prefix}/${out.join('/')}${q === -1 ? '' : url.slice(q)}`;
+  return `${target.prefix}/${out.join('/')}${q === -1 ? '' : whole.slice(q)}`;
 }

@@ -73,11 +73,12 @@ interface HeldMessage {
   binary: boolean;
 }
 
-/** One direction's held messages (a queue read from `head`) and the timer for the first. */
+/** One direction's held messages (a queue read from `head`), the timer for the first, and what waits for them all. */
 interface HeldQueue {
   items: HeldMessage[];
   head: number;
   timer: NodeJS.Timeout | null;
+  after: Array<() => void> | null;
 }
 
 export class WsExchange extends FaultContextBase implements WsFaultContext, WsUpgradeContext {
@@ -610,11 +611,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     });
   }
 
-  /** Runs `fn` once the messages delayed in `dir` are released (at once when none are held). */
+  /** Runs `fn` once the messages held in `dir` are sent (at once when none are held). */
   private afterHeld(dir: MessageDirection, fn: () => void): void {
-    const wait = this.releaseAt[dir] - this.core.now();
-    if (wait <= 0 || this.frozen) fn();
-    else setTimeout(fn, Math.ceil(wait) + 1).unref();
+    const q = this.held[dir];
+    if (q === null || q.head >= q.items.length || this.frozen) fn();
+    else (q.after ??= []).push(fn);
   }
 
   private relay(dir: MessageDirection, from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
@@ -651,12 +652,14 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     if (dropped) return;
     const now = this.core.now();
     const at = Math.max(now + delay, this.releaseAt[dir]);
-    if (at > now) {
+    const held = this.held[dir];
+    // Behind held messages even when its own time has come: the queue is sent in order.
+    if (at > now || (held !== null && held.head < held.items.length)) {
       // Keep order within a direction: a message never overtakes one delayed before it. The held
       // messages wait in one queue per direction behind one timer (a timer each fired in any order
       // when their times met: jittered delays reordered messages).
       this.releaseAt[dir] = at;
-      const q = (this.held[dir] ??= { items: [], head: 0, timer: null });
+      const q = (this.held[dir] ??= { items: [], head: 0, timer: null, after: null });
       q.items.push({ at, from, to, data, binary });
       if (q.timer === null) this.armHeld(dir, q, now);
       return;
@@ -685,6 +688,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     if (q.head === q.items.length) {
       q.items = [];
       q.head = 0;
+      // What waited for the queue (a close that must not overtake the messages).
+      const after = q.after;
+      q.after = null;
+      if (after !== null) for (const fn of after) fn();
     } else {
       if (q.head > 1024 && q.head * 2 > q.items.length) {
         q.items = q.items.slice(q.head);

@@ -620,6 +620,24 @@ describe('WebSocket faults on the wire', () => {
     expect(rules).toMatchObject({ 'd-in': 1, 'd-out': 0 });
   });
 
+  it('ws-delay whose jitter draws some delays of 0 keeps bursts in order: a message whose time has come waits behind those still held', async () => {
+    const up = await wsUpstream((ws) => {
+      let n = 0;
+      const burst = (): void => {
+        for (let i = 0; i < 2000 && n < 4000; i++) ws.send(String(n++));
+        if (n < 4000) setTimeout(burst, 5);
+      };
+      burst();
+    });
+    const { proxy } = await proxyWith('rules:\n  - name: d\n    fault: { type: ws-delay, delay: 1ms, jitter: 3ms, direction: out }', up.url);
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/burst');
+    const got: number[] = [];
+    ws.on('message', (d: Buffer) => got.push(Number(d.toString())));
+    await waitFor(() => got.length === 4000, 8000);
+    const firstOutOfOrder = got.findIndex((v, i) => v !== i);
+    expect(firstOutOfOrder).toBe(-1);
+  });
+
   it('a ws-close or ws-freeze that never came to act (the client left first) is neither labelled nor counted', async () => {
     const up = await wsUpstream(() => undefined);
     const { proxy, wsRecords } = await proxyWith(

@@ -43,6 +43,11 @@ export interface JitterInput {
   firstGapsByClient?: ReadonlyArray<readonly number[]>;
   /** `g2 / g1` of each chain with two gaps. */
   ratios?: readonly number[];
+  /**
+   * How many chains reached each index, when `gapsByIndex` holds samples of them (reservoirs):
+   * an index's share of the chains is judged by these. Default: the samples' lengths.
+   */
+  countsByIndex?: readonly number[];
 }
 
 export interface JitterResult {
@@ -120,9 +125,11 @@ export function jitterBand(c: number): Exclude<JitterClass, 'per-client' | 'unkn
 export function classifyJitter(input: JitterInput): JitterResult {
   const samples = input.gapsByIndex[0]?.length ?? 0;
   // An index only a few of the chains reached (the clients that retried longest) speaks for them,
-  // not for the type: its CV counts once it holds a quarter of the first index's samples.
-  const enough = Math.max(T.minSamples, Math.ceil(T.minShare * samples));
-  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs) => (xs.length >= enough ? spreadCv(xs) : null));
+  // not for the type: its CV counts once a quarter of the chains at the first index reached it.
+  const counts = input.countsByIndex;
+  const reached = (k: number): number => counts?.[k] ?? (input.gapsByIndex[k] as readonly number[]).length;
+  const first = reached(0);
+  const cvByIndex: Array<number | null> = input.gapsByIndex.map((xs, k) => (xs.length >= T.minSamples && reached(k) >= T.minShare * first ? spreadCv(xs) : null));
   const usable = cvByIndex.filter((c): c is number => c !== null && Number.isFinite(c));
   if (usable.length === 0) return { class: 'unknown', cv: null, cvByIndex, samples };
 

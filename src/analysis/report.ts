@@ -154,6 +154,7 @@ function decideJitter(f: FamilyAgg): JitterDetail {
   const [trigger, g] = best;
   const j = classifyJitter({
     gapsByIndex: g.byIndex.map((r: StrideReservoir) => r.values),
+    countsByIndex: g.byIndex.map((r: StrideReservoir) => r.count),
     firstGapsByClient: [...g.clients.values()],
     ratios: g.ratios.values,
   });

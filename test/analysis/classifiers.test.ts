@@ -157,6 +157,16 @@ describe('classifyJitter (spec §5 bands)', () => {
     expect(r.cvByIndex[5]).toBeNull();
   });
 
+  it('judges an index\'s share by how many chains reached it, not by its sample (reservoirs keep 256 of each)', () => {
+    const rnd = prng(5);
+    const full = (): number[] => Array.from({ length: 256 }, () => 200 + rnd() * 2000);
+    // 100,000 jittered chains, 400 of which reached a 6th gap, all equal: sampled, both indexes hold 256.
+    const gapsByIndex = [full(), full(), full(), full(), full(), Array.from({ length: 256 }, () => 800)];
+    const r = classifyJitter({ gapsByIndex, countsByIndex: [100_000, 90_000, 80_000, 70_000, 60_000, 400] });
+    expect(r.cvByIndex[5]).toBeNull();
+    expect(r.class).toBe('full');
+  });
+
   it('quotes no CV for immediate retries (class none: a few ms of spread is no schedule)', () => {
     const r = classifyJitter({ gapsByIndex: [[5, 20, 1, 12, 30, 8], [3, 25, 10, 7, 2, 18]] });
     expect(r).toMatchObject({ class: 'none', cv: null });

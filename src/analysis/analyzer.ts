@@ -184,6 +184,13 @@ function fillDefaults(r: ExchangeRecord): ExchangeRecord {
   } as ExchangeRecord;
 }
 
+/** What a `records-lost` event says (see `Recorder`): lines lost since the last notice, and in all. */
+interface RecordsLostDetail {
+  records?: unknown;
+  total?: unknown;
+  instance?: unknown;
+}
+
 class Engine implements Analyzer {
   private readonly opts: ResolvedOptions;
   private readonly limits: AggregateLimits;
@@ -202,6 +209,8 @@ class Engine implements Analyzer {
   /** Per IP: the User-Agents and client keys seen behind it (a few of each), for NAT detection. */
   private ips = new Map<string, IpSeen>();
   private bloom = new BloomCounter();
+  /** The largest records-lost total seen per recorder instance. */
+  private lostByRecorder = new Map<string, number>();
   /** Client keys recently added to `bloom` (bounded; cleared when full). */
   private bloomed = new Set<string>();
   private quality: QualityCounters = freshQuality();
@@ -246,10 +255,7 @@ class Engine implements Analyzer {
         return;
       case 'event':
         // The proxy's own note of records it could not write: the gap in this data.
-        if (r.event === 'records-lost') {
-          const lost = (r.detail as { records?: unknown } | undefined)?.records;
-          if (typeof lost === 'number' && Number.isFinite(lost) && lost > 0) q.recordsLost += lost;
-        }
+        if (r.event === 'records-lost') this.noteRecordsLost(r.detail as RecordsLostDetail | undefined);
         if (typeof r.ts === 'number' && this.events.length < MAX_EVENTS) {
           this.events.push({ t: r.ts, event: String(r.event ?? ''), detail: (r.detail as Record<string, unknown>) ?? {} });
         }
@@ -291,6 +297,22 @@ class Engine implements Analyzer {
     this.schedule(t);
     this.sweep();
     if (this.threads.size > this.opts.maxThreads) this.evictOldThreads();
+  }
+
+  /**
+   * Each recorder's notices carry its running total: the largest one seen per recorder is what it
+   * lost (a notice that was itself lost is covered by the next). Without a total, the count adds up.
+   */
+  private noteRecordsLost(d: RecordsLostDetail | undefined): void {
+    if (d === undefined || d === null) return;
+    const { total, instance, records } = d;
+    if (typeof total === 'number' && Number.isFinite(total) && typeof instance === 'string') {
+      const before = this.lostByRecorder.get(instance) ?? 0;
+      if (total > before) {
+        this.lostByRecorder.set(instance, total);
+        this.quality.recordsLost += total - before;
+      }
+    } else if (typeof records === 'number' && Number.isFinite(records) && records > 0) this.quality.recordsLost += records;
   }
 
   advanceClock(end: number, retryAfterMs: number | null): void {

@@ -57,7 +57,8 @@ export class Recorder {
     try {
       writer = NdjsonWriter.open(opts.path, {
         // Lines lost to the disk leave a gap the file itself must tell of: `analyze` counts it.
-        onLost: (records, reason) => self?.write({ v: 1, type: 'event', ts: Date.now(), event: 'records-lost', detail: { records, reason } }),
+        // `total` (all lost so far by this recorder, `instance`) survives a notice that is itself lost.
+        onLost: (records, reason, total) => self?.write({ v: 1, type: 'event', ts: Date.now(), event: 'records-lost', detail: { records, total, reason, instance: self.instance } }),
         ...(opts.onError === undefined ? {} : { onError: opts.onError }),
         ...(opts.onRecover === undefined ? {} : { onRecover: opts.onRecover }),
         ...(opts.onWarning === undefined ? {} : { onWarning: opts.onWarning }),

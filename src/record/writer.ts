@@ -56,10 +56,11 @@ export interface NdjsonWriterOptions {
   /** Called when writes succeed again after an error. */
   readonly onRecover?: () => void;
   /**
-   * Called, once writes succeed again, with the number of lines lost since the last call and why
-   * (the first reason seen): the caller writes a line saying so, so the file itself tells of its gap.
+   * Called, once writes succeed again, with the number of lines lost since the last call, why (the
+   * first reason seen) and the lines lost in all so far: the caller writes a line saying so, so the
+   * file itself tells of its gap. (That line can be lost too; the next one's total covers it.)
    */
-  readonly onLost?: (lines: number, reason: string | null) => void;
+  readonly onLost?: (lines: number, reason: string | null, total: number) => void;
   /**
    * Called for trouble that loses no record (a recording file that could not be made owner-only);
    * default: `process.emitWarning`.
@@ -109,7 +110,7 @@ export class NdjsonWriter {
   private readonly maxBufferBytes: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly onRecover: (() => void) | undefined;
-  private readonly onLost: ((lines: number, reason: string | null) => void) | undefined;
+  private readonly onLost: ((lines: number, reason: string | null, total: number) => void) | undefined;
   /** `stats.failed` as last told to `onLost`, and the first reason of the losses since. */
   private lostNoted = 0;
   private lostReason: string | null = null;
@@ -396,7 +397,7 @@ export class NdjsonWriter {
     this.lostNoted = this.stats.failed;
     const reason = this.lostReason;
     this.lostReason = null;
-    this.onLost(lines, reason);
+    this.onLost(lines, reason, this.stats.failed);
   }
 
   private wakeDrainers(): void {

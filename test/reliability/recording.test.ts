@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NdjsonWriter } from '../../src/record/writer.js';
-import { analyzeFiles, evaluateGates, parseGate } from '../../src/analysis/index.js';
+import { analyzeFiles, createAnalyzer, evaluateGates, parseGate } from '../../src/analysis/index.js';
+import type { AnyRecord } from '../../src/record/schema.js';
 import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
 
 describe('recording failures', () => {
@@ -102,6 +103,33 @@ describe('a recording file removed under the proxy', () => {
     expect(report.findings.find((f) => f.code === 'records-lost')).toMatchObject({ severity: 'warning', evidence: { records: 3 } });
     expect(report.confidence.reasons.join(' ')).toMatch(/could not write 3 records/);
     expect(evaluateGates(report, parseGate('recordsLost>0'))).toHaveLength(1);
+  });
+});
+
+describe('the records-lost notices', () => {
+  it('carry the running total, so a notice that is itself lost is covered by the next; analyze takes the largest per recorder', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const calls: Array<[number, number]> = [];
+    const w = NdjsonWriter.open(file, {
+      maxBufferBytes: 1000,
+      onLost: (lines, _reason, total) => {
+        calls.push([lines, total]);
+        w.writeLine(JSON.stringify({ v: 1, type: 'event', ts: 1, event: 'records-lost', detail: { records: lines, total, instance: 'a' } }));
+      },
+    });
+    const line = JSON.stringify({ v: 1, type: 'mark', ts: 1, label: 'x'.repeat(60) });
+    for (let i = 0; i < 200; i++) w.writeLine(line);
+    await w.drain();
+    w.writeLine(line);
+    await w.close();
+    expect(calls.length).toBeGreaterThan(0);
+    for (const [, total] of calls) expect(total).toBeLessThanOrEqual(w.stats.failed);
+    expect(calls.at(-1)?.[1]).toBe(calls.reduce((n, [lines]) => n + lines, 0));
+    // Two recorders; one notice of 'a' superseded by a larger total, one of 'b' lost and covered.
+    const analyzer = createAnalyzer({});
+    const ev = (detail: Record<string, unknown>) => ({ v: 1, type: 'event', ts: 1, event: 'records-lost', detail }) as AnyRecord;
+    for (const d of [{ records: 5, total: 5, instance: 'a' }, { records: 3, total: 8, instance: 'a' }, { records: 4, total: 6, instance: 'b' }, { records: 2 }]) analyzer.ingest(ev(d));
+    expect(analyzer.report().dataQuality.recordsLost).toBe(8 + 6 + 2);
   });
 });
 

@@ -723,11 +723,12 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   // ---------------------------------------------------------------- end and record
 
+  /** Labels the exchange with a fault that acted on it, once per rule; a rule counted when it acts counts now. */
   private tag(f: ActiveFault): void {
     const tags = (this.tags ??= []);
-    const last = tags[tags.length - 1];
-    if (last !== undefined && last.rule === f.rule && last.type === f.type) return;
+    for (let i = 0; i < tags.length; i++) if ((tags[i] as FaultTag).rule === f.rule) return;
     tags.push({ rule: f.rule, type: f.type, injected: true });
+    f.acted?.();
   }
 
   private tagCurrent(): void {

@@ -17,7 +17,7 @@
  * owned here: same seed + same request sequence = same faults. When nothing matches it allocates
  * nothing and returns one shared, frozen empty decision.
  */
-import { FAULT_ACTED, type FaultInstance, type RequestFacts } from '../faults/types.js';
+import type { FaultInstance, RequestFacts } from '../faults/types.js';
 import type { ActiveFault, DecideEnv, Decision, RuleStats, Settlement } from './types.js';
 import { AftershockError, ProfileError, type ProfileProblem, RuleNameTakenError } from '../errors.js';
 
@@ -328,9 +328,9 @@ class Engine implements RuleEngine {
     if (this.active + this.curCount >= this.rt.maxActive) return;
     if (hf.stage === 'request' && this.curRequest !== null) return;
     if (hf.stage === 'websocket' && this.curUpgradeAnswered) return;
-    // A response fault counts when it acts, as a profile rule's does.
-    if (hf.stage === 'response' && hf.active.instance.onResponse !== undefined) {
-      this.pick(Object.freeze({ ...hf.active, instance: countingOnResponse(hf.active.instance, st, null) }));
+    // A response or WebSocket fault counts when it acts, as a profile rule's does.
+    if ((hf.stage === 'response' && hf.active.instance.onResponse !== undefined) || hf.stage === 'websocket') {
+      this.pick(Object.freeze({ ...hf.active, acted: () => void st.injected++ }));
       return;
     }
     st.injected++;
@@ -660,8 +660,11 @@ function countsOnResponse(rule: CompiledRule): boolean {
 function activeFault(rule: CompiledRule, state: RuleState): ActiveFault {
   const ranges = rule.match.status;
   const inner = rule.instance;
-  const instance = (ranges !== null || countsOnResponse(rule)) && inner.onResponse !== undefined ? countingOnResponse(inner, state, ranges) : inner;
-  if (countsWhenActing(rule)) return Object.freeze({ rule: rule.name, type: rule.type, stage: rule.stage, instance, acted: () => void state.injected++ });
+  const instance = ranges !== null && inner.onResponse !== undefined ? statusGated(inner, ranges) : inner;
+  // Counted when the exchange labels it (it acted), not when picked.
+  if (countsWhenActing(rule) || ranges !== null || countsOnResponse(rule)) {
+    return Object.freeze({ rule: rule.name, type: rule.type, stage: rule.stage, instance, acted: () => void state.injected++ });
+  }
   return Object.freeze({ rule: rule.name, type: rule.type, stage: rule.stage, instance });
 }
 
@@ -673,21 +676,12 @@ function countsWhenActing(rule: CompiledRule): boolean {
   return rule.stage === 'websocket';
 }
 
-/**
- * `inner` with an `onResponse` that first checks the upstream's status (when `ranges` are given)
- * and counts the rule as injected only when it acts.
- */
-function countingOnResponse(inner: FaultInstance, state: RuleState, ranges: CompiledRule['match']['status']): FaultInstance {
+/** `inner` with an `onResponse` that acts only on an upstream status in `ranges` (`match.status`). */
+function statusGated(inner: FaultInstance, ranges: NonNullable<CompiledRule['match']['status']>): FaultInstance {
   const onResponse = inner.onResponse as NonNullable<FaultInstance['onResponse']>;
   const gated: FaultInstance = {
     onResponse(ctx, upstream) {
-      if (ranges !== null && !statusSelected(ranges, upstream.statusCode ?? 0)) return null;
-      const action = onResponse.call(inner, ctx, upstream);
-      if (action === null) return null;
-      // A lazy transform has acted only once it says so (a chunked body shorter than the cut).
-      if ('transform' in action && action.lazy === true) action.transform.once(FAULT_ACTED, () => state.injected++);
-      else state.injected++;
-      return action;
+      return statusSelected(ranges, upstream.statusCode ?? 0) ? onResponse.call(inner, ctx, upstream) : null;
     },
   };
   return Object.freeze(inner.stage === undefined ? gated : { ...gated, stage: inner.stage });

@@ -206,7 +206,7 @@ describe('HTTP faults on the wire', () => {
 
   it('a response delay before lost-response holds the reset back; a throttle picked before it never touched a body and is not labelled', async () => {
     const up = await startUpstream((_req, res) => res.end('0123456789'));
-    const { port, records } = await proxyWith(
+    const { proxy, port, records } = await proxyWith(
       'rules:\n  - name: hold\n    fault: { type: latency, delay: 300ms, at: response }\n  - name: thr\n    fault: { type: throttle, bytesPerSecond: 5 }\n  - name: lose\n    fault: { type: lost-response }',
       up.url,
       true,
@@ -218,6 +218,9 @@ describe('HTTP faults on the wire', () => {
     const rec = await waitFor(() => records()[0]);
     expect(rec.faults.map((f) => f.rule)).toEqual(['hold', 'lose']);
     expect(rec).toMatchObject({ outcome: 'reset', fault: { rule: 'lose' } });
+    // Counted as labelled: the throttle touched no body.
+    const injected = Object.fromEntries(proxy.engine.stats().map((r) => [r.name, r.injected]));
+    expect(injected).toMatchObject({ hold: 1, thr: 0, lose: 1 });
   });
 
   it('throttle and slow-body label nothing when there is no body to slow (HEAD, 204)', async () => {

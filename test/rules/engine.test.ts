@@ -261,7 +261,7 @@ describe('combination order', () => {
     expect(engine.stats().find((s) => s.name === 'err')).toMatchObject({ matched: 1, injected: 0 });
   });
 
-  it('match.status gates a response fault on the upstream status and counts it only then', () => {
+  it('match.status gates a response fault on the upstream status; it counts when the exchange labels it (acted), not when picked', () => {
     const { engine, clock } = engineFor('rules:\n  - name: lose-ok\n    match: { status: [2xx, 304] }\n    fault: { type: lost-response }');
     const d = run(engine, clock, facts());
     const inst = d.faults[0]?.instance;
@@ -270,7 +270,9 @@ describe('combination order', () => {
     expect(engine.stats()[0]?.injected).toBe(0);
     expect(inst?.onResponse?.(ctx, { statusCode: 201, headers: {} })).toEqual({ drop: true });
     expect(inst?.onResponse?.(ctx, { statusCode: 304, headers: {} })).toEqual({ drop: true });
-    expect(engine.stats()[0]).toMatchObject({ matched: 1, injected: 2 });
+    expect(engine.stats()[0]).toMatchObject({ matched: 1, injected: 0 });
+    d.faults[0]?.acted?.();
+    expect(engine.stats()[0]).toMatchObject({ matched: 1, injected: 1 });
   });
 
   it('maxActive caps concurrently active faults until they are settled', () => {

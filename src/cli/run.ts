@@ -271,6 +271,19 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
   process.exitCode = status;
 }
 
+/** Logs go out as NDJSON (not pretty) when stderr is no terminal: a container, a pipe, a file. */
+function logsAreNdjson(): boolean {
+  return process.stderr.isTTY !== true;
+}
+
+/**
+ * One line in the logs' own format, whatever the log level: the start line and the shutdown
+ * summary are `run`'s output, not diagnostics, and a JSON log pipeline must be able to read them.
+ */
+function writeLogLine(msg: string, fields: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ level: 30, time: Date.now(), name: 'aftershock', msg, ...fields })}\n`);
+}
+
 function positiveInt(option: string, raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: give a whole number above 0`);
@@ -327,9 +340,10 @@ async function runProxy(flags: RunFlags): Promise<void> {
     if (err instanceof ProfileError) throw new AftershockError(err.code, err.message, { cause: err, exitCode: 2 });
     throw err;
   }
-  process.stderr.write(
-    `aftershock: proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}\n`,
-  );
+  const started = `proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}`;
+  if (logsAreNdjson()) {
+    writeLogLine(started, { listen: proxy.url, target: flags.target, profile: proxy.profile.name, control: proxy.adminUrl ?? 'off', recording: flags.record ?? 'off' });
+  } else process.stderr.write(`aftershock: ${started}\n`);
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -357,7 +371,15 @@ async function runProxy(flags: RunFlags): Promise<void> {
         const st = proxy.recorder.stats;
         if (flags.summary && proxy.analyzer !== null && proxy.recorder.count > 0) {
           try {
-            process.stderr.write(formatReport(proxy.report(), 'text') + '\n');
+            const report = proxy.report();
+            const text = formatReport(report, 'text');
+            if (logsAreNdjson()) {
+              const t = report.totals;
+              writeLogLine(`retry summary: ${report.verdict}`, {
+                summary: { verdict: report.verdict, reasons: report.verdictReasons, attempts: t.attempts, retries: t.retries, amplification: t.amplification, findings: report.findings.map((f) => f.code) },
+                text,
+              });
+            } else process.stderr.write(text + '\n');
           } catch (err) {
             log.error({ err }, 'could not print the retry summary');
           }

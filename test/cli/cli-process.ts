@@ -41,7 +41,7 @@ export function cli(args: string[], env: Record<string, string> = {}, opts: { cw
 export async function listening(run: CliRun): Promise<{ proxy: string; control: string | null }> {
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const m = /proxying (http:\/\/[\d.]+:\d+) .* control (\S+)/.exec(run.stderr());
+    const m = /proxying (http:\/\/[\d.]+:\d+) .* control ([^\s"]+)/.exec(run.stderr());
     if (m !== null) return { proxy: m[1] as string, control: m[2] === 'off' ? null : (m[2] as string) };
     if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
     if (Date.now() > deadline) throw new Error(`not listening: ${run.stderr()}`);

@@ -137,7 +137,7 @@ describe('AFTERSHOCK_RECORD / --record off', () => {
         expect((await request(`${proxy}/x`)).status).toBe(200);
         const ready = JSON.parse((await request(`${control}/readyz`)).text) as { status: string; recording: { path: string | null } };
         expect(await stop(r)).toBe(0);
-        return { value, status: ready.status, path: ready.recording.path, said: /recording (\S+)/.exec(r.stderr())?.[1] };
+        return { value, status: ready.status, path: ready.recording.path, said: /recording ([^\s"]+)/.exec(r.stderr())?.[1] };
       }),
     );
     for (const run of runs) expect(run, JSON.stringify(run.value)).toMatchObject({ status: 'ready', path: null, said: 'off' });

@@ -40,11 +40,26 @@ describe('log level', () => {
         const { proxy } = await listening(r);
         expect((await request(`${proxy}/x`)).status).toBe(200);
         expect(await stop(r), r.stderr()).toBe(0);
-        return r.stderr().split('\n').filter((l) => l.startsWith('{') && (JSON.parse(l) as { level: number }).level === 30).length;
+        // (The start line is run's output, in the same format but printed at any level: not counted.)
+        return r.stderr().split('\n').filter((l) => l.startsWith('{') && (JSON.parse(l) as { level: number }).level === 30 && (JSON.parse(l) as { listen?: string }).listen === undefined).length;
       }),
     );
     // info and debug log the start and the stop; error does not.
     expect(infoLines.map((n) => n > 0)).toEqual([true, true, false]);
+  });
+
+  it('stderr that is no terminal (a container, a pipe) is NDJSON only: the start line and the shutdown summary are JSON lines too', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off'], { AFTERSHOCK_LOG_LEVEL: 'info' });
+    const { proxy } = await listening(r);
+    expect((await request(`${proxy}/x`)).status).toBe(200);
+    expect(await stop(r)).toBe(0);
+    const lines = r.stderr().split('\n').filter((l) => l !== '');
+    const parsed = lines.map((l) => JSON.parse(l) as { msg: string; listen?: string; summary?: { verdict: string }; text?: string });
+    expect(parsed.find((p) => p.msg.startsWith('proxying '))).toMatchObject({ listen: proxy, control: 'off' });
+    const summary = parsed.find((p) => p.summary !== undefined);
+    expect(summary).toMatchObject({ msg: 'retry summary: ok', summary: { verdict: 'ok', attempts: 1 } });
+    expect(summary?.text).toMatch(/aftershock retry analysis/);
   });
 
   describe('createLogger (library)', () => {

@@ -578,7 +578,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     stats() {
       return {
         profile: { name: profile.name, hash: profile.hash },
-        ready: closing === null && recorderHealthy,
+        ready: handle.ready,
         uptimeSeconds: Math.round((Date.now() - handle.startedAt) / 1000),
         rules: engine.stats(),
         exchanges,

@@ -337,14 +337,15 @@ class Engine implements Analyzer {
       this.bloomed.add(a.client);
       if (this.bloom.add(a.client)) this.agg.family(a.family).clients++;
     }
+    // A fault on an open WebSocket acted at the end of the connection, not over its life (a socket
+    // open for minutes would otherwise be one long fault window, baseline and aftermath gone).
+    const start = a.ws && a.status === 101 ? a.end : a.ts;
     if (a.injected) {
       this.quality.injectedFaults++;
-      // A fault that ended an open WebSocket acted at the end of the connection, not over its life.
-      const start = a.ws && a.status === 101 ? a.end : a.ts;
       this.addFaultInterval(a.faultRule ?? '(unnamed)', start, a.end);
     }
     // Every rule that injected into the exchange had its window then, not only the deciding one.
-    if (a.otherFaultRules !== null) for (const rule of a.otherFaultRules) this.addFaultInterval(rule, a.ts, a.end);
+    if (a.otherFaultRules !== null) for (const rule of a.otherFaultRules) this.addFaultInterval(rule, start, a.end);
     if (a.userAgent !== null && a.ip !== '') {
       let seen = this.ips.get(a.ip);
       if (seen === undefined) {

@@ -62,6 +62,8 @@ export interface Attempt {
   readonly ws: boolean;
   readonly ts: number;
   readonly end: number;
+  /** When the answer began, ms after `ts` (null: none, or not recorded). */
+  readonly ttfb: number | null;
   readonly client: string;
   readonly ip: string;
   readonly userAgent: string | null;
@@ -203,6 +205,7 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     ws,
     ts: r.ts,
     end: Math.max(r.end, r.ts),
+    ttfb: typeof r.ttfb === 'number' && r.ttfb >= 0 ? r.ttfb : null,
     client: key,
     ip: r.ip,
     userAgent: r.userAgent,

@@ -130,7 +130,9 @@ export class Chain {
     const v = prev.retryAfterMs === null ? null : checkRetryAfter(gap, prev.retryAfterMs / 1000);
     // Retry-After plus a jitter of up to max(1 s, 25 %) honours it (for the client's verdict).
     const jittered = v === 'late' && gap <= raJitterLimitMs(prev.retryAfterMs as number);
-    if (v === 'compliant' || jittered) this.raGaps++;
+    // Only an exact honouring leaves the client's own schedule: a wait of Retry-After plus up to a
+    // second may as well be the client's own fixed wait (every 1.5 s under Retry-After: 1).
+    if (v === 'compliant') this.raGaps++;
     else if (this.ownGaps.length < MAX_KEPT_GAPS) {
       if (this.ownGaps === NO_GAPS) this.ownGaps = [];
       this.ownGaps.push(gap);
@@ -320,10 +322,12 @@ export class Thread {
     const rawGap = a.ts - c.maxEnd;
     // A hedge overlaps the chain in time: it starts before the chain's last end and (given the
     // test above) ends after the chain's first start. The tolerance absorbs timestamps of a retry
-    // sent as the answer arrived; an attempt that starts in the first half of the previous one was
-    // sent before any answer could have come (parallel copies), however short that attempt was.
+    // sent as the answer arrived (and clocks of two proxies a little apart); an attempt that starts
+    // before the previous one's answer began (its ttfb; without one, its first half) was sent
+    // before any answer could have come: parallel copies, however short the attempt.
     const prev = c.last;
-    if (rawGap < -HEDGE_TOLERANCE_MS || (rawGap < 0 && a.ts - prev.ts < (prev.end - prev.ts) / 2)) {
+    const answered = prev.ts + (prev.ttfb ?? (prev.end - prev.ts) / 2);
+    if (rawGap < -HEDGE_TOLERANCE_MS || (rawGap < 0 && a.ts < answered)) {
       c.addHedge(a);
       sink.attempt(a, 'hedge', c);
       return;

@@ -642,9 +642,12 @@ export function buildReport(input: ReportInput): Report {
   for (const ct of types) {
     const j = ct.jitterDetail;
     const wide = j.clients >= R.noJitterClients;
-    // One gap per chain tells no schedule, but 10+ clients coming back after the same wait is the
-    // herd the spec's verdict names (§5: the CV of the k-th gap, k = 1 included).
-    if (ct.jitter === 'none' && ct.backoff !== 'immediate' && (ct.backoff !== 'insufficient-data' || wide) && j.clients >= 2) {
+    // One gap per chain tells no schedule, but 10+ clients coming back after the same wait of their
+    // own is the herd the spec's verdict names (§5: the CV of the k-th gap, k = 1 included) — when
+    // those retries are load (10 % of the attempts or more: pollers whose next poll followed a
+    // failed one are not), and not a Retry-After they were told and honoured.
+    const oneGapHerd = wide && ct.retryRatio >= R.budgetSre && !(j.trigger ?? '').includes('|ra:');
+    if (ct.jitter === 'none' && ct.backoff !== 'immediate' && (ct.backoff !== 'insufficient-data' || oneGapHerd) && j.clients >= 2) {
       if (wide) noJitterWide = true;
       const schedule = ct.backoff === 'insufficient-data' ? 'came back after the same wait' : `retried on the same ${ct.backoff} schedule`;
       findings.push(

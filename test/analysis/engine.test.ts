@@ -212,6 +212,30 @@ describe('grouping (spec §3)', () => {
     expect(r.totals).toMatchObject({ attempts: 2, logicalRequests: 1, retries: 0, hedges: 1 });
   });
 
+  it('one gap per chain: 10+ clients in step are a herd only when the retries are load and their own wait, not a Retry-After they honoured or a next poll', () => {
+    // 20 clients polling every 2 s; a POST each during the fault, 503 with Retry-After: 5, retried exactly 5 s later.
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 20; c++) {
+      for (let i = 0; i < 30; i++) rs.push(http({ ts: T0 + i * 2000 + c * 10, client: `c${c}`, query: `i=${i}` }));
+      const t = T0 + 20_000 + c * 20;
+      rs.push(http({ ts: t, client: `c${c}`, method: 'POST', path: '/pay', bodyHash: 'sha256:x:1', retryAfter: 5, status: 503, fault: { rule: 'pay-503', type: 'http-error', injected: true } }));
+      rs.push(http({ ts: t + 5012, client: `c${c}`, method: 'POST', path: '/pay', bodyHash: 'sha256:x:1' }));
+    }
+    const honoured = run(byEnd(rs));
+    expect(honoured.findings.filter((f) => f.code === 'no-jitter')).toEqual([]);
+    expect(honoured.verdict).toBe('ok');
+    // Pollers: one poll each failed in a 4 s outage, the next poll 5 s later is chained to it.
+    const polls: HttpRecord[] = [];
+    for (let c = 0; c < 20; c++) {
+      for (let i = 0; i < 12; i++) {
+        const ts = T0 + i * 5000 + c * 3;
+        const down = ts - T0 >= 30_000 && ts - T0 < 34_000;
+        polls.push(http({ ts, client: `p${c}`, path: '/feed', ...(down ? { status: 503, fault: { rule: 'outage', type: 'http-error', injected: true } } : {}) }));
+      }
+    }
+    expect(run(byEnd(polls)).verdict).toBe('ok');
+  });
+
   it('10+ clients that come back after the same single wait are a no-jitter herd, even with one gap per chain to go by', () => {
     const fleet = (n: number): Report =>
       run(byEnd(Array.from({ length: n }, (_, c) => [http({ ts: T0 + 20_000 + c, client: `c${c}`, ...fail }), http({ ts: T0 + 21_010 + c, client: `c${c}` })]).flat()));
@@ -222,17 +246,23 @@ describe('grouping (spec §3)', () => {
     expect(fleet(4).findings.filter((f) => f.code === 'no-jitter')).toEqual([]);
   });
 
-  it('waits that honour a Retry-After with some jitter on top are the server\'s schedule, not the client\'s own backoff', () => {
-    const rs: HttpRecord[] = [];
-    for (let i = 0; i < 3; i++) {
-      const t = T0 + i * 20_000;
-      rs.push(http({ ts: t, query: `i=${i}`, status: 429, retryAfter: 2 }));
-      rs.push(http({ ts: t + 2610, query: `i=${i}`, status: 429, retryAfter: 2 }));
-      rs.push(http({ ts: t + 5220, query: `i=${i}` }));
-    }
-    const r = run(byEnd(rs));
-    expect(r.clients[0]?.retryAfter).toBe('compliant');
-    expect(r.clients[0]?.backoff).toBe('insufficient-data');
+  it('a wait of Retry-After plus a fixed offset stays in the client\'s own backoff (it may be its own schedule); only exact honouring leaves it', () => {
+    const chains = (gap: number, client: string): HttpRecord[] => {
+      const rs: HttpRecord[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t = T0 + i * 20_000;
+        rs.push(http({ ts: t, client, query: `i=${i}`, status: 429, retryAfter: 1 }));
+        rs.push(http({ ts: t + 10 + gap, client, query: `i=${i}`, status: 429, retryAfter: 1 }));
+        rs.push(http({ ts: t + 20 + 2 * gap, client, query: `i=${i}` }));
+      }
+      return rs;
+    };
+    // Every 1.5 s under Retry-After: 1 (within the jitter allowance): the client's own constant schedule, not jitter.
+    const own = run(byEnd(chains(1500, 'own')));
+    expect(own.clients[0]?.backoff).toBe('constant');
+    // Exactly the 1 s asked for: the server's schedule.
+    const exact = run(byEnd(chains(1000, 'exact')));
+    expect(exact.clients[0]).toMatchObject({ backoff: 'insufficient-data', retryAfter: 'compliant' });
   });
 
   it('one chain of a doubling backoff reports its base and factor (spec 4.4), for the client and its type', () => {
@@ -258,6 +288,16 @@ describe('grouping (spec §3)', () => {
     expect(behind(20, () => '198.51.100.7').dataQuality.natSuspected).toHaveLength(1);
     // Keyed by a header of their own (x-client-id values): told apart already.
     expect(behind(20, (i) => `device-${i}`).dataQuality.natSuspected).toEqual([]);
+  });
+
+  it('a retry through a second proxy whose clock is a little behind stays a retry: it started after the answer began (ttfb), not with the attempt', () => {
+    // 20 ms attempts answered at 5 ms; the retry 1 ms after the end, stamped 12 ms early by the other proxy's clock.
+    const rs = Array.from({ length: 20 }, (_, c) => [
+      http({ ts: T0 + c * 1000, end: T0 + c * 1000 + 20, ttfb: 5, client: `c${c}`, ...fail }),
+      http({ ts: T0 + c * 1000 + 21 - 12, end: T0 + c * 1000 + 21 - 12 + 20, ttfb: 5, client: `c${c}` }),
+    ]).flat();
+    const r = run(byEnd(rs));
+    expect(r.totals).toMatchObject({ retries: 20, hedges: 0 });
   });
 
   it('copies sent together are hedges even when each lasts less than the 25 ms tolerance; an immediate retry after the answer stays a retry', () => {
@@ -413,6 +453,12 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(w('little-latency')).toHaveLength(1);
     expect(w('little-latency')[0]?.start).toBe(T0);
     expect(w('little-latency')[0]?.end).toBe(T0 + 19_010);
+    // On a WebSocket open for minutes, every rule that acted on it acted at its end, as the deciding one does.
+    const lag = { rule: 'ws-lag', type: 'ws-delay', injected: true as const };
+    const drop = { rule: 'ws-drop', type: 'ws-drop', injected: true as const };
+    const sock = { ...http({ ts: T0, end: T0 + 300_000, status: 101, fault: drop, faults: [lag, drop] }), type: 'ws' } as unknown as HttpRecord;
+    const r2 = run([sock]);
+    for (const x of r2.faultWindows) expect(x.start, x.rule).toBe(T0 + 300_000);
   });
 
   it('clients that wait out a long Retry-After and then succeed are not a metastable storm', () => {

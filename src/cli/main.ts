@@ -53,6 +53,8 @@ function quietWhenReaderLeaves(stream: NodeJS.WriteStream): void {
 /** Runs the CLI; resolves to the exit status. */
 export async function main(argv: string[]): Promise<number | undefined> {
   quietWhenReaderLeaves(process.stdout);
+  // `run` writes its start line and summary to stderr: a closed stderr must not stop the proxy.
+  quietWhenReaderLeaves(process.stderr);
   const program = createProgram();
   try {
     await program.parseAsync(argv);

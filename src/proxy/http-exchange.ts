@@ -337,15 +337,19 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       if (acting !== null) for (const a of acting) if (drop === null || !a.body) this.tag(a.f);
       if (drop !== null) {
         // lost-response: the upstream did the work; the client never hears of it (after the
-        // delays picked before it, which add up as response delays do).
-        this.tag(drop);
+        // delays picked before it, which add up as response delays do). Labelled when it acts: a
+        // client that leaves during the delay was never reset by it.
         if (delay > 0) {
           void this.sleep(delay).then((ok) => {
             proxyRes.discard();
-            if (ok && !this.closedUp) this.dropResponse();
+            if (ok && !this.closedUp) {
+              this.tag(drop);
+              this.dropResponse();
+            }
           });
           return;
         }
+        this.tag(drop);
         proxyRes.discard();
         this.dropResponse();
         return;

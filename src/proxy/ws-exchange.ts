@@ -79,6 +79,8 @@ interface HeldQueue {
   head: number;
   timer: NodeJS.Timeout | null;
   after: Array<() => void> | null;
+  /** Bytes held, for backpressure. */
+  bytes: number;
 }
 
 export class WsExchange extends FaultContextBase implements WsFaultContext, WsUpgradeContext {
@@ -611,11 +613,22 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     });
   }
 
-  /** Runs `fn` once the messages held in `dir` are sent (at once when none are held). */
+  /** Runs `fn` once the messages held in `dir` are sent (at once when none are held, or at shutdown). */
   private afterHeld(dir: MessageDirection, fn: () => void): void {
     const q = this.held[dir];
-    if (q === null || q.head >= q.items.length || this.frozen) fn();
+    if (q === null || q.head >= q.items.length || this.frozen || this.shutdownAsked) fn();
     else (q.after ??= []).push(fn);
+  }
+
+  /** At shutdown the held messages are dropped (the sockets close with 1001 at once), their timers ended. */
+  private dropHeld(): void {
+    for (const dir of ['in', 'out'] as const) {
+      const q = this.held[dir];
+      if (q === null) continue;
+      if (q.timer !== null) clearTimeout(q.timer);
+      this.held[dir] = null;
+      if (q.after !== null) for (const fn of q.after) fn();
+    }
   }
 
   private relay(dir: MessageDirection, from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
@@ -659,8 +672,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       // messages wait in one queue per direction behind one timer (a timer each fired in any order
       // when their times met: jittered delays reordered messages).
       this.releaseAt[dir] = at;
-      const q = (this.held[dir] ??= { items: [], head: 0, timer: null, after: null });
+      const q = (this.held[dir] ??= { items: [], head: 0, timer: null, after: null, bytes: 0 });
       q.items.push({ at, from, to, data, binary });
+      q.bytes += data.length;
+      // Held bytes count as the receiver's backlog: past the high-water mark the sender waits (a
+      // 5 s delay on a fast sender held gigabytes).
+      if (q.bytes > HIGH_WATER && !from.isPaused) from.pause();
       if (q.timer === null) this.armHeld(dir, q, now);
       return;
     }
@@ -680,11 +697,15 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     if (this.recorded) return;
     // A timer fires up to a millisecond early or late on the clock's fractions: within 1 ms is due.
     const now = this.core.now();
+    let last: HeldMessage | null = null;
     while (q.head < q.items.length && (q.items[q.head] as HeldMessage).at <= now + 1) {
       const m = q.items[q.head] as HeldMessage;
       q.items[q.head++] = undefined as unknown as HeldMessage;
+      q.bytes -= m.data.length;
       this.send(m.from, m.to, m.data, m.binary);
+      last = m;
     }
+    if (last !== null && q.bytes < LOW_WATER && last.from.isPaused && last.to.bufferedAmount < LOW_WATER) last.from.resume();
     if (q.head === q.items.length) {
       q.items = [];
       q.head = 0;
@@ -709,7 +730,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     to.send(data, { binary }, () => {
       const left = toUpstream ? --this.sendsToUpstream : --this.sendsToClient;
       if (left === 0 && this.terminateAfterSends === to) to.terminate();
-      if (to.bufferedAmount < LOW_WATER && from.isPaused) from.resume();
+      // (Not while a ws-delay still holds much of this direction: releasing it resumes the sender.)
+      const held = this.held[toUpstream ? 'in' : 'out'];
+      if (to.bufferedAmount < LOW_WATER && from.isPaused && (held === null || held.bytes < LOW_WATER)) from.resume();
     });
     if (to.bufferedAmount > HIGH_WATER && !from.isPaused) from.pause();
   }
@@ -828,6 +851,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       return;
     }
     this.shutdownAsked = true;
+    this.dropHeld();
     if (this.client !== null || this.upSocket !== null) this.closeClient(1001, 'aftershock is shutting down');
     else this.socket.destroy();
     // The 1001 close frames are queued (behind compression, buffered writes): a terminate now

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
-import { cli } from './cli-process.js';
+import { cli, listening } from './cli-process.js';
+import { request, startUpstream } from '../helpers.js';
 
 describe('output piped into a reader that leaves early', () => {
   it.each([['json'], ['har'], ['text']])('analyze -f %s ends quietly with its own status', async (format) => {
@@ -18,5 +19,15 @@ describe('output piped into a reader that leaves early', () => {
     run.child.stdout?.once('data', () => run.child.stdout?.destroy());
     expect(await run.exit).toBe(0);
     expect(run.stderr()).not.toMatch(/EPIPE|internal error/);
+  });
+
+  it('run keeps serving when its stderr reader goes away, and stops with status 0', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const run = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off'], { AFTERSHOCK_LOG_LEVEL: 'info' });
+    const { proxy } = await listening(run);
+    run.child.stderr?.destroy();
+    for (let i = 0; i < 5; i++) expect((await request(`${proxy}/x${i}`)).status).toBe(200);
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
   });
 });

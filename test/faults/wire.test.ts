@@ -223,6 +223,17 @@ describe('HTTP faults on the wire', () => {
     expect(injected).toMatchObject({ hold: 1, thr: 0, lose: 1 });
   });
 
+  it('a client that leaves during the delay before lost-response was not reset by it: the lost-response is neither labelled nor counted', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const { proxy, port, records } = await proxyWith('rules:\n  - name: hold\n    fault: { type: latency, delay: 1s, at: response }\n  - name: lose\n    fault: { type: lost-response }', up.url, true);
+    await rawExchange(port, GET('/gone'), { timeoutMs: 200 });
+    const rec = await waitFor(() => records()[0], 4000);
+    expect(rec).toMatchObject({ outcome: 'client-abort' });
+    expect(rec.faults.map((f) => f.rule)).toEqual(['hold']);
+    const injected = Object.fromEntries(proxy.engine.stats().map((r) => [r.name, r.injected]));
+    expect(injected).toMatchObject({ hold: 1, lose: 0 });
+  });
+
   it('throttle and slow-body label nothing when there is no body to slow (HEAD, 204)', async () => {
     const up = await startUpstream((req, res) => {
       res.writeHead(req.url === '/empty' ? 204 : 200, { 'content-length': '10' });
@@ -639,6 +650,29 @@ describe('WebSocket faults on the wire', () => {
     await waitFor(() => got.length === 4000, 8000);
     const firstOutOfOrder = got.findIndex((v, i) => v !== i);
     expect(firstOutOfOrder).toBe(-1);
+  });
+
+  it('ws-delay holds at most about a megabyte per direction before the sender has to wait (a fast sender behind a 2 s delay held gigabytes)', async () => {
+    const MiB = Buffer.alloc(1024 * 1024, 0x61);
+    let stop = false;
+    const up = await wsUpstream((ws) => {
+      const pump = (): void => {
+        if (stop || ws.readyState !== WebSocket.OPEN) return;
+        // Offer more only as the proxy takes it (what a well-behaved sender does).
+        while (ws.bufferedAmount < 4 * MiB.length) ws.send(MiB);
+        setTimeout(pump, 5);
+      };
+      pump();
+    });
+    const { proxy, wsRecords } = await proxyWith('rules:\n  - name: hold\n    fault: { type: ws-delay, delay: 2s, direction: out }', up.url, true);
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/flood');
+    ws.on('message', () => undefined);
+    await new Promise((r) => setTimeout(r, 1500));
+    stop = true;
+    ws.terminate();
+    const [rec] = await waitFor(() => (wsRecords().length === 1 ? wsRecords() : undefined), 8000);
+    // What the proxy took from the upstream in 1.5 s (all of it held): the high-water mark and the sockets' buffers, not the link's speed (150 MB and more).
+    expect(rec?.bytesOut).toBeLessThan(48 * MiB.length);
   });
 
   it('a ws-close or ws-freeze that never came to act (the client left first) is neither labelled nor counted', async () => {

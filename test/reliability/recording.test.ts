@@ -12,6 +12,19 @@ import { analyzeFiles, createAnalyzer, evaluateGates, parseGate } from '../../sr
 import type { AnyRecord } from '../../src/record/schema.js';
 import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
 
+/** A proxy recording into a folder of its own, one exchange written, then the folder removed. */
+async function recordingThenFolderRemoved() {
+  const sub = path.join(tempDir(), 'recordings');
+  fs.mkdirSync(sub);
+  const file = path.join(sub, 'rec.ndjson');
+  const up = await startUpstream((_req, res) => res.end('ok'));
+  const proxy = await startTestProxy({ target: up.url, record: file });
+  await request(`${proxy.url}/before`);
+  await proxy.recorder.drain();
+  fs.rmSync(sub, { recursive: true });
+  return { sub, file, proxy };
+}
+
 describe('recording failures', () => {
   it('keeps proxying on a full disk and counts every record it could not write', async () => {
     const up = await startUpstream((_req, res) => res.end('ok'));
@@ -27,15 +40,7 @@ describe('recording failures', () => {
   });
 
   it('notices a removed recording folder, counts the loss, and resumes when the folder is back', async () => {
-    const dir = tempDir();
-    const sub = path.join(dir, 'recordings');
-    fs.mkdirSync(sub);
-    const file = path.join(sub, 'rec.ndjson');
-    const up = await startUpstream((_req, res) => res.end('ok'));
-    const proxy = await startTestProxy({ target: up.url, record: file });
-    await request(`${proxy.url}/before`);
-    await proxy.recorder.drain();
-    fs.rmSync(sub, { recursive: true });
+    const { sub, file, proxy } = await recordingThenFolderRemoved();
     await waitFor(() => !proxy.ready, 4000);
     expect((await request(`${proxy.url}/while-gone`)).status).toBe(200);
     await proxy.recorder.drain();
@@ -83,15 +88,7 @@ describe('a recording file removed under the proxy', () => {
   });
 
   it('the file tells of its gap: analyze counts the lost records, says so, lowers its confidence, and a gate can fail on it', async () => {
-    const dir = tempDir();
-    const sub = path.join(dir, 'recordings');
-    fs.mkdirSync(sub);
-    const file = path.join(sub, 'traffic.ndjson');
-    const up = await startUpstream((_req, res) => res.end('ok'));
-    const proxy = await startTestProxy({ target: up.url, record: file });
-    await request(`${proxy.url}/before`);
-    await proxy.recorder.drain();
-    fs.rmSync(sub, { recursive: true });
+    const { sub, file, proxy } = await recordingThenFolderRemoved();
     for (let i = 0; i < 3; i++) await request(`${proxy.url}/gone${i}`);
     await proxy.recorder.drain();
     fs.mkdirSync(sub);

@@ -10,7 +10,7 @@ import type { ProxyHandle } from '../proxy/handle.js';
 import { formatReport } from '../analysis/index.js';
 import { parseDurationOption } from '../proxy/duration.js';
 import { VERSION } from '../version.js';
-import { ProfileError } from '../errors.js';
+import { isAftershockError, ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile } from './describe-profile.js';
@@ -254,12 +254,14 @@ export const routes: readonly Route[] = [
         handler: async ({ proxy }, req) => {
           const { ttl, ...rule } = await readJsonObject(req);
           const ttlMs = parseTtl(ttl);
-          if (typeof rule.name === 'string' && proxy.engine.stats().some((r) => r.name === rule.name)) {
-            throw new HttpError(409, 'rule-exists', `a rule named ${JSON.stringify(rule.name)} exists; DELETE /faults/${encodeURIComponent(rule.name)} first or pick another name`);
-          }
           try {
             return ok(proxy.addFault(rule, ttlMs), 201);
           } catch (err) {
+            // The engine decides whether the name is taken; the API says how to free it.
+            if (isAftershockError(err) && err.code === 'ERR_RULE_EXISTS') {
+              const name = String(rule.name);
+              throw new HttpError(409, 'rule-exists', `a rule named ${JSON.stringify(name)} exists; DELETE /faults/${encodeURIComponent(name)} first or pick another name`);
+            }
             // One rule, not a profile: say so (the problems' paths are the rule's own, e.g. fault.status).
             if (!(err instanceof ProfileError)) throw err;
             const n = err.problems.length;

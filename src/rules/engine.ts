@@ -644,9 +644,9 @@ function newState(name: string): RuleState {
 }
 
 /**
- * A response fault counts as injected when its `onResponse` acts (returns an action), not when the
- * rule is picked: a truncate of a body shorter than its cut, or a corrupt with nothing to flip,
- * injected nothing and is not labelled either.
+ * A response fault counts as injected when the exchange labels it (its `acted`), not when the rule
+ * is picked: a truncate of a body shorter than its cut, a corrupt with nothing to flip, or a
+ * throttle before a lost-response injected nothing and is neither labelled nor counted.
  */
 function countsOnResponse(rule: CompiledRule): boolean {
   return rule.stage === 'response' && rule.instance.onResponse !== undefined;

@@ -504,11 +504,18 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     }
   }
 
-  /** Why a response body the upstream began did not end: silent for --upstream-timeout, or broken off. */
+  /**
+   * Why a response body the upstream began did not end: silent for --upstream-timeout, not valid
+   * HTTP (bad chunking: the label a broken head gets too), or broken off. The client is reset in
+   * each case, its head perhaps already sent.
+   */
   private failMidBody(pr: UpstreamCall): void {
     if (pr.timedOut) {
       this.error = 'upstream-timeout';
       this.outcome = 'timeout';
+    } else if (pr.malformed) {
+      this.error = 'upstream-bad-response';
+      this.outcome = 'reset';
     } else {
       this.error = 'upstream-reset';
       this.outcome = 'reset';

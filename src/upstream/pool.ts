@@ -171,6 +171,11 @@ export class UpstreamCall {
   failed = false;
   /** True when it failed because the body went silent for the idle limit (`failed` is true too). */
   timedOut = false;
+  /**
+   * True when it failed because the body broke HTTP's framing (a bad chunk-size line, say): the
+   * upstream's answer is not valid HTTP, it did not break off (`failed` is true too).
+   */
+  malformed = false;
 
   constructor(sink: UpstreamSink) {
     this.sink = sink;
@@ -305,7 +310,11 @@ export class UpstreamCall {
       // Mid-body: the response ends incomplete.
       const wasAborted = this.aborted;
       this.aborted = true;
-      if (!this.failed && (err as { code?: string }).code === BODY_TIMEOUT) this.timedOut = true;
+      if (!this.failed) {
+        // The first cause is the one: the close that follows a parse error is no reset of its own.
+        if ((err as { code?: string }).code === BODY_TIMEOUT) this.timedOut = true;
+        else if (isFramingError(err)) this.malformed = true;
+      }
       this.failed = true;
       if (this.mode === Mode.Direct) {
         if (!wasAborted) (this.direct as BodySink).onUpstreamAbort();
@@ -319,6 +328,17 @@ export class UpstreamCall {
 }
 
 const EMPTY: string[] = [];
+
+/**
+ * An error that says the upstream's bytes are not valid HTTP (llhttp's `HPE_` codes, from undici
+ * and from Node's client alike; undici's parser errors do not always carry one), as opposed to a
+ * connection that broke off.
+ */
+function isFramingError(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+  return err.name === 'HTTPParserError';
+}
 
 /**
  * undici decodes the reason phrase as UTF-8; the wire has bytes. Give them back one char per byte

@@ -508,6 +508,23 @@ describe('upstream leg: framing', () => {
     expect(rec).toMatchObject({ status: 200, outcome: 'reset', error: 'upstream-reset', bytesOut: 9 });
   });
 
+  // The upstream broke the framing, it did not reset: the record names the same bad response a
+  // broken head gets (502 upstream-bad-response), though the client, its 200 head already sent, is reset.
+  // Held by a delay, the head never reaches the client: no status, the upstream's 200 kept beside it.
+  it.each([
+    ['streamed straight through', null, { status: 200, upstreamStatus: null }],
+    ['held by a response delay', 'rules:\n  - name: slow\n    fault: { type: latency, at: response, delay: 100ms }', { status: null, upstreamStatus: 200 }],
+  ])('an upstream whose chunked body has a bad chunk-size line (%s): the client is reset, one record upstream-bad-response', async (_label, profile, statuses) => {
+    const up = await rawUpstream((_h, s) => s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nmore\r\n0\r\n\r\n'));
+    const p = await recordingProxy({ target: up.url, ...(profile === null ? {} : { profile: parseProfile(profile, null) }) });
+    const got = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 2000 });
+    expect(got.data.endsWith('0\r\n\r\n')).toBe(false); // never a clean end
+    const rec = await waitFor(() => p.records()[0], 2000);
+    await sleep(100);
+    expect(p.records()).toHaveLength(1);
+    expect(rec).toMatchObject({ ...statuses, outcome: 'reset', error: 'upstream-bad-response' });
+  });
+
   it('an upstream that closes before any head: 502 upstream-reset, one record', async () => {
     const up = await rawUpstream((_h, s) => s.end());
     const p = await recordingProxy({ target: up.url });

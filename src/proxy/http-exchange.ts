@@ -754,13 +754,14 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   }
 
   /**
-   * The request's body could not be parsed (the server answers `status` on the socket): the
-   * upstream request stops and this exchange is recorded as a bad request.
+   * The request's body could not be parsed (the server answers `status` on the socket, labelled
+   * `code`): the upstream request stops and this exchange is recorded as a bad request, with the
+   * code its answer carried (`headers-too-large` for a 431 on oversized trailers).
    */
-  rejectBody(status: number): void {
+  rejectBody(status: number, code: string): void {
     this.rejectedWith = status;
     this.outcome = 'bad-request';
-    this.error = 'bad-request';
+    this.error = code;
     this.proxyReq?.abort();
   }
 

@@ -407,7 +407,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (midBody) {
       // Bad framing inside the body of the exchange in flight (e.g. broken chunking): that
       // exchange records the 400; the upstream request is stopped.
-      active.rejectBody(status);
+      active.rejectBody(status, code);
       answer();
     } else if (active !== undefined) {
       // A bad request pipelined behind one still in flight: that one gets its answer first (the

@@ -46,6 +46,27 @@ describe('hostile clients', () => {
     expect(upstreamGotEnd).toBe(false);
   });
 
+  it('a chunked body ending in ~20 KB of trailers: the 431 it gets is recorded as an oversized head is (headers-too-large), once', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const trailers = Array.from({ length: 200 }, (_, i) => `x-t${i}: ${'v'.repeat(100)}\r\n`).join('');
+    const big = await rawExchange(proxy.address.port, `POST /tr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n${trailers}\r\n`);
+    expect(big.data).toMatch(/^HTTP\/1\.1 431/);
+    expect(big.data).toContain('x-aftershock-error: headers-too-large');
+    // The same label as a request head over the limit.
+    const head = await rawExchange(proxy.address.port, `GET /hd HTTP/1.1\r\nHost: x\r\n${trailers}\r\n`);
+    expect(head.data).toMatch(/^HTTP\/1\.1 431/);
+    await proxy.close();
+    const recs = readRecords(file).filter((r) => r.type === 'http');
+    expect(recs).toHaveLength(2);
+    expect(recs.find((r) => r.path === '/hd')).toMatchObject({ status: 431, outcome: 'bad-request', error: 'headers-too-large' });
+    expect(recs.find((r) => r.path === '/tr')).toMatchObject({ method: 'POST', status: 431, outcome: 'bad-request', error: 'headers-too-large' });
+  });
+
   it('never lets the Host header choose the upstream', async () => {
     const up = await startUpstream((req, res) => res.end(`upstream saw ${req.url}`));
     const proxy = await startTestProxy({ target: up.url });

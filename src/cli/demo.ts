@@ -11,6 +11,7 @@ import { parseSecondsOrDuration } from '../faults/lib/duration.js';
 import { checkHtmlPath, DemoHtmlWriteError, runDemo, type DemoOptions, type DemoResult, type FleetKind } from '../demo/run-demo.js';
 import { demoJson, formatComparison } from '../demo/compare.js';
 import { DEMO_CLIENTS } from '../demo/defaults.js';
+import { outliveTerminal, STOP_SIGNALS } from './signals.js';
 
 interface DemoFlags {
   duration?: string;
@@ -99,12 +100,12 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
   if (flags.record !== undefined) checkRecordPath(path.resolve(flags.record));
   const stop = new AbortController();
   options.signal = stop.signal;
-  const onSignal = (): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
     if (stop.signal.aborted) process.exit(130);
+    outliveTerminal(signal);
     stop.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   const note = flags.json === true ? err : out;
   const fleets = flags.fleet === 'both' ? 'a naive and a careful fleet' : `a ${flags.fleet} fleet`;
   note.write(
@@ -124,7 +125,6 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
     if (result.htmlPath !== null) note.write(`\nHTML report: ${result.htmlPath}\n`);
     if (result.recordPath !== null) note.write(`Recording:   ${result.recordPath} (aftershock analyze ${result.recordPath})\n`);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   }
 }

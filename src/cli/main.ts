@@ -12,6 +12,7 @@ import { registerProfilesCommand } from './profiles.js';
 import { registerDemoCommand } from './demo.js';
 import { registerCtlCommand } from './ctl.js';
 import { applyBooleanEnv, dropEmptyEnv, nameEnvSource } from './env.js';
+import { readerGone } from './signals.js';
 
 /** The command whose action ran, per program: its errors name the variables its values came from. */
 const actions = new WeakMap<Command, Command>();
@@ -39,14 +40,14 @@ export function createProgram(): Command {
 }
 
 /**
- * A reader that left early (`analyze rec.ndjson | head -1`): the rest of the output goes nowhere,
- * quietly, and the command ends with its own status (not a stack trace and status 1, which a CI
- * step reads as a gate that held).
+ * A reader that left early (`analyze rec.ndjson | head -1`) or a terminal that hung up: the rest of
+ * the output goes nowhere, quietly, and the command ends with its own status (not a stack trace
+ * and status 1, which a CI step reads as a gate that held).
  */
 function quietWhenReaderLeaves(stream: NodeJS.WriteStream): void {
   if (stream.listenerCount('error') > 0) return;
   stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
+    if (!readerGone(err)) throw err;
   });
 }
 

@@ -14,6 +14,7 @@ import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
 import { parseDurationOption } from '../proxy/duration.js';
 import { BOOLEAN_ENV_HELP, meansOff, nameEnvSource } from './env.js';
+import { outliveTerminal, STOP_SIGNALS } from './signals.js';
 
 interface RunFlags {
   target?: string;
@@ -136,19 +137,6 @@ function hostHeaderMode(raw: string | undefined): 'target' | 'preserve' | undefi
   const v = raw.trim().toLowerCase();
   if (v === 'target' || v === 'preserve') return v;
   throw new AftershockError('ERR_BAD_OPTION', `--host-header ${JSON.stringify(raw)}: give target (send the target's host) or preserve (send the client's)`);
-}
-
-/** Signals that stop `run` gracefully, each as SIGTERM does (a second one of any of them: at once). */
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/**
- * After SIGHUP the terminal may be gone: every write to it fails (EIO), and a write error nobody
- * listens for would kill the process in the middle of its drain. Logs and the summary are then
- * best effort; the recording (a file) is not affected.
- */
-function outliveTerminal(signal: string): void {
-  if (signal !== 'SIGHUP') return;
-  for (const out of [process.stdout, process.stderr]) if (out.listenerCount('error') === 0) out.on('error', () => undefined);
 }
 
 /** What the primary tells its workers (signals reach a worker twice from a terminal: see `superviseWorkers`). */

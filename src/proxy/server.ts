@@ -31,6 +31,8 @@ import { HttpExchange, kActive, kConnId, kExchange } from './http-exchange.js';
 const kRefused = Symbol('aftershock.refused');
 /** Marks a TLS connection whose handshake completed. */
 const kSecured = Symbol('aftershock.secured');
+/** On a connection: the last request whose head was parsed (see `headBegun`). */
+const kLastReq = Symbol('aftershock.lastReq');
 import { WsExchange, type WsServers } from './ws-exchange.js';
 import { parseDurationOption } from './duration.js';
 import { remoteIp } from './util.js';
@@ -223,6 +225,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
+    (req.socket as Socket & { [kLastReq]?: IncomingMessage })[kLastReq] = req;
     // A request pipelined behind one the proxy refused: that answer closes the connection, so this
     // one is neither forwarded nor answered (the client sends it again on a new connection).
     if ((req.socket as Socket & { [kRefused]?: true })[kRefused] === true) return;
@@ -314,9 +317,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
   // Any other expectation: Node would answer 417 itself, unlabelled and unrecorded.
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
-    refuse(req, res, 417, 'expectation-failed', 'aftershock passes on Expect: 100-continue only'),
-  );
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    (req.socket as Socket & { [kLastReq]?: IncomingMessage })[kLastReq] = req;
+    refuse(req, res, 417, 'expectation-failed', 'aftershock passes on Expect: 100-continue only');
+  });
   if (tls !== null) {
     server.on('secureConnection', (socket: Socket) => {
       void socket.remoteAddress;
@@ -384,11 +388,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       return;
     }
     // A request whose body broke off (the client went away or sent bad chunking mid-body) is the
-    // exchange in flight: it records itself (client-abort). Only a request that never became an
-    // exchange is recorded here, once.
+    // exchange in flight, or one already answered: it records itself (client-abort, or the answer
+    // it got). Only a request that never became an exchange is recorded here, once.
     const active = sock[kActive];
     const midBody = active !== undefined && !active.req.complete;
-    if (err.code === 'ECONNRESET' || !sock.writable || (midBody && (err.code === 'HPE_INVALID_EOF_STATE' || active.res.headersSent))) {
+    const inBody = bodyUnfinished(sock);
+    if (err.code === 'ECONNRESET') {
+      // A reset in the middle of a request head is the client leaving there, as a FIN is (below):
+      // recorded once, client-abort. A reset between requests, or in a body, records nothing.
+      if (!inBody && headBegun(sock)) writeBadRequest(sock, null, 'bad-request', '-', '-', null, 'client-abort');
+      sock.destroy();
+      return;
+    }
+    if (!sock.writable || (inBody && err.code === 'HPE_INVALID_EOF_STATE') || (midBody && active.res.headersSent)) {
       sock.destroy();
       return;
     }
@@ -649,6 +661,32 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   }
   log.info({ listen: url, target: target.href, admin: admin?.url ?? 'off', record: options.record ?? 'off', profile: profile.name }, 'aftershock is proxying');
   return handle;
+}
+
+/**
+ * Whether the body of the connection's last request has not all arrived: the exchange in flight,
+ * or one answered before its body ended (an injected answer after the body-read limit, say).
+ */
+function bodyUnfinished(sock: Socket & { [kLastReq]?: IncomingMessage }): boolean {
+  const last = sock[kLastReq];
+  return last !== undefined && !last.complete;
+}
+
+/**
+ * Whether the connection's parser holds part of a message (outside a body: a request head). It
+ * asks Node's parser what Node asks it when the client ends (FIN): `finish()` fails with
+ * HPE_INVALID_EOF_STATE in the middle of a message. The parser is no public API: without it the
+ * answer is no, and the reset is recorded as before (not at all).
+ */
+function headBegun(sock: Socket): boolean {
+  const parser = (sock as Socket & { parser?: { finish?: () => unknown } | null }).parser;
+  if (parser === null || parser === undefined || typeof parser.finish !== 'function') return false;
+  try {
+    const r = parser.finish();
+    return r instanceof Error && (r as NodeJS.ErrnoException).code === 'HPE_INVALID_EOF_STATE';
+  } catch {
+    return false;
+  }
 }
 
 function firstLineOf(message: string): string {

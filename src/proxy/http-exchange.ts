@@ -791,6 +791,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const end = core.now();
     if (this.timer !== null) clearTimeout(this.timer);
     this.clearBodyTimer();
+    // The record below takes the body's hash: the rest of a body that still arrives (the answer
+    // came before its end, and the kept-alive connection reads on) is not hashed into a digest
+    // already taken, which throws.
+    if (this.hasher !== null) this.req.off('data', reqBodyChunk);
     if (!this.res.writableFinished && this.outcome === null) {
       this.outcome = 'client-abort';
     }

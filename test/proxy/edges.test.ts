@@ -309,6 +309,39 @@ describe('request targets and Host', () => {
     const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
     expect(recs.map(({ path, status, outcome }) => ({ path, status, outcome }))).toEqual([{ path: '/up', status: 503, outcome: null }]);
   });
+
+  // The record (and the body's hash in it) is written with the answer; the rest of the body still
+  // arrives on the kept-alive connection. Hashing it threw ERR_CRYPTO_HASH_FINALIZED, uncaught.
+  it('the rest of a body that arrives after its request was answered and recorded neither crashes the proxy nor changes the record', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const dir = tempDir();
+    const file = path.join(dir, 'answered-more.ndjson');
+    const profile = parseProfile('rules:\n  - name: down\n    match: { path: /up }\n    fault: { type: http-error, status: 503 }', null);
+    const proxy = await startTestProxy({ target: up.url, record: file, profile });
+    const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    s.on('error', () => undefined);
+    onCleanup(() => {
+      s.destroy();
+    });
+    let got = '';
+    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    s.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\nsome');
+    await waitFor(() => got.includes('\r\n\r\n'), 3000); // the 503, after the body-read limit
+    expect(got).toMatch(/^HTTP\/1\.1 503/);
+    await waitFor(() => proxy.recorder.count >= 1);
+    got = '';
+    // The rest of the body, then a next request on the same connection.
+    s.write('-the-rest-of-it!');
+    s.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => got.includes('\r\n\r\nok'), 3000);
+    expect(got).toMatch(/^HTTP\/1\.1 200/);
+    await proxy.close();
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(recs.map(({ path, status, bytesIn }) => ({ path, status, bytesIn }))).toEqual([
+      { path: '/up', status: 503, bytesIn: 4 },
+      { path: '/next', status: 200, bytesIn: 0 },
+    ]);
+  });
   it('an upload slower than --upstream-timeout is not a 504: the timeout counts from the end of the body', async () => {
     const up = await startUpstream((req, res) => {
       let n = 0;

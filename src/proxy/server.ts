@@ -241,6 +241,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       refuse(req, res, 400, 'missing-host', 'an HTTP/1.1 request must carry a Host header');
       return;
     }
+    // More than one Host line: 400 (RFC 9112 §3.2). Node keeps the first and drops the others,
+    // so the upstream would be told a Host the client may not have meant.
+    if (hostLines(req.rawHeaders) > 1) {
+      refuse(req, res, 400, 'duplicate-host', 'a request must carry exactly one Host header line (RFC 9112 §3.2)');
+      return;
+    }
     // Shutdown has begun: answers sent from now on close their connection.
     if (core.draining) res.shouldKeepAlive = false;
     const ex = new HttpExchange(core, req, res);
@@ -371,8 +377,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       socket.end(); // after the refusal's bytes, not over them
       return;
     }
-    if (url.charCodeAt(0) !== 47 || proto !== 'websocket' || req.headers.host === undefined) {
-      const code = req.headers.host === undefined ? 'missing-host' : 'upgrade-refused';
+    const duplicateHost = hostLines(req.rawHeaders) > 1;
+    if (url.charCodeAt(0) !== 47 || proto !== 'websocket' || req.headers.host === undefined || duplicateHost) {
+      const code = req.headers.host === undefined ? 'missing-host' : duplicateHost ? 'duplicate-host' : 'upgrade-refused';
       writeBadRequest(req.socket, 400, code, req.method ?? '-', url, req.headers['user-agent'] ?? null);
       socket.end(`HTTP/1.1 400 Bad Request\r\nx-aftershock-error: ${code}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
       return;
@@ -687,6 +694,16 @@ function headBegun(sock: Socket): boolean {
   } catch {
     return false;
   }
+}
+
+/** How many Host header lines a request head carried (`rawHeaders` keeps every line, in any case). */
+function hostLines(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }
 
 function firstLineOf(message: string): string {

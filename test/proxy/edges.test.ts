@@ -203,6 +203,41 @@ describe('request targets and Host', () => {
     expect(recs.find((r) => r.path === '/old')).toMatchObject({ status: 200 });
   });
 
+  // RFC 9112 §3.2: a server MUST answer 400 to a request with more than one Host header line
+  // (Node keeps the first and drops the others, so the upstream would see one the client did not mean).
+  it('more than one Host line gets the labelled 400 and a record, for HTTP (1.1 and 1.0) and for a WebSocket upgrade; nothing is forwarded', async () => {
+    let forwarded = 0;
+    const up = await startUpstream((_req, res) => {
+      forwarded++;
+      res.end('ok');
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'duphost.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const port = Number(new URL(proxy.url).port);
+    const http11 = await rawExchange(port, 'GET /dup HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nhost: b.example\r\n\r\n', { timeoutMs: 2000 });
+    expect(http11.data.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(http11.data).toContain('x-aftershock-error: duplicate-host');
+    expect(JSON.parse(http11.data.slice(http11.data.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'duplicate-host' });
+    const http10 = await rawExchange(port, 'GET /dup10 HTTP/1.0\r\nHOST: a.example\r\nHost: a.example\r\n\r\n', { timeoutMs: 2000 });
+    expect(http10.data).toMatch(/^HTTP\/1\.1 400 /);
+    expect(http10.data).toContain('x-aftershock-error: duplicate-host');
+    const ws = await rawExchange(port, UPGRADE('Host: y\r\n'), { timeoutMs: 2000 });
+    expect(ws.data.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(ws.data).toContain('x-aftershock-error: duplicate-host');
+    // One Host line still passes.
+    const one = await rawExchange(port, 'GET /one HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n', { timeoutMs: 2000 });
+    expect(one.data).toMatch(/^HTTP\/1\.1 200 /);
+    await proxy.close();
+    expect(forwarded).toBe(1);
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    const refused = { status: 400, outcome: 'bad-request', error: 'duplicate-host' };
+    expect(recs.find((r) => r.path === '/dup')).toMatchObject(refused);
+    expect(recs.find((r) => r.path === '/dup10')).toMatchObject(refused);
+    expect(recs.find((r) => r.path === '/ws')).toMatchObject({ method: 'GET', ...refused });
+    expect(recs).toHaveLength(4);
+  });
+
   it('OPTIONS * is refused with a message about asterisk-form, not absolute-form', async () => {
     const up = await startUpstream((_req, res) => res.end('ok'));
     const proxy = await startTestProxy({ target: up.url });

@@ -226,17 +226,23 @@ class SecretHeaderNames extends Set<string> {
 
 const EMPTY: ReadonlySet<string> = new Set();
 
-/** Percent- and `+`-decodes a parameter name; an undecodable name is read as written. */
+/** A run of valid percent-escapes (`%74%6F`): the unit `decodeName` decodes. */
+const ESCAPES = /(?:%[0-9A-Fa-f]{2})+/g;
+
+/**
+ * Percent- and `+`-decodes a parameter name, leniently: an invalid escape (`%ZZ`, a lone `%`) is
+ * kept as written and the valid ones around it are still decoded, so `%74oken%ZZ` reads as
+ * `token%ZZ` (decodeURIComponent refuses the whole name, which hid the secret name behind one bad
+ * escape). Bytes that are not valid UTF-8 become U+FFFD, a separator like any other.
+ */
 function decodeName(raw: string): string {
-  let name = raw.indexOf('+') === -1 ? raw : raw.replaceAll('+', ' ');
-  if (name.indexOf('%') !== -1) {
-    try {
-      name = decodeURIComponent(name);
-    } catch {
-      /* keep the raw name */
-    }
+  const name = raw.indexOf('+') === -1 ? raw : raw.replaceAll('+', ' ');
+  if (name.indexOf('%') === -1) return name;
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name.replace(ESCAPES, (run) => Buffer.from(run.replaceAll('%', ''), 'hex').toString('utf8'));
   }
-  return name;
 }
 
 /** `token[]` -> `token`, `user[password]` -> `user`. */

@@ -70,6 +70,16 @@ describe('createRedactor().query', () => {
     expect(r.query('%E0%A4%A=1&token%ZZ=2')).toBe('%E0%A4%A=1&token%ZZ=[redacted]');
   });
 
+  it('decodes the valid escapes of a name that also holds an invalid one, so it cannot hide a secret name', () => {
+    // `%74oken%ZZ` is `token%ZZ`: decodeURIComponent refuses the whole name for its `%ZZ`.
+    expect(r.query('%74oken%ZZ=S22&page=1')).toBe('%74oken%ZZ=[redacted]&page=1');
+    expect(r.query('api%5Fkey%=S1&pass%77ord%E0=S2&%73id%C3%28=S3')).toBe('api%5Fkey%=[redacted]&pass%77ord%E0=[redacted]&%73id%C3%28=[redacted]');
+    expect(isSecretQueryName('%63lient%5Fsecret%zz%')).toBe(true);
+    // Valid escapes of a multi-byte character next to a broken one are still one character.
+    expect(isSecretQueryName('caf%C3%A9%ZZ')).toBe(false);
+    expect(r.query('caf%C3%A9%ZZ=1')).toBe('caf%C3%A9%ZZ=1');
+  });
+
   it('treats --redact names (given as header names) as secret query parameters too, with [] forms', () => {
     const extra = createRedactor(['X-Tenant-Pin', 'magic']);
     expect(extra.headers.has('x-tenant-pin')).toBe(true);

@@ -575,7 +575,11 @@ class Engine implements RuleEngine {
     if (typeof name === 'string' && name !== HEADER_RULE && taken.has(name)) {
       throw new AftershockError('ERR_RULE_EXISTS', `a rule named ${JSON.stringify(name)} exists; remove it first (removeFault) or pick another name`);
     }
-    const compiled = compileStandaloneRule(rule, { defaultName: `adhoc-${++this.adhocSeq}`, taken, cohortSalt: this.rt.profile.cohortSalt });
+    // The next free generated name; the count moves only when a name was really generated.
+    let seq = this.adhocSeq + 1;
+    while (taken.has(`adhoc-${seq}`)) seq++;
+    const compiled = compileStandaloneRule(rule, { defaultName: `adhoc-${seq}`, taken, cohortSalt: this.rt.profile.cohortSalt });
+    if (typeof name !== 'string') this.adhocSeq = seq;
     const now = this.nowFn();
     const state = newState(compiled.name);
     this.adhocStates.set(compiled.name, state);

@@ -8,6 +8,7 @@
  *        ──▶ cross-checks (names, stages, overrides) ─┘                      └─▶ compile ──▶ freeze
  */
 import { createHash } from 'node:crypto';
+import { LineCounter, parseDocument } from 'yaml';
 import type { FaultDefinition, FaultInstance, FaultStage } from '../faults/types.js';
 import { faultByType, faultTypes } from '../faults/index.js';
 import { ProfileError } from '../errors.js';
@@ -329,6 +330,29 @@ export function compileProfile(input: CompileInput): CompiledProfile {
     raw: deepFreeze(structuredClone(data)),
     text: input.text,
   });
+}
+
+/** Lines of a compiled profile's paths, for problems found after it compiled. */
+export interface ProfileLines {
+  /** Line (1-based) of the node at `path`, or of its nearest existing parent; null without a document. */
+  line(path: readonly PathKey[]): number | null;
+}
+
+/**
+ * Reads the profile's text again to find lines: only a refusal needs them (a rule name taken by
+ * an ad-hoc rule), so a compiled profile does not keep its YAML document.
+ *
+ * @example profileLines(profile).line(['rules', 1, 'name']) === 7
+ */
+export function profileLines(profile: CompiledProfile): ProfileLines {
+  const counter = new LineCounter();
+  let locator: Locator;
+  try {
+    locator = new Locator(parseDocument(profile.text, { lineCounter: counter, prettyErrors: false, uniqueKeys: false, merge: false, version: '1.2' }), counter);
+  } catch {
+    locator = new Locator(null, null);
+  }
+  return { line: (path) => locator.line(path, true) };
 }
 
 /**

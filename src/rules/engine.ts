@@ -23,10 +23,11 @@ import { AftershockError, ProfileError, type ProfileProblem, RuleNameTakenError 
 
 export { RuleNameTakenError };
 import { AttemptTracker, type AttemptInfo } from './attempts.js';
-import { compileStandaloneRule, type CompiledProfile, type CompiledRule } from './compile.js';
+import { compileStandaloneRule, profileLines, type CompiledProfile, type CompiledRule, type ProfileLines } from './compile.js';
 import { FAULT_HEADER, HEADER_RULE, HeaderFaults } from './header-faults.js';
 import { matches, MatchScratch, statusSelected } from './match.js';
 import { SeededRandom } from './random.js';
+import { formatPath, type PathKey } from './problems.js';
 import { phaseAt, scheduleFactor, type PhasePosition } from './schedule.js';
 
 /** Options of `createRuleEngine`. */
@@ -407,18 +408,20 @@ class Engine implements RuleEngine {
     if (this.adhocStates.size === 0) return;
     const problems: ProfileProblem[] = [];
     const names: string[] = [];
-    const check = (name: string, at: string): void => {
+    let lines: ProfileLines | null = null;
+    const check = (name: string, at: readonly PathKey[]): void => {
       if (!this.adhocStates.has(name)) return;
       if (!names.includes(name)) names.push(name);
+      const path = [...at, 'name'];
       problems.push({
         file: profile.source,
-        line: null,
-        path: `${at}.name`,
+        line: (lines ??= profileLines(profile)).line(path),
+        path: formatPath(path),
         message: `${JSON.stringify(name)} is taken by an ad-hoc rule; DELETE /faults/${encodeURIComponent(name)} first (aftershock ctl fault remove) or rename the rule`,
       });
     };
-    profile.rules.forEach((r, i) => check(r.name, `rules[${i}]`));
-    profile.phases.forEach((ph, j) => ph.rules.forEach((r, i) => check(r.name, `phases[${j}].rules[${i}]`)));
+    profile.rules.forEach((r, i) => check(r.name, ['rules', i]));
+    profile.phases.forEach((ph, j) => ph.rules.forEach((r, i) => check(r.name, ['phases', j, 'rules', i])));
     if (problems.length > 0) throw new RuleNameTakenError(problems, profile.source, names);
   }
 

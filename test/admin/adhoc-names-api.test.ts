@@ -1,0 +1,78 @@
+/**
+ * Names of ad-hoc faults through the control API: generated names count only the names really
+ * generated (adhoc-1, adhoc-2, ... with no gaps for named or refused faults, and none taken twice);
+ * a profile refused because a rule has an ad-hoc fault's name says on which line that rule's name is.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { tempDir, waitFor } from '../helpers.js';
+import { api, startAdminProxy } from './admin-helpers.js';
+
+const FAULT = { fault: { type: 'http-error', status: 500 } };
+
+const CLASH = `name: clash
+description: a rule named like an ad-hoc fault
+rules:
+  - name: fine
+    fault: { type: http-error, status: 502 }
+  - match: { path: /x }
+    name: adh
+    fault: { type: http-error, status: 503 }
+phases:
+  - name: p1
+    duration: 10s
+    rules:
+      - fault: { type: reset }
+        name: adh2
+`;
+
+describe('ad-hoc fault names', () => {
+  it('generated names are adhoc-1, adhoc-2, ... whatever was added named or refused in between', async () => {
+    const { admin } = await startAdminProxy();
+    const names: string[] = [];
+    const add = async (body: Record<string, unknown>): Promise<number> => {
+      const r = await api(admin, 'POST', '/faults', { body });
+      if (r.status === 201) names.push(r.json.name);
+      return r.status;
+    };
+    expect(await add({ name: 'mine', ...FAULT })).toBe(201);
+    expect(await add(FAULT)).toBe(201);
+    expect(await add({ fault: { type: 'http-error', status: 42 } })).toBe(422);
+    expect(await add({ name: 'mine', ...FAULT })).toBe(409);
+    expect(await add({ name: 'adhoc-3', ...FAULT })).toBe(201);
+    expect(await add(FAULT)).toBe(201);
+    expect(await add(FAULT)).toBe(201);
+    expect(names).toEqual(['mine', 'adhoc-1', 'adhoc-3', 'adhoc-2', 'adhoc-4']);
+  });
+
+  it('PUT /profile refused for a taken name gives the line of that rule\'s name (top-level and phase rules)', async () => {
+    const { admin } = await startAdminProxy();
+    for (const name of ['adh', 'adh2']) expect((await api(admin, 'POST', '/faults', { body: { name, ...FAULT } })).status).toBe(201);
+    const r = await api(admin, 'PUT', '/profile', { body: CLASH });
+    expect(r.status).toBe(422);
+    expect(r.json.error).toBe('rule-name-taken');
+    expect(r.json.problems.map((p: { path: string; line: number | null }) => `${p.line} ${p.path}`)).toEqual(['7 rules[1].name', '14 phases[0].rules[0].name']);
+  });
+
+  it('a hot-reloaded file refused for a taken name is logged with the file and the line', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'clash.yaml');
+    fs.writeFileSync(file, 'name: v1\nrules: []\n');
+    let logs = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logs += chunk.toString();
+        cb();
+      },
+    });
+    const { admin, proxy } = await startAdminProxy({ profile: file, logger: pino(sink) });
+    expect((await api(admin, 'POST', '/faults', { body: { name: 'adh', ...FAULT } })).status).toBe(201);
+    fs.writeFileSync(file, CLASH);
+    await waitFor(() => logs.includes('profile change rejected'), 4000);
+    expect(logs).toContain(`${file}:7 rules[1].name: \\"adh\\" is taken by an ad-hoc rule`);
+    expect(proxy.profile.name).toBe('v1');
+  });
+});

@@ -1,8 +1,8 @@
 /**
  * `ws-close`: closes an open WebSocket from the proxy's side — `after` a time or `afterMessages`
- * messages (counted in both directions) — with `code` and `reason`. Code 1006 sends no close frame
- * at all: the TCP connection just drops, as when a load balancer or a NAT forgets the flow. This is
- * the fault behind reconnect storms.
+ * messages (counted in both directions; the Nth is relayed, none after it) — with `code` and
+ * `reason`. Code 1006 sends no close frame at all: the TCP connection just drops, as when a load
+ * balancer or a NAT forgets the flow. This is the fault behind reconnect storms.
  */
 import { z } from 'zod';
 import type { FaultInstance, WsFaultContext } from './types.js';
@@ -43,8 +43,12 @@ export const wsClose = defineFault({
         onMessage(ctx: WsFaultContext) {
           const n = (seen.get(ctx) ?? 0) + 1;
           seen.set(ctx, n);
-          // The limit-th message is still relayed; the close follows on the next turn.
-          if (n !== limit) return undefined;
+          if (n < limit) return undefined;
+          // What comes after the limit-th message, before the close is sent, is not relayed: a
+          // burst read in one go (or the upstream's answer to the limit-th) would slip through.
+          if (n > limit) return 'drop';
+          // The limit-th message is still relayed (it is sent after this verdict); the close
+          // follows on the next turn.
           void ctx.sleep(0).then((ok) => ok && ctx.closeClient(code, reason));
           return 'acted';
         },

@@ -40,6 +40,7 @@ const LOW_WATER = 256 * 1024;
 const CLOSE_TIMEOUT = 30_000;
 /** At shutdown, how long open WebSockets get to take their 1001 before they are cut. */
 const SHUTDOWN_CLOSE_MS = 1000;
+const EMPTY = Buffer.alloc(0);
 
 /** Request headers not copied to the upstream handshake (ws writes its own). */
 const SKIP_HEADERS = new Set([
@@ -632,6 +633,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   }
 
   private relay(dir: MessageDirection, from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
+    // The record is written (the client side closed, the upstream's close still on its way): a
+    // message now goes nowhere, and neither a count nor a message record may follow the record.
+    if (this.recorded) return;
     const bytes = data.length;
     if (dir === 'in') {
       this.messagesIn++;
@@ -723,7 +727,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   };
 
   private send(from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
-    if (to.readyState !== WebSocket.OPEN || this.frozen) return;
+    // (A side being dropped once its pending sends are out takes nothing new.)
+    if (to.readyState !== WebSocket.OPEN || this.frozen || to === this.terminateAfterSends) return;
     const toUpstream = to === this.upstream;
     if (toUpstream) this.sendsToUpstream++;
     else this.sendsToClient++;
@@ -743,6 +748,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
    * compression a send is queued, and terminating at once lost a client's last messages.
    */
   private mirror(to: WebSocket, code: number, reason: Buffer): void {
+    if (to === this.terminateAfterSends) return; // already being dropped: no close frame now
     const pending = to === this.upstream ? this.sendsToUpstream : this.sendsToClient;
     if (code === 1006 && pending > 0 && to.readyState === WebSocket.OPEN) {
       this.terminateAfterSends = to;
@@ -786,7 +792,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       return;
     }
     if (code === 1006) {
-      client.terminate();
+      // The messages relayed before the drop still go out (a compressed send is queued): the
+      // fault drops the connection, not them (see `mirror`).
+      this.mirror(client, 1006, EMPTY);
     } else {
       this.closeCode ??= code;
       this.closeReason ??= reason === '' ? null : reason;

@@ -455,6 +455,8 @@ describe('WebSocket faults', () => {
     counted.onMessage?.(c2, 'out', 1, false);
     // The limit-th message passes, and the verdict says the fault acted (the connection is labelled).
     expect(counted.onMessage?.(c1, 'out', 1, false)).toBe('acted');
+    // One that comes before the close is sent is not relayed.
+    expect(counted.onMessage?.(c1, 'in', 1, false)).toBe('drop');
     await new Promise((r) => setTimeout(r, 10));
     expect(c1.rec.closes).toEqual([{ code: 4000, reason: 'bye' }]);
     expect(c2.rec.closes).toEqual([]);

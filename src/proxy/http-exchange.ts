@@ -667,7 +667,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const ra = h['retry-after'];
     if (ra !== undefined) this.retryAfterSeconds = parseRetryAfter(String(ra), this.core.now());
     const payload = body ?? '';
-    if (h['content-length'] === undefined) h['content-length'] = Buffer.byteLength(payload);
+    // A 1xx or 204 must not carry a Content-Length (RFC 9110 §8.6), and a 304's would have to be
+    // the length of the representation it stands for, which an injected answer has none of.
+    if (!hasNoContent(status)) h['content-length'] ??= Buffer.byteLength(payload);
+    else if (status !== 304) delete h['content-length'];
     this.afterBody(() => {
       if (res.headersSent || this.closedUp) return;
       res.writeHead(status, h);
@@ -859,6 +862,11 @@ function resClose(this: Tagged<ServerResponse>): void {
 
 function upstreamTimeout(ex: HttpExchange): void {
   ex.onUpstreamTimeout();
+}
+
+/** A status whose answer has no content (RFC 9110 §6.4.1): 1xx, 204, 304. */
+export function hasNoContent(status: number): boolean {
+  return status < 200 || status === 204 || status === 304;
 }
 
 /** Whether the response head reached the socket (`headersSent` is already true while Node holds it). */

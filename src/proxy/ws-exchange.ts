@@ -25,7 +25,7 @@ import type { MessageDirection, RequestFacts, WsFaultContext, WsUpgradeContext }
 import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, Outcome, WsRecord } from '../record/schema.js';
 import { recordedHeaders, type ProxyCore } from './core.js';
-import { kConnId } from './http-exchange.js';
+import { hasNoContent, kConnId } from './http-exchange.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, parseProtocols, validKey } from './ws-raw.js';
@@ -820,7 +820,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       return;
     }
     if (label && this.tags !== null && this.core.labelFaults) headers['x-aftershock-fault'] = this.label();
-    headers['content-length'] = body.length;
+    // (None on a 1xx, 204 or 304: RFC 9110 §8.6; their body is empty.)
+    if (hasNoContent(status)) delete headers['content-length'];
+    else headers['content-length'] = body.length;
     headers.connection = 'close';
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     for (const k in headers) {

@@ -19,8 +19,10 @@
  *                 ├─ queueTimeout ──▶ 503
  *                 └─ client left ──▶ leave the queue
  *
- * The state belongs to the rule's instance: every request that hits the rule shares it. A hot
- * reload compiles a new instance with fresh state; in-flight requests finish on the old one.
+ * The state belongs to the rule's instance: every request that hits the rule shares it. A reload
+ * that leaves the rule's name and fault as they were keeps the instance, slots held and queue
+ * included (the engine's `instanceKey`); a changed fault gets a new instance with fresh state,
+ * and requests in flight finish on the old one.
  */
 import { z } from 'zod';
 import type { FaultInstance, HttpFaultContext } from './types.js';

@@ -167,6 +167,12 @@ class Engine implements RuleEngine {
   private readonly startedAt: number;
   private scenarioStart: number | null = null;
   private readonly states = new Map<string, RuleState>();
+  /**
+   * The fault instances of the profile in force, by rule name and fault definition (`instanceKey`):
+   * a reload keeps the instance, and so the state (rate-limit buckets, capacity slots and queue),
+   * of every rule whose name and fault did not change.
+   */
+  private instances = new Map<string, FaultInstance>();
   private readonly adhocStates = new Map<string, RuleState>();
   private readonly headerState: RuleState = newState(HEADER_RULE);
   private readonly headerFaults = new HeaderFaults();
@@ -427,11 +433,16 @@ class Engine implements RuleEngine {
 
   private install(profile: CompiledProfile): void {
     const faultOf = new Map<CompiledRule, ActiveFault>();
+    const instances = new Map<string, FaultInstance>();
     const entry = (rule: CompiledRule, clock: Clock, enabled: boolean, probability: number): EngineRule => {
       const state = this.stateFor(this.states, rule.name);
       let fault = faultOf.get(rule);
       if (fault === undefined) {
-        fault = activeFault(rule, state);
+        // The same name and the same fault: the instance in use goes on, with its state.
+        const key = instanceKey(rule);
+        const instance = this.instances.get(key) ?? instances.get(key) ?? rule.instance;
+        instances.set(key, instance);
+        fault = activeFault(rule, state, instance);
         faultOf.set(rule, fault);
       }
       return Object.freeze({
@@ -459,6 +470,7 @@ class Engine implements RuleEngine {
       return split(entries);
     });
     this.pos = null;
+    this.instances = instances;
     // One assignment: a request decides on the old runtime or the new one, never a mix.
     this.rt = Object.freeze({ profile, base, phases: Object.freeze(phases), maxActive: profile.maxActive ?? Infinity });
   }
@@ -590,7 +602,7 @@ class Engine implements RuleEngine {
     const er: EngineRule = Object.freeze({
       rule: compiled,
       state,
-      fault: activeFault(compiled, state),
+      fault: activeFault(compiled, state, compiled.instance),
       enabled: compiled.enabled,
       probability: compiled.probability,
       clock: 'adhoc' as const,
@@ -651,6 +663,27 @@ function newState(name: string): RuleState {
 }
 
 /**
+ * What makes two rules one fault instance across reloads: the rule's name and its fault's
+ * validated options (defaults filled, durations in ms), keys sorted, so a reload that only moves
+ * keys around or edits anything else of the rule (description, match, probability, when) keeps it.
+ */
+function instanceKey(rule: CompiledRule): string {
+  return `${rule.name}\n${stableJson(rule.fault)}`;
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
  * A response fault counts as injected when the exchange labels it (its `acted`), not when the rule
  * is picked: a truncate of a body shorter than its cut, a corrupt with nothing to flip, or a
  * throttle before a lost-response injected nothing and is neither labelled nor counted.
@@ -664,9 +697,8 @@ function countsOnResponse(rule: CompiledRule): boolean {
  * instance is wrapped so its `onResponse` first checks the upstream's status and counts as
  * injected only when it acts.
  */
-function activeFault(rule: CompiledRule, state: RuleState): ActiveFault {
+function activeFault(rule: CompiledRule, state: RuleState, inner: FaultInstance): ActiveFault {
   const ranges = rule.match.status;
-  const inner = rule.instance;
   const instance = ranges !== null && inner.onResponse !== undefined ? statusGated(inner, ranges) : inner;
   // Counted when the exchange labels it (it acted), not when picked.
   if (countsWhenActing(rule) || ranges !== null || countsOnResponse(rule)) {

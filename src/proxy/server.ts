@@ -457,7 +457,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const applyProfile = (p: CompiledProfile, why: string): CompiledProfile => {
     engine.setProfile(p);
     profile = p;
-    recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'profile', detail: { name: p.name, hash: p.hash, why } });
+    recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'profile', detail: { name: p.name, hash: p.hash, seed: engine.seed, why } });
     log.info({ profile: p.name, hash: p.hash, why }, 'profile applied');
     return p;
   };

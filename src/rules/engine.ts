@@ -64,8 +64,10 @@ export interface RuleEngine {
   settle(decision: Decision, settlement: Settlement): void;
   /**
    * Swaps the profile atomically; in-flight decisions keep their instances. Clears rule patches.
-   * Throws `RuleNameTakenError` (and keeps the running profile) when a rule of `profile` has the
-   * name of an ad-hoc rule.
+   * A profile whose seed differs from the one in use (and no `seed` option) reseeds the random
+   * source, as `startScenario` does; the same seed goes on with the stream. Throws
+   * `RuleNameTakenError` (and keeps the running profile) when a rule of `profile` has the name of
+   * an ad-hoc rule.
    */
   setProfile(profile: CompiledProfile): void;
   /** Throws `RuleNameTakenError` when `setProfile(profile)` would; changes nothing. */
@@ -73,6 +75,7 @@ export interface RuleEngine {
   readonly profile: CompiledProfile;
   /** The engine's seeded random source, for the fault contexts. */
   readonly random: () => number;
+  /** The seed of the stream in use: the `seed` option, else the profile's, else 1. */
   readonly seed: number;
   stats(): RuleStats[];
   patchRule(name: string, patch: RulePatch): RuleStats;
@@ -163,6 +166,8 @@ class Engine implements RuleEngine {
   private rt!: Runtime;
   private readonly nowFn: () => number;
   private readonly explicitSeed: number | null;
+  /** The seed of the stream in use: --seed, else the profile's, else 1. */
+  private streamSeed: number;
   private readonly rng: SeededRandom;
   private readonly startedAt: number;
   private scenarioStart: number | null = null;
@@ -197,7 +202,8 @@ class Engine implements RuleEngine {
   constructor(o: RuleEngineOptions) {
     this.nowFn = o.now ?? Date.now;
     this.explicitSeed = o.seed ?? null;
-    this.rng = new SeededRandom(this.explicitSeed ?? o.profile.seed ?? 1);
+    this.streamSeed = this.explicitSeed ?? o.profile.seed ?? 1;
+    this.rng = new SeededRandom(this.streamSeed);
     this.startedAt = this.nowFn();
     this.tracker = new AttemptTracker({
       ...(o.attemptWindowMs === undefined ? {} : { windowMs: o.attemptWindowMs }),
@@ -215,7 +221,7 @@ class Engine implements RuleEngine {
   }
 
   get seed(): number {
-    return this.explicitSeed ?? this.rt.profile.seed ?? 1;
+    return this.streamSeed;
   }
 
   get scenarioStartedAt(): number | null {
@@ -406,6 +412,9 @@ class Engine implements RuleEngine {
       s.probability = null;
     }
     this.install(profile);
+    // A new seed starts its own stream, as a fresh start with it would; the same seed goes on.
+    const seed = this.explicitSeed ?? profile.seed ?? 1;
+    if (seed !== this.streamSeed) this.reseed(seed);
   }
 
   checkProfile(profile: CompiledProfile): void {
@@ -487,7 +496,12 @@ class Engine implements RuleEngine {
   startScenario(now: number): void {
     this.scenarioStart = now;
     this.pos = null;
-    this.rng.reseed(this.seed);
+    this.reseed(this.streamSeed);
+  }
+
+  private reseed(seed: number): void {
+    this.streamSeed = seed;
+    this.rng.reseed(seed);
   }
 
   stopScenario(): void {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { RequestFacts } from '../faults/types.js';
 import type { Decision, DecideEnv, Settlement } from '../rules/types.js';
 import type { Recorder } from '../record/recorder.js';
-import type { Redactor } from '../record/redact.js';
+import { redactSubprotocols, type Redactor } from '../record/redact.js';
 import { RETRY_HEADERS, type RetryHeaderName } from '../record/schema.js';
 import type { Target } from '../upstream/target.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -69,7 +69,9 @@ export function recordedHeaders(core: ProxyCore, h: IncomingHttpHeaders): Partia
   }
   for (const name of core.recordHeaders) {
     const v = h[name];
-    if (v !== undefined) (headers ??= {})[name] = core.redactor.headers.has(name) ? '[redacted]' : String(v);
+    if (v === undefined) continue;
+    // A subprotocol can carry a token (WebSocket clients cannot send Authorization): kept, but hidden.
+    (headers ??= {})[name] = core.redactor.headers.has(name) ? '[redacted]' : name === 'sec-websocket-protocol' ? redactSubprotocols(String(v)) : String(v);
   }
   return headers;
 }

@@ -24,6 +24,7 @@ import WebSocket, { type WebSocketServer } from 'ws';
 import type { MessageDirection, RequestFacts, WsFaultContext, WsUpgradeContext } from '../faults/types.js';
 import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, Outcome, WsRecord } from '../record/schema.js';
+import { redactSubprotocol } from '../record/redact.js';
 import { recordedHeaders, type ProxyCore } from './core.js';
 import { hasNoContent, kConnId } from './http-exchange.js';
 import { parseRetryAfter, remoteIp } from './util.js';
@@ -886,6 +887,13 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     return (this.tags as FaultTag[]).map((t) => `${t.rule}/${t.type}`).join(', ');
   }
 
+  /** The chosen subprotocol, with a credential in it hidden as in the offered list (see `redactSubprotocol`). */
+  private recordedProtocol(): string | null {
+    const chosen = this.client?.protocol || this.rawProtocol;
+    if (chosen === null || chosen === '') return null;
+    return redactSubprotocol(chosen, this.req.headers['sec-websocket-protocol']);
+  }
+
   private finish(): void {
     if (this.recorded) return;
     this.recorded = true;
@@ -934,7 +942,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       status: this.status,
       outcome: this.outcome,
       upstreamStatus: null,
-      protocol: this.client?.protocol || this.rawProtocol,
+      protocol: this.recordedProtocol(),
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       bytesIn: this.bytesIn,

@@ -142,6 +142,78 @@ export function redactPath(path: string): string {
   return `${path.slice(0, start)}${REDACTED}${path.slice(lastAt)}`;
 }
 
+/** Kubernetes' bearer-token subprotocol: `base64url.bearer.authorization.k8s.io.<token>`. */
+const K8S_BEARER = 'base64url.bearer.authorization.k8s.io.';
+/** Whole words (lower case) that mark a credential in a subprotocol; what follows them is the secret. */
+const SUBPROTOCOL_MARKERS: ReadonlySet<string> = new Set([
+  'token', 'bearer', 'auth', 'authorization', 'jwt', 'apikey', 'key', 'secret', 'session', 'password', 'passwd',
+  'credential', 'credentials', 'signature', 'sig', 'hmac', 'accesstoken', 'authtoken', 'idtoken', 'refreshtoken',
+  'sessiontoken',
+]);
+/** A JWT (base64url of `{"`), the token most often sent as a subprotocol of its own. */
+const JWT_LIKE = /^eyJ[\w-]{8,}/;
+
+/**
+ * Hides the credentials WebSocket clients send as subprotocols (a browser cannot set an
+ * Authorization header on a WebSocket, so the token rides in `Sec-WebSocket-Protocol`), keeping
+ * the marker that says what was there:
+ *
+ *   base64url.bearer.authorization.k8s.io.<token>   the Kubernetes prefix is kept
+ *   access_token.<secret>, x-auth-token.<secret>     what follows the marker words is hidden
+ *   access_token, <secret>   /   Bearer, <secret>     an entry that is only a marker hides the next
+ *   eyJ...                                            a JWT on its own is hidden
+ *
+ * A word of an entry the name rule calls secret that is not a plain marker (`chat.abcTOKEN9`)
+ * is hidden with what follows it: it may be the secret itself.
+ *
+ * @example redactSubprotocols('chat, base64url.bearer.authorization.k8s.io.eyJhb') === 'chat, base64url.bearer.authorization.k8s.io.[redacted]'
+ */
+export function redactSubprotocols(header: string): string {
+  return subprotocolEntries(header)
+    .map((e) => e.lead + e.value)
+    .join(',');
+}
+
+/**
+ * The chosen subprotocol as {@link redactSubprotocols} writes it in the offered list (the entry
+ * after a bare marker is hidden whole), or on its own when the offer is not known.
+ *
+ * @example redactSubprotocol('opaque1', 'Bearer, opaque1') === '[redacted]'
+ */
+export function redactSubprotocol(chosen: string, offered?: string): string {
+  if (offered !== undefined) {
+    for (const e of subprotocolEntries(offered)) if (e.raw === chosen) return e.value;
+  }
+  return redactSubprotocolEntry(chosen, false).value;
+}
+
+function subprotocolEntries(header: string): Array<{ raw: string; lead: string; value: string }> {
+  const out: Array<{ raw: string; lead: string; value: string }> = [];
+  let afterMarker = false;
+  for (const part of header.split(',')) {
+    const raw = part.trim();
+    const lead = part.slice(0, part.indexOf(raw));
+    const r = redactSubprotocolEntry(raw, afterMarker);
+    afterMarker = r.bare;
+    out.push({ raw, lead, value: r.value + part.slice(lead.length + raw.length) });
+  }
+  return out;
+}
+
+/** One entry; `bare` when it is nothing but marker words (the next entry is then the secret). */
+function redactSubprotocolEntry(entry: string, afterMarker: boolean): { value: string; bare: boolean } {
+  if (afterMarker && entry !== '') return { value: REDACTED, bare: false };
+  if (entry.length > K8S_BEARER.length && entry.toLowerCase().startsWith(K8S_BEARER)) return { value: entry.slice(0, K8S_BEARER.length) + REDACTED, bare: false };
+  const words = [...entry.matchAll(/[A-Za-z0-9]+/g)].map((m) => ({ at: m.index, word: m[0] }));
+  const first = words.findIndex((w) => SUBPROTOCOL_MARKERS.has(w.word.toLowerCase()) || classify(w.word, EMPTY));
+  if (first === -1) return { value: JWT_LIKE.test(entry) ? REDACTED : entry, bare: false };
+  // The marker words from the first on are kept; the rest, from the first word that is not one, is the secret.
+  let next = first;
+  while (next < words.length && SUBPROTOCOL_MARKERS.has((words[next] as { word: string }).word.toLowerCase())) next++;
+  if (next === words.length) return { value: entry, bare: true };
+  return { value: entry.slice(0, (words[next] as { at: number }).at) + REDACTED, bare: false };
+}
+
 /**
  * Builds a redactor from the defaults plus extra names (case-insensitive). Extra names are secret
  * wherever they appear: an extra header name is also redacted as a query parameter name.

@@ -1,15 +1,17 @@
 /**
  * Reading profiles: text (YAML or JSON) to a compiled profile, built-in profiles by name, files by
- * path. YAML is parsed safely: no custom tags, unique keys, a cap on aliases (no "billion laughs"),
- * one document, a size cap. Every problem of a file is reported at once, with its line.
+ * path. YAML is parsed safely: no custom tags, unique keys, no merge keys, a cap on aliases (no
+ * "billion laughs"), one document, a size cap; JSON files by JSON's rules. Every problem of a file
+ * is reported at once, with its line and path, those the parser finds included.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type YAMLError } from 'yaml';
 import { AftershockError, ProfileError, type ProfileProblem } from '../errors.js';
 import { compileProfile, type CompiledProfile } from './compile.js';
-import { Locator } from './problems.js';
+import { findJsonSyntaxError } from './json-syntax.js';
+import { formatPath, Locator, MAX_PATH_DEPTH, type PathKey } from './problems.js';
 
 /** Profiles larger than this are refused (a profile is a page of YAML, not a data file). */
 export const MAX_PROFILE_BYTES = 1024 * 1024;
@@ -21,21 +23,35 @@ const MAX_ALIASES = 100;
  */
 export const BUILTIN_DIR: string = fileURLToPath(new URL('../../profiles/', import.meta.url));
 
+/** Options of `parseProfile`. */
+export interface ParseOptions {
+  /** The built-in profile's name, when the text is one. */
+  builtin?: string;
+  /** `json` reads the text with JSON's rules; the default is JSON for a source ending in `.json`, else YAML. */
+  format?: 'yaml' | 'json';
+}
+
 /**
  * Parses and compiles a profile from YAML or JSON text. `source` names the file in problems
- * (null for text from the API).
+ * (null for text from the API). A `.json` source is read with JSON's rules: a trailing comma or a
+ * comment is an error there, said in JSON's words at JSON's line.
  *
  * @example
  * const p = parseProfile('name: demo\nrules:\n  - fault: { type: http-error, status: 503 }\n', null);
  * p.rules[0].name === 'http-error-1'
  */
-export function parseProfile(text: string, source: string | null, opts: { builtin?: string } = {}): CompiledProfile {
+export function parseProfile(text: string, source: string | null, opts: ParseOptions = {}): CompiledProfile {
   const fail = (problems: ProfileProblem[]): never => {
     throw new ProfileError(problems, source);
   };
   if (typeof text !== 'string') fail([{ file: source, line: null, path: '', message: 'a profile is YAML or JSON text' }]);
   if (Buffer.byteLength(text) > MAX_PROFILE_BYTES) {
     fail([{ file: source, line: null, path: '', message: `is larger than ${MAX_PROFILE_BYTES / 1024} KiB; a profile is a page of YAML` }]);
+  }
+  const json = (opts.format ?? (source !== null && /\.json$/i.test(source) ? 'json' : 'yaml')) === 'json';
+  if (json) {
+    const problem = jsonSyntaxProblem(text, source);
+    if (problem !== null) fail([problem]);
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {
@@ -47,13 +63,19 @@ export function parseProfile(text: string, source: string | null, opts: { builti
     merge: false,
     version: '1.2',
   });
+  const locator = new Locator(doc, lineCounter);
   const yamlProblems: ProfileProblem[] = [];
   for (const e of [...doc.errors, ...doc.warnings]) {
+    // Tags are checked on the parsed nodes below, known ones and unknown ones alike.
+    if (e.code === 'TAG_RESOLVE_FAILED') continue;
     const line = e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line;
-    yamlProblems.push({ file: source, line, path: '', message: `${doc.errors.includes(e as never) ? 'YAML' : 'YAML warning'}: ${firstLine(e.message)}` });
+    yamlProblems.push({ file: source, line, ...describeYamlError(e, text, locator, line, doc.errors.includes(e as never)) });
   }
-  // A duplicated key leaves a readable document: the rest of the profile is still checked, so one
-  // run names every problem. Any other YAML error stops here.
+  const { tags, merges } = checkNodes(doc, locator, json);
+  for (const p of [...tags, ...merges]) yamlProblems.push({ file: source, ...p });
+  yamlProblems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  // A duplicated key, a tag or a merge key leaves a readable document: the rest of the profile is
+  // still checked, so one run names every problem. Any other YAML error stops here.
   const readable = doc.errors.every((e) => e.code === 'DUPLICATE_KEY');
   if (yamlProblems.length > 0 && !readable) fail(yamlProblems);
   let data: unknown;
@@ -69,17 +91,114 @@ export function parseProfile(text: string, source: string | null, opts: { builti
       text,
       source,
       builtin: opts.builtin ?? null,
-      locator: new Locator(doc, lineCounter),
+      locator,
       fallbackName: fallbackName(source),
     });
   if (yamlProblems.length === 0) return compile();
   try {
     compile();
   } catch (err) {
-    if (err instanceof ProfileError) fail([...yamlProblems, ...err.problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
-    throw err;
+    if (!(err instanceof ProfileError)) throw err;
+    // What a merge key brought in, or a refused tag made of a value, is already named by its
+    // problem: not again as unknown keys or missing fields.
+    const named = [...tags, ...merges].map((m) => m.path);
+    const under = (p: string): boolean => named.some((m) => p === m || p.startsWith(`${m}.`) || p.startsWith(`${m}[`));
+    fail([...yamlProblems, ...err.problems.filter((p) => !under(p.path))].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
   }
   return fail(yamlProblems);
+}
+
+/** JSON's view of a `.json` profile's syntax: null when it is JSON. */
+function jsonSyntaxProblem(raw: string, source: string | null): ProfileProblem | null {
+  // An editor's byte-order mark is not the author's mistake; the YAML reader skips it too.
+  const text = raw.startsWith('\uFEFF') ? raw.slice(1) : raw;
+  // An empty file gets the loader's own "is empty" message.
+  if (text.trim() === '') return null;
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (err) {
+    const found = findJsonSyntaxError(text);
+    if (found === null) return { file: source, line: null, path: '', message: `JSON: ${firstLine((err as Error).message)}` };
+    const before = text.slice(0, found.offset);
+    const line = before.split('\n').length;
+    const column = found.offset - (before.lastIndexOf('\n') + 1) + 1;
+    const where = found.atEnd ? '' : ` (column ${column})`;
+    return { file: source, line, path: formatPath(found.path), message: `JSON: ${found.head}${where}${found.tail === null ? '' : `; ${found.tail}`}` };
+  }
+}
+
+/** The path and message of a YAML parse error (the parser gives only an offset). */
+function describeYamlError(e: YAMLError, text: string, locator: Locator, line: number, isError: boolean): { path: string; message: string } {
+  const at = e.pos[0];
+  const prefix = isError ? 'YAML' : 'YAML warning';
+  if (e.code === 'MULTIPLE_DOCS') {
+    const marker = text.startsWith('---', at) ? ' with ---' : '';
+    return {
+      path: '',
+      message: `the file holds several YAML documents (another starts at line ${line}${marker}); a profile is one document: remove the --- line or split the file`,
+    };
+  }
+  // An error at a line's indentation is about what the line holds (a misindented key), except a
+  // tab: that line was meant to continue the node above it, which is where pathAt looks.
+  let where = at;
+  if (e.code !== 'TAB_AS_INDENT' && /^[ \t]*$/.test(text.slice(text.lastIndexOf('\n', at - 1) + 1, at + 1))) {
+    while (text[where] === ' ' || text[where] === '\t') where++;
+    if (where >= text.length || text[where] === '\n' || text[where] === '\r') where = at;
+  }
+  const path = locator.pathAt(where);
+  if (e.code === 'DUPLICATE_KEY' && path.length > 0) {
+    const key = String(path[path.length - 1]);
+    // The first pair with that key: where the key was given first.
+    const first = locator.line(path, true);
+    return { path: formatPath(path), message: `duplicate key ${JSON.stringify(key)}${first === null ? '' : ` (first at line ${first})`}; a key can appear once in a map` };
+  }
+  if (e.code === 'TAB_AS_INDENT') return { path: formatPath(path), message: `${prefix}: tabs are not allowed as indentation; indent with spaces` };
+  return { path: formatPath(path), message: `${prefix}: ${firstLine(e.message)}` };
+}
+
+/** The tags a profile's values may carry: the core schema's, as plain YAML gives them anyway. */
+const CORE_TAGS: ReadonlySet<string> = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
+const MERGE_MESSAGE = 'YAML merge keys (<<) are not supported: write the keys out (an alias such as *f stands for a whole value, as in fault: *f)';
+
+/**
+ * Problems the parser does not report as errors: tags (a custom tag is only a warning to it, and
+ * `!!binary` becomes bytes no profile key takes) and YAML merge keys. Merge keys are refused rather
+ * than merged: YAML 1.2 has none, and the keys a merge brings in have no line of their own in the
+ * rule, so a problem among them could not be pointed at.
+ */
+function checkNodes(doc: Document.Parsed, locator: Locator, json: boolean): { tags: Omit<ProfileProblem, 'file'>[]; merges: Omit<ProfileProblem, 'file'>[] } {
+  const tags: Omit<ProfileProblem, 'file'>[] = [];
+  const merges: Omit<ProfileProblem, 'file'>[] = [];
+  const known = new Set([...doc.schema.tags.map((t) => t.tag), ...Object.keys(doc.schema.knownTags)]);
+  const lineOf = (node: Node): number | null => (node.range === undefined || node.range === null ? null : locator.lineAt(node.range[0]));
+  const checkTag = (node: unknown, path: PathKey[]): void => {
+    if (!isNode(node) || node.tag === undefined || CORE_TAGS.has(node.tag)) return;
+    const shown = node.tag.startsWith('tag:yaml.org,2002:') ? `!!${node.tag.slice('tag:yaml.org,2002:'.length)}` : node.tag;
+    const message = known.has(node.tag) ? `YAML: tag ${shown} is not a profile value; write a string, number, boolean, list or map` : `YAML: unknown tag ${shown}; a profile uses no tags`;
+    tags.push({ line: lineOf(node), path: formatPath(path), message });
+  };
+  const visit = (node: unknown, path: PathKey[]): void => {
+    // Deeper than any profile: the parser's own limits speak for such a text.
+    if (isAlias(node) || path.length > MAX_PATH_DEPTH) return;
+    checkTag(node, path);
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isScalar(pair.key)) continue;
+        const at = [...path, String(pair.key.value)];
+        if (!json && pair.key.value === '<<' && pair.key.type === 'PLAIN') {
+          merges.push({ line: lineOf(pair.key), path: formatPath(at), message: MERGE_MESSAGE });
+          continue;
+        }
+        checkTag(pair.key, at);
+        visit(pair.value, at);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, [...path, i]));
+    }
+  };
+  visit(doc.contents, []);
+  return { tags, merges };
 }
 
 function firstLine(s: string): string {

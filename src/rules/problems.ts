@@ -1,15 +1,20 @@
 /**
  * Turns validation findings into `ProfileProblem`s that point at the file: the path as a person
  * writes it (`rules[2].fault.status`) and the line of the YAML/JSON node it names (for a missing
- * key, the line of the object that lacks it; for an unknown key, the line of that key).
+ * key, the line of the object that lacks it; for an unknown key, the line of that key). The other
+ * way round too: the path of the node at an offset, for the problems the YAML parser reports by
+ * position only.
  */
-import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import type { z } from 'zod';
 import type { ProfileProblem } from '../errors.js';
 import { KNOWN_KEYS_PREFIX } from '../faults/lib/schema.js';
 import { closestWord } from '../suggest.js';
 
 export type PathKey = string | number;
+
+/** How deep `pathAt` and the loader's node checks go. */
+export const MAX_PATH_DEPTH = 64;
 
 /**
  * Formats a path: `rules[2].fault.status`, `match.headers["x y"]`.
@@ -60,11 +65,113 @@ export class Locator {
     return best;
   }
 
+  /**
+   * The path of the deepest node at `offset`: inside a map, the last key that starts at or before
+   * it (an error between two keys belongs to the first, as a bad indent under it does); inside a
+   * list, the item that holds it.
+   *
+   * @example locator.pathAt(text.indexOf('path: /b')) // ['rules', 0, 'match', 'path']
+   */
+  pathAt(offset: number): PathKey[] {
+    const path: PathKey[] = [];
+    let node: unknown = this.doc?.contents;
+    if (!this.holds(node, offset, true)) return path;
+    // A profile is a few levels deep; a path hundreds of levels deep names nothing useful.
+    while (node !== null && node !== undefined && path.length < MAX_PATH_DEPTH) {
+      if (isMap(node)) {
+        let found: unknown = undefined;
+        for (const p of node.items) {
+          const start = rangeOf(p.key)?.[0] ?? rangeOf(p.value)?.[0];
+          if (start === undefined) continue;
+          if (start > offset) break;
+          found = p;
+        }
+        if (!isPair(found) || !isScalar(found.key)) return path;
+        path.push(String(found.key.value));
+        node = this.holds(found.value, offset, true) ? found.value : null;
+      } else if (isSeq(node)) {
+        let i = node.items.findIndex((item) => this.holds(item, offset));
+        if (i === -1) i = node.items.findIndex((item) => this.holds(item, offset, true));
+        if (i === -1) return path;
+        path.push(i);
+        node = node.items[i];
+      } else {
+        return path;
+      }
+    }
+    return path;
+  }
+
+  /**
+   * Is `offset` inside `node`? `lenient` also takes the line right after its end: a node's range
+   * ends where the parser stopped reading it, and an error there (the tab that indents the next
+   * line) is still about it.
+   */
+  private holds(node: unknown, offset: number, lenient = false): boolean {
+    const r = rangeOf(node);
+    if (r === undefined || r[0] > offset) return false;
+    if (offset < r[2]) return true;
+    if (!lenient) return false;
+    const end = this.lineAt(r[2]);
+    const at = this.lineAt(offset);
+    return offset === r[2] || (end !== null && at !== null && at - end <= 1);
+  }
+
+  /** The plain value written at `path` (through aliases), or undefined when it is not a scalar there. */
+  value(path: readonly PathKey[]): unknown {
+    if (this.doc === null) return undefined;
+    const doc = this.doc;
+    const resolve = (n: unknown): unknown => (isAlias(n) ? n.resolve(doc) : n);
+    let node: unknown = resolve(doc.contents);
+    for (const k of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(k));
+        node = resolve(pair?.value);
+      } else if (isSeq(node) && typeof k === 'number') {
+        node = resolve(node.items[k]);
+      } else {
+        return undefined;
+      }
+    }
+    return isScalar(node) ? node.value : undefined;
+  }
+
+  /** Line (1-based) of an offset in the text, or null without a text. */
+  lineAt(offset: number): number | null {
+    return this.lines === null ? null : this.lines.linePos(offset).line;
+  }
+
   private offsetLine(node: unknown): number | null {
     const range = (node as Node | null | undefined)?.range;
-    if (range === undefined || range === null || this.lines === null) return null;
-    return this.lines.linePos(range[0]).line;
+    if (range === undefined || range === null) return null;
+    return this.lineAt(range[0]);
   }
+}
+
+function rangeOf(node: unknown): readonly [number, number, number] | undefined {
+  return (node as Node | null | undefined)?.range ?? undefined;
+}
+
+
+/** Messages of the fraction options (`fraction()`, cohort, ws-drop's `fraction`, corrupt's `probability`). */
+const FRACTION_MESSAGE_RE = /(?:0 to 1|\(0, 1\])$/;
+
+/**
+ * The fraction a person who wrote a percentage meant, as a hint, or null: `30` or `"30%"` where 0
+ * to 1 belongs is 0.3. Only numbers from 2 to 100 (a 1.5 is nobody's percentage) and strings that
+ * end in `%`.
+ *
+ * @example percentHint(30) === 'did you mean 0.3? fractions are written 0 to 1, not as percentages'
+ */
+export function percentHint(value: unknown): string | null {
+  let n: number | null = null;
+  if (typeof value === 'number' && value >= 2) n = value;
+  else if (typeof value === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(value);
+    if (m !== null) n = Number(m[1]);
+  }
+  if (n === null || n > 100) return null;
+  return `did you mean ${Number((n / 100).toPrecision(12))}? fractions are written 0 to 1, not as percentages`;
 }
 
 /** Collects problems for one file. */
@@ -101,7 +208,8 @@ export class Problems {
         this.add(path, 'has the wrong form');
         continue;
       }
-      this.add(path, iss.message);
+      const hint = FRACTION_MESSAGE_RE.test(iss.message) ? percentHint(this.locator.value(path)) : null;
+      this.add(path, hint === null ? iss.message : `${iss.message} (${hint})`);
     }
   }
 

@@ -14,8 +14,10 @@ import { duration, fraction, strict } from '../faults/lib/schema.js';
 
 /** Names of rules, phases and profiles: they appear in URLs (/rules/:name) and headers. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const NAME_HINT = 'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit';
-export const ruleName = () => z.string(NAME_HINT).regex(NAME_RE, NAME_HINT);
+const NAME_RULE = '1-64 letters, digits, ".", "_" or "-", starting with a letter or digit';
+const NAME_HINT = `must be ${NAME_RULE}`;
+/** A name; where one is required (a phase's), a missing one says so rather than how to spell one. */
+export const ruleName = () => z.string({ error: (iss) => (iss.input === undefined ? `required: ${NAME_RULE}` : NAME_HINT) }).regex(NAME_RE, NAME_HINT);
 
 /** Rule names the engine keeps for itself. */
 export const RESERVED_RULE_NAMES: ReadonlySet<string> = new Set(['header']);

@@ -57,7 +57,7 @@ describe('parseProfile: problems with path and line', () => {
     const problems = problemsOf(text);
     const byPath = Object.fromEntries(problems.map((p) => [p.path, p]));
     expect(byPath['seed']?.line).toBe(2);
-    expect(byPath['rules[0].probability']).toMatchObject({ line: 5, message: 'must be a number from 0 to 1' });
+    expect(byPath['rules[0].probability']).toMatchObject({ line: 5, message: 'must be a number from 0 to 1 (did you mean 0.02? fractions are written 0 to 1, not as percentages)' });
     expect(byPath['rules[0].fault.type']).toMatchObject({ line: 6 });
     expect(byPath['rules[0].fault.type']?.message).toContain('unknown fault type "nope"');
     for (const t of faultTypes) expect(byPath['rules[0].fault.type']?.message).toContain(t);
@@ -192,7 +192,7 @@ describe('parseProfile: problems with path and line', () => {
     const problems = problemsOf(text);
     expect(problems.map((p) => [p.line, p.path, p.message.slice(0, 20)])).toEqual([
       [4, 'rules[0].fault.delay', 'must be a duration l'],
-      [6, '', 'YAML: Map keys must '],
+      [6, 'rules[1].fault.status', 'duplicate key "statu'],
     ]);
     // A profile whose only problem is the duplicate still fails.
     expect(problemsOf('name: t\nname: u\nrules: []')).toHaveLength(1);

@@ -497,7 +497,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   onProxyResClose(): void {
     const pr = this.proxyRes;
-    if (pr !== null && !pr.complete && !this.closedUp && !this.resetOnEnd) {
+    // An outcome already set is the cause: the proxy cut the exchange (shutdown, an injected
+    // reset, a fault's transform failing) and aborting the upstream closed its body; the upstream
+    // did not break off.
+    if (pr !== null && !pr.complete && !this.closedUp && !this.resetOnEnd && this.outcome === null) {
       // The upstream broke off (or went silent) mid-response: never turn that into a silently truncated 200.
       this.failMidBody(pr);
       this.resetSoon();

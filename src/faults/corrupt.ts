@@ -1,8 +1,8 @@
 /**
  * `corrupt`: flips bytes of the response body — bit rot, a broken middlebox, a bad proxy. Either
  * each byte with `probability`, or exactly `count` bytes (all of them in a shorter body). New
- * values and positions come from the engine's seeded random source; the length never changes,
- * and nothing is held back.
+ * values and positions come from the exchange's seeded random stream (so they are the same
+ * whenever the response arrives); the length never changes, and nothing is held back.
  *
  * With a Content-Length, `count` positions are spread over the whole body, drawn when the head
  * arrives. Without one, the body's length is unknown until it ends, so the flips are spent on the

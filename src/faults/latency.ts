@@ -2,7 +2,7 @@
  * `latency`: adds delay, fixed or drawn from a distribution (Toxiproxy's latency/jitter, Envoy's
  * fixed delay, with the tail shapes real services have). `at: request` (default) waits before
  * forwarding; `at: response` holds the upstream's first response byte, so the upstream has done
- * the work when the client times out. Draws use the engine's seeded random source.
+ * the work when the client times out. Draws use the exchange's seeded random stream.
  */
 import { z } from 'zod';
 import type { FaultInstance } from './types.js';

@@ -37,7 +37,10 @@ export type FaultStage = 'delay' | 'request' | 'response' | 'websocket';
 export interface BaseFaultContext {
   readonly rule: string;
   readonly facts: RequestFacts;
-  /** Seeded random source in [0, 1). */
+  /**
+   * The exchange's own seeded random stream, in [0, 1): seeded at the engine's decision, so what a
+   * fault draws depends on the seed and the sequence of requests, not on when it draws.
+   */
   readonly random: () => number;
   /** Epoch milliseconds (the proxy's clock). */
   readonly now: () => number;
@@ -97,6 +100,15 @@ export interface WsFaultContext extends BaseFaultContext {
 
 export type MessageDirection = 'in' | 'out'; // in: client -> upstream, out: upstream -> client
 
+/** What a message hook gets: the connection, and a seeded stream per direction for per-message draws. */
+export interface WsMessageContext extends WsFaultContext {
+  /**
+   * The connection's stream for messages in `dir`: a message's draws depend only on the messages
+   * before it in its direction, however the two directions interleave.
+   */
+  messageRandom(dir: MessageDirection): () => number;
+}
+
 /**
  * A per-message verdict: pass (undefined), drop, delay by ms, or 'acted' — the message passes
  * as it is, but the fault acted on the connection because of it (e.g. scheduled a close), so the
@@ -134,7 +146,7 @@ export interface FaultInstance {
   /** stage 'websocket': once both sockets are open. */
   onOpen?(ctx: WsFaultContext): void;
   /** stage 'websocket': for every message, in either direction. */
-  onMessage?(ctx: WsFaultContext, dir: MessageDirection, bytes: number, binary: boolean): MessageVerdict;
+  onMessage?(ctx: WsMessageContext, dir: MessageDirection, bytes: number, binary: boolean): MessageVerdict;
 }
 
 /** Extra facts a fault may use when compiled (e.g. for header-triggered faults). */

@@ -1,10 +1,10 @@
 /**
  * `ws-delay`: holds WebSocket messages before relaying them, fixed or drawn from a distribution
  * (the same keys as `latency`). Order within a direction is kept: a message never overtakes one
- * delayed before it.
+ * delayed before it. Delays are drawn from the connection's seeded stream of their direction.
  */
 import { z } from 'zod';
-import type { MessageDirection, MessageVerdict } from './types.js';
+import type { MessageDirection, MessageVerdict, WsMessageContext } from './types.js';
 import { defineFault, instance } from './lib/define.js';
 import { checkDelay, compileSampler, delayShape } from './lib/distribution.js';
 import { strict } from './lib/schema.js';
@@ -24,9 +24,9 @@ export const wsDelay = defineFault({
     const sample = compileSampler(o);
     const direction = o.direction;
     return instance({
-      onMessage(ctx: { random: () => number }, dir: MessageDirection): MessageVerdict {
+      onMessage(ctx: WsMessageContext, dir: MessageDirection): MessageVerdict {
         if (direction !== 'both' && dir !== direction) return undefined;
-        const ms = sample(ctx.random);
+        const ms = sample(ctx.messageRandom(dir));
         return ms > 0 ? { delay: ms } : undefined;
       },
     });

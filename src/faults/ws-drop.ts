@@ -1,9 +1,11 @@
 /**
  * `ws-drop`: silently drops a `fraction` of WebSocket messages in one or both directions — the
- * lost update a client only notices if it acknowledges or sequences its messages.
+ * lost update a client only notices if it acknowledges or sequences its messages. Which messages go
+ * is drawn from the connection's seeded stream of their direction: the same for the same seed and
+ * the same messages, however they interleave with the other direction or other requests.
  */
 import { z } from 'zod';
-import type { MessageDirection, MessageVerdict } from './types.js';
+import type { MessageDirection, MessageVerdict, WsMessageContext } from './types.js';
 import { defineFault, instance } from './lib/define.js';
 import { strict } from './lib/schema.js';
 
@@ -22,9 +24,9 @@ export const wsDrop = defineFault({
     const fraction = o.fraction;
     const direction = o.direction;
     return instance({
-      onMessage(ctx: { random: () => number }, dir: MessageDirection): MessageVerdict {
+      onMessage(ctx: WsMessageContext, dir: MessageDirection): MessageVerdict {
         if (direction !== 'both' && dir !== direction) return undefined;
-        if (fraction >= 1 || ctx.random() < fraction) return 'drop';
+        if (fraction >= 1 || ctx.messageRandom(dir)() < fraction) return 'drop';
         return undefined;
       },
     });

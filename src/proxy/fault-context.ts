@@ -1,8 +1,16 @@
 /**
  * What every exchange hands to the faults acting on it, HTTP or WebSocket: the rule acting now, the
- * seeded random source, the clock, and waits that end when the client goes away.
+ * exchange's own seeded random streams, the clock, and waits that end when the client goes away.
+ *
+ * The streams are the exchange's, seeded by its decision (`Decision.seed`), and started only when a
+ * fault first draws: a corrupt deciding its positions when the response comes, or a ws-drop on the
+ * 40th message, draws the same numbers whenever that happens and takes none from other exchanges.
+ * WebSocket messages draw from one stream per direction, so the messages sent one way do not shift
+ * the draws of the other.
  */
-import type { ActiveFault } from '../rules/types.js';
+import type { MessageDirection } from '../faults/types.js';
+import { SeededRandom, STREAM } from '../rules/random.js';
+import type { ActiveFault, Decision } from '../rules/types.js';
 import type { ProxyCore } from './core.js';
 
 /** The reason every exchange's signal aborts with: one shared object, no DOMException per exchange. */
@@ -17,6 +25,11 @@ export abstract class FaultContextBase {
   protected readonly core: ProxyCore;
   /** The fault whose hook runs now (its rule labels what the primitives inject). */
   protected current: ActiveFault | null = null;
+  /** The engine's decision for this exchange, once made: its faults and its streams' seed. */
+  protected decision: Decision | null = null;
+  private rng: (() => number) | null = null;
+  private rngIn: (() => number) | null = null;
+  private rngOut: (() => number) | null = null;
 
   constructor(core: ProxyCore) {
     this.core = core;
@@ -26,8 +39,16 @@ export abstract class FaultContextBase {
     return this.current?.rule ?? '';
   }
 
+  /** The exchange's own stream (see the header); the same function on every read. */
   get random(): () => number {
-    return this.core.random;
+    return (this.rng ??= new SeededRandom(this.decision?.seed ?? 0).next);
+  }
+
+  /** The exchange's stream for its WebSocket messages in `dir` (see the header). */
+  messageRandom(dir: MessageDirection): () => number {
+    const seed = this.decision?.seed ?? 0;
+    if (dir === 'in') return (this.rngIn ??= new SeededRandom(seed, STREAM.messagesIn).next);
+    return (this.rngOut ??= new SeededRandom(seed, STREAM.messagesOut).next);
   }
 
   get now(): () => number {

@@ -17,7 +17,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import { FAULT_ACTED, type HttpFaultContext, type RequestFacts, type ResponseAction } from '../faults/types.js';
-import type { ActiveFault, Decision } from '../rules/types.js';
+import type { ActiveFault } from '../rules/types.js';
 import type { FaultTag, HttpRecord, Outcome } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
 import { connectionTokens, type BodySink, type UpstreamCall, type UpstreamSink } from '../upstream/pool.js';
@@ -68,7 +68,6 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private readonly socket: Socket;
   private readonly ip: string;
   private readonly rawQuery: string | null;
-  private decision: Decision | null = null;
   private tags: FaultTag[] | null = null;
   private ac: AbortController | null = null;
   private doneFns: Array<() => void> | null = null;

@@ -95,7 +95,6 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private readonly id: string;
   private readonly ip: string;
   private readonly rawQuery: string | null;
-  private decision: Decision | null = null;
   private tags: FaultTag[] | null = null;
   private readonly ac = new AbortController();
   private doneFns: Array<() => void> | null = null;

@@ -8,14 +8,18 @@
  *     ├─ per rule (cheapest first; no random draw unless everything else passed):
  *     │    enabled ─▶ schedule on ─▶ match ─▶ [matched++] ─▶ request slot free ─▶ attempt filter
  *     │    (firstAttempts / retriesOnly) ─▶ maxActive ─▶ probability x ramp ─▶ [injected++]
- *     └─ order: every 'delay' fault, then at most ONE 'request' fault (the first chosen), then every
- *        'response' fault; WebSocket requests get 'websocket' faults in rule order.
+ *     ├─ order: every 'delay' fault, then at most ONE 'request' fault (the first chosen), then every
+ *     │  'response' fault; WebSocket requests get 'websocket' faults in rule order.
+ *     └─ faults chosen: + the seed of the exchange's own random stream (for the faults' draws)
  *   settle(decision, {status, outcome})
  *     └─ release maxActive slots, feed the attempt tracker (failed or not)
  *
- * `decide` is pure apart from its counters, the seeded random source and the attempt history, all
- * owned here: same seed + same request sequence = same faults. When nothing matches it allocates
- * nothing and returns one shared, frozen empty decision.
+ * `decide` is pure apart from its counters, the seeded random streams and the attempt history, all
+ * owned here: same seed + same request sequence = same faults. A decision with faults carries the
+ * seed of the exchange's own stream (one draw from a second stream of the engine's seed): the
+ * draws its faults make later, whenever its response or messages come, are its own and shift
+ * nothing for other requests. When nothing matches it allocates nothing and returns one shared,
+ * frozen empty decision.
  */
 import type { FaultInstance, RequestFacts } from '../faults/types.js';
 import type { ActiveFault, DecideEnv, Decision, RuleStats, Settlement } from './types.js';
@@ -26,7 +30,7 @@ import { AttemptTracker, type AttemptInfo } from './attempts.js';
 import { compileStandaloneRule, profileLines, type CompiledProfile, type CompiledRule, type ProfileLines } from './compile.js';
 import { FAULT_HEADER, HEADER_RULE, HeaderFaults } from './header-faults.js';
 import { matches, MatchScratch, statusSelected } from './match.js';
-import { SeededRandom } from './random.js';
+import { SeededRandom, STREAM } from './random.js';
 import { formatPath, type PathKey } from './problems.js';
 import { phaseAt, scheduleFactor, type PhasePosition } from './schedule.js';
 
@@ -73,7 +77,10 @@ export interface RuleEngine {
   /** Throws `RuleNameTakenError` when `setProfile(profile)` would; changes nothing. */
   checkProfile(profile: CompiledProfile): void;
   readonly profile: CompiledProfile;
-  /** The engine's seeded random source, for the fault contexts. */
+  /**
+   * The engine's decision stream (rule probabilities). Faults never draw from it: each exchange
+   * draws from its own stream, seeded by its decision (`Decision.seed`).
+   */
   readonly random: () => number;
   /** The seed of the stream in use: the `seed` option, else the profile's, else 1. */
   readonly seed: number;
@@ -81,7 +88,7 @@ export interface RuleEngine {
   patchRule(name: string, patch: RulePatch): RuleStats;
   addFault(rule: unknown, ttlMs?: number): RuleStats;
   removeFault(name: string): boolean;
-  /** Restarts the clock at `now` (phases and schedules count from here) and reseeds the random source. */
+  /** Restarts the clock at `now` (phases and schedules count from here) and reseeds the random streams. */
   startScenario(now: number): void;
   /** Back to the engine's own clock (schedules count from the engine's start). */
   stopScenario(): void;
@@ -144,7 +151,7 @@ class Token {
 
 const NO_FAULTS: readonly ActiveFault[] = Object.freeze([]);
 /** The one decision for "nothing applies". */
-export const EMPTY_DECISION: Decision = Object.freeze({ faults: NO_FAULTS, token: null });
+export const EMPTY_DECISION: Decision = Object.freeze({ faults: NO_FAULTS, token: null, seed: 0 });
 
 /** A WebSocket that stayed open this long was a success for the attempt tracker (spec §3.4). */
 const WS_SUCCESS_MS = 5000;
@@ -169,6 +176,8 @@ class Engine implements RuleEngine {
   /** The seed of the stream in use: --seed, else the profile's, else 1. */
   private streamSeed: number;
   private readonly rng: SeededRandom;
+  /** Gives each decision with faults the seed of the exchange's own stream (`Decision.seed`). */
+  private readonly exchangeSeeds: SeededRandom;
   private readonly startedAt: number;
   private scenarioStart: number | null = null;
   private readonly states = new Map<string, RuleState>();
@@ -204,6 +213,7 @@ class Engine implements RuleEngine {
     this.explicitSeed = o.seed ?? null;
     this.streamSeed = this.explicitSeed ?? o.profile.seed ?? 1;
     this.rng = new SeededRandom(this.streamSeed);
+    this.exchangeSeeds = new SeededRandom(this.streamSeed, STREAM.exchanges);
     this.startedAt = this.nowFn();
     this.tracker = new AttemptTracker({
       ...(o.attemptWindowMs === undefined ? {} : { windowMs: o.attemptWindowMs }),
@@ -285,6 +295,7 @@ class Engine implements RuleEngine {
     const attempt = this.curAttempt;
     if (count === 0 && attempt === null) return EMPTY_DECISION;
     let faults: readonly ActiveFault[] = NO_FAULTS;
+    let seed = 0;
     if (count > 0) {
       // (read through locals: TypeScript cannot see that pick() filled these)
       const delays = this.curDelays as ActiveFault[] | null;
@@ -294,13 +305,14 @@ class Engine implements RuleEngine {
       if (request !== null) out.push(request);
       if (after !== null) for (const f of after) out.push(f);
       faults = out;
+      seed = this.exchangeSeeds.nextSeed();
     }
     this.active += count;
     const token = new Token(count, attempt, (this.curRequest as ActiveFault | null) !== null, ws, now);
     this.curDelays = null;
     this.curAfter = null;
     this.curRequest = null;
-    return { faults, token };
+    return { faults, token, seed };
   }
 
   /** One rule against one request. True when its fault is chosen. */
@@ -502,6 +514,7 @@ class Engine implements RuleEngine {
   private reseed(seed: number): void {
     this.streamSeed = seed;
     this.rng.reseed(seed);
+    this.exchangeSeeds.reseed(seed, STREAM.exchanges);
   }
 
   stopScenario(): void {

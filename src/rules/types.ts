@@ -3,7 +3,7 @@
  * back (`settle`), and the compiled, frozen profile the engine runs.
  *
  * `decide` is the pure half of decide-then-act: a function of (profile, request facts, seeded
- * random source, clock, the attempt history it keeps). The proxy then calls the returned faults'
+ * random streams, clock, the attempt history it keeps). The proxy then calls the returned faults'
  * hooks in order and reports the exchange's end through `settle`, which feeds `firstAttempts`,
  * `retriesOnly`, `maxActive` and the per-rule counters.
  */
@@ -29,6 +29,13 @@ export interface Decision {
   readonly faults: readonly ActiveFault[];
   /** Opaque per-exchange state the engine needs back in `settle`. */
   readonly token: unknown;
+  /**
+   * The seed of the exchange's own random stream (`SeededRandom`), drawn at the decision: every
+   * draw its faults make later (a latency, corrupted positions, per-message drops and delays)
+   * comes from that stream, never from the engine's, so it depends only on the engine's seed and
+   * the sequence of decisions, not on when responses or messages arrive. 0 without faults.
+   */
+  readonly seed: number;
 }
 
 /** How an exchange ended, as the engine needs to know it. */

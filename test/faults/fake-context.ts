@@ -4,8 +4,8 @@
  * those with real sockets.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { HttpFaultContext, RequestFacts, WsFaultContext, WsUpgradeContext } from '../../src/faults/types.js';
-import { SeededRandom } from '../../src/rules/random.js';
+import type { HttpFaultContext, MessageDirection, RequestFacts, WsMessageContext, WsUpgradeContext } from '../../src/faults/types.js';
+import { SeededRandom, STREAM } from '../../src/rules/random.js';
 
 export interface Recorded {
   responses: Array<{ status: number; headers: OutgoingHttpHeaders; body: string }>;
@@ -13,7 +13,7 @@ export interface Recorded {
   closes: Array<{ code: number; reason: string }>;
 }
 
-export interface FakeContext extends HttpFaultContext, WsFaultContext, WsUpgradeContext {
+export interface FakeContext extends HttpFaultContext, WsMessageContext, WsUpgradeContext {
   readonly rec: Recorded;
   /** Ends the exchange: aborts the signal and runs the onDone callbacks. */
   finish(): void;
@@ -30,10 +30,12 @@ export function fakeContext(opts: { facts?: Partial<RequestFacts>; now?: () => n
   let finished = false;
   const rec: Recorded = { responses: [], calls: [], closes: [] };
   const random = new SeededRandom(opts.seed ?? 1).next;
+  const messages = { in: new SeededRandom(opts.seed ?? 1, STREAM.messagesIn).next, out: new SeededRandom(opts.seed ?? 1, STREAM.messagesOut).next };
   const ctx = {
     rule: 'rule-under-test',
     facts: fakeFacts(opts.facts),
     random,
+    messageRandom: (dir: MessageDirection) => messages[dir],
     now: opts.now ?? Date.now,
     signal: ac.signal,
     req: {} as never,

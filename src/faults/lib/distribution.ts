@@ -1,7 +1,7 @@
 /**
  * Delay distributions for `latency` and `ws-delay`: a fixed `delay` (with optional `jitter`) or a
- * named distribution with its parameters. Every draw takes the engine's seeded random source, so a
- * seed reproduces the exact delays of a session.
+ * named distribution with its parameters. Every draw takes the exchange's seeded random stream, so
+ * a seed reproduces the exact delays of a session.
  *
  *   uniform{min,max}   normal{mean,stddev}   lognormal{median,p99}   exponential{mean}
  *   pareto{scale,shape}                         + optional min (floor) and max (cap) for all

@@ -84,7 +84,33 @@ export function retryAfter() {
 const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/** A map of response header name -> value; names are lower-cased. */
+const FRAMING = 'frames the response: the proxy sets it from the body, and a second one would make the answer malformed (a client reads garbage, and so does the next request on the connection); leave it out';
+const HOP_BY_HOP = 'is a hop-by-hop header (RFC 9110 §7.6.1): the proxy manages the connection, an injected answer does not; leave it out';
+
+/**
+ * Why an injected answer cannot carry this header (lower-case name), or undefined. The headers that
+ * frame the message or belong to one connection are the proxy's to write: set by a profile, they
+ * came out next to the proxy's own (a Content-Length and chunked encoding in one response).
+ */
+const REFUSED_HEADERS: ReadonlyMap<string, string> = new Map([
+  ['content-length', FRAMING],
+  ['transfer-encoding', FRAMING],
+  ['connection', HOP_BY_HOP],
+  ['keep-alive', HOP_BY_HOP],
+  ['proxy-connection', HOP_BY_HOP],
+  ['te', HOP_BY_HOP],
+  ['upgrade', HOP_BY_HOP],
+  ['trailer', 'announces trailer fields, and an injected answer has none (its body has a fixed length); leave it out'],
+  ['host', 'is a request header; it has no meaning in a response'],
+]);
+
+/**
+ * A map of response header name -> value; names are lower-cased. The headers that frame the
+ * message or belong to the connection (Content-Length, Transfer-Encoding, Connection, Upgrade, ...)
+ * are refused: the proxy writes those.
+ *
+ * @example headerMap().safeParse({ 'Content-Length': 3 }).success === false
+ */
 export function headerMap() {
   return z
     .record(
@@ -93,6 +119,12 @@ export function headerMap() {
         error: 'must be a string or a number',
       }),
     )
+    .superRefine((rec, ctx) => {
+      for (const name of Object.keys(rec)) {
+        const why = REFUSED_HEADERS.get(name.toLowerCase());
+        if (why !== undefined) ctx.addIssue({ code: 'custom', message: `${name} ${why}`, path: [name], input: rec[name] });
+      }
+    })
     .transform((rec) => {
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(rec)) out[k.toLowerCase()] = String(v);

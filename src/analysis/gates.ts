@@ -24,6 +24,7 @@ const METRICS: Record<string, (r: Report) => number | null> = {
   clients: (r) => r.totals.clients,
   failures: (r) => r.totals.failures,
   injectedFaults: (r) => r.totals.injectedFaults,
+  injectedFailures: (r) => r.totals.injectedFailures,
   succeeded: (r) => r.totals.succeeded,
   gaveUp: (r) => r.totals.gaveUp,
   maxAttempts: (r) => r.totals.maxAttempts,

@@ -92,6 +92,7 @@ export const freshQuality = (): QualityCounters => ({
   clientKeyFallbacks: 0,
   threadsEvicted: 0,
   injectedFaults: 0,
+  injectedFailures: 0,
 });
 
 function mergeQuality(parts: readonly QualityCounters[]): QualityCounters {
@@ -109,6 +110,7 @@ function mergeQuality(parts: readonly QualityCounters[]): QualityCounters {
     q.clientKeyFallbacks += p.clientKeyFallbacks;
     q.threadsEvicted += p.threadsEvicted;
     q.injectedFaults += p.injectedFaults;
+    q.injectedFailures += p.injectedFailures;
   }
   // The lines one thread would have listed: the first ones of the file.
   bad.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));

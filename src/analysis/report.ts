@@ -323,6 +323,9 @@ interface Aftermath {
   recoveryNote?: string;
   observedMs: number;
   spikeOffered: number;
+  /** Attempts and failures the upstream gave itself (not injected) while load stayed amplified after the episode. */
+  amplifiedAttempts: number;
+  ownFailures: number;
 }
 
 /** Builds the report. */
@@ -522,6 +525,8 @@ export function buildReport(input: ReportInput): Report {
     // Nothing at all came after the episode, but the data goes on (quiet for a whole rolling
     // window): nothing was amplified, so load was back at once.
     if (recoverySeconds === null && lastAmplified === null && stopAt - to >= R.recoveryRollingBins) recoverySeconds = 0;
+    // The amplified stretch after the episode: were its failures injected (another rule) or the upstream's own?
+    const amplified = lastAmplified === null ? null : binsInRange(agg.bins, to + 1, lastAmplified);
     const a: Aftermath = {
       end: e.end,
       rules: e.rules,
@@ -529,6 +534,8 @@ export function buildReport(input: ReportInput): Report {
       recoverySeconds,
       observedMs: Math.min(input.lastEnd ?? e.end, nextStart) - e.end,
       spikeOffered: agg.bins.get(to + 1)?.offered ?? 0,
+      amplifiedAttempts: amplified?.offered ?? 0,
+      ownFailures: amplified === null ? 0 : Math.max(0, amplified.errors - amplified.faults),
     };
     if (recoverySeconds === null) {
       a.recoveryNote = stopAt < lastKey ? 'another fault window began first' : !sawTraffic ? 'no traffic after the window' : 'the data ended first';
@@ -586,6 +593,7 @@ export function buildReport(input: ReportInput): Report {
     clients: input.distinctClients,
     failures: t.failures,
     injectedFaults: input.quality.injectedFaults,
+    injectedFailures: input.quality.injectedFailures,
     succeeded: t.succeeded,
     gaveUp: t.gaveUp,
     maxAttempts: t.hist.max,
@@ -696,13 +704,28 @@ export function buildReport(input: ReportInput): Report {
     const notRecovered = am.recoverySeconds === null && am.recoveryNote === 'the data ended first' && am.observedMs >= R.sustainSeconds * 1000;
     if (notRecovered || (am.recoverySeconds !== null && am.recoverySeconds > R.sustainSeconds)) {
       sustained = true;
+      // The analysis sees failures, not their cause: when the upstream itself kept failing, say so
+      // (a load-caused loop is the metastable failure; an upstream failing for reasons of its own
+      // only had clients that retried its failures).
+      const own =
+        am.ownFailures > 0 && am.ownFailures >= 0.1 * am.amplifiedAttempts
+          ? ` In that time the upstream itself failed ${am.ownFailures} of ${am.amplifiedAttempts} attempts (not injected): if the load caused those failures, this is the metastable loop; if they had a cause of their own, the clients were retrying real failures.`
+          : '';
       findings.push(
         makeFinding(
           'sustained-amplification',
-          am.recoverySeconds === null
+          (am.recoverySeconds === null
             ? `After the faults (${rules}) ended, amplification never returned within 10 % of baseline (${round(baseAlpha, 2)}) in the ${round(am.observedMs / 1000, 1)} s of data that followed; ${am.retriesAfter} retries arrived in the first minute.`
-            : `After the faults (${rules}) ended, amplification took ${am.recoverySeconds} s to return within 10 % of baseline (${round(baseAlpha, 2)}); ${am.retriesAfter} retries arrived in the first minute.`,
-          { rules: e.rules, start: e.start, end: e.end, recoverySeconds: am.recoverySeconds, retriesAfter: am.retriesAfter, baselineAmplification: round(baseAlpha, 3) },
+            : `After the faults (${rules}) ended, amplification took ${am.recoverySeconds} s to return within 10 % of baseline (${round(baseAlpha, 2)}); ${am.retriesAfter} retries arrived in the first minute.`) + own,
+          {
+            rules: e.rules,
+            start: e.start,
+            end: e.end,
+            recoverySeconds: am.recoverySeconds,
+            retriesAfter: am.retriesAfter,
+            baselineAmplification: round(baseAlpha, 3),
+            upstreamFailuresAfter: am.ownFailures,
+          },
         ),
       );
     } else if (am.retriesAfter > Math.max(5, 0.1 * inside)) {

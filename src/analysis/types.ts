@@ -86,7 +86,10 @@ export interface Totals {
   /** Distinct client keys (counted in fixed memory; may undercount by about 1 % past a million). */
   clients: number;
   failures: number;
+  /** Exchanges aftershock injected a fault into (a latency that still succeeded counts too). */
   injectedFaults: number;
+  /** Failed attempts whose failure aftershock injected; `failures - injectedFailures` are the upstream's or the network's own. */
+  injectedFailures: number;
   /** Logical requests that ended in a success. */
   succeeded: number;
   /** Logical requests that ended in a failure (the client gave up, or never came back). */
@@ -407,4 +410,5 @@ export interface QualityCounters {
   clientKeyFallbacks: number;
   threadsEvicted: number;
   injectedFaults: number;
+  injectedFailures: number;
 }

@@ -494,6 +494,27 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(r.verdict).toBe('retry-storm');
   });
 
+  it('says when the failures that kept the load up after the faults were the upstream\'s own, not injected (the report cannot tell a load-caused loop from an upstream failing for its own reasons)', () => {
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 60; i++) rs.push(http({ ts: T0 + i * 1000, client: 'org', query: `i=${i}` }));
+    let t = T0 + 10_000;
+    while (t < T0 + 60_000) {
+      rs.push(http({ ts: t, client: 'c1', path: '/stuck', ...(t < T0 + 20_000 ? injected('outage') : { status: 503 }) }));
+      t += 300;
+    }
+    const r = run(byEnd(rs));
+    const [f] = code(r, 'sustained-amplification');
+    expect(f?.message).toMatch(/the upstream itself failed \d+ of \d+ attempts \(not injected\)/);
+    expect(f?.evidence.upstreamFailuresAfter).toBeGreaterThan(100);
+    // The totals say how many failures there were and how many aftershock injected, in every format.
+    const text = formatReport(r, 'text');
+    expect(r.totals.injectedFailures).toBeGreaterThan(0);
+    expect(r.totals.injectedFailures).toBeLessThan(r.totals.failures);
+    expect(text).toContain(`failures ${r.totals.failures} (${r.totals.injectedFailures} injected by aftershock, ${r.totals.failures - r.totals.injectedFailures} not injected`);
+    expect(formatReport(r, 'markdown')).toMatch(/\| failures \| of them injected \|/);
+    expect(formatReport(r, 'html')).toContain('failures injected by aftershock');
+  });
+
   it('two short incidents with quiet between: the first recovered (its aftermath stops before the second), and a window with nothing after it is n/a, not never', () => {
     const rs: HttpRecord[] = [];
     for (const base of [T0 + 3400, T0 + 12_400]) {

@@ -154,6 +154,8 @@ export function formatHtml(report: Report, rows = 50): string {
   o.push(card(n(t.amplificationInFaults), 'amplification in fault windows'));
   o.push(card(n(t.amplificationBaseline), 'baseline amplification'));
   o.push(card(String(t.maxAttempts), 'max attempts per request'));
+  o.push(card(String(t.failures), 'failures'));
+  o.push(card(String(t.injectedFailures), 'failures injected by aftershock'));
   o.push(card(String(t.clients), 'clients'));
   o.push('</div>');
 

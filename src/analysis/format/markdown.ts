@@ -28,9 +28,9 @@ export function formatMarkdown(report: Report, rows = 10): string {
   if (report.verdictReasons.length > 0) out.push(`> ${md(report.verdictReasons.join('; '))}`, '');
   const meta = [report.session === null ? null : `session ${md(report.session)}`, report.target === null ? null : `target ${md(report.target)}`, `${n(report.range.seconds, 1)} s of traffic`, `${t.clients} clients`].filter((x): x is string => x !== null);
   out.push(meta.join(' · '), '');
-  out.push(row(['attempts', 'logical requests', 'retries', 'retry ratio', 'amplification', 'in fault windows', 'baseline', 'max attempts']));
-  out.push(row(Array.from({ length: 8 }, () => '---:')));
-  out.push(row([String(t.attempts), String(t.logicalRequests), String(t.retries), `${(t.retryRatio * 100).toFixed(1)} %`, t.logicalRequests === 0 ? 'n/a' : n(t.amplification), n(t.amplificationInFaults), n(t.amplificationBaseline), String(t.maxAttempts)]));
+  out.push(row(['attempts', 'logical requests', 'retries', 'retry ratio', 'amplification', 'in fault windows', 'baseline', 'max attempts', 'failures', 'of them injected']));
+  out.push(row(Array.from({ length: 10 }, () => '---:')));
+  out.push(row([String(t.attempts), String(t.logicalRequests), String(t.retries), `${(t.retryRatio * 100).toFixed(1)} %`, t.logicalRequests === 0 ? 'n/a' : n(t.amplification), n(t.amplificationInFaults), n(t.amplificationBaseline), String(t.maxAttempts), String(t.failures), String(t.injectedFailures)]));
   out.push('');
   out.push(`### Findings (${report.findings.length})`, '');
   if (report.findings.length === 0) out.push('No findings.', '');

@@ -77,6 +77,7 @@ export function formatText(report: Report, options: TextOptions = {}): string {
   out.push(
     `  amplification ${t.logicalRequests === 0 ? 'n/a' : num(t.amplification)} overall, ${num(t.amplificationInFaults)} in fault windows, ${num(t.amplificationBaseline)} baseline  ·  attempts/request mean ${num(t.attemptsPerRequest.mean)} p95 ${t.attemptsPerRequest.p95} max ${t.maxAttempts}`,
   );
+  out.push(`  failures ${t.failures} (${t.injectedFailures} injected by aftershock, ${t.failures - t.injectedFailures} not injected: the upstream's or the network's own)  ·  exchanges with an injected fault ${t.injectedFaults}`);
   const extra: string[] = [];
   if (t.unboundedChains > 0) extra.push(`unbounded ${t.unboundedChains}`);
   if (t.unsafeRetries > 0) extra.push(`unsafe retries ${t.unsafeRetries}`);

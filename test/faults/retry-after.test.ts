@@ -4,8 +4,10 @@
  * For every fault that takes it (http-error, capacity, ws-reject), on the wire through the real
  * proxy.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { rawExchange, request, startTestProxy, startUpstream } from '../helpers.js';
+import { isHttpDate } from '../../src/faults/lib/schema.js';
 import { parseProfile } from '../../src/rules/index.js';
 import { ProfileError } from '../../src/errors.js';
 
@@ -65,5 +67,41 @@ describe('retryAfter', () => {
         'rules[0].fault.retryAfter: must be seconds (2), a duration like 2s or 1500ms (sent as whole seconds, rounded up) or an HTTP-date like "Wed, 21 Oct 2026 07:28:00 GMT"',
       ]);
     }
+  });
+
+  it("an HTTP-date must be a real IMF-fixdate: its weekday that date's, the day in the month, the time on a clock", () => {
+    expect(isHttpDate(DATE)).toBe(true);
+    expect(isHttpDate('Tue, 29 Feb 2028 23:59:59 GMT')).toBe(true);
+    // 21 Oct 2026 is a Wednesday: Date.parse ignores the weekday, a client may not.
+    expect(isHttpDate('Mon, 21 Oct 2026 07:28:00 GMT')).toBe(false);
+    // Date.parse rolls these over to another day.
+    expect(isHttpDate('Tue, 31 Feb 2026 07:28:00 GMT')).toBe(false);
+    expect(isHttpDate('Thu, 29 Feb 2026 07:28:00 GMT')).toBe(false);
+    expect(isHttpDate('Wed, 21 Oct 2026 24:00:00 GMT')).toBe(false);
+    expect(isHttpDate('Wed, 21 Oct 2026 07:60:00 GMT')).toBe(false);
+    // Every date Node writes as an HTTP-date is one; the same date with any other weekday is not.
+    const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 253_402_300_799_000 }), fc.integer({ min: 1, max: 6 }), (ms, shift) => {
+        const d = new Date(ms).toUTCString();
+        expect(isHttpDate(d)).toBe(true);
+        const other = days[(days.indexOf(d.slice(0, 3)) + shift) % 7] as string;
+        expect(isHttpDate(other + d.slice(3))).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a retryAfter date with the wrong weekday is refused, saying which day it is', () => {
+    let err: unknown = null;
+    try {
+      parseProfile('rules:\n  - fault: { type: http-error, retryAfter: "Mon, 21 Oct 2026 07:28:00 GMT" }\n', 'p.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ProfileError);
+    expect((err as ProfileError).problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '2 rules[0].fault.retryAfter: "Mon, 21 Oct 2026 07:28:00 GMT" is not an HTTP-date: 21 Oct 2026 is a Wednesday (Wed, 21 Oct 2026 07:28:00 GMT)',
+    ]);
   });
 });

@@ -53,11 +53,41 @@ export function duration(bounds: DurationBounds = {}) {
   });
 }
 
-const HTTP_DATE_RE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
+const HTTP_DATE_RE = new RegExp(`^(${DAYS.join('|')}), (\\d{2}) (${MONTHS.join('|')}) (\\d{4}) (\\d{2}):(\\d{2}):(\\d{2}) GMT$`);
 
-/** Is this an HTTP-date (IMF-fixdate, as Retry-After carries one)? */
+/**
+ * Why text written like an HTTP-date (IMF-fixdate, RFC 9110 §5.6.7) is not one: null when it is
+ * one, undefined when it is not even written like one. `Date.parse` is no judge: it ignores the
+ * weekday and rolls 31 Feb over into March, where a client's parser may refuse the header.
+ *
+ * @example httpDateProblem('Mon, 21 Oct 2026 07:28:00 GMT') === '21 Oct 2026 is a Wednesday (Wed, 21 Oct 2026 07:28:00 GMT)'
+ */
+export function httpDateProblem(v: string): string | null | undefined {
+  const m = HTTP_DATE_RE.exec(v.trim());
+  if (m === null) return undefined;
+  const [, weekday, dd, mon, yyyy, hh, mi, ss] = m as unknown as [string, string, string, string, string, string, string, string];
+  if (Number(hh) > 23 || Number(mi) > 59 || Number(ss) > 59) return `${hh}:${mi}:${ss} is not a time of day (00:00:00 to 23:59:59)`;
+  const month = MONTHS.indexOf(mon as (typeof MONTHS)[number]);
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
+  const d = new Date(0);
+  d.setUTCFullYear(Number(yyyy), month, Number(dd));
+  if (d.getUTCDate() !== Number(dd) || d.getUTCMonth() !== month) return `${mon} ${yyyy} has no day ${dd}`;
+  const day = d.getUTCDay();
+  if (DAYS[day] !== weekday) return `${dd} ${mon} ${yyyy} is a ${DAY_NAMES[day]} (${DAYS[day]}, ${dd} ${mon} ${yyyy} ${hh}:${mi}:${ss} GMT)`;
+  return null;
+}
+
+/**
+ * Is this an HTTP-date (IMF-fixdate, as Retry-After carries one): written as one, a day that
+ * exists, and the weekday that day's?
+ *
+ * @example isHttpDate('Wed, 21 Oct 2026 07:28:00 GMT') === true; isHttpDate('Mon, 21 Oct 2026 07:28:00 GMT') === false
+ */
 export function isHttpDate(v: string): boolean {
-  return HTTP_DATE_RE.test(v.trim()) && !Number.isNaN(Date.parse(v));
+  return httpDateProblem(v) === null;
 }
 
 /**
@@ -70,7 +100,14 @@ export function isHttpDate(v: string): boolean {
 export function retryAfter() {
   const hint = 'must be seconds (2), a duration like 2s or 1500ms (sent as whole seconds, rounded up) or an HTTP-date like "Wed, 21 Oct 2026 07:28:00 GMT"';
   return z.union([z.number(), z.string()], { error: hint }).transform((v, ctx) => {
-    if (typeof v === 'string' && isHttpDate(v)) return v.trim();
+    if (typeof v === 'string') {
+      const problem = httpDateProblem(v);
+      if (problem === null) return v.trim();
+      if (problem !== undefined) {
+        ctx.issues.push({ code: 'custom', message: `${JSON.stringify(v)} is not an HTTP-date: ${problem}`, input: v });
+        return z.NEVER;
+      }
+    }
     // A bare number counts seconds, as the header does; only a unit makes it a duration.
     const ms = parseSecondsOrDuration(v);
     if (ms === null || ms > DAY_MS) {

@@ -99,6 +99,8 @@ export interface Analyzer {
   reset(): void;
   /** Notes a line a reader could not parse; it appears in `dataQuality.badLines`. */
   noteBadLine(line: BadLine): void;
+  /** An exchange record dropped because another input had given it already. */
+  noteDuplicate(): void;
   /** Internal sizes (bounded by the caps). */
   stats(): AnalyzerStats;
 }
@@ -496,6 +498,10 @@ class Engine implements Analyzer {
     this.firstTs = Number.POSITIVE_INFINITY;
     this.lastEnd = Number.NEGATIVE_INFINITY;
     this.clientKeyHeaderSeen = 0;
+  }
+
+  noteDuplicate(): void {
+    this.quality.duplicateRecords++;
   }
 
   noteBadLine(line: BadLine): void {

@@ -35,6 +35,11 @@ export interface MergeOptions {
   /** Called at most every `progressEvery` records. */
   onProgress?: (p: AnalyzeProgress) => void;
   progressEvery?: number;
+  /**
+   * Called for an exchange record dropped because another input already gave the same one (its
+   * `id`): a recording given with a copy of itself, or a copy taken mid-run.
+   */
+  onDuplicate?: (file: string, id: string) => void;
 }
 
 export interface AnalyzeFilesOptions extends AnalyzerOptions, MergeOptions {
@@ -65,6 +70,30 @@ function mergeKey(r: AnyRecord): number {
 
 /** Records per merged batch when several files are merged. */
 const MERGE_BATCH = 4096;
+
+/**
+ * Exchange ids recently merged, to drop the same record given by a second input. The copies of
+ * one record have the same `end`, so the merge brings them out close together: a window of the
+ * last RECENT_IDS exchanges finds them in fixed memory (a repeat further apart than that, in
+ * files far out of order, would be counted twice).
+ */
+const RECENT_IDS = 1 << 16;
+
+class RecentIds {
+  private readonly seen = new Set<string>();
+  private readonly ring: string[] = new Array<string>(RECENT_IDS);
+  private at = 0;
+  /** Adds the id; false when it is among the recent ones already. */
+  add(id: string): boolean {
+    if (this.seen.has(id)) return false;
+    const old = this.ring[this.at];
+    if (old !== undefined) this.seen.delete(old);
+    this.ring[this.at] = id;
+    this.at = (this.at + 1) % RECENT_IDS;
+    this.seen.add(id);
+    return true;
+  }
+}
 
 /** One file's place in the merge: its current batch and the index of its head record. */
 interface Head {
@@ -174,10 +203,15 @@ async function* mergeBatches(paths: readonly string[], options: MergeOptions): A
       }
       let out: AnyRecord[] = [];
       let files: number[] = [];
+      const recent = new RecentIds();
       while (heap.size > 0) {
         const h = heap.pop() as Head;
-        out.push(h.batch[h.at] as AnyRecord);
-        files.push(h.file);
+        const r = h.batch[h.at] as AnyRecord;
+        if ((r.type === 'http' || r.type === 'ws') && !recent.add(r.id)) options.onDuplicate?.(paths[h.file] as string, r.id);
+        else {
+          out.push(r);
+          files.push(h.file);
+        }
         if (++h.at === h.batch.length) {
           const next = await h.it.next();
           if (next.done === true) continue;
@@ -244,7 +278,13 @@ async function analyzeInOneThread(paths: readonly string[], options: AnalyzerOpt
     await analyzeOneFile(paths[0] as string, analyzer, options);
     return analyzer.report();
   }
-  const merge: MergeOptions = { onBadLine: noteBadLines(analyzer, options.onBadLine) };
+  const merge: MergeOptions = {
+    onBadLine: noteBadLines(analyzer, options.onBadLine),
+    onDuplicate: (file, id) => {
+      analyzer.noteDuplicate();
+      options.onDuplicate?.(file, id);
+    },
+  };
   if (options.onProgress !== undefined) merge.onProgress = options.onProgress;
   if (options.progressEvery !== undefined) merge.progressEvery = options.progressEvery;
   for await (const { records } of mergeBatches(paths, merge)) for (const r of records) analyzer.ingest(r);

@@ -93,6 +93,7 @@ export const freshQuality = (): QualityCounters => ({
   threadsEvicted: 0,
   injectedFaults: 0,
   injectedFailures: 0,
+  duplicateRecords: 0,
 });
 
 function mergeQuality(parts: readonly QualityCounters[]): QualityCounters {
@@ -111,6 +112,7 @@ function mergeQuality(parts: readonly QualityCounters[]): QualityCounters {
     q.threadsEvicted += p.threadsEvicted;
     q.injectedFaults += p.injectedFaults;
     q.injectedFailures += p.injectedFailures;
+    q.duplicateRecords += p.duplicateRecords;
   }
   // The lines one thread would have listed: the first ones of the file.
   bad.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));

@@ -842,6 +842,7 @@ export function buildReport(input: ReportInput): Report {
   if (input.nat.length > 0) lower('medium', `${input.nat.length} IP${input.nat.length === 1 ? '' : 's'} show several User-Agents (NAT may merge clients)`);
   if (q.badLines > 0) lower(q.badLines > 0.01 * Math.max(1, q.records) ? 'low' : 'medium', `${q.badLines} unreadable line${q.badLines === 1 ? '' : 's'} skipped`);
   if (q.recordsLost > 0) lower(q.recordsLost > 0.01 * Math.max(1, q.records) ? 'low' : 'medium', `the proxy could not write ${q.recordsLost} record${q.recordsLost === 1 ? '' : 's'} (a disk problem while recording)`);
+  if (q.duplicateRecords > 0) lower('medium', `${q.duplicateRecords} records appeared in more than one input (a recording given with a copy of itself?) and were counted once`);
   if (agg.lateCount > 0) lower(agg.lateCount > 0.01 * Math.max(1, t.attempts) ? 'medium' : 'high', `${agg.lateCount} attempts arrived out of start order beyond the reorder lag`);
   if (agg.evictedClients > 0) lower('medium', `${agg.evictedClients} client summaries were evicted to bound memory`);
   if (!exactTallies) creasons.push(`${agg.returned.size + agg.reEvicted} time${agg.returned.size + agg.reEvicted === 1 ? '' : 's'} a client came back after its summary was evicted: per-finding client counts are lower bounds or estimates`);
@@ -902,6 +903,7 @@ export function buildReport(input: ReportInput): Report {
       recordsByType: { ...q.recordsByType },
       badLines: { count: q.badLines, lines: [...q.badLineList], truncated: q.badLines > q.badLineList.length },
       recordsLost: q.recordsLost,
+      duplicateRecords: q.duplicateRecords,
       unknownRecords: q.unknownRecords,
       newerSchemaRecords: q.newerSchemaRecords,
       invalidRecords: q.invalidRecords,

@@ -273,6 +273,8 @@ export interface DataQuality {
   badLines: { count: number; lines: BadLine[]; truncated: boolean };
   /** Records the proxy could not write (a full or removed disk), as its `records-lost` events tell. */
   recordsLost: number;
+  /** Exchange records given by more than one input (a recording with a copy of itself), counted once. */
+  duplicateRecords: number;
   /** Records of a type this version does not know (skipped). */
   unknownRecords: number;
   /** Records with a newer schema version than this analyser (read on a best-effort basis). */
@@ -411,4 +413,6 @@ export interface QualityCounters {
   threadsEvicted: number;
   injectedFaults: number;
   injectedFailures: number;
+  /** Exchange records dropped because another input had given them already (see `MergeOptions.onDuplicate`). */
+  duplicateRecords: number;
 }

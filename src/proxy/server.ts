@@ -225,6 +225,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
+    console.log('ONREQ', req.url);
     (req.socket as Socket & { [kLastReq]?: IncomingMessage })[kLastReq] = req;
     // A request pipelined behind one the proxy refused: that answer closes the connection, so this
     // one is neither forwarded nor answered (the client sends it again on a new connection).
@@ -387,6 +388,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     new WsExchange(core, wsServers, req, socket, head).start();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    console.log('CLIENTERR', err.code, JSON.stringify(String((err as any).rawPacket)));
     const sock = socket as Socket & { [kActive]?: HttpExchange; [kSecured]?: true };
     // Before its TLS handshake finished (a stalled or broken handshake) a connection carried no
     // request: nothing to answer in HTTP (the write would wait for the handshake) and nothing to record.
@@ -650,7 +652,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     for (const s of [wsServers.deflate, wsServers.plain]) s.close();
     await upstream.destroy();
     await admin?.close();
-    await recorder.close();
+    // What is left of the drain timeout, and at least 1 s: a pipe nobody reads cannot hold the
+    // shutdown; what it did not take is counted as lost and logged.
+    await recorder.close({ timeoutMs: Math.max(deadline - Date.now(), 1000) });
   };
 
   if (adminAddr !== null) {

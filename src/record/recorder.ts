@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AnyRecord, HeaderRecord } from './schema.js';
-import { NdjsonWriter, type WriterStats } from './writer.js';
+import { NdjsonWriter, type CloseOptions, type WriterStats } from './writer.js';
 import { AftershockError } from '../errors.js';
 
 export type RecordListener = (record: AnyRecord) => void;
@@ -113,7 +113,11 @@ export class Recorder {
     this.writer?.flushSync();
   }
 
-  async close(): Promise<void> {
-    await this.writer?.close();
+  /**
+   * Writes what is queued and closes the file. With `timeoutMs`, what the destination has not
+   * taken by then (a pipe nobody reads) is counted as lost and said through `onError`.
+   */
+  async close(opts: CloseOptions = {}): Promise<void> {
+    await this.writer?.close(opts);
   }
 }

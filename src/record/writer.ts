@@ -30,8 +30,26 @@
  * Stdout (even redirected to a file), pipes and devices are written without offsets and without
  * these checks. One writer per file: two processes recording into the same file would overwrite
  * each other's batches (each proxy gets its own file; `analyze` merges them).
+ *
+ * A pipe (stdout into `| reader`, a FIFO, a socket) has a reader that may be slow or never read,
+ * and a write to a full pipe either blocks or says EAGAIN. A blocked pooled write held its pool
+ * thread and the shutdown for ever (and `flushSync`'s blocking write the main thread, so not even a
+ * second signal stopped the process); an EAGAIN retried on an unref'd timer let the process exit in
+ * the middle of a batch, with half a line in the pipe, nothing counted and exit status 0. So a
+ * pipe is written through a non-blocking descriptor, on the main thread, in pieces of whole lines
+ * of at most PIPE_BUF bytes (which a pipe takes whole or not at all, so a line is never cut where
+ * the writer stops). On EAGAIN the writer waits and tries again, keeping the process alive as a
+ * pooled write does (a write is under way); it reports a reader that has taken nothing for
+ * `stallMs` (readiness fails, as on a full disk); and `close({ timeoutMs })` and `flushSync` give up
+ * on what the reader did not take: counted as lost and said through `onError`, never a silent
+ * exit. The cost: a pipe's writes run on the main thread (about 2 µs per 1 KB record).
  */
 import fs from 'node:fs';
+
+/** The size up to which a write to a pipe is atomic on Linux (POSIX guarantees 512). */
+const PIPE_BUF = 4096;
+/** At a second signal (`flushSync`) a full pipe gets this long to take more, then the rest is lost. */
+const EXIT_GRACE_MS = 100;
 
 export interface WriterStats {
   /** Records confirmed written to the destination. */
@@ -51,7 +69,10 @@ export interface NdjsonWriterOptions {
   readonly flushIntervalMs?: number;
   /** Past this many buffered bytes new records are dropped and counted as failed. */
   readonly maxBufferBytes?: number;
-  /** Called once per failure episode (first error after a healthy period). */
+  /**
+   * Called once per failure episode (first error after a healthy period), and once more, with the
+   * count, when `close` or `flushSync` gives up records a pipe's reader did not take.
+   */
   readonly onError?: (err: Error) => void;
   /** Called when writes succeed again after an error. */
   readonly onRecover?: () => void;
@@ -68,6 +89,20 @@ export interface NdjsonWriterOptions {
   readonly onWarning?: (message: string) => void;
   /** How often (ms) to check that the file is still where it was written; 0 disables. */
   readonly checkPathMs?: number;
+  /**
+   * How long (ms) a pipe's reader may take nothing before the writer reports it through `onError`
+   * (and `stats.lastError`, so readiness fails); writing again reports the recovery.
+   */
+  readonly stallMs?: number;
+}
+
+/** Options of {@link NdjsonWriter.close}. */
+export interface CloseOptions {
+  /**
+   * How long (ms) to wait for the destination to take what is queued; then the rest is counted as
+   * lost and said through `onError`. Default: no limit.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** One batch handed to the thread pool. */
@@ -79,6 +114,17 @@ interface Batch {
   readonly pos: number | null;
   /** Set when `flushSync` wrote the batch itself: its pooled write no longer counts. */
   superseded: boolean;
+}
+
+/** The lines being written to a pipe on the main thread (see the module comment). */
+interface PipeBatch {
+  readonly data: Buffer;
+  /** Byte offset just past each line's newline. */
+  readonly ends: number[];
+  /** Bytes written so far. */
+  off: number;
+  /** Lines written whole so far. */
+  done: number;
 }
 
 /**
@@ -96,6 +142,17 @@ export class NdjsonWriter {
   private readonly ownsFd: boolean;
   /** A regular file: positional writes, orphan checks. */
   private regular: boolean;
+  /** A pipe, FIFO or socket through a non-blocking descriptor: written on the main thread. */
+  private pipe: boolean;
+  private pipeBatch: PipeBatch | null = null;
+  private pumping = false;
+  /** Set while a pipe's reader takes nothing: cancels the wait before trying again. */
+  private retry: (() => void) | null = null;
+  /** Tries since the reader last took something (the wait grows with them). */
+  private retries = 0;
+  /** When a pipe's reader last took nothing after taking something (0 while it takes). */
+  private stalledSince = 0;
+  private readonly stallMs: number;
   private chunks: string[] = [];
   private bufferedBytes = 0;
   /** The batch whose write is in flight (null when idle). */
@@ -127,12 +184,14 @@ export class NdjsonWriter {
   /** Where a failed batch began when cutting its fragment off failed too (see `cutBack`). */
   private tornAt: number | null = null;
 
-  private constructor(fd: number, ownsFd: boolean, path: string | null, opts: NdjsonWriterOptions) {
-    this.fd = fd;
+  private constructor(dest: Destination, ownsFd: boolean, path: string | null, opts: NdjsonWriterOptions) {
+    this.fd = dest.fd;
     this.ownsFd = ownsFd;
     this.path = path;
     // Stdout stays a stream even when redirected to a file: others may write to the same descriptor.
-    this.regular = ownsFd && isRegularFile(fd);
+    this.regular = ownsFd && isRegularFile(dest.fd);
+    this.pipe = dest.nonBlockingPipe;
+    this.stallMs = opts.stallMs ?? 1000;
     this.flushBytes = opts.flushBytes ?? 64 * 1024;
     this.flushIntervalMs = opts.flushIntervalMs ?? 50;
     this.maxBufferBytes = opts.maxBufferBytes ?? 64 * 1024 * 1024;
@@ -152,7 +211,7 @@ export class NdjsonWriter {
    * owner-only), or stdout for '-'. Throws on failure.
    */
   static open(path: string, opts: NdjsonWriterOptions = {}): NdjsonWriter {
-    if (path === '-') return new NdjsonWriter(1, false, null, opts);
+    if (path === '-') return new NdjsonWriter(stdoutDestination(), false, null, opts);
     return new NdjsonWriter(openForRecording(path, opts.onWarning ?? emitWarning), true, path, opts);
   }
 
@@ -188,6 +247,16 @@ export class NdjsonWriter {
 
   /** Starts writing what is buffered (asynchronously) unless a write is already in flight. */
   flush(): void {
+    if (this.pipe) {
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
+      // While the reader takes nothing, its retry timer writes next; a line queued from inside
+      // `pump` (a records-lost notice) is written by the loop already running.
+      if (this.retry === null && !this.pumping) this.pump();
+      return;
+    }
     if (this.inFlight !== null || this.chunks.length === 0) return;
     if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -242,7 +311,9 @@ export class NdjsonWriter {
       }
       if (err !== null) {
         if (err.code === 'EAGAIN') {
-          setTimeout(() => this.writeAll(batch, offset), 5).unref();
+          // A descriptor someone else made non-blocking (a terminal). The write is still under
+          // way: the timer keeps the process alive as the pooled write did.
+          setTimeout(() => this.writeAll(batch, offset), 5);
           return;
         }
         // Part of the batch is in the file (the disk filled up after its first bytes): cut it off.
@@ -282,6 +353,159 @@ export class NdjsonWriter {
   }
 
   /**
+   * Writes to a pipe what its reader takes now, in pieces of whole lines of at most PIPE_BUF
+   * bytes (one longer line is a piece of its own), until the queue is empty or the pipe is full.
+   * True when the queue is empty.
+   */
+  private pump(): boolean {
+    this.pumping = true;
+    try {
+      return this.pumpLines();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpLines(): boolean {
+    for (;;) {
+      let b = this.pipeBatch;
+      if (b === null) {
+        if (this.chunks.length === 0) break;
+        b = this.pipeBatch = this.takePipeBatch();
+      }
+      while (b.done < b.ends.length) {
+        let last = b.done;
+        while (last + 1 < b.ends.length && (b.ends[last + 1] as number) - b.off <= PIPE_BUF) last++;
+        let n: number;
+        try {
+          n = fs.writeSync(this.fd, b.data, b.off, (b.ends[last] as number) - b.off);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+            this.waitForReader();
+            return false;
+          }
+          // The reader is gone (EPIPE) or the descriptor broke: the batch's other lines are lost.
+          const count = b.ends.length - b.done;
+          this.pipeBatch = null;
+          this.stats.pending -= count;
+          this.lost(count, (err as Error).message);
+          const first = this.stats.lastError === null;
+          this.stats.lastError = (err as Error).message;
+          if (first) this.onError?.(err as Error);
+          break;
+        }
+        b.off += n;
+        const before = b.done;
+        while (b.done < b.ends.length && (b.ends[b.done] as number) <= b.off) b.done++;
+        this.tookLines(b.done - before);
+      }
+      if (this.pipeBatch === b) this.pipeBatch = null;
+    }
+    this.wakeDrainers();
+    return true;
+  }
+
+  private takePipeBatch(): PipeBatch {
+    const ends: number[] = new Array<number>(this.chunks.length);
+    let at = 0;
+    for (let i = 0; i < this.chunks.length; i++) {
+      at += Buffer.byteLength(this.chunks[i] as string) + 1;
+      ends[i] = at;
+    }
+    return { data: this.takeChunks().data, ends, off: 0, done: 0 };
+  }
+
+  /** The pipe's reader took `lines` whole lines (maybe 0, the start of a long one): it reads. */
+  private tookLines(lines: number): void {
+    this.stalledSince = 0;
+    this.retries = 0;
+    if (lines === 0) return;
+    this.stats.pending -= lines;
+    this.stats.written += lines;
+    if (this.stats.lastError !== null) {
+      this.stats.lastError = null;
+      this.onRecover?.();
+    }
+    this.noteLoss();
+  }
+
+  /**
+   * The pipe is full: try again at the next turn of the event loop (a reader that reads has made
+   * room by then), then after 1, 2, 4 ... 50 ms. There is no readiness event for a descriptor
+   * outside libuv's own streams, so this polls, cheaply once the wait is long. The waits keep the
+   * process alive: a write is under way. A reader that has taken nothing for `stallMs` is reported
+   * once.
+   */
+  private waitForReader(): void {
+    const now = Date.now();
+    if (this.stalledSince === 0) this.stalledSince = now;
+    else if (now - this.stalledSince >= this.stallMs && this.stats.lastError === null) {
+      const err = new Error(
+        `the recording's reader has taken nothing for ${Math.round((now - this.stalledSince) / 100) / 10} s (a pipe that is not read): records wait in memory, and past ${Math.round(this.maxBufferBytes / 1048576)} MiB they are lost`,
+      );
+      this.stats.lastError = err.message;
+      this.onError?.(err);
+    }
+    const again = (): void => {
+      this.retry = null;
+      this.pump();
+    };
+    if (this.retries++ === 0) {
+      const immediate = setImmediate(again);
+      this.retry = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(again, Math.min(2 ** (this.retries - 2), 50));
+      this.retry = () => clearTimeout(timer);
+    }
+  }
+
+  private cancelRetry(): void {
+    if (this.retry === null) return;
+    this.retry();
+    this.retry = null;
+  }
+
+  /**
+   * Gives up on everything not yet written (a pipe's reader that did not take it in time, a pooled
+   * write that never returned): counted as lost, and said through `onError` with the count, since
+   * the recording itself cannot tell of this gap. Returns the count.
+   */
+  private giveUp(why: string): number {
+    this.cancelRetry();
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    let count = this.chunks.length;
+    let cut = false;
+    const b = this.pipeBatch;
+    if (b !== null) {
+      count += b.ends.length - b.done;
+      cut = b.off > (b.done === 0 ? 0 : (b.ends[b.done - 1] as number));
+      this.pipeBatch = null;
+    }
+    if (this.inFlight !== null) {
+      // Its pooled write may still land; counted lost now, it is never counted again.
+      this.inFlight.superseded = true;
+      count += this.inFlight.count;
+      this.inFlight = null;
+    }
+    this.chunks = [];
+    this.bufferedBytes = 0;
+    if (count === 0) return 0;
+    this.stats.pending -= count;
+    this.lost(count, why);
+    // (A records-lost line still joins the file if a later write succeeds: it is not marked told.)
+    const untold = this.stats.failed - this.lostNoted;
+    const err = new Error(
+      `${count} records were not written: ${why}${cut ? '; the last line in the recording is cut off' : ''}${untold > count ? `; ${untold} records lost in all since the recording last said so` : ''}`,
+    );
+    this.stats.lastError = err.message;
+    this.onError?.(err);
+    return count;
+  }
+
+  /**
    * A batch failed after part of it was written (a full disk takes the bytes that fit, then says
    * ENOSPC; a file size limit says EFBIG): cuts the file back to where the batch began, so the
    * next batch starts a line of its own there. Left in place, the fragment is a line without its
@@ -317,7 +541,8 @@ export class NdjsonWriter {
    * replaced keeps its records (they are in that file) but the recording continues at the path.
    */
   private checkPath(): void {
-    if (this.path === null || this.closed) return;
+    // A FIFO's name does not matter once it is open: its reader holds the other end.
+    if (this.path === null || this.closed || this.pipe) return;
     if (this.inFlight !== null || this.outstanding > 0) {
       this.checkPending = true;
       return;
@@ -350,9 +575,9 @@ export class NdjsonWriter {
       this.checkPending = true;
       return;
     }
-    let fd: number;
+    let dest: Destination;
     try {
-      fd = openForRecording(this.path, this.onWarning);
+      dest = openForRecording(this.path, this.onWarning);
     } catch {
       return; // the folder is still missing: try again at the next check
     }
@@ -363,8 +588,9 @@ export class NdjsonWriter {
         /* already unusable */
       }
     }
-    this.fd = fd;
-    this.regular = this.ownsFd && isRegularFile(fd);
+    this.fd = dest.fd;
+    this.regular = this.ownsFd && isRegularFile(dest.fd);
+    this.pipe = dest.nonBlockingPipe;
     this.tornAt = null;
     this.orphaned = false;
     this.stats.lastError = null;
@@ -407,9 +633,13 @@ export class NdjsonWriter {
     for (const w of waiters) w();
   }
 
+  private get idle(): boolean {
+    return this.inFlight === null && this.pipeBatch === null && this.chunks.length === 0 && this.outstanding === 0;
+  }
+
   /** Resolves when everything queued so far has been written (or counted as failed). */
   drain(): Promise<void> {
-    if (this.inFlight === null && this.chunks.length === 0 && this.outstanding === 0) return Promise.resolve();
+    if (this.idle) return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiters.push(resolve);
       this.flush();
@@ -428,6 +658,20 @@ export class NdjsonWriter {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
+    }
+    if (this.pipe) {
+      // A full pipe gets a moment (its reader may be just slow), never the main thread for ever.
+      this.cancelRetry();
+      const until = Date.now() + EXIT_GRACE_MS;
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      for (;;) {
+        const empty = this.pump();
+        this.cancelRetry();
+        if (empty || Date.now() >= until) break;
+        Atomics.wait(nap, 0, 0, 5);
+      }
+      this.giveUp(`the reader of the recording took no more when the process was told to stop at once (${EXIT_GRACE_MS} ms)`);
+      return;
     }
     // A file removed under us: a last chance to start a new one (header first) before exiting.
     if (this.orphaned && this.inFlight === null && this.outstanding === 0) this.orphan();
@@ -471,14 +715,23 @@ export class NdjsonWriter {
     }
   }
 
-  /** Drains, then closes the file. Later lines are counted as failed. */
-  async close(): Promise<void> {
+  /**
+   * Drains, then closes the file. Later lines are counted as failed. With `timeoutMs`, what the
+   * destination has not taken by then (a pipe nobody reads) is counted as lost and said.
+   */
+  async close(opts: CloseOptions = {}): Promise<void> {
     if (this.closed) return;
-    await this.drain();
+    if (opts.timeoutMs === undefined) await this.drain();
+    else if (!(await this.drainWithin(opts.timeoutMs))) {
+      const who = this.pipe ? "the recording's reader" : "the recording's destination";
+      this.giveUp(`${who} did not take them within ${Math.round(opts.timeoutMs / 100) / 10} s of the shutdown`);
+    }
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    this.cancelRetry();
     if (this.pathTimer !== null) clearInterval(this.pathTimer);
-    if (this.ownsFd) {
+    // A pooled write given up on may still use the descriptor: it is left open then.
+    if (this.ownsFd && this.outstanding === 0) {
       try {
         fs.fsyncSync(this.fd);
       } catch {
@@ -487,6 +740,37 @@ export class NdjsonWriter {
       fs.closeSync(this.fd);
     }
   }
+
+  /** Drains; false when `ms` passed first. */
+  private async drainWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    });
+    try {
+      return await Promise.race([this.drain().then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A descriptor to write to, and whether it is a pipe (or socket) that never blocks. */
+interface Destination {
+  readonly fd: number;
+  readonly nonBlockingPipe: boolean;
+}
+
+/**
+ * Stdout. When it is a pipe or a socket, Node's own stdout handle (libuv) has already put it in
+ * non-blocking mode, or does so now that it is touched: a full pipe says EAGAIN instead of holding
+ * a thread (see the module comment).
+ */
+function stdoutDestination(): Destination {
+  const st = fstatOrNull(1);
+  const pipe = st !== null && (st.isFIFO() || st.isSocket());
+  if (pipe) void process.stdout;
+  return { fd: 1, nonBlockingPipe: pipe };
 }
 
 /**
@@ -496,9 +780,20 @@ export class NdjsonWriter {
  * addresses, paths and user agents. A refused chmod (a file someone else owns) is reported through
  * `warn` and the recording goes on; devices and pipes (`/dev/full`, a FIFO) are never touched.
  */
-function openForRecording(path: string, warn: (message: string) => void): number {
+function openForRecording(path: string, warn: (message: string) => void): Destination {
   const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
   const st = fstatOrNull(fd);
+  if (st !== null && st.isFIFO()) {
+    // The first open waited for a reader; a second one, non-blocking, is the one written to: a
+    // reader that stops reading must not hold a thread, the shutdown or a second signal.
+    try {
+      const nb = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.closeSync(fd);
+      return { fd: nb, nonBlockingPipe: true };
+    } catch {
+      return { fd, nonBlockingPipe: false }; // the reader left in between: writes fail (EPIPE)
+    }
+  }
   if (st !== null && st.isFile() && (st.mode & 0o077) !== 0) {
     try {
       fs.fchmodSync(fd, 0o600);
@@ -508,7 +803,7 @@ function openForRecording(path: string, warn: (message: string) => void): number
       );
     }
   }
-  return fd;
+  return { fd, nonBlockingPipe: false };
 }
 
 /** Where a warning goes when the caller gave no `onWarning`: Node's warning channel (stderr). */

@@ -16,12 +16,13 @@ export interface CliRun {
   exit: Promise<number | null>;
 }
 
-/** Starts `aftershock ...args`; killed after the test if still running. */
-export function cli(args: string[], env: Record<string, string> = {}, opts: { cwd?: string; group?: boolean } = {}): CliRun {
+/** Starts `aftershock ...args`; killed after the test if still running. `stdout()` is empty when `opts.stdout` is given. */
+export function cli(args: string[], env: Record<string, string> = {}, opts: { cwd?: string; group?: boolean; stdout?: number } = {}): CliRun {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AFTERSHOCK_')));
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...base, AFTERSHOCK_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // `stdout`: a descriptor the child writes to instead (a pipe whose reader the test controls).
+    stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     // Its own process group, so a test can signal the whole group as a terminal's Ctrl-C does.
     detached: opts.group === true,

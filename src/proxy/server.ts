@@ -225,7 +225,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void => {
-    console.log('ONREQ', req.url);
     (req.socket as Socket & { [kLastReq]?: IncomingMessage })[kLastReq] = req;
     // A request pipelined behind one the proxy refused: that answer closes the connection, so this
     // one is neither forwarded nor answered (the client sends it again on a new connection).
@@ -388,7 +387,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     new WsExchange(core, wsServers, req, socket, head).start();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    console.log('CLIENTERR', err.code, JSON.stringify(String((err as any).rawPacket)));
     const sock = socket as Socket & { [kActive]?: HttpExchange; [kSecured]?: true };
     // Before its TLS handshake finished (a stalled or broken handshake) a connection carried no
     // request: nothing to answer in HTTP (the write would wait for the handshake) and nothing to record.

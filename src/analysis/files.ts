@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import type { AnyRecord } from '../record/schema.js';
-import { readRecordBatches, readRecordsTo, type BadLineInfo, type ReadRecordsOptions } from '../record/reader.js';
+import { readRecordBatches, readRecords, readRecordsTo, type BadLineInfo, type ReadRecordsOptions } from '../record/reader.js';
 import { AftershockError } from '../errors.js';
 import { type Analyzer, createAnalyzer } from './analyzer.js';
 import { analyzeInPartitions, autoPartitions, canPartition, oneWorker } from './parallel.js';
@@ -260,7 +260,11 @@ export async function* mergeRecordings(paths: readonly string[], options: MergeO
  * if (report.verdict === 'retry-storm') process.exitCode = 1;
  */
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeFilesOptions = {}): Promise<Report> {
-  const { threads, workerHeapMb, ...rest } = options;
+  const { threads, workerHeapMb, ...given } = options;
+  // Clients keyed as the proxy keyed them: a recording made with `--client-key header:NAME` says so
+  // in its header, and its live analysis keyed by that header.
+  const recorded = given.clientKeyHeader === undefined ? await recordedClientKeyHeader(paths) : null;
+  const rest = recorded === null ? given : { ...given, clientKeyHeader: recorded };
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new AftershockError('ERR_BAD_OPTION', `threads ${JSON.stringify(threads)}: give a positive integer`);
   }
@@ -270,6 +274,25 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeFil
     if (report !== null) return report;
   }
   return analyzeInOneThread(paths, rest);
+}
+
+/**
+ * The header named by the first input's recording header (`clientKey: "header:NAME"`), or null
+ * (another key, no header, stdin: the flag is needed there).
+ */
+async function recordedClientKeyHeader(paths: readonly string[]): Promise<string | null> {
+  const first = paths[0];
+  if (first === undefined || first === '-') return null;
+  try {
+    for await (const r of readRecords(first)) {
+      if (r.type !== 'header') return null;
+      const spec = (r as { clientKey?: unknown }).clientKey;
+      return typeof spec === 'string' && spec.startsWith('header:') && spec.length > 7 ? spec.slice(7) : null;
+    }
+  } catch {
+    // Unreadable: the analysis itself says why.
+  }
+  return null;
 }
 
 async function analyzeInOneThread(paths: readonly string[], options: AnalyzerOptions & MergeOptions): Promise<Report> {

@@ -2,8 +2,11 @@
  * The JSON view of a compiled profile for GET /profile: what it is (name, description, hash,
  * source), the seed the engine really uses (a --seed overrides the profile's), its rules as the
  * engine runs them, and the profile as written, which can be sent back to PUT /profile unchanged.
+ * And the scope of one rule (what it matches, what it injects) for GET /rules and GET /faults.
  */
 import { describeRule, type CompiledProfile, type CompiledRule, type PhaseInfo } from '../rules/index.js';
+import type { ValueMatch } from '../rules/schema.js';
+import { isSecretHeaderName, isSecretQueryName, REDACTED } from '../record/redact.js';
 
 export interface RuleView {
   name: string;
@@ -71,6 +74,64 @@ function overridesOf(o: Readonly<Record<string, Readonly<{ enabled?: boolean | u
     if (ov.enabled !== undefined) v.enabled = ov.enabled;
     if (ov.probability !== undefined) v.probability = ov.probability;
     out[name] = v;
+  }
+  return out;
+}
+
+/** A header or query matcher as GET /rules shows it: a secret-looking name's value is `[redacted]`. */
+export type ValueView = string | { regex: string } | { present: boolean };
+
+/** A rule's `match` as written, with the values of secret-looking header and query matchers hidden. */
+export interface MatchView {
+  method?: string[];
+  path?: string[];
+  headers?: Record<string, ValueView>;
+  query?: Record<string, ValueView>;
+  clients?: string[];
+  websocket?: boolean;
+  cohort?: number;
+  /** `503`, or a range written `500-504`. */
+  status?: Array<number | string>;
+}
+
+/** What a rule targets and does: for an operator checking an ad-hoc rule's reach. */
+export interface RuleScope {
+  /** `{}` matches every request. */
+  match: MatchView;
+  /** The fault's options as written. */
+  fault: Readonly<Record<string, unknown>>;
+  /** One line: fault, where, how often (as `aftershock profiles show` prints it). */
+  summary: string;
+}
+
+/**
+ * The scope of a rule. Header and query matcher values whose name looks secret (the recording's
+ * rule, plus the `--redact` names in `redact`) are shown as `[redacted]`: a rule matching
+ * `authorization: Bearer ...` must not hand the token to whoever reads GET /faults. `present`
+ * matchers show as they are.
+ *
+ * @example scopeOf(rule).match // { method: ['POST'], path: ['/v1/**'], headers: { authorization: '[redacted]' } }
+ */
+export function scopeOf(rule: CompiledRule, redact: readonly string[] = []): RuleScope {
+  const m = rule.config.match;
+  const match: MatchView = {};
+  if (m.method !== undefined) match.method = [...m.method];
+  if (m.path !== undefined) match.path = [...m.path];
+  if (m.headers !== undefined) match.headers = viewValues(m.headers, (name) => isSecretHeaderName(name, redact));
+  if (m.query !== undefined) match.query = viewValues(m.query, (name) => isSecretQueryName(name) || isSecretHeaderName(name, redact));
+  if (m.clients !== undefined) match.clients = [...m.clients];
+  if (m.websocket !== undefined) match.websocket = m.websocket;
+  if (m.cohort !== undefined) match.cohort = m.cohort;
+  if (m.status !== undefined) match.status = m.status.map(([a, b]) => (a === b ? a : `${a}-${b}`));
+  return { match, fault: rule.written, summary: describeRule(rule) };
+}
+
+function viewValues(values: Readonly<Record<string, ValueMatch>>, secret: (name: string) => boolean): Record<string, ValueView> {
+  const out: Record<string, ValueView> = {};
+  for (const [name, v] of Object.entries(values)) {
+    if (v.kind === 'present') out[name] = { present: v.present };
+    else if (v.kind === 'regex') out[name] = { regex: secret(name) ? REDACTED : v.source };
+    else out[name] = secret(name) ? REDACTED : v.value;
   }
   return out;
 }

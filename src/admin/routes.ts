@@ -13,7 +13,7 @@ import { VERSION } from '../version.js';
 import { isAftershockError, ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
 import type { AdminMetrics } from './metrics.js';
-import { describeProfile } from './describe-profile.js';
+import { describeProfile, scopeOf, type RuleScope } from './describe-profile.js';
 import { builtinProfilePath, listBuiltinProfiles, parseProfile } from '../rules/index.js';
 import { RuleNameTakenError } from '../rules/engine.js';
 
@@ -71,10 +71,28 @@ function notReadyReasons(proxy: ProxyHandle): string[] {
   return reasons;
 }
 
-function ruleOr404(proxy: ProxyHandle, name: string): ReturnType<ProxyHandle['engine']['stats']>[number] {
+type RuleStats = ReturnType<ProxyHandle['engine']['stats']>[number];
+
+/**
+ * A rule's counters with its scope (match, fault, summary): an operator sees what an ad-hoc rule
+ * reaches, not only how often it fired. The `header` pseudo-rule has no scope of its own.
+ */
+function withScope(proxy: ProxyHandle, stats: RuleStats): RuleStats & Partial<RuleScope> {
+  const rule = stats.type === '*' ? null : proxy.engine.rule(stats.name);
+  return rule === null ? stats : { ...stats, ...scopeOf(rule, proxy.recorder.headerRecord.redacted) };
+}
+
+function rulesWithScope(proxy: ProxyHandle, filter: (r: RuleStats) => boolean = () => true): Array<RuleStats & Partial<RuleScope>> {
+  return proxy.engine
+    .stats()
+    .filter(filter)
+    .map((r) => withScope(proxy, r));
+}
+
+function ruleOr404(proxy: ProxyHandle, name: string): RuleStats & Partial<RuleScope> {
   const rule = proxy.engine.stats().find((r) => r.name === name);
   if (rule === undefined) throw new HttpError(404, 'rule-not-found', `no rule ${JSON.stringify(name)}; GET /rules lists them`);
-  return rule;
+  return withScope(proxy, rule);
 }
 
 /** The 422 of a profile refused because a rule name is an ad-hoc rule's; it names only those names. */
@@ -212,7 +230,7 @@ export const routes: readonly Route[] = [
   {
     path: '/rules',
     pattern: /^\/rules$/,
-    methods: { GET: { summary: 'every rule (profile and ad-hoc) with its state and counters', handler: ({ proxy }) => ok({ rules: proxy.engine.stats() }) } },
+    methods: { GET: { summary: 'every rule (profile and ad-hoc) with its state, counters, match and fault', handler: ({ proxy }) => ok({ rules: rulesWithScope(proxy) }) } },
   },
   {
     path: '/rules/:name',
@@ -248,14 +266,14 @@ export const routes: readonly Route[] = [
     path: '/faults',
     pattern: /^\/faults$/,
     methods: {
-      GET: { summary: 'the ad-hoc rules added at run time', handler: ({ proxy }) => ok({ faults: proxy.engine.stats().filter((r) => r.adHoc) }) },
+      GET: { summary: 'the ad-hoc rules added at run time, with what each matches and injects', handler: ({ proxy }) => ok({ faults: rulesWithScope(proxy, (r) => r.adHoc) }) },
       POST: {
         summary: 'add an ad-hoc rule now, optionally for a while: {"name","match","fault","ttl":"30s"}',
         handler: async ({ proxy }, req) => {
           const { ttl, ...rule } = await readJsonObject(req);
           const ttlMs = parseTtl(ttl);
           try {
-            return ok(proxy.addFault(rule, ttlMs), 201);
+            return ok(withScope(proxy, proxy.addFault(rule, ttlMs)), 201);
           } catch (err) {
             // The engine decides whether the name is taken; the API says how to free it.
             if (isAftershockError(err) && err.code === 'ERR_RULE_EXISTS') {

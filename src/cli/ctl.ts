@@ -231,7 +231,7 @@ export function registerCtlCommand(program: Command): void {
     .command('add')
     .description('add a rule now, e.g. --name now-503 --path "/v1/messages/**" --type http-error --status 503 --ttl 30s')
     .option('--name <name>', 'rule name (unique)')
-    .option('--path <glob>', 'match requests whose path matches this glob')
+    .option('--path <glob>', "the requests to hit: those whose path matches this glob (required; '/**' for all traffic)")
     .option('--method <method>', 'match only this method')
     .option('--type <type>', 'fault type, e.g. http-error, latency, reset')
     .option('--status <status>', 'HTTP status for http-error')
@@ -241,8 +241,13 @@ export function registerCtlCommand(program: Command): void {
     .option('--json <rule>', 'the whole rule as JSON (flags given too override its fields)')
     .action(async (flags: FaultAddFlags, cmd: Command) => {
       const { rule, ttl } = buildRule(flags);
-      const r = await clientOf(cmd).addFault(rule, ttl);
-      write(`fault ${r.name} (${r.type}) added${r.expiresAt === null ? '' : `, expires in ${Math.max(0, Math.round((r.expiresAt - Date.now()) / 1000))}s`}`);
+      const r: RuleStats & { summary?: string } = await clientOf(cmd).addFault(rule, ttl);
+      const expires = r.expiresAt === null ? '' : `, expires in ${Math.max(0, Math.round((r.expiresAt - Date.now()) / 1000))}s`;
+      // What it hits, as the proxy compiled it (an older proxy sends no summary).
+      const prefix = `${r.name}: `;
+      let scope: string | null = null;
+      if (typeof r.summary === 'string') scope = r.summary.startsWith(prefix) ? r.summary.slice(prefix.length) : r.summary;
+      write(scope === null ? `fault ${r.name} (${r.type}) added${expires}` : `fault ${r.name} added: ${scope}${expires}`);
     });
   fault
     .command('remove')
@@ -336,6 +341,9 @@ function buildRule(flags: FaultAddFlags): { rule: Record<string, unknown>; ttl: 
   if (Object.keys(faultSpec).length > 0) rule.fault = faultSpec;
   if (typeof rule.name !== 'string') throw usage('fault add: give --name (or "name" in --json)');
   if (faultSpec.type === undefined) throw usage('fault add: give --type (or "fault": {"type": ...} in --json)');
+  // A rule without a path would hit all traffic: an operator says so out loud rather than by
+  // forgetting a flag.
+  if (match.path === undefined) throw usage("fault add: give --path GLOB, the requests to hit (--path '/**' for all traffic), or \"match\": {\"path\": ...} in --json");
   const { ttl, ...rest } = rule;
   if (ttl !== undefined && typeof ttl !== 'string' && typeof ttl !== 'number') throw usage('--json: "ttl" is a duration like "30s"');
   return { rule: rest, ttl: flags.ttl ?? (ttl as string | number | undefined) };

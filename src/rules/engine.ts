@@ -88,6 +88,8 @@ export interface RuleEngine {
   patchRule(name: string, patch: RulePatch): RuleStats;
   addFault(rule: unknown, ttlMs?: number): RuleStats;
   removeFault(name: string): boolean;
+  /** The compiled rule of that name (ad-hoc, top-level or a phase's), or null: what it matches and injects. */
+  rule(name: string): CompiledRule | null;
   /** Restarts the clock at `now` (phases and schedules count from here) and reseeds the random streams. */
   startScenario(now: number): void;
   /** Back to the engine's own clock (schedules count from the engine's start). */
@@ -642,6 +644,13 @@ class Engine implements RuleEngine {
     else this.adhocHttp = Object.freeze([...this.adhocHttp, er]);
     if (expiresAt !== null) this.adhocNextExpiry = Math.min(this.adhocNextExpiry, expiresAt);
     return this.ruleStats(er, 0, true);
+  }
+
+  rule(name: string): CompiledRule | null {
+    const adhoc = [...this.adhocHttp, ...this.adhocWs].find((e) => e.rule.name === name);
+    if (adhoc !== undefined) return adhoc.rule;
+    const p = this.rt.profile;
+    return p.rules.find((r) => r.name === name) ?? p.phases.flatMap((ph) => ph.rules).find((r) => r.name === name) ?? null;
   }
 
   removeFault(name: string): boolean {

@@ -326,7 +326,7 @@ describe('control API: rules and ad-hoc faults', () => {
     expect(bad.json.problems.map((p: { path: string }) => p.path).sort()).toEqual(['fault.status', 'match.pth']);
     const one = await api(admin, 'POST', '/faults', { body: { name: 'bad2', fault: { type: 'explode' } } });
     expect(one.json.message).toBe('invalid fault: 1 problem');
-    const ctl = cli(['ctl', '--admin', admin, 'fault', 'add', '--name', 'x', '--type', 'http-error', '--status', '42']);
+    const ctl = cli(['ctl', '--admin', admin, 'fault', 'add', '--name', 'x', '--path', '/**', '--type', 'http-error', '--status', '42']);
     expect(await ctl.exit).toBe(1);
     expect(ctl.stderr().trim()).toMatch(/^aftershock: POST \/faults: 422 invalid fault: 1 problem — fault\.status: must be 200-599$/);
   });

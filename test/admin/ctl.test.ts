@@ -75,7 +75,7 @@ describe('aftershock ctl', () => {
 
     const add = await ctl('--admin', admin, 'fault', 'add', '--name', 'now-503', '--path', '/v1/messages/**', '--type', 'http-error', '--status', '503', '--retry-after', '2s', '--ttl', '30s');
     expect(add.error).toBeNull();
-    expect(add.stdout).toMatch(/fault now-503 \(http-error\) added, expires in (29|30)s/);
+    expect(add.stdout).toMatch(/^fault now-503 added: http-error status=503 retryAfter=2s — \/v1\/messages\/\*\*, expires in (29|30)s$/m);
     const hit = await request(`${proxy.url}/v1/messages/1`);
     expect(hit.status).toBe(503);
     expect(hit.headers['retry-after']).toBe('2');

@@ -112,6 +112,14 @@ function positiveInt(name: string, v: number | undefined, def: number): number {
   return v;
 }
 
+function workerShare(w: AnalyzerOptions['worker']): ResolvedOptions['worker'] {
+  if (w === undefined) return null;
+  if (!Number.isInteger(w.of) || w.of < 1 || !Number.isInteger(w.index) || w.index < 1 || w.index > w.of) {
+    throw new AftershockError('ERR_BAD_OPTION', `worker ${JSON.stringify(w)}: give { index, of } with 1 <= index <= of`);
+  }
+  return { index: w.index, of: w.of };
+}
+
 /** Validates options and fills defaults; throws ERR_BAD_OPTION on a malformed one. */
 export function resolveOptions(o: AnalyzerOptions = {}): ResolvedOptions {
   const maxClients = positiveInt('maxClients', o.maxClients, 50_000);
@@ -125,6 +133,7 @@ export function resolveOptions(o: AnalyzerOptions = {}): ResolvedOptions {
   if (!(reorderLagMs >= 0)) throw new AftershockError('ERR_BAD_OPTION', `reorderLagMs ${JSON.stringify(o.reorderLagMs)}: give 0 or more`);
   return {
     clientKeyHeader: o.clientKeyHeader === undefined || o.clientKeyHeader === '' ? null : o.clientKeyHeader.toLowerCase(),
+    worker: workerShare(o.worker),
     cacheBustingKeys: [...(o.cacheBustingKeys ?? DEFAULT_CACHE_BUSTING_KEYS)].map((k) => k.toLowerCase()),
     windowMs,
     maxClients,

@@ -848,11 +848,18 @@ export function buildReport(input: ReportInput): Report {
   if (!exactTallies) creasons.push(`${agg.returned.size + agg.reEvicted} time${agg.returned.size + agg.reEvicted === 1 ? '' : 's'} a client came back after its summary was evicted: per-finding client counts are lower bounds or estimates`);
   if (q.threadsEvicted > 0) lower('medium', `${q.threadsEvicted} logical requests were closed early to bound memory`);
   if (episodes.length === 0 && t.failures > 0) creasons.push('no injected faults: fault windows, herds and recovery were not measured');
+  const worker = opts.worker !== null && opts.worker.of > 1 ? opts.worker : null;
+  if (worker !== null) lower('medium', `the live analysis of worker ${worker.index} of ${worker.of}: about 1/${worker.of} of the traffic`);
   if (creasons.length === 0) creasons.push('explicit ids or clear fingerprints, enough retries, clean input');
 
   const limits = [...KNOWN_LIMITS];
   if ((input.partitions ?? 1) > 1) limits.push(PARTITIONED_LIMIT);
   if (!exactTallies) limits.push(EVICTED_RETURN_LIMIT);
+  if (worker !== null) {
+    limits.push(
+      `This is worker ${worker.index} of ${worker.of} (run --workers ${worker.of}): its live analysis sees only the exchanges on this worker's connections, so a logical request whose retries went to another worker is split in two and the counts are about 1/${worker.of} of the whole. Analyse all the workers' recordings together (aftershock analyze rec.w*.ndjson) for the whole picture.`,
+    );
+  }
   if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
 
   return {
@@ -882,6 +889,7 @@ export function buildReport(input: ReportInput): Report {
       binMs,
       maxClients: opts.maxClients,
       clientKeyHeader: opts.clientKeyHeader,
+      ...(opts.worker === null ? {} : { worker: { ...opts.worker } }),
       cacheBustingKeys: [...opts.cacheBustingKeys],
       reorderLagMs: opts.reorderLagMs,
       unboundedAttempts: opts.unboundedAttempts,

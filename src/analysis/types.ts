@@ -332,6 +332,8 @@ export interface Report {
     binMs: number;
     maxClients: number;
     clientKeyHeader: string | null;
+    /** Set for the live analysis of one worker of several (`run --workers`). */
+    worker?: WorkerShare;
     cacheBustingKeys: string[];
     reorderLagMs: number;
     unboundedAttempts: number;
@@ -381,11 +383,23 @@ export interface AnalyzerOptions {
   maxFindingsPerCode?: number;
   /** Timeline bins kept before bins are merged. Default 86,400 (a day of 1 s bins). */
   maxBins?: number;
+  /**
+   * The live analysis of one of several worker processes (`run --workers N`): it sees only the
+   * exchanges on that worker's connections, and its report says so.
+   */
+  worker?: WorkerShare;
+}
+
+/** Which worker of how many a live analysis runs in. */
+export interface WorkerShare {
+  index: number;
+  of: number;
 }
 
 /** Options after defaults. */
 export interface ResolvedOptions {
   clientKeyHeader: string | null;
+  worker: WorkerShare | null;
   cacheBustingKeys: string[];
   windowMs: number | null;
   maxClients: number;

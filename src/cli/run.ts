@@ -311,6 +311,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
     labelFaults: flags.faultHeader,
     liveAnalysis: flags.liveAnalysis,
     logger: log,
+    ...(cluster.isWorker ? { worker: { index: Number(process.env.AFTERSHOCK_WORKER_INDEX ?? '1'), of: Number(flags.workers) } } : {}),
     ...(seed === undefined ? {} : { seed }),
     ...(flags.adminToken === undefined ? {} : { adminToken: flags.adminToken }),
     ...(flags.adminAllowHost === undefined ? {} : { adminAllowHosts: parseAllowHosts(flags.adminAllowHost) }),

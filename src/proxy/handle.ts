@@ -70,6 +70,8 @@ export interface ProxyOptions {
   labelFaults?: boolean;
   /** Analyse retries live (for /report); default true. */
   liveAnalysis?: boolean;
+  /** This proxy is one of several worker processes (`run --workers`): its live report says it sees only its share. */
+  worker?: { index: number; of: number };
   /** Cap on concurrent client connections; default 10,000. */
   maxConnections?: number;
   /** Time a client gets to send its request headers (slowloris defence); default 20 s. */

@@ -143,7 +143,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     },
     onWarning: (message) => log.warn({ path: options.record }, message),
   });
-  const analyzer = options.liveAnalysis === false ? null : createAnalyzer(options.clientKey?.startsWith('header:') ? { clientKeyHeader: options.clientKey.slice(7) } : {});
+  const analyzer =
+    options.liveAnalysis === false
+      ? null
+      : createAnalyzer({
+          ...(options.clientKey?.startsWith('header:') ? { clientKeyHeader: options.clientKey.slice(7) } : {}),
+          ...(options.worker === undefined ? {} : { worker: options.worker }),
+        });
   if (analyzer !== null) {
     recorder.addListener((r) => analyzer.ingest(r));
     analyzer.ingest(recorder.headerRecord);

@@ -198,6 +198,22 @@ describe('aftershock run (CLI)', () => {
     expect(JSON.parse(a.stdout()).totals.attempts).toBe(40);
   });
 
+  it('--workers 2: each worker\'s live report says it covers only that worker\'s share of the traffic', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--no-summary']);
+    const url = await listeningUrl(r);
+    await new Promise((res) => setTimeout(res, 500));
+    await Promise.all(Array.from({ length: 10 }, (_, i) => request(`${url}/w/${i}`)));
+    const admin = /control (http:\/\/[\d.]+:\d+)/.exec(r.stderr())?.[1] as string;
+    const report = JSON.parse((await request(`${admin}/report`)).body.toString()) as { limits: string[]; confidence: { level: string; reasons: string[] }; options: { worker?: unknown } };
+    expect(report.limits.join(' ')).toMatch(/worker \d of 2 \(run --workers 2\): .*only the exchanges on this worker's connections/);
+    expect(report.confidence.reasons.join(' ')).toMatch(/worker \d of 2/);
+    expect(report.confidence.level).not.toBe('high');
+    expect(report.options.worker).toMatchObject({ of: 2 });
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
+
   it('--workers 2: Ctrl-C (SIGINT to the whole process group) drains like one worker does', async () => {
     const file = path.join(tempDir(), 'traffic.ndjson');
     const up = await startUpstream((_req, res) => setTimeout(() => res.end('ok'), 700));

@@ -46,7 +46,14 @@ const kFault = Symbol('aftershock.fault');
 
 /** Exchanges pipelined on a connection behind the one in flight (see the constructor). */
 const kQueued = Symbol('aftershock.queued');
-type ConnSocket = Socket & { [kConnId]?: string; [kActive]?: HttpExchange | undefined; [kQueued]?: HttpExchange[] | undefined };
+/** On a client socket: the exchange whose end cut the connection (see `onSocketGone`). */
+const kCutBy = Symbol('aftershock.cutBy');
+type ConnSocket = Socket & {
+  [kConnId]?: string;
+  [kActive]?: HttpExchange | undefined;
+  [kQueued]?: HttpExchange[] | undefined;
+  [kCutBy]?: HttpExchange | undefined;
+};
 
 function socketGone(this: ConnSocket): void {
   const queued = this[kQueued];
@@ -96,6 +103,12 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private rejectedWith: number | null = null;
   /** Set by the server when the request came through 'checkContinue'. */
   expectContinue = false;
+  /** How this exchange's end cut its connection (RST or FIN), when it did (see `onSocketGone`). */
+  private cutWire: 'reset' | 'closed' | null = null;
+  /** The cut was the fault's doing (a reset, a close, a truncation, an answer that closes). */
+  private cutInjected = false;
+  /** An injected answer to `Expect: 100-continue`: the connection closes after it (see `afterBody`). */
+  private closeAfterAnswer = false;
 
   constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse) {
     super(core);
@@ -134,11 +147,47 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     res.on('close', resClose);
   }
 
-  /** @internal The connection closed while this exchange's response was still queued behind another. */
+  /**
+   * @internal The connection closed while this exchange's response was still queued behind another.
+   * The client left (`client-abort`), the proxy is stopping (`shutdown`), or the exchange ahead cut
+   * the connection (see `noteCutAhead`).
+   */
   onSocketGone(): void {
     if (this.closedUp) return;
-    this.outcome ??= this.core.draining ? 'shutdown' : 'client-abort';
+    const ahead = (this.socket as ConnSocket)[kCutBy];
+    if (ahead !== undefined && ahead !== this) this.noteCutAhead(ahead);
+    else this.outcome ??= this.core.draining ? 'shutdown' : 'client-abort';
     this.onResClose();
+  }
+
+  /**
+   * This request was pipelined behind `ahead`, whose end cut the connection before this one was
+   * answered (queued behind it, or read just after an answer that closes the connection). Its
+   * client did not abort: it is recorded as the wire ended for it (`reset` or `closed`, no status),
+   * with `error: connection-cut-ahead`, and an injected cut lends it the fault that did it — the
+   * analysis then counts it as the injected failure it was (its retry is a retry after a fault, not
+   * after a real failure). The rule is not counted again: it acted once, on `ahead`.
+   */
+  private noteCutAhead(ahead: HttpExchange): void {
+    if (ahead.outcome === 'shutdown') {
+      this.outcome ??= 'shutdown';
+      return;
+    }
+    this.outcome ??= ahead.cutWire ?? 'closed';
+    this.error ??= 'connection-cut-ahead';
+    const by = ahead.tags;
+    if (!ahead.cutInjected || by === null || by.length === 0) return;
+    const fault = by[by.length - 1] as FaultTag;
+    const tags = (this.tags ??= []);
+    if (!tags.some((t) => t.rule === fault.rule)) tags.push(fault);
+  }
+
+  /** This exchange's end cuts its connection (`wire` is how); `injected` when a fault is why. */
+  private markCut(wire: 'reset' | 'closed', injected: boolean): void {
+    const sock = this.socket as ConnSocket;
+    if (!sock.destroyed) sock[kCutBy] ??= this; // (one the client already closed was not cut by us)
+    this.cutWire ??= wire;
+    if (injected) this.cutInjected = true;
   }
 
   // ---------------------------------------------------------------- the flow
@@ -367,6 +416,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   /** lost-response acts: the client's connection is reset, no byte of the answer sent. */
   private dropResponse(): void {
     this.outcome = 'reset';
+    this.markCut('reset', true);
     this.resetNow();
   }
 
@@ -621,6 +671,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     }
     if (this.expectContinue) {
       this.res.shouldKeepAlive = false;
+      this.closeAfterAnswer = true;
       fn();
       return;
     }
@@ -675,6 +726,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     else if (status !== 304) delete h['content-length'];
     this.afterBody(() => {
       if (res.headersSent || this.closedUp) return;
+      if (this.closeAfterAnswer) this.markCut('closed', true);
       res.writeHead(status, h);
       res.end(payload);
       this.ttfb = this.core.now() - this.ts;
@@ -686,7 +738,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   reset(): void {
     this.tagCurrent();
     this.outcome = 'reset';
-    this.afterBody(() => this.resetNow());
+    this.afterBody(() => {
+      this.markCut('reset', true);
+      this.resetNow();
+    });
   }
 
   close(): void {
@@ -695,6 +750,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     this.afterBody(() => {
       const s = this.socket;
       if (s.destroyed) return;
+      this.markCut('closed', true);
       // FIN without a response: half-close our side; destroy later in case the client never closes.
       s.end();
       setTimeout(() => s.destroy(), 5000).unref();
@@ -710,6 +766,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private flushThenReset(): void {
     const s = this.socket;
     if (s.destroyed) return;
+    this.markCut('reset', true); // only a fault asks for a reset after the flush (truncate)
     this.releaseHead();
     // A head with no body byte after it may still be held by Node (truncate after: 0): send it.
     if (!this.res.headersSent || this.bytesOut === 0) this.res.flushHeaders();
@@ -718,6 +775,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   private resetNow(): void {
     const s = this.socket;
+    this.markCut('reset', false);
     this.proxyReq?.abort();
     if (!s.destroyed) s.resetAndDestroy();
   }
@@ -801,7 +859,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     // already taken, which throws.
     if (this.hasher !== null) this.req.off('data', reqBodyChunk);
     if (!this.res.writableFinished && this.outcome === null) {
-      this.outcome = 'client-abort';
+      const ahead = sock[kCutBy];
+      if (ahead !== undefined && ahead !== this) this.noteCutAhead(ahead);
+      else this.outcome = 'client-abort';
     }
     if (!this.res.writableFinished) {
       this.proxyReq?.abort();

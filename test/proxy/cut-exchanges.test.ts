@@ -60,3 +60,120 @@ describe('response faults in flight at shutdown', () => {
     expect(by['/slow']?.fault).toMatchObject({ rule: 'sb', type: 'slow-body', injected: true });
   });
 });
+
+/** Writes `data` on a raw socket and waits until the proxy ends the connection (RST or FIN). */
+function pipeline(port: number, data: string): Promise<{ data: string; error: string | null }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    onCleanup(() => void s.destroy());
+    let got = '';
+    let error: string | null = null;
+    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    s.on('close', () => resolve({ data: got, error }));
+    s.write(data);
+  });
+}
+
+const GET = (p: string): string => `GET ${p} HTTP/1.1\r\nHost: t\r\n\r\n`;
+
+describe('requests pipelined behind an exchange that cut the connection', () => {
+  async function setup() {
+    const hits: string[] = [];
+    const up = await startUpstream((req, res) => {
+      hits.push(req.url ?? '');
+      req.resume();
+      if (req.url === '/broken') {
+        // A real upstream failure mid-body: a head, part of the body, then an RST.
+        res.writeHead(200, { 'content-length': 10_000 });
+        res.write(Buffer.alloc(100, 0x61));
+        setTimeout(() => req.socket.resetAndDestroy(), 50);
+        return;
+      }
+      const body = req.url === '/trunc' ? Buffer.alloc(5000, 0x61) : Buffer.from('ok');
+      res.writeHead(200, { 'content-length': body.length });
+      res.end(body);
+    });
+    const file = path.join(tempDir(), 'pipe.ndjson');
+    const proxy = await startTestProxy({
+      target: up.url,
+      record: file,
+      profile: parseProfile(
+        [
+          'rules:',
+          '  - { name: rst, match: { path: /rst }, fault: { type: reset } }',
+          '  - { name: cls, match: { path: /cls }, fault: { type: close } }',
+          '  - { name: hangc, match: { path: /hangc }, fault: { type: hang, duration: 150ms, then: close } }',
+          '  - { name: hangr, match: { path: /hangr }, fault: { type: hang, duration: 150ms, then: reset } }',
+          '  - { name: lost, match: { path: /lost }, fault: { type: lost-response } }',
+          '  - { name: trunc, match: { path: /trunc }, fault: { type: truncate, after: 100 } }',
+          '  - { name: err, match: { path: /err }, fault: { type: http-error, status: 503 } }',
+        ].join('\n'),
+        null,
+      ),
+    });
+    const records = (): HttpRecord[] => readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    return { proxy, port: Number(new URL(proxy.url).port), hits, records };
+  }
+
+  it.each([
+    ['/rst', 'reset', 'reset'],
+    ['/cls', 'close', 'closed'],
+    ['/hangc', 'hang', 'closed'],
+    ['/hangr', 'hang', 'reset'],
+    ['/lost', 'lost-response', 'reset'],
+    ['/trunc', 'truncate', 'reset'],
+  ])('behind an injected %s (%s): recorded %s with its fault, not client-abort; the rule counts once', async (first, type, outcome) => {
+    const { proxy, port, records } = await setup();
+    await pipeline(port, GET(first) + GET('/next?i=1') + GET('/next?i=2'));
+    await waitFor(() => proxy.stats().inFlight === 0 && records().length === 3);
+    const rule = proxy.engine.stats().find((r) => r.name === first.slice(1));
+    await proxy.close();
+    const recs = records();
+    const ahead = recs.find((r) => r.path === first) as HttpRecord;
+    expect(ahead).toMatchObject({ outcome, fault: { type, injected: true } });
+    const behind = recs.filter((r) => r.path === '/next');
+    expect(behind).toHaveLength(2);
+    for (const r of behind) {
+      expect(r).toMatchObject({ status: null, outcome, error: 'connection-cut-ahead', fault: ahead.fault });
+      expect(r.faults).toEqual([ahead.fault]);
+    }
+    expect(rule?.injected).toBe(1); // the fault acted once, on the exchange it was decided for
+  });
+
+  it('behind an injected answer to Expect: 100-continue (which closes the connection): recorded closed with its fault', async () => {
+    const { proxy, port, records } = await setup();
+    const res = await pipeline(port, 'POST /err HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n0123456789' + GET('/next'));
+    expect(res.data).toMatch(/^HTTP\/1\.1 503 /);
+    expect(res.data.match(/HTTP\/1\.1 \d+/g)).toHaveLength(1);
+    await waitFor(() => proxy.stats().inFlight === 0 && records().length === 2);
+    await proxy.close();
+    const recs = records();
+    const ahead = recs.find((r) => r.path === '/err') as HttpRecord;
+    expect(ahead).toMatchObject({ status: 503, outcome: null, fault: { rule: 'err', type: 'http-error' } });
+    expect(recs.find((r) => r.path === '/next')).toMatchObject({ status: null, outcome: 'closed', error: 'connection-cut-ahead', fault: ahead.fault });
+  });
+
+  it('behind an upstream that reset mid-body (not injected): recorded reset with no fault, not client-abort', async () => {
+    const { proxy, port, records } = await setup();
+    const res = await pipeline(port, GET('/broken') + GET('/next'));
+    expect(res.error).toBe('ECONNRESET');
+    await waitFor(() => proxy.stats().inFlight === 0 && records().length === 2);
+    await proxy.close();
+    const recs = records();
+    expect(recs.find((r) => r.path === '/broken')).toMatchObject({ outcome: 'reset', error: 'upstream-reset', fault: null });
+    expect(recs.find((r) => r.path === '/next')).toMatchObject({ status: null, outcome: 'reset', error: 'connection-cut-ahead', fault: null, faults: [] });
+  });
+
+  it('a client that leaves with requests pipelined behind a held one is still client-abort for all of them', async () => {
+    const { proxy, port, records } = await setup();
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write('GET /hangc HTTP/1.1\r\nHost: t\r\n\r\n' + GET('/next'));
+    await waitFor(() => proxy.stats().inFlight === 2);
+    s.resetAndDestroy();
+    await waitFor(() => proxy.stats().inFlight === 0 && records().length === 2);
+    await proxy.close();
+    for (const r of records()) expect([r.path, r.outcome, r.error]).toEqual([r.path, 'client-abort', null]);
+  });
+});

@@ -69,7 +69,8 @@ export interface RuleEngine {
   /**
    * Swaps the profile atomically; in-flight decisions keep their instances. Clears rule patches.
    * A profile whose seed differs from the one in use (and no `seed` option) reseeds the random
-   * source, as `startScenario` does; the same seed goes on with the stream. Throws
+   * streams, as `startScenario` does; the same seed goes on with them. A rule whose name and fault
+   * are unchanged keeps its fault instance and its state (rate-limit buckets, capacity slots). Throws
    * `RuleNameTakenError` (and keeps the running profile) when a rule of `profile` has the name of
    * an ad-hoc rule.
    */

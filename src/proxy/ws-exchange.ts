@@ -41,7 +41,8 @@ const LOW_WATER = 256 * 1024;
 const CLOSE_TIMEOUT = 30_000;
 /** At shutdown, how long open WebSockets get to take their 1001 before they are cut. */
 const SHUTDOWN_CLOSE_MS = 1000;
-const EMPTY = Buffer.alloc(0);
+/** How long a ws-close 1006 waits for the messages relayed before it to go out. */
+const DROP_FLUSH_MS = 1000;
 
 /** Request headers not copied to the upstream handshake (ws writes its own). */
 const SKIP_HEADERS = new Set([
@@ -793,8 +794,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     }
     if (code === 1006) {
       // The messages relayed before the drop still go out (a compressed send is queued): the
-      // fault drops the connection, not them (see `mirror`).
-      this.mirror(client, 1006, EMPTY);
+      // fault drops the connection, not them. Nothing new is sent meanwhile (see `send`), and a
+      // client that does not read holds the drop for a second at most: it is the fault's moment.
+      if (this.sendsToClient > 0 && client.readyState === WebSocket.OPEN) {
+        this.terminateAfterSends = client;
+        setTimeout(() => client.terminate(), DROP_FLUSH_MS).unref();
+      } else client.terminate();
     } else {
       this.closeCode ??= code;
       this.closeReason ??= reason === '' ? null : reason;

@@ -82,3 +82,30 @@ describe('ws-close afterMessages: N relays exactly N messages', () => {
     expect(got).toEqual(['echo:hi', 'x'.repeat(6) + 'last']);
   });
 });
+
+describe('ws-close 1006 on a client that does not read', () => {
+  it('drops the connection within about a second of its time, without waiting for the relayed messages to drain', async () => {
+    const upstream = await startWsUpstream((ws) => {
+      const big = Buffer.alloc(1024 * 1024, 0x61);
+      const t = setInterval(() => {
+        if (ws.bufferedAmount < 8 * 1024 * 1024) ws.send(big);
+      }, 5);
+      ws.on('close', () => clearInterval(t));
+    });
+    const file = path.join(tempDir(), 'stuck.ndjson');
+    const proxy = await startTestProxy({
+      target: upstream,
+      record: file,
+      profile: parseProfile('rules:\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 300ms }', null),
+    });
+    const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/', false);
+    ws.on('error', () => undefined);
+    ws.pause(); // reads nothing: what the proxy relays piles up in its socket
+    const t0 = Date.now();
+    await waitFor(() => proxy.recorder.count >= 1, 5000);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    await proxy.close();
+    const rec = readRecords(file).find((r): r is WsRecord => r.type === 'ws') as WsRecord;
+    expect(rec).toMatchObject({ closedBy: 'proxy', closeCode: 1006, fault: { rule: 'cut', type: 'ws-close', injected: true } });
+  });
+});

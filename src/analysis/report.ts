@@ -328,6 +328,33 @@ interface Aftermath {
   ownFailures: number;
 }
 
+/**
+ * Recordings whose earlier file is not among the inputs: a proxy instance's file that was moved
+ * away (rotation, mv) goes on in a new file, which starts with the same header and says it
+ * continues (`recording-continued`). Every part has a header, so an instance with no more headers
+ * than continuations lacks its first part.
+ */
+function missingEarlierParts(
+  headers: readonly HeaderRecord[],
+  events: ReadonlyArray<{ t: number; event: string; detail: Record<string, unknown> }>,
+): Array<{ instance: string; t: number; linesBefore: number | null }> {
+  const continued = new Map<string, { n: number; t: number; linesBefore: number | null }>();
+  for (const e of events) {
+    const instance = e.detail.instance;
+    if (e.event !== 'recording-continued' || typeof instance !== 'string') continue;
+    const seen = continued.get(instance);
+    const linesBefore = typeof e.detail.linesBefore === 'number' ? e.detail.linesBefore : null;
+    if (seen === undefined) continued.set(instance, { n: 1, t: e.t, linesBefore });
+    else seen.n++;
+  }
+  const out: Array<{ instance: string; t: number; linesBefore: number | null }> = [];
+  for (const [instance, c] of continued) {
+    const parts = headers.filter((h) => h.instance === instance).length;
+    if (parts <= c.n) out.push({ instance, t: c.t, linesBefore: c.linesBefore });
+  }
+  return out;
+}
+
 /** Builds the report. */
 export function buildReport(input: ReportInput): Report {
   const { agg, opts } = input;
@@ -849,12 +876,19 @@ export function buildReport(input: ReportInput): Report {
   if (q.threadsEvicted > 0) lower('medium', `${q.threadsEvicted} logical requests were closed early to bound memory`);
   if (episodes.length === 0 && t.failures > 0) creasons.push('no injected faults: fault windows, herds and recovery were not measured');
   const worker = opts.worker !== null && opts.worker.of > 1 ? opts.worker : null;
+  const missingParts = missingEarlierParts(input.headers, input.events);
+  if (missingParts.length > 0) lower('medium', `part of the recording is missing: ${missingParts.length === 1 ? 'a file this one continues is' : `${missingParts.length} files these continue are`} not among the inputs`);
   if (worker !== null) lower('medium', `the live analysis of worker ${worker.index} of ${worker.of}: about 1/${worker.of} of the traffic`);
   if (creasons.length === 0) creasons.push('explicit ids or clear fingerprints, enough retries, clean input');
 
   const limits = [...KNOWN_LIMITS];
   if ((input.partitions ?? 1) > 1) limits.push(PARTITIONED_LIMIT);
   if (!exactTallies) limits.push(EVICTED_RETURN_LIMIT);
+  for (const m of missingParts) {
+    limits.push(
+      `The recording of proxy instance ${m.instance} continues a file that was moved away or replaced at ${new Date(m.t).toISOString()} (${m.linesBefore ?? 'some'} lines before it): that part is not among the inputs, so what happened before is not counted here. Analyse both files together.`,
+    );
+  }
   if (worker !== null) {
     limits.push(
       `This is worker ${worker.index} of ${worker.of} (run --workers ${worker.of}): its live analysis sees only the exchanges on this worker's connections, so a logical request whose retries went to another worker is split in two and the counts are about 1/${worker.of} of the whole. Analyse all the workers' recordings together (aftershock analyze rec.w*.ndjson) for the whole picture.`,

@@ -59,6 +59,8 @@ export class Recorder {
         // Lines lost to the disk leave a gap the file itself must tell of: `analyze` counts it.
         // `total` (all lost so far by this recorder, `instance`) survives a notice that is itself lost.
         onLost: (records, reason, total) => self?.write({ v: 1, type: 'event', ts: Date.now(), event: 'records-lost', detail: { records, total, reason, instance: self.instance } }),
+        // A file moved away (rotation, mv) keeps its lines; the new one says what it continues.
+        onReopen: (linesBefore) => self?.write({ v: 1, type: 'event', ts: Date.now(), event: 'recording-continued', detail: { linesBefore, instance: self.instance, path: opts.path } }),
         ...(opts.onError === undefined ? {} : { onError: opts.onError }),
         ...(opts.onRecover === undefined ? {} : { onRecover: opts.onRecover }),
         ...(opts.onWarning === undefined ? {} : { onWarning: opts.onWarning }),

@@ -162,8 +162,12 @@ export interface EventRecord {
   v: typeof RECORD_SCHEMA_VERSION;
   type: 'event';
   ts: number;
-  /** `records-lost`: `detail.records` lines the recording could not write (`detail.reason`), told once writing worked again. */
-  event: 'profile' | 'scenario-start' | 'scenario-stop' | 'fault-added' | 'fault-removed' | 'reset' | 'records-lost';
+  /**
+   * `records-lost`: `detail.records` lines the recording could not write (`detail.reason`), told once
+   * writing worked again. `recording-continued`: the file was moved away or replaced, and this file
+   * continues it (`detail.linesBefore` lines, header included, are in that other file).
+   */
+  event: 'profile' | 'scenario-start' | 'scenario-stop' | 'fault-added' | 'fault-removed' | 'reset' | 'records-lost' | 'recording-continued';
   detail: Record<string, unknown>;
 }
 

@@ -90,6 +90,12 @@ export interface NdjsonWriterOptions {
   /** How often (ms) to check that the file is still where it was written; 0 disables. */
   readonly checkPathMs?: number;
   /**
+   * Called when the file was moved away or replaced (its lines stay in it: nothing is lost) and the
+   * recording goes on in a new file at the path, with the lines written before: the caller writes a
+   * line saying so, so the new file tells that it continues another.
+   */
+  readonly onReopen?: (linesBefore: number) => void;
+  /**
    * How long (ms) a pipe's reader may take nothing before the writer reports it through `onError`
    * (and `stats.lastError`, so readiness fails); writing again reports the recovery.
    */
@@ -167,6 +173,7 @@ export class NdjsonWriter {
   private readonly maxBufferBytes: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly onRecover: (() => void) | undefined;
+  private readonly onReopen: ((linesBefore: number) => void) | undefined;
   private readonly onLost: ((lines: number, reason: string | null, total: number) => void) | undefined;
   /** `stats.failed` as last told to `onLost`, and the first reason of the losses since. */
   private lostNoted = 0;
@@ -197,6 +204,7 @@ export class NdjsonWriter {
     this.maxBufferBytes = opts.maxBufferBytes ?? 64 * 1024 * 1024;
     this.onError = opts.onError;
     this.onRecover = opts.onRecover;
+    this.onReopen = opts.onReopen;
     this.onLost = opts.onLost;
     this.onWarning = opts.onWarning ?? emitWarning;
     const every = opts.checkPathMs ?? 1000;
@@ -565,12 +573,17 @@ export class NdjsonWriter {
    */
   private orphan(): void {
     if (this.path === null) return;
-    if (!this.orphaned) {
+    // A file moved away or replaced still holds what was written to it (it has a name): until the
+    // new file is opened, lines go on landing there, and nothing is lost. A removed one loses them.
+    const moved = !this.orphaned && (!this.regular || (fstatOrNull(this.fd)?.nlink ?? 0) > 0);
+    const fail = (): void => {
+      if (this.orphaned) return;
       this.orphaned = true;
       const err = new Error(`the recording file ${this.path} was removed or replaced; records are being lost until it can be recreated`);
       this.stats.lastError = err.message;
       this.onError?.(err);
-    }
+    };
+    if (!moved) fail();
     if (this.inFlight !== null || this.outstanding > 0) {
       this.checkPending = true;
       return;
@@ -579,7 +592,8 @@ export class NdjsonWriter {
     try {
       dest = openForRecording(this.path, this.onWarning);
     } catch {
-      return; // the folder is still missing: try again at the next check
+      fail(); // the folder is missing: lines are lost from here on; the next check tries again
+      return;
     }
     if (this.ownsFd) {
       try {
@@ -604,7 +618,10 @@ export class NdjsonWriter {
         this.timer.unref();
       }
     }
-    this.onRecover?.();
+    if (moved) {
+      this.onWarning(`the recording file ${this.path} was moved or replaced; its records so far stay in that file, and the recording continues in a new file at ${this.path}`);
+      this.onReopen?.(this.stats.written);
+    } else this.onRecover?.();
   }
 
   /** Counts lines as lost (failed), keeping the first reason until it is told. */

@@ -176,6 +176,60 @@ describe('NdjsonWriter and a removed file', () => {
   });
 });
 
+describe('a recording file moved away mid-run (log rotation, a user\'s mv)', () => {
+  const HEADER = '{"v":1,"type":"header"}';
+  const lines = (file: string): string[] => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+  it('is no failure: nothing is lost, the recording goes on in a new file at the path that says it continues another', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const moved = path.join(dir, 'moved.ndjson');
+    const errors: string[] = [];
+    const warnings: string[] = [];
+    const reopened: number[] = [];
+    const w = NdjsonWriter.open(file, {
+      checkPathMs: 20,
+      onError: (e) => errors.push(e.message),
+      onWarning: (m) => warnings.push(m),
+      onReopen: (before) => reopened.push(before),
+    });
+    w.setHeader(HEADER);
+    w.writeLine('{"n":1}');
+    await w.drain();
+    fs.renameSync(file, moved);
+    await waitFor(() => fs.existsSync(file), 4000);
+    w.writeLine('{"n":2}');
+    await w.close();
+    expect(errors).toEqual([]);
+    expect(warnings.join(' ')).toMatch(/moved or replaced.*continues in a new file/);
+    expect(reopened).toEqual([2]);
+    expect(lines(moved)).toEqual([HEADER, '{"n":1}']);
+    expect(lines(file)).toEqual([HEADER, '{"n":2}']);
+    expect(w.stats).toEqual({ written: 4, failed: 0, pending: 0, lastError: null });
+  });
+
+  it('a proxy run: analyze of the new file alone says a part before it is missing; with the moved part it does not', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const moved = path.join(dir, 'moved.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    for (let i = 0; i < 5; i++) await request(`${proxy.url}/a/${i}`);
+    await proxy.recorder.drain();
+    fs.renameSync(file, moved);
+    await waitFor(() => fs.existsSync(file), 4000);
+    for (let i = 0; i < 5; i++) await request(`${proxy.url}/b/${i}`);
+    await proxy.close();
+    const events = readRecords(file).filter((r) => r.type === 'event' && r.event === 'recording-continued');
+    expect(events).toHaveLength(1);
+    const alone = await analyzeFiles([file]);
+    expect(alone.limits.join(' ')).toMatch(/continues a file that was moved away or replaced.*not among the inputs/);
+    expect(alone.confidence.reasons.join(' ')).toMatch(/part of the recording is missing/);
+    const both = await analyzeFiles([moved, file]);
+    expect(both.limits.join(' ')).not.toMatch(/continues a file that was moved away/);
+    expect(both.totals.attempts).toBe(10);
+  });
+});
+
 describe('NdjsonWriter.flushSync (a second signal: write and exit at once)', () => {
   const ids = (file: string): number[] =>
     fs

@@ -6,6 +6,7 @@
 import { AftershockError } from '../errors.js';
 import type { RuleStats } from '../rules/types.js';
 import type { ProfileView } from './describe-profile.js';
+import type { ProfileFileState } from '../proxy/handle.js';
 
 export type { ProfileView };
 
@@ -34,6 +35,8 @@ export interface ReadyView {
   status: 'ready' | 'not-ready';
   reasons: string[];
   profile: string;
+  /** The profile's file against the profile in force (absent from older proxies). */
+  profileFile?: ProfileFileState | null;
   listen: string;
   recording: { path: string | null; healthy: boolean; written: number; failed: number; lastError: string | null };
 }

@@ -7,6 +7,7 @@
 import { describeRule, type CompiledProfile, type CompiledRule, type PhaseInfo } from '../rules/index.js';
 import type { ValueMatch } from '../rules/schema.js';
 import { isSecretHeaderName, isSecretQueryName, REDACTED } from '../record/redact.js';
+import type { ProfileFileState } from '../proxy/handle.js';
 
 export interface RuleView {
   name: string;
@@ -40,6 +41,11 @@ export interface ProfileView {
   phases: Array<{ name: string; description: string | null; durationMs: number; rules: RuleView[]; overrides: Record<string, { enabled?: boolean; probability?: number }> }>;
   /** The phase running now (null: no timeline, or past its end), with epoch-ms bounds. */
   phase: PhaseInfo | null;
+  /**
+   * The profile's file, and whether it holds the profile in force (`status` in-force) or a change
+   * that was rejected, a removal, or a version waiting for a rule name (null: no file).
+   */
+  file: ProfileFileState | null;
   /** The profile as written (parsed YAML/JSON). */
   definition: unknown;
 }
@@ -47,7 +53,7 @@ export interface ProfileView {
 /**
  * @example describeProfile(proxy.profile, proxy.engine.seed).rules.map((r) => r.name)
  */
-export function describeProfile(p: CompiledProfile, seed: number, phase: PhaseInfo | null = null): ProfileView {
+export function describeProfile(p: CompiledProfile, seed: number, phase: PhaseInfo | null = null, file: ProfileFileState | null = null): ProfileView {
   return {
     name: p.name,
     description: p.description,
@@ -59,6 +65,7 @@ export function describeProfile(p: CompiledProfile, seed: number, phase: PhaseIn
     rules: p.rules.map(viewRule),
     phases: p.phases.map((ph) => ({ name: ph.name, description: ph.description, durationMs: ph.duration, rules: ph.rules.map(viewRule), overrides: overridesOf(ph.overrides) })),
     phase,
+    file: file === null ? null : { ...file },
     definition: p.raw,
   };
 }

@@ -171,6 +171,7 @@ export const routes: readonly Route[] = [
               status: reasons.length === 0 ? 'ready' : 'not-ready',
               reasons,
               profile: proxy.profile.name,
+              profileFile: proxy.profileFile,
               listen: proxy.url,
               recording: { path: proxy.recorder.path, healthy: proxy.recorder.healthy, written: rec.written, failed: rec.failed, lastError: rec.lastError },
             },
@@ -184,7 +185,7 @@ export const routes: readonly Route[] = [
     path: '/profile',
     pattern: /^\/profile$/,
     methods: {
-      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase())) },
+      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile)) },
       PUT: {
         summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
         handler: async ({ proxy }, req) => {
@@ -192,7 +193,7 @@ export const routes: readonly Route[] = [
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
           // A refused profile (invalid, or a rule named like an ad-hoc one) leaves the running one and its file watch.
           try {
-            return ok(describeProfile(proxy.setProfile(parseProfile(text, null)), proxy.engine.seed, proxy.engine.phase()));
+            return ok(describeProfile(proxy.setProfile(parseProfile(text, null)), proxy.engine.seed, proxy.engine.phase(), proxy.profileFile));
           } catch (err) {
             throw err instanceof RuleNameTakenError ? nameTaken(err) : err;
           }
@@ -222,7 +223,7 @@ export const routes: readonly Route[] = [
             if (err instanceof RuleNameTakenError) throw nameTaken(err);
             throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;
           });
-          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase()));
+          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile));
         },
       },
     },

@@ -9,6 +9,7 @@ import { AftershockError } from '../errors.js';
 import { meansOff } from './env.js';
 import { AdminClient, type ProfileView } from '../admin/client.js';
 import type { RuleStats } from '../rules/types.js';
+import type { ProfileFileState } from '../proxy/handle.js';
 
 interface CtlFlags {
   admin: string;
@@ -95,6 +96,23 @@ function formatRules(rules: readonly RuleStats[]): string {
   ]);
 }
 
+/** What the profile's file holds against the profile in force, in a line (null: no file). */
+function fileNote(f: ProfileFileState | null): string | null {
+  if (f === null) return null;
+  const since = new Date(f.since).toISOString();
+  const first = (m: string | null): string => (m === null ? '' : `: ${m.trim().split('\n')[0]}`);
+  switch (f.status) {
+    case 'in-force':
+      return `${f.path}: in force${f.watching ? ' (watched)' : ' (not watched)'}`;
+    case 'rejected':
+      return `${f.path}: CHANGED BUT REJECTED since ${since}, the profile in force is the one before${first(f.message)}`;
+    case 'missing':
+      return `${f.path}: REMOVED since ${since}, the profile in force stays`;
+    case 'waiting':
+      return `${f.path}: changed, waiting since ${since} for a rule name an ad-hoc fault holds${first(f.message)}`;
+  }
+}
+
 function formatProfile(p: ProfileView): string {
   const lines = [
     `profile ${p.name}${p.description === '' ? '' : ` — ${p.description.trim().split('\n')[0]}`}`,
@@ -102,6 +120,8 @@ function formatProfile(p: ProfileView): string {
     `source  ${p.source ?? (p.builtin === null ? '(set through the control API)' : `built-in ${p.builtin}`)}`,
     `seed    ${p.seed}${p.profileSeed === null ? '' : p.profileSeed === p.seed ? ' (the profile\'s)' : ` (--seed; the profile says ${p.profileSeed})`}`,
   ];
+  const file = fileNote(p.file ?? null);
+  if (file !== null) lines.push(`file    ${file}`);
   if (p.rules.length === 0 && p.phases.length === 0) lines.push('rules   none: every request passes through untouched');
   for (const r of p.rules) lines.push(`rule    ${r.summary}`);
   for (const ph of p.phases) {
@@ -153,7 +173,7 @@ export function registerCtlCommand(program: Command): void {
           table([
             ['control', `${admin.url}  ${ready.status}${ready.reasons.length > 0 ? ` (${ready.reasons.join('; ')})` : ''}`],
             ['proxy', ready.listen],
-            ['profile', ready.profile],
+            ['profile', `${ready.profile}${ready.profileFile === undefined || ready.profileFile === null || ready.profileFile.status === 'in-force' ? '' : `  (file ${fileNote(ready.profileFile)})`}`],
             ['uptime', `${stats.uptimeSeconds ?? '?'}s`],
             ['exchanges', `${stats.exchanges ?? 0} (in flight ${stats.inFlight ?? 0}, connections ${stats.connections ?? 0})`],
             ['statuses', byStatus === '' ? '-' : byStatus],

@@ -82,6 +82,23 @@ export interface ProxyOptions {
 }
 
 /** A running proxy. */
+/** What the profile's file holds now, against the profile in force. */
+export interface ProfileFileState {
+  path: string;
+  /** Hot reload on (else the file is read once). */
+  watching: boolean;
+  /**
+   * in-force: the file holds the running profile. rejected: its last change is invalid (or
+   * refused), and the previous profile stays. missing: it was removed; the profile stays.
+   * waiting: valid, but a rule takes an ad-hoc fault's name; applied once the name is free.
+   */
+  status: 'in-force' | 'rejected' | 'missing' | 'waiting';
+  /** Since when (epoch ms). */
+  since: number;
+  /** Why, for every status but in-force. */
+  message: string | null;
+}
+
 export interface ProxyHandle {
   /** Base URL of the proxy listener, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
@@ -92,6 +109,8 @@ export interface ProxyHandle {
   readonly recorder: Recorder;
   readonly analyzer: Analyzer | null;
   readonly profile: CompiledProfile;
+  /** The profile's file and whether what it holds now is in force (null: no file, e.g. a built-in). */
+  readonly profileFile: ProfileFileState | null;
   readonly startedAt: number;
   readonly ready: boolean;
   /** Replaces the profile atomically (a compiled profile, or YAML/JSON text validated first). */

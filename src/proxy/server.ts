@@ -40,7 +40,7 @@ import { createRuleEngine, loadProfile, parseProfile, watchProfile, type Compile
 import { RuleNameTakenError } from '../errors.js';
 import { createAnalyzer } from '../analysis/index.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
-import type { ProxyHandle, ProxyOptions } from './handle.js';
+import type { ProfileFileState, ProxyHandle, ProxyOptions } from './handle.js';
 import { listenOn, parseHostPort } from './listen.js';
 
 export type { ProxyHandle, ProxyOptions, ProxyStats } from './handle.js';
@@ -460,6 +460,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const url = `${tls === null ? 'http' : 'https'}://${urlHost}:${bound.port}`;
 
   let watcher: { close(): void } | null = null;
+  let fileState: ProfileFileState | null = null;
+  const fileIs = (status: ProfileFileState['status'], message: string | null = null): void => {
+    if (fileState !== null && (fileState.status !== status || fileState.message !== message)) fileState = { ...fileState, status, since: Date.now(), message };
+  };
   const applyProfile = (p: CompiledProfile, why: string): CompiledProfile => {
     engine.setProfile(p);
     profile = p;
@@ -511,19 +515,37 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     watcher?.close();
     watcher = null;
     stopWaiting();
+    fileState = p.source === null ? null : { path: p.source, watching: options.watch !== false, status: 'in-force', since: Date.now(), message: null };
     if (options.watch === false || p.source === null) return;
     watcher = watchProfile(
       p.source,
       (next) => {
         stopWaiting();
         try {
-          return applyProfile(next, 'file changed');
+          const applied = applyProfile(next, 'file changed');
+          fileIs('in-force');
+          return applied;
         } catch (err) {
-          if (err instanceof RuleNameTakenError) applyWhenFree(next);
+          if (err instanceof RuleNameTakenError) {
+            applyWhenFree(next);
+            fileIs('waiting', err.message);
+          }
           throw err;
         }
       },
-      (err) => log.error({ file: p.source }, `profile change rejected, the previous profile stays active:\n${err.message}`),
+      (err) => {
+        const gone = err instanceof AftershockError && err.code === 'ERR_PROFILE_NOT_FOUND';
+        if (fileState?.status !== 'waiting' || !(err instanceof RuleNameTakenError)) fileIs(gone ? 'missing' : 'rejected', err.message);
+        if (gone) log.warn({ file: p.source }, err.message);
+        else log.error({ file: p.source }, `profile change rejected, the previous profile stays active:\n${err.message}`);
+      },
+      {
+        onRestored: () => {
+          stopWaiting();
+          fileIs('in-force');
+          log.info({ file: p.source }, 'the profile file holds the profile in force again');
+        },
+      },
     );
   };
   watchFile(profile);
@@ -542,6 +564,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     get profile() {
       return profile;
     },
+    get profileFile() {
+      return fileState;
+    },
     startedAt: Date.now(),
     get ready() {
       return closing === null && recorderHealthy;
@@ -554,6 +579,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       watcher?.close();
       watcher = null;
       stopWaiting();
+      fileState = null; // no file holds it
       return applied;
     },
     async selectProfile(nameOrPath) {

@@ -11,7 +11,8 @@
  * Both sources only schedule a check. Events are debounced (~100 ms); only a real content change
  * (by hash against the last content applied or rejected) is acted on, so one change applies once
  * however many events announce it. An invalid file, or one `onChange` refuses by throwing, is
- * reported and never replaces the good profile; a deleted file keeps the profile in force.
+ * reported and never replaces the good profile; a deleted file keeps the profile in force, and is
+ * reported once it has stayed away for a poll interval (a replace is only gone for an instant).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,7 +41,12 @@ export function watchProfile(
   file: string,
   onChange: (profile: CompiledProfile) => void,
   onError: (err: ProfileError | Error) => void,
-  opts: { debounceMs?: number; pollMs?: number } = {},
+  opts: {
+    debounceMs?: number;
+    pollMs?: number;
+    /** The file holds the profile in force again (reverted after a rejected edit, or back after it was removed). */
+    onRestored?: () => void;
+  } = {},
 ): ProfileWatcher {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
@@ -53,6 +59,8 @@ export function watchProfile(
   let again = false;
   let seen: string | null = null; // hash of the last content looked at (valid or not)
   let good: string | null = null; // hash of the content of the profile in force
+  let missing: NodeJS.Timeout | null = null; // the check that a file found gone is still gone
+  let missingTold = false;
   try {
     good = seen = hashText(fs.readFileSync(abs, 'utf8'));
   } catch {
@@ -71,16 +79,33 @@ export function watchProfile(
         text = await fs.promises.readFile(abs, 'utf8');
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        // Mid-replace (gone for an instant): the rename's own event follows.
-        if (code === 'ENOENT') return;
+        // Mid-replace (gone for an instant): the rename's own event follows. Still gone a poll
+        // interval later, it was removed: said once, and its return is a change like any other.
+        if (code === 'ENOENT') {
+          if (missing === null && !missingTold) {
+            missing = setTimeout(() => {
+              missing = null;
+              if (closed || fs.existsSync(abs)) return;
+              missingTold = true;
+              seen = null;
+              onError(new AftershockError('ERR_PROFILE_NOT_FOUND', `profile ${file} was removed; the profile in force stays until the file is back`));
+            }, Math.max(pollMs, debounce) + debounce);
+            missing.unref();
+          }
+          return;
+        }
         if (!closed) onError(new AftershockError('ERR_PROFILE_NOT_FOUND', `cannot read profile ${file}: ${(err as Error).message}`, { cause: err }));
         return;
       }
       if (closed) return;
+      missingTold = false;
       const h = hashText(text);
       if (h === seen) return;
       seen = h;
-      if (h === good) return; // back to the content in force: nothing to apply
+      if (h === good) {
+        opts.onRestored?.(); // back to the content in force: nothing to apply
+        return;
+      }
       let profile: CompiledProfile;
       try {
         profile = parseProfile(text, file);
@@ -132,6 +157,8 @@ export function watchProfile(
       closed = true;
       if (timer !== null) clearTimeout(timer);
       timer = null;
+      if (missing !== null) clearTimeout(missing);
+      missing = null;
       watcher.close();
       fs.unwatchFile(abs, onStat);
     },

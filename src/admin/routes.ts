@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { ProxyHandle } from '../proxy/handle.js';
 import { formatReport } from '../analysis/index.js';
-import { parseDurationOption } from '../proxy/duration.js';
+import { parseDurationOption } from '../faults/lib/duration.js';
 import { VERSION } from '../version.js';
 import { isAftershockError, ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';

@@ -16,7 +16,7 @@
  */
 import type { AnyRecord, ExchangeRecord, HeaderRecord } from '../record/schema.js';
 import { AftershockError } from '../errors.js';
-import { parseDurationOption } from '../proxy/duration.js';
+import { parseDurationOption } from '../faults/lib/duration.js';
 import { type Attempt, type AttemptContext, clientKeyOf, toAttempt } from './attempt.js';
 import { Aggregates, type AggregateLimits } from './aggregates.js';
 import { type GroupingParams, Thread } from './chain.js';

@@ -12,7 +12,7 @@ import { createLogger, LOG_LEVELS, parseLogLevel } from '../log.js';
 import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
-import { parseDurationOption } from '../proxy/duration.js';
+import { parseDurationOption } from '../faults/lib/duration.js';
 import { BOOLEAN_ENV_HELP, meansOff, nameEnvSource } from './env.js';
 import { outliveTerminal, STOP_SIGNALS } from './signals.js';
 

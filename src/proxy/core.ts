@@ -17,7 +17,6 @@ import type { ClientKeyFn } from './client-key.js';
 export interface DecidingEngine {
   decide(facts: RequestFacts, env: DecideEnv): Decision;
   settle(decision: Decision, settlement: Settlement): void;
-  readonly random: () => number;
 }
 
 /** Anything that can be aborted when the proxy shuts down. */
@@ -51,8 +50,6 @@ export interface ProxyCore {
   readonly upstream: UpstreamPool;
   /** Epoch milliseconds with sub-millisecond precision (a shared function, safe to pass around). */
   readonly now: () => number;
-  /** The engine's seeded random source (a shared function). */
-  readonly random: () => number;
   nextId(): string;
 }
 

@@ -34,7 +34,7 @@ const kSecured = Symbol('aftershock.secured');
 /** On a connection: the last request whose head was parsed (see `headBegun`). */
 const kLastReq = Symbol('aftershock.lastReq');
 import { WsExchange, type WsServers } from './ws-exchange.js';
-import { parseDurationOption } from './duration.js';
+import { parseDurationOption } from '../faults/lib/duration.js';
 import { remoteIp } from './util.js';
 import { createRuleEngine, loadProfile, parseProfile, watchProfile, type CompiledProfile } from '../rules/index.js';
 import { RuleNameTakenError } from '../errors.js';
@@ -215,7 +215,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     rewriteCookie,
     upstream,
     now: () => timeOrigin + performance.now(),
-    random: () => core.engine.random(),
     nextId: () => idPrefix + (++seq).toString(36),
   };
 

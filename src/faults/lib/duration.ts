@@ -3,6 +3,7 @@
  * number of milliseconds. One parser for every fault option and schedule key, so `2s` means the
  * same thing everywhere.
  */
+import { AftershockError } from '../../errors.js';
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const DURATION_RE = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/;
@@ -50,4 +51,16 @@ export function formatDuration(ms: number): string {
     if (ms >= size && Number.isInteger((ms / size) * 1000)) return `${+(ms / size).toFixed(3)}${unit}`;
   }
   return `${+ms.toFixed(3)}ms`;
+}
+
+/**
+ * A duration given as an option (a CLI flag, a library option), spelled as profiles spell them (one
+ * parser for both), or the option's error.
+ *
+ * @example parseDurationOption('--drain-timeout', '10s') === 10000
+ */
+export function parseDurationOption(option: string, raw: string | number): number {
+  const ms = parseDuration(raw);
+  if (ms === null) throw new AftershockError('ERR_BAD_OPTION', `${option} ${JSON.stringify(raw)}: write a duration like 250ms, 10s or 1m`);
+  return ms;
 }

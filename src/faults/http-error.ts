@@ -5,14 +5,9 @@
  */
 import { defineFault, instance } from './lib/define.js';
 import { prepareAnswer } from './lib/respond.js';
-import { body, headerMap, retryAfter, status, strict } from './lib/schema.js';
+import { answerOptions } from './lib/schema.js';
 
-const options = strict({
-  status: status(503),
-  headers: headerMap().optional(),
-  body: body().optional(),
-  retryAfter: retryAfter().optional(),
-});
+const options = answerOptions(503);
 
 export const httpError = defineFault({
   type: 'http-error',

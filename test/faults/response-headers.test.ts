@@ -50,6 +50,21 @@ describe('headers an injected answer cannot carry', () => {
     expect(new Set(ps.map((p) => p.path))).toEqual(new Set(['rules[0].fault.headers.CONTENT-length', 'rules[0].fault.headers.transfer-ENCODING', 'rules[0].fault.headers.connection']));
   });
 
+  it('Retry-After given twice (retryAfter and headers) is refused at retryAfter, for ws-reject too', async () => {
+    for (const type of ['http-error', 'ws-reject']) {
+      const ps = await problemsOf(`name: h\nrules:\n  - name: e\n    fault:\n      type: ${type}\n      retryAfter: 2\n      headers:\n        Retry-After: "5"\n`);
+      expect(ps).toHaveLength(1);
+      expect(ps[0]).toMatchObject({ line: 6, path: 'rules[0].fault.retryAfter' });
+      expect(ps[0]?.message).toMatch(/Retry-After is given twice/);
+    }
+    // Either one alone is fine.
+    await expect(loadProfile(await (async () => {
+      const file = path.join(tempDir(), 'one.yaml');
+      fs.writeFileSync(file, 'name: h\nrules:\n  - fault: { type: http-error, headers: { Retry-After: "5" } }\n');
+      return file;
+    })())).resolves.toBeDefined();
+  });
+
   it('the headers a profile may set reach the client, and each pipelined answer is framed once', async () => {
     const up = await startUpstream((_req, res) => res.end('up'));
     const profile = await (async () => {

@@ -185,3 +185,21 @@ export function status(def: number) {
 export function fraction(what = 'a number from 0 to 1') {
   return z.number(`must be ${what}`).min(0, `must be ${what}`).max(1, `must be ${what}`);
 }
+
+/**
+ * The options of an injected answer (`http-error`, `ws-reject`): a status, headers, a body and a
+ * Retry-After given once (`retryAfter` writes the header; the same header in `headers` too would
+ * leave one of the two silently unused).
+ */
+export function answerOptions(defaultStatus: number) {
+  return strict({
+    status: status(defaultStatus),
+    headers: headerMap().optional(),
+    body: body().optional(),
+    retryAfter: retryAfter().optional(),
+  }).superRefine((o, ctx) => {
+    if (o.retryAfter !== undefined && o.headers?.['retry-after'] !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'Retry-After is given twice, here and in headers: give it once, with retryAfter', path: ['retryAfter'], input: o.retryAfter });
+    }
+  });
+}

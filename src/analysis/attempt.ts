@@ -164,7 +164,9 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
   const injected = r.fault !== null && r.fault.injected;
   let failKind: FailKind;
   if (ws) {
-    failKind = r.status === 101 && r.end - r.ts >= WS_STABLE_MS ? 'ok' : 'fail';
+    // Open from its 101 (the handshake's time, `ttfb`, is not time the socket stayed open).
+    const openedAt = r.ts + (typeof r.ttfb === 'number' && r.ttfb > 0 ? r.ttfb : 0);
+    failKind = r.status === 101 && r.end - openedAt >= WS_STABLE_MS ? 'ok' : 'fail';
   } else if (r.outcome !== null && FAIL_OUTCOMES.has(r.outcome)) {
     failKind = 'fail';
   } else if (r.status === null) {
@@ -182,7 +184,10 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
   let thread: string;
   let explicit = false;
   if (ws) {
-    thread = `w\0${key}\0${r.path}`;
+    // Per endpoint: path and canonical query, as the live attempt tracker keys a socket (a chat and
+    // a presence socket on one path are two chains; a resume cursor in the query is a
+    // cache-busting key to name).
+    thread = `w\0${key}\0${r.path}?${r.query === null ? '' : canonicalQuery(r.query, ctx.cacheBusting)}`;
   } else if (invocation !== null && invocation !== '') {
     thread = `i\0${key}\0${invocation}`;
     explicit = true;

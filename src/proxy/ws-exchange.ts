@@ -916,7 +916,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       }
     }
     core.inflight.delete(this);
-    if (this.decision !== null) core.engine.settle(this.decision, { status: this.status, outcome: this.outcome });
+    if (this.decision !== null) core.engine.settle(this.decision, { status: this.status, outcome: this.outcome, openedAt: this.status === 101 ? this.answeredAt : null });
     const h = this.req.headers;
     const headers = recordedHeaders(core, h) ?? {};
     const rin = this.rawIn;

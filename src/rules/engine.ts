@@ -412,7 +412,7 @@ class Engine implements RuleEngine {
       const now = this.nowFn();
       const { status, outcome } = settlement;
       const failed = tok.websocket
-        ? status !== 101 || outcome !== null || now - tok.at < WS_SUCCESS_MS
+        ? status !== 101 || outcome !== null || now - (settlement.openedAt ?? tok.at) < WS_SUCCESS_MS
         : status === null || outcome !== null || status >= 500 || status === 429 || status === 408 || (tok.terminal && status >= 400);
       this.tracker.end(tok.attempt, now, failed);
     }

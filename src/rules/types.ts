@@ -42,6 +42,11 @@ export interface Decision {
 export interface Settlement {
   readonly status: number | null;
   readonly outcome: Outcome | null;
+  /**
+   * A WebSocket's: when it opened (the 101 went out, epoch ms). Its open time counts from here, not
+   * from the decision, so a slow handshake is not time the socket stayed open.
+   */
+  readonly openedAt?: number | null;
 }
 
 /** Counters per rule, for the control API and metrics. */

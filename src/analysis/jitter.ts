@@ -23,6 +23,12 @@ export const JITTER_THRESHOLDS = {
   minSamples: 5,
   /** ... and at least this share of the first index's samples. */
   minShare: 0.25,
+  /**
+   * Samples an index needs before a low reading of it is trusted: below this the robust CV (a MAD
+   * of a handful of gaps) and the least-spread index are mostly sampling noise, so the plain CV is
+   * used and the class is read from the median index instead.
+   */
+  trustSamples: 10,
   /** Measurement noise (ms, one standard deviation) removed from every gap's spread. */
   noiseMs: 5,
   /** Per-client static jitter: clients with 2+ chains needed to call it. */
@@ -101,7 +107,8 @@ export function robustCv(xs: readonly number[], noiseMs: number = T.noiseMs): nu
  * a few delayed outliers the robust one is.
  */
 export function spreadCv(xs: readonly number[]): number {
-  return Math.min(noiseAdjustedCv(xs), robustCv(xs));
+  const cv = noiseAdjustedCv(xs);
+  return xs.length < T.trustSamples ? cv : Math.min(cv, robustCv(xs));
 }
 
 /**
@@ -139,8 +146,11 @@ export function classifyJitter(input: JitterInput): JitterResult {
   if (all.length > 0 && quantile(all, 0.9) < 50) return { class: 'none', cv: null, cvByIndex, samples };
 
   // Real jitter spreads every attempt index; noise (a late timer, a busy proxy) spreads some. The
-  // class is read from the index that spreads least.
-  const c = Math.min(...usable);
+  // class is read from the index that spreads least, among the indexes with samples enough to trust
+  // a low reading; with none, from the median index (the least of a few noisy readings of a fully
+  // jittered fleet's five indexes came out below 0.1).
+  const trusted = cvByIndex.filter((cv, k): cv is number => cv !== null && Number.isFinite(cv) && (input.gapsByIndex[k] as readonly number[]).length >= T.trustSamples);
+  const c = trusted.length > 0 ? Math.min(...trusted) : median(usable);
   if (c >= T.none && isPerClient(input)) return { class: 'per-client', cv: c, cvByIndex, samples };
   return { class: jitterBand(c), cv: c, cvByIndex, samples };
 }

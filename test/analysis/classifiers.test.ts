@@ -131,6 +131,28 @@ describe('classifyJitter (spec §5 bands)', () => {
     expect(r.cv).toBeLessThan(0.65); // ≈ 0.58 for full jitter
   });
 
+  it('a few chains of a fully jittered fleet: one index that happens to bunch up does not make it token', () => {
+    // 5 chains, 5 indexes of full jitter (rand(0, 250 x 2^k)); index 3's five gaps happened to land close.
+    const gapsByIndex = [
+      [40, 120, 180, 230, 90],
+      [110, 420, 300, 60, 250],
+      [900, 200, 600, 350, 80],
+      [1800, 1900, 1850, 1950, 2100],
+      [700, 3500, 2200, 1200, 400],
+    ];
+    const r = classifyJitter({ gapsByIndex });
+    expect(r.class === 'full' || r.class === 'proportional').toBe(true);
+    // Three close gaps and two far ones: a MAD of five says 'no spread'; the CV does not.
+    expect(classifyJitter({ gapsByIndex: [[100, 500, 502, 504, 900]] }).class).not.toBe('token');
+  });
+
+  it('with samples enough at every index, the least-spread index still decides (noise spreads some indexes, real jitter all)', () => {
+    const rnd = prng(3);
+    const full = (): number[] => Array.from({ length: 40 }, () => rnd() * 2000);
+    const steady = Array.from({ length: 40 }, (_, i) => 1000 + (i % 5) * 20);
+    expect(classifyJitter({ gapsByIndex: [full(), steady, full()] }).class).toBe('token');
+  });
+
   it('is unknown with fewer than 5 chains', () => {
     expect(classifyJitter({ gapsByIndex: [[1000, 1000, 1000, 1000]] }).class).toBe('unknown');
   });

@@ -480,29 +480,24 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(code(r2, 'sustained-amplification')).toHaveLength(1);
   });
 
-  it('amplified traffic still coming when the data ends is not recovered (the metastable signature stays)', () => {
+  /** Organic traffic for 60 s; c1 fails inside the fault (10-20 s, injected), then on the upstream's own 503s, retrying every 300 ms to the end of the data. */
+  const stuckAfterFault = (): Report => {
     const rs: HttpRecord[] = [];
     for (let i = 0; i < 60; i++) rs.push(http({ ts: T0 + i * 1000, client: 'org', query: `i=${i}` }));
-    // c1 fails inside the fault (10-20 s) and keeps retrying every 300 ms to the end of the data.
-    let t = T0 + 10_000;
-    while (t < T0 + 60_000) {
+    for (let t = T0 + 10_000; t < T0 + 60_000; t += 300) {
       rs.push(http({ ts: t, client: 'c1', path: '/stuck', ...(t < T0 + 20_000 ? injected('outage') : { status: 503 }) }));
-      t += 300;
     }
-    const r = run(byEnd(rs));
+    return run(byEnd(rs));
+  };
+
+  it('amplified traffic still coming when the data ends is not recovered (the metastable signature stays)', () => {
+    const r = stuckAfterFault();
     expect(code(r, 'sustained-amplification')).toHaveLength(1);
     expect(r.verdict).toBe('retry-storm');
   });
 
   it('says when the failures that kept the load up after the faults were the upstream\'s own, not injected (the report cannot tell a load-caused loop from an upstream failing for its own reasons)', () => {
-    const rs: HttpRecord[] = [];
-    for (let i = 0; i < 60; i++) rs.push(http({ ts: T0 + i * 1000, client: 'org', query: `i=${i}` }));
-    let t = T0 + 10_000;
-    while (t < T0 + 60_000) {
-      rs.push(http({ ts: t, client: 'c1', path: '/stuck', ...(t < T0 + 20_000 ? injected('outage') : { status: 503 }) }));
-      t += 300;
-    }
-    const r = run(byEnd(rs));
+    const r = stuckAfterFault();
     const [f] = code(r, 'sustained-amplification');
     expect(f?.message).toMatch(/the upstream itself failed \d+ of \d+ attempts \(not injected\)/);
     expect(f?.evidence.upstreamFailuresAfter).toBeGreaterThan(100);

@@ -31,6 +31,8 @@ import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, parseProtocols, validKey } from './ws-raw.js';
 import { upstreamTarget } from '../upstream/target.js';
+import { FORWARDED_APPENDED, clientConnection, forwardedHeaders } from '../upstream/forwarded.js';
+import { connectionTokens } from '../upstream/pool.js';
 
 /** Pause the sending side when the receiving side has this much queued. */
 const HIGH_WATER = 1024 * 1024;
@@ -44,7 +46,11 @@ const SHUTDOWN_CLOSE_MS = 1000;
 /** How long a ws-close 1006 waits for the messages relayed before it to go out. */
 const DROP_FLUSH_MS = 1000;
 
-/** Request headers not copied to the upstream handshake (ws writes its own). */
+/**
+ * Request headers not copied to the upstream handshake: hop-by-hop ones, the handshake's own (ws
+ * writes them) and X-Forwarded-For/-Port/-Proto (forwarded.ts appends to them). Those the
+ * client's Connection header names are dropped too.
+ */
 const SKIP_HEADERS = new Set([
   'host',
   'connection',
@@ -260,18 +266,17 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.writeRawResponse(status, headers, Buffer.from(JSON.stringify({ error: 'bad-request', message })), false);
   }
 
+  /** The client's headers for the upstream handshake, with X-Forwarded-* as an HTTP request gets them. */
   private upstreamHeaders(): Record<string, string> {
     const headers: Record<string, string> = {};
     const raw = this.req.headers;
+    const named = connectionTokens(raw.connection);
     for (const k in raw) {
-      if (SKIP_HEADERS.has(k)) continue;
+      if (SKIP_HEADERS.has(k) || FORWARDED_APPENDED.has(k) || (named !== null && named.has(k))) continue;
       const v = raw[k];
       if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     }
-    const xff = raw['x-forwarded-for'];
-    headers['x-forwarded-for'] = xff === undefined ? this.ip : `${String(xff)}, ${this.ip}`;
-    headers['x-forwarded-proto'] = (this.req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
-    if (raw.host !== undefined) headers['x-forwarded-host'] = raw.host;
+    Object.assign(headers, forwardedHeaders(raw, clientConnection(this.req.socket, this.ip)));
     if (this.core.preserveHost && raw.host !== undefined) headers.host = raw.host;
     return headers;
   }

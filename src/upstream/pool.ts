@@ -20,6 +20,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { buildConnector, Pool } from 'undici';
+import { clientConnection, forwardedHeaders } from './forwarded.js';
 import { type Target, upstreamTarget } from './target.js';
 
 /** Who receives what the upstream answers; implemented by the proxy's HTTP exchange. */
@@ -497,11 +498,8 @@ export class UpstreamPool {
     }
     const host = h.host;
     out.push('host', this.preserveHost && host !== undefined ? host : this.target.host);
-    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-    out.push('x-forwarded-for', append(h['x-forwarded-for'], remote));
-    out.push('x-forwarded-port', append(h['x-forwarded-port'], portOf(host, encrypted)));
-    out.push('x-forwarded-proto', append(h['x-forwarded-proto'], encrypted ? 'https' : 'http'));
-    if (h['x-forwarded-host'] === undefined && host !== undefined) out.push('x-forwarded-host', host);
+    // The same X-Forwarded-* a WebSocket upgrade gets (forwarded.ts).
+    for (const [name, value] of Object.entries(forwardedHeaders(h, clientConnection(req.socket, remote)))) out.push(name, value);
     return out;
   }
 
@@ -510,19 +508,6 @@ export class UpstreamPool {
     this.expectAgent?.destroy();
     await this.pool.destroy().catch(noop);
   }
-}
-
-function append(prev: string | string[] | undefined, value: string): string {
-  if (prev === undefined) return value;
-  return (Array.isArray(prev) ? prev.join(',') : prev) + ',' + value;
-}
-
-function portOf(host: string | undefined, encrypted: boolean): string {
-  if (host !== undefined) {
-    const m = /:(\d+)$/.exec(host);
-    if (m !== null) return m[1] as string;
-  }
-  return encrypted ? '443' : '80';
 }
 
 /**

@@ -67,6 +67,16 @@ const SKIP_HEADERS = new Set([
   'content-length',
 ]);
 
+/** Headers of the upstream's answer to an upgrade that stay on the upstream's hop (and those its Connection names). */
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/**
+ * Headers of the upstream's 101 the client does not get as the upstream sent them: hop-by-hop
+ * ones and the handshake's own, which the proxy writes for the client's handshake (the accept
+ * from the client's key, the subprotocol and extensions negotiated with the client).
+ */
+const SKIP_101 = new Set([...HOP_BY_HOP_RESPONSE, 'content-length', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions']);
+
 export interface WsServers {
   /** Accepts clients with permessage-deflate (used when the upstream accepted it). */
   readonly deflate: WebSocketServer;
@@ -131,6 +141,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private rawIn: FrameCounter | null = null;
   private rawOut: FrameCounter | null = null;
   private rawProtocol: string | null = null;
+  /** The upstream's 101 on the message relay, until its headers join the client's 101. */
+  private upstream101: IncomingMessage | null = null;
   /** Messages handed to `ws` for each side and not yet written (see `mirror`). */
   private sendsToUpstream = 0;
   private sendsToClient = 0;
@@ -281,6 +293,28 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     return headers;
   }
 
+  /**
+   * The upstream's answer headers the client gets, in the upstream's spelling and order: without
+   * those in `skip` or named in the answer's Connection header, Set-Cookie lines kept apart, and
+   * Location and Set-Cookie rewritten as on the HTTP leg (--rewrite-redirects, --cookie-domain).
+   */
+  private relayedHeaders(res: IncomingMessage, skip: ReadonlySet<string>): Array<[string, string]> {
+    const raw = res.rawHeaders;
+    const named = connectionTokens(res.headers.connection);
+    const core = this.core;
+    const out: Array<[string, string]> = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const lower = name.toLowerCase();
+      if (skip.has(lower) || (named !== null && named.has(lower))) continue;
+      let value = raw[i + 1] as string;
+      if (lower === 'set-cookie' && core.rewriteCookie !== null) value = core.rewriteCookie(value);
+      else if (lower === 'location' && core.rewriteLocation !== null) value = core.rewriteLocation(value, this.req);
+      out.push([name, value]);
+    }
+    return out;
+  }
+
   private upstreamUrl(): string {
     const t = this.core.target;
     const scheme = t.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -310,6 +344,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       return;
     }
     this.upstream = upstream;
+    upstream.once('upgrade', (res: IncomingMessage) => {
+      this.upstream101 = res;
+    });
     upstream.on('unexpected-response', this.onUnexpectedResponse);
     upstream.on('error', this.onUpstreamError);
     upstream.once('open', this.onUpstreamOpen);
@@ -329,10 +366,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     res.on('error', () => undefined);
     res.once('end', () => {
       const headers: OutgoingHttpHeaders = {};
-      for (let i = 0; i < res.rawHeaders.length; i += 2) {
-        const k = (res.rawHeaders[i] as string).toLowerCase();
-        if (k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
-        headers[k] = res.rawHeaders[i + 1] as string;
+      for (const [name, value] of this.relayedHeaders(res, HOP_BY_HOP_RESPONSE)) {
+        const k = name.toLowerCase();
+        const prev = headers[k];
+        // Repeated lines stay apart (two Set-Cookie are two cookies).
+        headers[k] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
       }
       this.writeRawResponse(status, headers, Buffer.concat(chunks).subarray(0, 64 * 1024));
     });
@@ -358,6 +396,24 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const server = /permessage-deflate/i.test(upstream.extensions) ? this.servers.deflate : this.servers.plain;
     const chosen = upstream.protocol;
     (this.req as IncomingMessage & { aftershockProtocol?: string }).aftershockProtocol = chosen;
+    // The upstream's 101 headers (a session cookie, say) join the head `ws` writes for the client,
+    // after its own handshake headers. handleUpgrade writes that head synchronously (no
+    // verifyClient), so the listener is there for this upgrade only.
+    const extra = this.upstream101 === null ? [] : this.relayedHeaders(this.upstream101, SKIP_101);
+    this.upstream101 = null;
+    const addHeaders = (lines: string[], req: IncomingMessage): void => {
+      if (req === this.req) for (const [name, value] of extra) lines.push(`${name}: ${value}`);
+    };
+    if (extra.length > 0) server.on('headers', addHeaders);
+    try {
+      this.handleUpgrade(server);
+    } finally {
+      if (extra.length > 0) server.off('headers', addHeaders);
+    }
+  };
+
+  private handleUpgrade(server: WebSocketServer): void {
+    const upstream = this.upstream as WebSocket;
     server.handleUpgrade(this.req, this.socket, this.head, (client) => {
       this.client = client;
       this.status = 101;
@@ -372,7 +428,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       }
       this.current = null;
     });
-  };
+  }
 
   /** This exchange as one fault sees it from `onOpen`: its close or freeze labels the connection with its rule. */
   private actingAs(f: ActiveFault): WsFaultContext {
@@ -465,10 +521,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.unwatchClient();
     this.answeredAt = this.core.now();
     const client = this.socket as Socket;
+    // The handshake's headers as `ws` writes them, then the upstream's others (a session cookie, say).
     let head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(this.req.headers['sec-websocket-key'] as string)}\r\n`;
     if (chosen) head += `Sec-WebSocket-Protocol: ${chosen}\r\n`;
     const accepted = h['sec-websocket-extensions'];
     if (accepted !== undefined) head += `Sec-WebSocket-Extensions: ${accepted}\r\n`;
+    for (const [name, value] of this.relayedHeaders(res, SKIP_101)) head += `${name}: ${value}\r\n`;
     client.write(head + '\r\n');
     this.status = 101;
     this.rawProtocol = chosen || null;

@@ -1,13 +1,16 @@
 /**
- * What the upstream is told about the client's connection, on both legs: plain HTTP and WebSocket
- * upgrades (the raw relay and the message relay). X-Forwarded-* are computed by one module for
- * both (src/upstream/forwarded.ts); headers a Connection header names stay on their hop.
+ * What the upstream is told about the client's connection, and what the client is told of the
+ * upstream's handshake, on both legs: plain HTTP and WebSocket upgrades (the raw relay and the
+ * message relay). X-Forwarded-* are computed by one module for both (src/upstream/forwarded.ts);
+ * headers a Connection header names stay on their hop; the upstream's 101 reaches the client with
+ * its own headers (Set-Cookie lines kept apart), the handshake headers being the proxy's.
  * Raw sockets on both ends, where the bytes matter.
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { TLS, onCleanup, startTestProxy, waitFor } from '../helpers.js';
 import { forwardedHeaders } from '../../src/upstream/forwarded.js';
 
@@ -187,5 +190,54 @@ describe('WebSocket handshake headers', () => {
       expect(got).toContain('x-kept: yes');
       expect(got.filter((l) => l.startsWith('x-internal-secret'))).toEqual([]);
     });
+
+    it(`the upstream's 101 headers reach the client, Set-Cookie lines apart, hop-by-hop ones not (${p.name})`, async () => {
+      const up = await rawUpstream({
+        extra: 'Set-Cookie: sid=1; Path=/\r\nSet-Cookie: other=2; Domain=upstream.internal\r\nX-Upstream: yes\r\nKeep-Alive: timeout=5\r\nX-Hop: gone\r\nConnection: X-Hop\r\n',
+      });
+      const proxy = await startTestProxy({ target: up.url, cookieDomain: 'proxy.example', ...p.opts });
+      const head = await rawHead(proxy.address.port, upgrade('/w', 'a'));
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');
+      const got = lines(head);
+      expect(got.filter((l) => l.startsWith('set-cookie'))).toEqual(['set-cookie: sid=1; Path=/', 'set-cookie: other=2; Domain=proxy.example']);
+      expect(got).toContain('x-upstream: yes');
+      for (const gone of ['keep-alive', 'x-hop']) expect(got.filter((l) => l.startsWith(gone))).toEqual([]);
+      // The handshake's own headers once each, the accept computed from the client's key.
+      expect(got.filter((l) => /^(upgrade|connection|sec-websocket-accept):/.test(l))).toEqual(['upgrade: websocket', 'connection: Upgrade', `sec-websocket-accept: ${accept(KEY)}`]);
+    });
+
+    it(`with a subprotocol and compression chosen, the client gets each handshake header once, its own (${p.name})`, async () => {
+      const up = await rawUpstream({ extra: 'Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\nSet-Cookie: sid=1\r\n' });
+      const proxy = await startTestProxy({ target: up.url, ...p.opts });
+      const head = await rawHead(proxy.address.port, upgrade('/w', 'a', 'Sec-WebSocket-Protocol: chat, other\r\nSec-WebSocket-Extensions: permessage-deflate\r\n'));
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');
+      const got = lines(head);
+      expect(got.filter((l) => l.startsWith('sec-websocket-'))).toEqual([`sec-websocket-accept: ${accept(KEY)}`, 'sec-websocket-protocol: chat', 'sec-websocket-extensions: permessage-deflate']);
+      expect(got).toContain('set-cookie: sid=1');
+    });
+
+    it(`a ws client sees the upstream's cookies on its upgrade (${p.name})`, async () => {
+      const up = await rawUpstream({ extra: 'Set-Cookie: sid=1; Path=/\r\nSet-Cookie: other=2\r\n' });
+      const proxy = await startTestProxy({ target: up.url, ...p.opts });
+      const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/w`, { perMessageDeflate: false });
+      onCleanup(() => ws.terminate());
+      const cookies = await new Promise<string[] | undefined>((resolve, reject) => {
+        ws.once('upgrade', (res) => resolve(res.headers['set-cookie']));
+        ws.once('error', reject);
+      });
+      expect(cookies).toEqual(['sid=1; Path=/', 'other=2']);
+    });
   }
+
+  it('an upgrade the upstream refuses reaches the client with every Set-Cookie line', async () => {
+    const up = await rawUpstream({
+      refuse: 'HTTP/1.1 401 Unauthorized\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Hop: gone\r\nConnection: close, X-Hop\r\nContent-Length: 2\r\n\r\nno',
+    });
+    const proxy = await startTestProxy({ target: up.url });
+    const head = await rawHead(proxy.address.port, upgrade('/w', 'a'));
+    expect(head).toMatch(/^HTTP\/1\.1 401 /);
+    const got = lines(head);
+    expect(got.filter((l) => l.startsWith('set-cookie'))).toEqual(['set-cookie: a=1', 'set-cookie: b=2']);
+    expect(got.filter((l) => l.startsWith('x-hop'))).toEqual([]);
+  });
 });

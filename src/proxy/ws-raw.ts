@@ -84,6 +84,10 @@ function validCloseCode(c: number): boolean {
  */
 export class FrameCounter {
   messages = 0;
+  /**
+   * Payload bytes of the complete messages (counted when a message's last frame is accepted, as
+   * the message relay counts what `ws` hands it: a refused or unfinished message adds nothing).
+   */
   bytes = 0;
   /** The first close frame's code (1005 for none given), once it has arrived whole. */
   closeCode: number | null = null;
@@ -179,7 +183,6 @@ export class FrameCounter {
       this.fin = fin;
       this.frameLen = len;
       this.mask = masked ? Buffer.from(buf.subarray(i + h - 4, i + h)) : null;
-      if (op < 8) this.bytes += len;
       i += h;
       this.left = len;
       if (len === 0 && !this.endFrame()) return this.fail(frameAt, shift);
@@ -241,6 +244,7 @@ export class FrameCounter {
         if (!isUtf8(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts))) return this.broke(1007);
       }
       this.messages++;
+      this.bytes += this.msgBytes;
       return true;
     }
     const parts = this.parts;

@@ -172,7 +172,45 @@ describe('raw WebSocket relay', () => {
     expect(seen).toEqual(cases.map((_, i) => `ok${i}`));
     await waitFor(() => proxy.recorder.count >= cases.length);
     await proxy.close();
-    for (const rec of r.records()) expect(rec).toMatchObject({ status: 101, messagesIn: 1, closedBy: 'client', closeCode: 1006 });
+    for (const rec of r.records()) expect(rec).toMatchObject({ status: 101, messagesIn: 1, bytesIn: 3, closedBy: 'client', closeCode: 1006 });
+  });
+
+  it('counts a refused message as the message relay does: its bytes never, a message only once all of it is accepted', async () => {
+    // Each case: good frames, then a message ws refuses; the counts are those of the good ones.
+    const cases: Array<{ name: string; frames: Buffer[]; messages: number; bytes: number }> = [
+      { name: 'invalid UTF-8', frames: [clientFrame(1, Buffer.from([0x61, 0xff, 0xfe]))], messages: 0, bytes: 0 },
+      { name: 'a good message, then invalid UTF-8', frames: [clientFrame(1, Buffer.from('ok')), clientFrame(1, Buffer.from([0xc3]))], messages: 1, bytes: 2 },
+      {
+        name: 'a fragmented message whose last fragment breaks its UTF-8',
+        frames: [clientFrame(1, Buffer.from('ok')), clientFrame(1, Buffer.from([0xe2, 0x82]), false), clientFrame(0, Buffer.from([0x28]))],
+        messages: 1,
+        bytes: 2,
+      },
+      {
+        name: 'a fragmented message cut short by a bad frame',
+        frames: [clientFrame(1, Buffer.from('ok')), clientFrame(2, Buffer.from('abc'), false), clientFrame(3, Buffer.from('x'))],
+        messages: 1,
+        bytes: 2,
+      },
+    ];
+    const upstream = await startWsUpstream((ws) => ws.on('error', () => undefined));
+    const counts = async (messageRelay: boolean): Promise<Array<Pick<WsRecord, 'messagesIn' | 'bytesIn'>>> => {
+      const r = await withRecord();
+      // Recording messages keeps the message relay (`ws` parses and refuses the frames itself).
+      const proxy = await startTestProxy({ target: upstream, ...r.opts, recordMessages: messageRelay });
+      for (const { frames } of cases) {
+        const { socket } = await rawUpgrade(proxy.address.port);
+        const ended = new Promise<void>((res) => socket.once('close', () => res()));
+        socket.write(Buffer.concat(frames));
+        await ended;
+      }
+      await waitFor(() => proxy.recorder.count >= cases.length);
+      await proxy.close();
+      return r.records().sort((a, b) => a.ts - b.ts).map(({ messagesIn, bytesIn }) => ({ messagesIn, bytesIn }));
+    };
+    const expected = cases.map((c) => ({ messagesIn: c.messages, bytesIn: c.bytes }));
+    expect(await counts(true)).toEqual(expected);
+    expect(await counts(false)).toEqual(expected);
   });
 
   it('mirrors close codes and reasons from either side and records who closed', async () => {

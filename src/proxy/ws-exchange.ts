@@ -12,8 +12,10 @@
  * upgrade, and kept for the connection's life like any exchange's) holds no fault with a message
  * or open hook — and whose messages are not recorded is relayed raw instead: the proxy does both
  * handshakes itself, then copies bytes between the sockets and only reads frame headers for the
- * record (messages, bytes, close code, who closed first). Clients that offer an extension
- * (permessage-deflate) keep the message relay, so compression is negotiated and counted as before.
+ * record (messages, bytes, close code, who closed first). A client that offers permessage-deflate
+ * (and no other extension) is relayed raw too: compression is negotiated end to end between
+ * client and upstream, and the record counts the compressed payload as it crossed the wire. Any
+ * other extension keeps the message relay.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';

@@ -1,8 +1,8 @@
 /**
  * The raw WebSocket relay: a connection with no message-level fault, no message recording and no
- * extension offered is copied byte for byte after the handshake. These tests hold it to what the
- * message relay does: messages both ways, fragments, pings, close codes mirrored and recorded,
- * backpressure, resets, protocol errors refused, and the record's counts.
+ * extension offered but permessage-deflate is copied byte for byte after the handshake. These
+ * tests hold it to what the message relay does: messages both ways, fragments, pings, close codes
+ * mirrored and recorded, backpressure, resets, protocol errors refused, and the record's counts.
  */
 import net from 'node:net';
 import path from 'node:path';

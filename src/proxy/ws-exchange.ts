@@ -85,9 +85,11 @@ export interface WsServers {
   readonly plain: WebSocketServer;
 }
 
-/** A message a ws-delay holds until `at` (epoch ms). */
+/** A message a ws-delay holds until `at` (epoch ms); `ts` and `delay` are for its message record. */
 interface HeldMessage {
   at: number;
+  ts: number;
+  delay: number;
   from: WebSocket;
   to: WebSocket;
   data: Buffer;
@@ -680,22 +682,50 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     });
   }
 
-  /** Runs `fn` once the messages held in `dir` are sent (at once when none are held, or at shutdown). */
+  /**
+   * Runs `fn` once the messages held in `dir` are sent: at once when none are held, or when they
+   * can no longer be sent (frozen, shutting down, their receiver closing), which drops them now
+   * rather than when their delay would have ended.
+   */
   private afterHeld(dir: MessageDirection, fn: () => void): void {
     const q = this.held[dir];
-    if (q === null || q.head >= q.items.length || this.frozen || this.shutdownAsked) fn();
-    else (q.after ??= []).push(fn);
+    if (q === null || q.head >= q.items.length) fn();
+    else if (this.shutdownAsked || !this.canTake((q.items[q.head] as HeldMessage).to)) {
+      this.dropHeld(dir);
+      fn();
+    } else (q.after ??= []).push(fn);
   }
 
-  /** At shutdown the held messages are dropped (the sockets close with 1001 at once), their timers ended. */
-  private dropHeld(): void {
-    for (const dir of ['in', 'out'] as const) {
-      const q = this.held[dir];
-      if (q === null) continue;
-      if (q.timer !== null) clearTimeout(q.timer);
-      this.held[dir] = null;
-      if (q.after !== null) for (const fn of q.after) fn();
+  /** Drops the messages held in `dir` (recorded as dropped) and runs what waited for them. */
+  private dropHeld(dir: MessageDirection): void {
+    const q = this.discardHeld(dir);
+    if (q !== null && q.after !== null) for (const fn of q.after) fn();
+  }
+
+  /**
+   * Ends a direction's held messages without sending them (shutdown, or the connection's end
+   * came first): each is recorded as dropped, once, before the connection's record.
+   */
+  private discardHeld(dir: MessageDirection): HeldQueue | null {
+    const q = this.held[dir];
+    if (q === null) return null;
+    if (q.timer !== null) clearTimeout(q.timer);
+    this.held[dir] = null;
+    for (let i = q.head; i < q.items.length; i++) {
+      const m = q.items[i] as HeldMessage;
+      this.recordMessage(dir, m.ts, m.data.length, m.binary, true, m.delay);
     }
+    return q;
+  }
+
+  /**
+   * The `--record-messages` record of one message, written once its fate is known: when it is
+   * sent or dropped, never while a ws-delay holds it (a held message may yet be dropped). `ts`
+   * is when it reached the proxy; `delay` what the faults gave it.
+   */
+  private recordMessage(dir: MessageDirection, ts: number, bytes: number, binary: boolean, dropped: boolean, delay: number): void {
+    if (!this.core.recordMessages) return;
+    this.core.recorder.write({ v: 1, type: 'ws-message', ws: this.id, ts, dir, bytes, binary, dropped, delayed: delay > 0 ? delay : null });
   }
 
   private relay(dir: MessageDirection, from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
@@ -729,11 +759,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       }
       if (this.frozen) dropped = true;
     }
-    if (this.core.recordMessages) {
-      this.core.recorder.write({ v: 1, type: 'ws-message', ws: this.id, ts: this.core.now(), dir, bytes, binary, dropped, delayed: delay > 0 ? delay : null });
-    }
-    if (dropped) return;
     const now = this.core.now();
+    if (dropped) {
+      this.recordMessage(dir, now, bytes, binary, true, delay);
+      return;
+    }
     const at = Math.max(now + delay, this.releaseAt[dir]);
     const held = this.held[dir];
     // Behind held messages even when its own time has come: the queue is sent in order.
@@ -743,7 +773,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       // when their times met: jittered delays reordered messages).
       this.releaseAt[dir] = at;
       const q = (this.held[dir] ??= { items: [], head: 0, timer: null, after: null, bytes: 0 });
-      q.items.push({ at, from, to, data, binary });
+      q.items.push({ at, ts: now, delay, from, to, data, binary });
       q.bytes += data.length;
       // Held bytes count as the receiver's backlog: past the high-water mark the sender waits (a
       // 5 s delay on a fast sender held gigabytes).
@@ -751,7 +781,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       if (q.timer === null) this.armHeld(dir, q, now);
       return;
     }
-    this.send(from, to, data, binary);
+    this.recordMessage(dir, now, bytes, binary, !this.send(from, to, data, binary), delay);
   }
 
   private armHeld(dir: MessageDirection, q: HeldQueue, now: number): void {
@@ -772,7 +802,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       const m = q.items[q.head] as HeldMessage;
       q.items[q.head++] = undefined as unknown as HeldMessage;
       q.bytes -= m.data.length;
-      this.send(m.from, m.to, m.data, m.binary);
+      this.recordMessage(dir, m.ts, m.data.length, m.binary, !this.send(m.from, m.to, m.data, m.binary), m.delay);
       last = m;
     }
     if (last !== null && q.bytes < LOW_WATER && last.from.isPaused && last.to.bufferedAmount < LOW_WATER) last.from.resume();
@@ -792,9 +822,14 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     }
   };
 
-  private send(from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): void {
-    // (A side being dropped once its pending sends are out takes nothing new.)
-    if (to.readyState !== WebSocket.OPEN || this.frozen || to === this.terminateAfterSends) return;
+  /** Whether `to` takes messages: open, not frozen, and not being dropped once its pending sends are out. */
+  private canTake(to: WebSocket): boolean {
+    return to.readyState === WebSocket.OPEN && !this.frozen && to !== this.terminateAfterSends;
+  }
+
+  /** Hands a message to `to`; false when it cannot take it (see `canTake`): the message is dropped. */
+  private send(from: WebSocket, to: WebSocket, data: Buffer, binary: boolean): boolean {
+    if (!this.canTake(to)) return false;
     const toUpstream = to === this.upstream;
     if (toUpstream) this.sendsToUpstream++;
     else this.sendsToClient++;
@@ -806,6 +841,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       if (to.bufferedAmount < LOW_WATER && from.isPaused && (held === null || held.bytes < LOW_WATER)) from.resume();
     });
     if (to.bufferedAmount > HIGH_WATER && !from.isPaused) from.pause();
+    return true;
   }
 
   /**
@@ -931,7 +967,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       return;
     }
     this.shutdownAsked = true;
-    this.dropHeld();
+    // Held messages are dropped at shutdown: the sockets close with 1001 at once.
+    this.dropHeld('in');
+    this.dropHeld('out');
     if (this.client !== null || this.upSocket !== null) this.closeClient(1001, 'aftershock is shutting down');
     else this.socket.destroy();
     // The 1001 close frames are queued (behind compression, buffered writes): a terminate now
@@ -970,7 +1008,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const end = core.now();
     this.endSleeps();
     this.ac.abort(EXCHANGE_OVER);
-    for (const q of [this.held.in, this.held.out]) if (q !== null && q.timer !== null) clearTimeout(q.timer);
+    // Messages still held never go out now (the close that waited for them is not coming).
+    this.discardHeld('in');
+    this.discardHeld('out');
     if (this.doneFns !== null) {
       for (const fn of this.doneFns) {
         try {

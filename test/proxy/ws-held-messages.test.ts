@@ -1,0 +1,199 @@
+/**
+ * What `--record-messages` says about a message a ws-delay holds: the record is written when the
+ * message goes out or is dropped, never while it is held. A held message that never reaches its
+ * receiver (the proxy shuts down, or the connection ends first) once read `dropped: false`; it is
+ * `dropped: true`, recorded once, before its connection's record. Real upstreams on 127.0.0.1:0,
+ * real `ws` clients.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor } from '../helpers.js';
+import { parseProfile } from '../../src/rules/index.js';
+import type { AnyRecord, WsMessageRecord, WsRecord } from '../../src/record/schema.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function connect(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    onCleanup(() => ws.terminate());
+    ws.on('error', () => undefined);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+/** An upstream that echoes every message and tells when one arrived. */
+async function echoUpstream(): Promise<{ url: string; got: string[] }> {
+  const got: string[] = [];
+  const url = await startWsUpstream((ws) => {
+    ws.on('error', () => undefined);
+    ws.on('message', (d: Buffer) => {
+      got.push(d.toString());
+      ws.send(d.toString());
+    });
+  });
+  return { url, got };
+}
+
+/** The connection's message records and its `ws` record, with their places in the file. */
+function split(all: AnyRecord[]): { msgs: WsMessageRecord[]; ws: WsRecord; lastMsgAt: number; wsAt: number } {
+  const msgs = all.filter((r): r is WsMessageRecord => r.type === 'ws-message');
+  const ws = all.filter((r): r is WsRecord => r.type === 'ws');
+  expect(ws).toHaveLength(1);
+  let lastMsgAt = -1;
+  all.forEach((r, i) => {
+    if (r.type === 'ws-message') lastMsgAt = i;
+  });
+  return { msgs, ws: ws[0] as WsRecord, lastMsgAt, wsAt: all.findIndex((r) => r.type === 'ws') };
+}
+
+describe('--record-messages and messages a ws-delay holds', () => {
+  it('at shutdown a held message is dropped and recorded dropped, once, before the connection record', async () => {
+    const up = await echoUpstream();
+    const file = path.join(tempDir(), 'held.ndjson');
+    const proxy = await startTestProxy({
+      target: up.url,
+      record: file,
+      recordMessages: true,
+      drainTimeout: '2s',
+      profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', null),
+    });
+    const ws = await connect(proxy.url.replace('http', 'ws') + '/held');
+    let received = 0;
+    ws.on('message', () => received++);
+    const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    ws.send('hello');
+    await waitFor(() => up.got.length === 1);
+    await sleep(100); // the echo is now held by the proxy
+    await proxy.close();
+    expect(await closed).toBe(1001);
+    expect(received).toBe(0);
+    const { msgs, ws: rec, lastMsgAt, wsAt } = split(readRecords(file));
+    expect(msgs.map((m) => ({ dir: m.dir, dropped: m.dropped }))).toEqual([
+      { dir: 'in', dropped: false },
+      { dir: 'out', dropped: true },
+    ]);
+    expect(msgs[0]?.delayed).toBeNull();
+    expect(lastMsgAt).toBeLessThan(wsAt);
+    // The counts are the messages each side sent, dropped ones included: one record each.
+    expect(rec).toMatchObject({ outcome: 'shutdown', messagesIn: 1, messagesOut: 1, closeCode: 1001 });
+  });
+
+  it('a ws-close 1006 during the delay drops the held message: recorded dropped, once, and the record is not held back', async () => {
+    const up = await echoUpstream();
+    const file = path.join(tempDir(), 'cut.ndjson');
+    const proxy = await startTestProxy({
+      target: up.url,
+      record: file,
+      recordMessages: true,
+      profile: parseProfile(
+        'rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 400ms }',
+        null,
+      ),
+    });
+    const ws = await connect(proxy.url.replace('http', 'ws') + '/cut');
+    let received = 0;
+    ws.on('message', () => received++);
+    const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    ws.send('hello');
+    expect(await closed).toBe(1006);
+    // Two message records and the connection's (the recorder counts every record).
+    await waitFor(() => proxy.recorder.count >= 3, 3000);
+    await proxy.close();
+    expect(received).toBe(0);
+    const { msgs, ws: rec, lastMsgAt, wsAt } = split(readRecords(file));
+    expect(msgs.map((m) => ({ dir: m.dir, dropped: m.dropped }))).toEqual([
+      { dir: 'in', dropped: false },
+      { dir: 'out', dropped: true },
+    ]);
+    expect(lastMsgAt).toBeLessThan(wsAt);
+    expect(rec).toMatchObject({ closedBy: 'proxy', closeCode: 1006, messagesIn: 1, messagesOut: 1 });
+  });
+
+  it('a ws-close 1006 while a message to the upstream is held: dropped (the upstream is closed with it), recorded at once', async () => {
+    const up = await echoUpstream();
+    const file = path.join(tempDir(), 'cut-in.ndjson');
+    const proxy = await startTestProxy({
+      target: up.url,
+      record: file,
+      recordMessages: true,
+      profile: parseProfile(
+        'rules:\n  - name: slow-in\n    fault: { type: ws-delay, delay: 3s, direction: in }\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 300ms }',
+        null,
+      ),
+    });
+    const ws = await connect(proxy.url.replace('http', 'ws') + '/cut-in');
+    const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    ws.send('hello');
+    expect(await closed).toBe(1006);
+    const t0 = Date.now();
+    await waitFor(() => proxy.recorder.count >= 2, 5000);
+    expect(Date.now() - t0).toBeLessThan(1500); // not when the 3 s delay would have ended
+    await proxy.close();
+    expect(up.got).toEqual([]);
+    const { msgs, ws: rec, lastMsgAt, wsAt } = split(readRecords(file));
+    expect(msgs.map((m) => ({ dir: m.dir, dropped: m.dropped, delayed: m.delayed }))).toEqual([{ dir: 'in', dropped: true, delayed: 3000 }]);
+    expect(lastMsgAt).toBeLessThan(wsAt);
+    expect(rec).toMatchObject({ closedBy: 'proxy', closeCode: 1006, messagesIn: 1, messagesOut: 0 });
+  });
+
+  it('the client leaving while a message is held: the message is recorded dropped', async () => {
+    const up = await echoUpstream();
+    const file = path.join(tempDir(), 'left.ndjson');
+    const proxy = await startTestProxy({
+      target: up.url,
+      record: file,
+      recordMessages: true,
+      profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', null),
+    });
+    const ws = await connect(proxy.url.replace('http', 'ws') + '/left');
+    ws.send('hello');
+    await waitFor(() => up.got.length === 1);
+    await sleep(100);
+    ws.close(1000);
+    await waitFor(() => proxy.recorder.count >= 3, 3000);
+    await proxy.close();
+    const { msgs, ws: rec, lastMsgAt, wsAt } = split(readRecords(file));
+    expect(msgs.filter((m) => m.dir === 'out').map((m) => m.dropped)).toEqual([true]);
+    expect(lastMsgAt).toBeLessThan(wsAt);
+    expect(rec).toMatchObject({ closedBy: 'client', closeCode: 1000, messagesIn: 1, messagesOut: 1 });
+  });
+
+  it('held messages that go out are recorded once each, not dropped, with their delay, in order, before the connection record', async () => {
+    const up = await echoUpstream();
+    const file = path.join(tempDir(), 'out.ndjson');
+    const proxy = await startTestProxy({
+      target: up.url,
+      record: file,
+      recordMessages: true,
+      profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 150ms, direction: out }', null),
+    });
+    const ws = await connect(proxy.url.replace('http', 'ws') + '/ok');
+    const got: string[] = [];
+    ws.on('message', (d: Buffer) => got.push(d.toString()));
+    ws.send('a');
+    ws.send('bb');
+    ws.send('ccc');
+    await waitFor(() => got.length === 3);
+    expect(got).toEqual(['a', 'bb', 'ccc']);
+    ws.close(1000);
+    await waitFor(() => proxy.recorder.count >= 7, 3000);
+    await proxy.close();
+    const { msgs, ws: rec, lastMsgAt, wsAt } = split(readRecords(file));
+    const out = msgs.filter((m) => m.dir === 'out');
+    expect(out.map((m) => [m.bytes, m.dropped, m.delayed])).toEqual([
+      [1, false, 150],
+      [2, false, 150],
+      [3, false, 150],
+    ]);
+    expect(msgs.filter((m) => m.dir === 'in').map((m) => [m.bytes, m.dropped, m.delayed])).toEqual([
+      [1, false, null],
+      [2, false, null],
+      [3, false, null],
+    ]);
+    expect(lastMsgAt).toBeLessThan(wsAt);
+    expect(rec).toMatchObject({ messagesIn: 3, messagesOut: 3 });
+  });
+});

@@ -19,7 +19,7 @@ import type { ProxyHandle } from '../proxy/handle.js';
 import type { AnyRecord, HttpRecord, WsRecord } from '../record/schema.js';
 import { VERSION } from '../version.js';
 import { createRouteLabeler, OTHER_ROUTE } from './route-label.js';
-import { readLiveTotals, type LiveTotals } from './live-totals.js';
+import type { LiveTotals } from '../analysis/index.js';
 
 /** Seconds; from a fast local hop to a hung upstream. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -158,9 +158,11 @@ export function createAdminMetrics(proxy: ProxyHandle, opts: { maxRoutes?: numbe
   proxy.recorder.addListener(onRecord);
 
   // ---- read at scrape time -------------------------------------------------------------------
-  // One report per scrape, shared by the gauges that read it: render() computes it before
-  // collecting; a direct registry.metrics() call computes it per gauge.
-  const computeLive = (): LiveTotals | null => (proxy.analyzer === null ? null : readLiveTotals(proxy.report()));
+  // The live totals, once per scrape and shared by the gauges that read them (render() computes them
+  // before collecting; a direct registry.metrics() call computes them per gauge). Not a whole
+  // report: that evaluated every client and held the event loop for hundreds of milliseconds per
+  // scrape at 100k clients.
+  const computeLive = (): LiveTotals | null => (proxy.analyzer === null ? null : proxy.analyzer.liveTotals());
   let scrapeLive: LiveTotals | null | undefined;
   const liveTotals = (): LiveTotals | null => (scrapeLive !== undefined ? scrapeLive : computeLive());
 

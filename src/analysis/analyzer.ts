@@ -19,7 +19,7 @@ import { AftershockError } from '../errors.js';
 import { parseDurationOption } from '../faults/lib/duration.js';
 import { type Attempt, type AttemptContext, clientKeyOf, toAttempt } from './attempt.js';
 import { Aggregates, type AggregateLimits } from './aggregates.js';
-import { type GroupingParams, Thread } from './chain.js';
+import { type Chain, type ChainSink, type GroupingParams, Thread } from './chain.js';
 import { DEFAULT_CACHE_BUSTING_KEYS } from './normalize.js';
 import { FAULT_GAP_MS, type FaultInterval } from './report.js';
 import {
@@ -34,8 +34,8 @@ import {
   type PartialAnalysis,
   reportOfPartial,
 } from './partial.js';
-import { BloomCounter } from './stats.js';
-import type { AnalyzerOptions, BadLine, QualityCounters, Report, ResolvedOptions } from './types.js';
+import { BloomCounter, round } from './stats.js';
+import type { AnalyzerOptions, BadLine, LiveTotals, QualityCounters, Report, ResolvedOptions } from './types.js';
 
 export type { QualityCounters, ResolvedOptions } from './types.js';
 
@@ -87,6 +87,12 @@ export interface Analyzer {
   ingest(record: AnyRecord): void;
   /** The report so far; read-only (open chains are finished on a copy). */
   report(): Report;
+  /**
+   * The report's totals (attempts, logical requests, retries, their ratios) without the report:
+   * the committed totals plus the open threads finished on a copy, and only the threads with
+   * attempts still waiting to be folded are copied. Cheap enough for every metrics scrape.
+   */
+  liveTotals(): LiveTotals;
   /** What the report is built from (see `PartialAnalysis`); partitions of one file merge these. */
   partial(): PartialAnalysis;
   /**
@@ -200,6 +206,20 @@ interface RecordsLostDetail {
   records?: unknown;
   total?: unknown;
   instance?: unknown;
+}
+
+/** Counts the chains it is given: the totals of open chains finished for `liveTotals`. */
+class ChainTotals implements ChainSink {
+  attempts = 0;
+  logical = 0;
+  retries = 0;
+  attempt(): void {}
+  late(): void {}
+  chain(c: Chain): void {
+    this.attempts += c.attempts;
+    this.logical++;
+    this.retries += c.retries;
+  }
 }
 
 class Engine implements Analyzer {
@@ -460,6 +480,30 @@ class Engine implements Analyzer {
 
   report(): Report {
     return reportOfPartial(this.partial(), this.opts);
+  }
+
+  liveTotals(): LiveTotals {
+    const open = new ChainTotals();
+    for (const t of this.threads.values()) {
+      if (t.pendingCount === 0) {
+        if (t.chain !== null) open.chain(t.chain);
+        continue;
+      }
+      const c = t.clone();
+      c.settleAll(this.params, open);
+      c.finish(open);
+    }
+    const done = this.agg.totals;
+    const attempts = done.attempts + open.attempts;
+    const logicalRequests = done.logical + open.logical;
+    const retries = done.retries + open.retries;
+    return {
+      attempts,
+      logicalRequests,
+      retries,
+      retryRatio: round(attempts === 0 ? 0 : retries / attempts, 4),
+      amplification: round(logicalRequests === 0 ? 0 : attempts / logicalRequests, 4),
+    };
   }
 
   /**

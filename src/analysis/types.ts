@@ -430,3 +430,14 @@ export interface QualityCounters {
   /** Exchange records dropped because another input had given them already (see `MergeOptions.onDuplicate`). */
   duplicateRecords: number;
 }
+
+/** The live report's headline numbers, without the report (what /metrics exports). */
+export interface LiveTotals {
+  readonly attempts: number;
+  readonly logicalRequests: number;
+  readonly retries: number;
+  /** retries / attempts. */
+  readonly retryRatio: number;
+  /** offered / organic load: attempts / logical requests (0 before any). */
+  readonly amplification: number;
+}

@@ -9,14 +9,16 @@
  * await proxy.close();
  */
 export { startProxy, type ProxyOptions, type ProxyHandle, type ProxyStats } from './proxy/server.js';
+export type { ProfileFileState } from './proxy/handle.js';
 export { AftershockError, ProfileError, RuleNameTakenError, isAftershockError, type ErrorCode, type ProfileProblem } from './errors.js';
 export type * from './record/schema.js';
 export type * from './faults/types.js';
+export { FAULT_ACTED } from './faults/types.js';
 export type * from './rules/types.js';
 export { readRecords, type ReadRecordsOptions, type BadLineInfo } from './record/reader.js';
 export type { Recorder, RecordListener } from './record/recorder.js';
-export { AdminClient } from './admin/client.js';
-export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile, type RuleEngine, type PhaseInfo } from './rules/index.js';
+export { AdminClient, type AdminClientOptions } from './admin/client.js';
+export { loadProfile, parseProfile, listBuiltinProfiles, type CompiledProfile, type RuleEngine, type RulePatch, type PhaseInfo } from './rules/index.js';
 export {
   createAnalyzer,
   analyzeFiles,
@@ -29,8 +31,11 @@ export {
   GATE_METRICS,
   type Analyzer,
   type AnalyzerOptions,
+  type AnalyzerStats,
   type AnalyzeFilesOptions,
   type AnalyzeProgress,
+  type MergeOptions,
+  type LiveTotals,
   type Report,
   type Finding,
   type FindingCode,

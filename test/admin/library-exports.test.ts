@@ -6,15 +6,34 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as lib from '../../src/index.js';
-import type { AnalyzeFilesOptions, DemoOptions, DemoResult, FormatOptions, Gate, GateResult, Recorder, ReportFormat, RuleEngine } from '../../src/index.js';
+import type {
+  AdminClientOptions,
+  AnalyzeFilesOptions,
+  AnalyzerStats,
+  DemoOptions,
+  DemoResult,
+  FormatOptions,
+  Gate,
+  GateResult,
+  LiveTotals,
+  MergeOptions,
+  ProfileFileState,
+  Recorder,
+  ReportFormat,
+  RuleEngine,
+  RulePatch,
+} from '../../src/index.js';
 import { onCleanup, request, startUpstream, tempDir } from '../helpers.js';
 
 describe('the package root', () => {
   it('exports the readers, the error helpers and the types the README uses', async () => {
-    for (const name of ['readRecords', 'mergeRecordings', 'writeHar', 'isAftershockError', 'RuleNameTakenError', 'closingParagraph', 'REPORT_FORMATS', 'GATE_METRICS']) {
+    // Every type a public signature uses (engine.patchRule's patch, proxy.profileFile, new AdminClient's options, mergeRecordings' options, analyzer.stats(), liveTotals()) and the FAULT_ACTED value.
+    for (const name of ['readRecords', 'mergeRecordings', 'writeHar', 'isAftershockError', 'RuleNameTakenError', 'closingParagraph', 'REPORT_FORMATS', 'GATE_METRICS', 'FAULT_ACTED']) {
       expect(lib, name).toHaveProperty(name);
     }
-    const types: Array<AnalyzeFilesOptions | DemoOptions | DemoResult | FormatOptions | Gate | GateResult | Recorder | ReportFormat | RuleEngine | undefined> = [undefined];
+    const types: Array<
+      AdminClientOptions | AnalyzeFilesOptions | AnalyzerStats | DemoOptions | DemoResult | FormatOptions | Gate | GateResult | LiveTotals | MergeOptions | ProfileFileState | Recorder | ReportFormat | RuleEngine | RulePatch | undefined
+    > = [undefined];
     expect(types).toHaveLength(1);
   });
 

@@ -863,7 +863,11 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       if (ahead !== undefined && ahead !== this) this.noteCutAhead(ahead);
       else this.outcome = 'client-abort';
     }
-    if (!this.res.writableFinished) {
+    // The upstream request goes with the exchange unless both its ends are whole: an answer that
+    // did not all reach the client, or a request body that never all came (an early 417 or 413,
+    // and the client left without the body, or the connection closes after the answer). Left
+    // open, such a request would hold its upstream connection for ever, waiting for the rest.
+    if (!this.res.writableFinished || (!this.req.complete && this.hasBody())) {
       this.proxyReq?.abort();
     }
     this.endSleeps();

@@ -1,0 +1,211 @@
+/**
+ * HTTP semantics of the proxy as an intermediary (RFC 9110, RFC 9112): an upstream request whose
+ * client left before its body is released, pipelined requests reach the upstream one at a time,
+ * transfer codings the proxy does not decode are refused, CONNECT's 405 says what is allowed,
+ * request headers meant for the proxy or for trailers it does not forward stay behind, and
+ * 103 Early Hints reach the client. Raw `net` sockets on both sides where the bytes matter; real
+ * servers on 127.0.0.1:0.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { onCleanup, rawExchange, readRecords, startTestProxy, tempDir, waitFor } from '../helpers.js';
+import { parseProfile } from '../../src/rules/index.js';
+import type { HttpRecord } from '../../src/record/schema.js';
+import type { ProxyOptions } from '../../src/index.js';
+
+interface RawRequest {
+  /** The request line. */
+  line: string;
+  head: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  /** ms since the upstream started. */
+  at: number;
+}
+
+/**
+ * A raw upstream that parses each request (Content-Length or chunked body) and hands it to
+ * `answer`, which writes what it likes on the socket. Logs every request and counts the
+ * connections still open.
+ */
+async function rawUpstream(answer: (r: RawRequest, sock: net.Socket) => void, opts: { headsOnly?: (head: string) => boolean } = {}) {
+  const t0 = Date.now();
+  const requests: RawRequest[] = [];
+  const events: string[] = [];
+  const sockets = new Set<net.Socket>();
+  let conns = 0;
+  const server = net.createServer((sock) => {
+    conns++;
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    sock.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      for (;;) {
+        const r = parseRequest(buf, opts.headsOnly);
+        if (r === null) return;
+        buf = buf.subarray(r.used);
+        const req = { ...r.req, at: Date.now() - t0 };
+        requests.push(req);
+        events.push(`received ${req.line}`);
+        answer(req, sock);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  const port = (server.address() as net.AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, port, requests, events, open: () => sockets.size, conns: () => conns };
+}
+
+function parseRequest(buf: Buffer, headsOnly?: (head: string) => boolean): { used: number; req: Omit<RawRequest, 'at'> } | null {
+  const s = buf.toString('latin1');
+  const end = s.indexOf('\r\n\r\n');
+  if (end === -1) return null;
+  const head = s.slice(0, end);
+  const lines = head.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    const k = l.slice(0, i).trim().toLowerCase();
+    const v = l.slice(i + 1).trim();
+    headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
+  }
+  let pos = end + 4;
+  const line = lines[0] as string;
+  if (headsOnly?.(head) === true) return { used: pos, req: { line, head, headers, body: Buffer.alloc(0) } };
+  const parts: Buffer[] = [];
+  if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+    for (;;) {
+      const le = s.indexOf('\r\n', pos);
+      if (le === -1) return null;
+      const size = parseInt(s.slice(pos, le), 16);
+      pos = le + 2;
+      if (size === 0) {
+        const te = s.indexOf('\r\n\r\n', pos - 2);
+        if (te === -1) return null;
+        pos = te + 4;
+        break;
+      }
+      if (buf.length < pos + size + 2) return null;
+      parts.push(buf.subarray(pos, pos + size));
+      pos += size + 2;
+    }
+  } else if (headers['content-length'] !== undefined) {
+    const n = Number(headers['content-length']);
+    if (buf.length < pos + n) return null;
+    parts.push(buf.subarray(pos, pos + n));
+    pos += n;
+  }
+  return { used: pos, req: { line, head, headers, body: Buffer.concat(parts) } };
+}
+
+const ok = (text: string): string => `HTTP/1.1 200 OK\r\ncontent-length: ${text.length}\r\n\r\n${text}`;
+
+async function recordingProxy(opts: Omit<ProxyOptions, 'record'>) {
+  const file = path.join(tempDir(), 'rec.ndjson');
+  const proxy = await startTestProxy({ ...opts, record: file });
+  const records = (): HttpRecord[] => {
+    try {
+      return readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    } catch {
+      return [];
+    }
+  };
+  return { proxy, port: proxy.address.port, records };
+}
+
+/** Writes `data`, collects until the proxy ends the connection or `ms` pass; `onData` may answer. */
+function talk(port: number, data: string | Buffer, opts: { ms?: number; onData?: (sock: net.Socket, text: string) => void } = {}): Promise<{ data: string; error: string | null }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    onCleanup(() => void s.destroy());
+    let got = '';
+    let error: string | null = null;
+    const t = setTimeout(() => s.destroy(), opts.ms ?? 3000);
+    s.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      opts.onData?.(s, got);
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve({ data: got, error });
+    });
+    s.write(data);
+  });
+}
+
+const statusLines = (text: string): string[] => text.match(/HTTP\/1\.1 \d{3}[^\r]*/g) ?? [];
+
+describe('an upstream request whose client leaves before sending its body', () => {
+  it('Expect: 100-continue answered 417 at once, the client leaving without its body: the upstream connection is released, and the pool does not run dry', async () => {
+    const up = await rawUpstream(
+      (r, sock) => {
+        if (r.line.startsWith('POST /leak')) {
+          sock.write('HTTP/1.1 417 Expectation Failed\r\ncontent-length: 0\r\n\r\n');
+          return;
+        }
+        sock.write('HTTP/1.1 100 Continue\r\n\r\n');
+        sock.once('data', (body: Buffer) => sock.write(ok(`got ${body.toString()}`)));
+      },
+      // The upstream answers on the head: at once (/leak, whose body never comes), or 100 Continue.
+      { headsOnly: () => true },
+    );
+    // Two upstream sockets: without the release the third leaking request would already wait.
+    const { proxy, port, records } = await recordingProxy({ target: up.url, upstreamSockets: 2, upstreamTimeout: '2s', upstreamIdleTimeout: '30s' });
+    for (let i = 0; i < 4; i++) {
+      const r = await talk(port, 'POST /leak HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n', { ms: 1000 });
+      expect(statusLines(r.data)).toEqual(['HTTP/1.1 417 Expectation Failed']);
+    }
+    // Well before --upstream-idle-timeout, every upstream connection the 417s held is closed.
+    await waitFor(() => up.open() === 0, 2000);
+    // A well-behaved Expect request still reaches the upstream.
+    let sent = false;
+    const good = await talk(port, 'POST /ok HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n', {
+      onData: (s, text) => {
+        if (!sent && text.startsWith('HTTP/1.1 100')) {
+          sent = true;
+          s.write('hello');
+        }
+      },
+    });
+    expect(statusLines(good.data)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
+    expect(good.data).toMatch(/got hello$/);
+    await waitFor(() => records().length === 5);
+    await proxy.close();
+    expect(records().map((r) => [r.path, r.status, r.outcome, r.error])).toEqual([
+      ...Array.from({ length: 4 }, () => ['/leak', 417, null, null]),
+      ['/ok', 200, null, null],
+    ]);
+  });
+
+  it('a plain upload answered 413 after its first bytes, the client leaving without the rest: the pooled upstream connection is released too', async () => {
+    const up = await rawUpstream(
+      (r, sock) => {
+        if (r.line.startsWith('POST /leak')) sock.write('HTTP/1.1 413 Content Too Large\r\ncontent-length: 0\r\n\r\n');
+        else sock.write(ok(`got ${r.body.toString()}`));
+      },
+      { headsOnly: (head) => head.startsWith('POST /leak') },
+    );
+    const { proxy, port } = await recordingProxy({ target: up.url, upstreamSockets: 2, upstreamTimeout: '2s', upstreamIdleTimeout: '30s' });
+    for (let i = 0; i < 4; i++) {
+      // (undici sends the head with the first body bytes.)
+      const r = await talk(port, 'POST /leak HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhe', { ms: 1000 });
+      expect(statusLines(r.data)).toEqual(['HTTP/1.1 413 Content Too Large']);
+    }
+    await waitFor(() => up.open() === 0, 2000);
+    const good = await talk(port, 'POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello');
+    expect(good.data).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*got hello$/);
+    await proxy.close();
+  });
+});

@@ -109,6 +109,13 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
   private cutInjected = false;
   /** An injected answer to `Expect: 100-continue`: the connection closes after it (see `afterBody`). */
   private closeAfterAnswer = false;
+  /**
+   * Pipelined behind an exchange still in flight: nothing is decided or forwarded until that one
+   * has ended (see `release`).
+   */
+  private held = false;
+  /** What runs instead of the exchange once it is released, when its body could not be parsed. */
+  private onRelease: (() => void) | null = null;
 
   constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse) {
     super(core);
@@ -135,6 +142,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const sock = this.socket as ConnSocket;
     // Pipelined behind an exchange still in flight: Node queues this response, and a queued
     // response gets no 'close' if the connection dies first, so the connection's end ends it.
+    // It is also held back: pipelined requests reach the upstream one at a time, as nginx sends
+    // them, since parallel processing is only allowed when every method is safe (RFC 9112
+    // §9.3.2), and a request behind one whose fault cuts the connection must never run at all.
     if (sock[kActive] !== undefined) {
       let queued = sock[kQueued];
       if (queued === undefined) {
@@ -142,6 +152,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
         sock.once('close', socketGone); // once per connection
       }
       queued.push(this);
+      this.held = true;
     }
     sock[kActive] = this;
     res.on('close', resClose);
@@ -192,9 +203,46 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
 
   // ---------------------------------------------------------------- the flow
 
-  /** Decides and acts. Called once by the server for every request. */
+  /**
+   * Decides and acts. Called once by the server for every request; a request pipelined behind one
+   * in flight waits until that one has ended (`release`).
+   */
   start(): void {
     this.core.inflight.add(this);
+    if (this.held) return;
+    this.run();
+  }
+
+  /**
+   * @internal The exchange ahead of this one on the connection has ended and Node handed this
+   * response the socket: the connection goes on, so this request runs now. (Had the connection
+   * been closed or cut, this one is ended by the connection's close instead and never runs.)
+   */
+  release(): void {
+    if (!this.held || this.closedUp) return;
+    this.held = false;
+    const fn = this.onRelease;
+    if (fn !== null) {
+      fn();
+      return;
+    }
+    try {
+      this.run();
+    } catch (err) {
+      this.failInternal(err);
+    }
+  }
+
+  /**
+   * @internal Runs `fn` once the exchanges ahead on the connection have ended (at once when there
+   * are none), instead of this exchange: its body could not be parsed and `fn` answers for it.
+   */
+  whenReleased(fn: () => void): void {
+    if (this.held) this.onRelease = fn;
+    else fn();
+  }
+
+  private run(): void {
     const decision = this.core.engine.decide(this.facts, { now: this.ts });
     this.decision = decision;
     if (decision.faults.length === 0) {
@@ -880,6 +928,10 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const decision = this.decision;
     if (decision !== null) core.engine.settle(decision, { status, outcome: this.outcome });
     core.recorder.write(this.toRecord(status, end));
+    // The next request pipelined on this connection runs once Node gave its response the socket
+    // (it does not when this answer closes the connection or the connection is gone).
+    const next = queued?.[0];
+    if (next !== undefined && next.held && next.res.socket !== null && sock[kCutBy] === undefined && !sock.destroyed) next.release();
   }
 
   private toRecord(status: number | null, end: number): HttpRecord {

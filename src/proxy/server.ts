@@ -430,9 +430,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     };
     if (midBody) {
       // Bad framing inside the body of the exchange in flight (e.g. broken chunking): that
-      // exchange records the 400; the upstream request is stopped.
+      // exchange records the 400; the upstream request is stopped. One pipelined behind another
+      // still in flight answers once that one has (answers go in request order).
       active.rejectBody(status, code);
-      answer();
+      active.whenReleased(answer);
     } else if (active !== undefined) {
       // A bad request pipelined behind one still in flight: that one gets its answer first (the
       // answers of a connection go in request order), then the 400 closes the connection. The raw

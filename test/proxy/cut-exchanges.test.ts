@@ -124,7 +124,7 @@ describe('requests pipelined behind an exchange that cut the connection', () => 
     ['/lost', 'lost-response', 'reset'],
     ['/trunc', 'truncate', 'reset'],
   ])('behind an injected %s (%s): recorded %s with its fault, not client-abort; the rule counts once', async (first, type, outcome) => {
-    const { proxy, port, records } = await setup();
+    const { proxy, port, records, hits } = await setup();
     await pipeline(port, GET(first) + GET('/next?i=1') + GET('/next?i=2'));
     await waitFor(() => proxy.stats().inFlight === 0 && records().length === 3);
     const rule = proxy.engine.stats().find((r) => r.name === first.slice(1));
@@ -134,15 +134,17 @@ describe('requests pipelined behind an exchange that cut the connection', () => 
     expect(ahead).toMatchObject({ outcome, fault: { type, injected: true } });
     const behind = recs.filter((r) => r.path === '/next');
     expect(behind).toHaveLength(2);
+    // Held behind the one that cut the connection, they never reached the upstream.
+    expect(hits.filter((h) => h.startsWith('/next'))).toEqual([]);
     for (const r of behind) {
-      expect(r).toMatchObject({ status: null, outcome, error: 'connection-cut-ahead', fault: ahead.fault });
+      expect(r).toMatchObject({ status: null, outcome, error: 'connection-cut-ahead', fault: ahead.fault, upstreamStatus: null });
       expect(r.faults).toEqual([ahead.fault]);
     }
     expect(rule?.injected).toBe(1); // the fault acted once, on the exchange it was decided for
   });
 
   it('behind an injected answer to Expect: 100-continue (which closes the connection): recorded closed with its fault', async () => {
-    const { proxy, port, records } = await setup();
+    const { proxy, port, records, hits } = await setup();
     const res = await pipeline(port, 'POST /err HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n0123456789' + GET('/next'));
     expect(res.data).toMatch(/^HTTP\/1\.1 503 /);
     expect(res.data.match(/HTTP\/1\.1 \d+/g)).toHaveLength(1);
@@ -152,17 +154,19 @@ describe('requests pipelined behind an exchange that cut the connection', () => 
     const ahead = recs.find((r) => r.path === '/err') as HttpRecord;
     expect(ahead).toMatchObject({ status: 503, outcome: null, fault: { rule: 'err', type: 'http-error' } });
     expect(recs.find((r) => r.path === '/next')).toMatchObject({ status: null, outcome: 'closed', error: 'connection-cut-ahead', fault: ahead.fault });
+    expect(hits).toEqual([]);
   });
 
   it('behind an upstream that reset mid-body (not injected): recorded reset with no fault, not client-abort', async () => {
-    const { proxy, port, records } = await setup();
+    const { proxy, port, records, hits } = await setup();
     const res = await pipeline(port, GET('/broken') + GET('/next'));
     expect(res.error).toBe('ECONNRESET');
     await waitFor(() => proxy.stats().inFlight === 0 && records().length === 2);
     await proxy.close();
     const recs = records();
     expect(recs.find((r) => r.path === '/broken')).toMatchObject({ outcome: 'reset', error: 'upstream-reset', fault: null });
-    expect(recs.find((r) => r.path === '/next')).toMatchObject({ status: null, outcome: 'reset', error: 'connection-cut-ahead', fault: null, faults: [] });
+    expect(recs.find((r) => r.path === '/next')).toMatchObject({ status: null, outcome: 'reset', error: 'connection-cut-ahead', fault: null, faults: [], upstreamStatus: null });
+    expect(hits).toEqual(['/broken']);
   });
 
   it('a client that leaves with requests pipelined behind a held one is still client-abort for all of them', async () => {

@@ -522,10 +522,12 @@ describe('pipelined requests and heads that never left', () => {
     const s = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
     s.on('error', () => undefined);
     s.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi');
-    await waitFor(() => seen.length === 2);
+    // Both are in flight; the second, held behind the first, has not reached the upstream.
+    await waitFor(() => seen.length === 1 && proxy.stats().inFlight === 2);
     s.destroy();
     await waitFor(() => proxy.stats().inFlight === 0, 3000);
     await proxy.close();
+    expect(seen).toEqual(['/hang']);
     const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
     expect(recs.map((r) => [r.path, r.status, r.outcome]).sort()).toEqual([
       ['/hang', null, 'client-abort'],

@@ -209,3 +209,75 @@ describe('an upstream request whose client leaves before sending its body', () =
     await proxy.close();
   });
 });
+
+describe('pipelined requests', () => {
+  it('reach the upstream one at a time: a DELETE and a GET pipelined behind a slow POST wait for its answer (RFC 9112 §9.3.2)', async () => {
+    const up = await rawUpstream((r, sock) => {
+      if (r.line.startsWith('POST')) {
+        setTimeout(() => {
+          up.events.push(`answered ${r.line}`);
+          sock.write(ok(`ok ${r.line}`));
+        }, 300);
+        return;
+      }
+      up.events.push(`answered ${r.line}`);
+      sock.write(ok(`ok ${r.line}`));
+    });
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    const res = await talk(port, 'POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}DELETE /orders/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /orders HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(up.events).toEqual([
+      'received POST /orders HTTP/1.1',
+      'answered POST /orders HTTP/1.1',
+      'received DELETE /orders/1 HTTP/1.1',
+      'answered DELETE /orders/1 HTTP/1.1',
+      'received GET /orders HTTP/1.1',
+      'answered GET /orders HTTP/1.1',
+    ]);
+    // The answers, in request order and whole.
+    expect(res.data.match(/ok [A-Z]+ \S+/g)).toEqual(['ok POST /orders', 'ok DELETE /orders/1', 'ok GET /orders']);
+    await waitFor(() => records().length === 3);
+    await proxy.close();
+    expect(records().map((r) => [r.method, r.status, r.outcome])).toEqual([
+      ['POST', 200, null],
+      ['DELETE', 200, null],
+      ['GET', 200, null],
+    ]);
+  });
+
+  it.each([
+    ['reset', 'reset'],
+    ['close', 'closed'],
+    ['hang;duration=150ms', 'reset'],
+    ['lost-response', 'reset'],
+    ['truncate;after=1', 'reset'],
+  ])('a POST pipelined behind a request cut by %s never reaches the upstream and is recorded once, connection-cut-ahead, upstreamStatus null', async (fault, outcome) => {
+    const up = await rawUpstream((r, sock) => {
+      // The first request's answer takes a while: the POST behind it is parsed long before.
+      setTimeout(() => sock.write(ok(`ok ${r.line}`)), r.line.includes('/slow') ? 200 : 0);
+    });
+    const { proxy, port, records } = await recordingProxy({ target: up.url, profile: parseProfile('headerFaults: true\nrules: []', null) });
+    await talk(port, `GET /slow HTTP/1.1\r\nHost: a\r\nx-aftershock-fault: ${fault}\r\n\r\nPOST /pay HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}`);
+    await waitFor(() => proxy.stats().inFlight === 0 && records().length === 2);
+    // Give a wrongly forwarded POST time to arrive.
+    await new Promise((r) => setTimeout(r, 300));
+    await proxy.close();
+    expect(up.requests.map((r) => r.line)).not.toContain('POST /pay HTTP/1.1');
+    const pay = records().find((r) => r.path === '/pay');
+    expect(pay).toMatchObject({ status: null, outcome, error: 'connection-cut-ahead', upstreamStatus: null, fault: { rule: 'header', injected: true } });
+  });
+
+  it('a request pipelined behind one in flight with a broken chunked body waits for the one ahead: its 400 does not cut into that answer', async () => {
+    const up = await rawUpstream((r, sock) => setTimeout(() => sock.write(ok('slow answer')), 200));
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    const res = await talk(port, 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\nPOST /bad HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n');
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 400 Bad Request']);
+    expect(res.data).toContain('slow answer');
+    await waitFor(() => records().length === 2);
+    await proxy.close();
+    expect(up.requests.map((r) => r.line)).toEqual(['GET /slow HTTP/1.1']);
+    expect(records().map((r) => [r.path, r.status, r.outcome])).toEqual([
+      ['/slow', 200, null],
+      ['/bad', 400, 'bad-request'],
+    ]);
+  });
+});

@@ -20,7 +20,7 @@ import { FAULT_ACTED, type HttpFaultContext, type RequestFacts, type ResponseAct
 import type { ActiveFault } from '../rules/types.js';
 import type { FaultTag, HttpRecord, Outcome } from '../record/schema.js';
 import { BodyHasher } from '../record/body-hash.js';
-import { connectionTokens, type BodySink, type UpstreamCall, type UpstreamSink } from '../upstream/pool.js';
+import { connectionTokens, UNSUPPORTED_CODING, type BodySink, type UpstreamCall, type UpstreamSink } from '../upstream/pool.js';
 import { recordedHeaders, type ProxyCore } from './core.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
@@ -1047,6 +1047,8 @@ function classifyUpstreamError(code: string, message: string): [string, string] 
   switch (code) {
     case 'ECONNREFUSED':
       return ['upstream-refused', 'the upstream refused the connection'];
+    case UNSUPPORTED_CODING:
+      return ['upstream-bad-response', message];
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return ['upstream-dns', `the upstream's host name did not resolve (${code})`];

@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { WebSocketServer } from 'ws';
 import { AftershockError } from '../errors.js';
 import { parseTarget } from '../upstream/target.js';
-import { connectionTokens, UpstreamPool } from '../upstream/pool.js';
+import { connectionTokens, isChunkedOnly, UpstreamPool } from '../upstream/pool.js';
 import { Recorder } from '../record/recorder.js';
 import { createRedactor } from '../record/redact.js';
 import type { AnyRecord, HttpRecord } from '../record/schema.js';
@@ -27,6 +27,8 @@ import { compileClientKey, DEFAULT_CLIENT_KEY } from './client-key.js';
 import type { InFlight, ProxyCore } from './core.js';
 import { HttpExchange, kActive, kConnId, kExchange } from './http-exchange.js';
 
+/** A Transfer-Encoding value whose last coding is chunked. */
+const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
 /** Marks a connection the proxy answered with a refusal (and `connection: close`). */
 const kRefused = Symbol('aftershock.refused');
 /** Marks a TLS connection whose handshake completed. */
@@ -250,6 +252,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     // so the upstream would be told a Host the client may not have meant.
     if (hostLines(req.rawHeaders) > 1) {
       refuse(req, res, 400, 'duplicate-host', 'a request must carry exactly one Host header line (RFC 9112 §3.2)');
+      return;
+    }
+    // A transfer coding before chunked (gzip, chunked): Node's parser takes the chunks off and
+    // leaves the coded bytes, which would reach the upstream as if they were the body. 501 (RFC
+    // 9112 §6.1); the connection closes, its body unread. (Without chunked last, the parser
+    // refuses the request itself right after this event: 400, through 'clientError'.)
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && !isChunkedOnly(te) && CHUNKED_LAST.test(te)) {
+      refuse(req, res, 501, 'unsupported-transfer-coding', `aftershock forwards request bodies with Transfer-Encoding: chunked only, not ${te.slice(0, 200)}`);
       return;
     }
     // Shutdown has begun: answers sent from now on close their connection.

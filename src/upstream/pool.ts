@@ -178,8 +178,12 @@ export class UpstreamCall {
    */
   malformed = false;
 
-  constructor(sink: UpstreamSink) {
+  /** The request is a HEAD: its answer has no body, whatever its framing headers say. */
+  private readonly head: boolean;
+
+  constructor(sink: UpstreamSink, head: boolean) {
     this.sink = sink;
+    this.head = head;
   }
 
   // ------------------------------------------------------------- for the exchange
@@ -252,6 +256,15 @@ export class UpstreamCall {
       const lower = name.toLowerCase();
       const prev = headers[lower];
       headers[lower] = prev === undefined ? value : prev + ', ' + value;
+    }
+    const te = headers['transfer-encoding'];
+    if (te !== undefined && !this.head && statusCode !== 204 && statusCode !== 304 && !isChunkedOnly(te)) {
+      // A body in a transfer coding this leg does not decode (gzip, chunked): relayed, its bytes
+      // would reach the client still coded and labelled as nothing (RFC 9112 §6.1). Not taken:
+      // the connection is dropped and the exchange answers 502.
+      this.abort();
+      this.sink.onUpstreamError(Object.assign(new Error(`the upstream's answer uses a transfer coding aftershock does not decode (Transfer-Encoding: ${te})`), { code: UNSUPPORTED_CODING }));
+      return false;
     }
     this.statusCode = statusCode;
     this.statusMessage = reasonBytes(statusText);
@@ -330,6 +343,17 @@ export class UpstreamCall {
 
 const EMPTY: string[] = [];
 
+/** The code of the error an answer in a transfer coding other than chunked fails with. */
+export const UNSUPPORTED_CODING = 'ERR_AFTERSHOCK_UNSUPPORTED_TRANSFER_CODING';
+
+/**
+ * Whether a Transfer-Encoding value names chunked alone, the one transfer coding the proxy handles
+ * (RFC 9112 §7: any other, gzip before chunked say, changes the body's bytes).
+ */
+export function isChunkedOnly(value: string): boolean {
+  return value === 'chunked' || value.trim().toLowerCase() === 'chunked';
+}
+
 /**
  * An error that says the upstream's bytes are not valid HTTP (llhttp's `HPE_` codes, from undici
  * and from Node's client alike; undici's parser errors do not always carry one), as opposed to a
@@ -393,7 +417,7 @@ export class UpstreamPool {
    * client's address for X-Forwarded-For.
    */
   send(req: IncomingMessage, remote: string, hasBody: boolean, sink: UpstreamSink): UpstreamCall {
-    const call = new UpstreamCall(sink);
+    const call = new UpstreamCall(sink, req.method === 'HEAD');
     const headers = this.requestHeaders(req, remote);
     // The call is the handler: undici invokes its methods, no closures per request.
     this.pool.dispatch(
@@ -421,7 +445,7 @@ export class UpstreamPool {
    * their own; the response is delivered through the same `UpstreamCall` as every other.
    */
   sendExpecting(req: IncomingMessage, remote: string, sink: UpstreamSink): UpstreamCall {
-    const call = new UpstreamCall(sink);
+    const call = new UpstreamCall(sink, req.method === 'HEAD');
     const headers = this.requestHeaders(req, remote);
     headers.push('expect', '100-continue');
     const secure = this.target.protocol === 'https:';

@@ -281,3 +281,50 @@ describe('pipelined requests', () => {
     ]);
   });
 });
+
+describe('transfer codings other than chunked', () => {
+  const gz = zlib.gzipSync('secret payload');
+  const chunked = Buffer.concat([Buffer.from(`${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n0\r\n\r\n')]);
+
+  it('a request with Transfer-Encoding: gzip, chunked gets a labelled 501 and reaches no upstream (RFC 9112 §6.1)', async () => {
+    const up = await rawUpstream((_r, sock) => sock.write(ok('hi')));
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    const res = await talk(port, Buffer.concat([Buffer.from('POST /g HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), chunked]));
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 501 Not Implemented']);
+    expect(res.data).toMatch(/x-aftershock-error: unsupported-transfer-coding/i);
+    expect(res.data).toMatch(/connection: close/i);
+    // identity is no transfer coding any more (RFC 9112 §7): the same 501.
+    const identity = await talk(port, 'POST /i HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    expect(statusLines(identity.data)).toEqual(['HTTP/1.1 501 Not Implemented']);
+    // Not ending in chunked: the body has no framing, the parser refuses it (one 400, not a 501 too).
+    const unframed = await talk(port, 'POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    expect(statusLines(unframed.data)).toEqual(['HTTP/1.1 400 Bad Request']);
+    await waitFor(() => records().length === 3);
+    await proxy.close();
+    expect(up.requests).toEqual([]);
+    expect(records().map((r) => [r.path, r.status, r.outcome, r.error])).toEqual([
+      ['/g', 501, 'bad-request', 'unsupported-transfer-coding'],
+      ['/i', 501, 'bad-request', 'unsupported-transfer-coding'],
+      ['/x', 400, 'bad-request', 'bad-request'],
+    ]);
+    expect(records()[0]).toMatchObject({ method: 'POST', upstreamStatus: null });
+  });
+
+  it('a response with Transfer-Encoding: gzip, chunked is a bad upstream response: 502 upstream-bad-response', async () => {
+    const up = await rawUpstream((r, sock) => {
+      if (r.line.startsWith('HEAD')) sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n');
+      else sock.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), chunked]));
+    });
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    const res = await talk(port, 'GET /g HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 502 Bad Gateway']);
+    expect(res.data).toMatch(/x-aftershock-error: upstream-bad-response/i);
+    expect(res.data).not.toContain('\x1f\x8b');
+    // A HEAD answer has no body to decode: it passes.
+    const head = await talk(port, 'HEAD /g HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(statusLines(head.data)).toEqual(['HTTP/1.1 200 OK']);
+    await waitFor(() => records().length === 2);
+    await proxy.close();
+    expect(records()[0]).toMatchObject({ path: '/g', status: 502, outcome: 'upstream-error', error: 'upstream-bad-response', upstreamStatus: null });
+  });
+});

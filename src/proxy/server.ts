@@ -27,6 +27,8 @@ import { compileClientKey, DEFAULT_CLIENT_KEY } from './client-key.js';
 import type { InFlight, ProxyCore } from './core.js';
 import { HttpExchange, kActive, kConnId, kExchange } from './http-exchange.js';
 
+/** The methods aftershock forwards, as a 405 to CONNECT lists them: all the standard ones but CONNECT. */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH';
 /** A Transfer-Encoding value whose last coding is chunked. */
 const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
 /** Marks a connection the proxy answered with a refusal (and `connection: close`). */
@@ -355,7 +357,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => undefined); // a client that resets after its CONNECT must not take the process down
     writeBadRequest(req.socket, 405, 'connect-refused', 'CONNECT', req.url ?? '-', req.headers['user-agent'] ?? null);
-    socket.end('HTTP/1.1 405 Method Not Allowed\r\nx-aftershock-error: connect-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    // A 405 names what is allowed (RFC 9110 §15.5.6): every method but CONNECT is forwarded.
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${ALLOWED_METHODS}\r\nx-aftershock-error: connect-refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
   });
   /**
    * An upgrade to something other than WebSocket (`curl --http2` asks for h2c on every plain

@@ -98,8 +98,15 @@ function connectorNotingResets(opts: buildConnector.BuildOptions): buildConnecto
     });
 }
 
-/** Request headers that describe the client's connection, not the message (RFC 9110 §7.6.1). */
+/**
+ * Request headers not forwarded: those that describe the client's connection, not the message
+ * (RFC 9110 §7.6.1); `Trailer`, since request trailers never reach the upstream (neither leg sends
+ * any: a body re-framed with a Content-Length has no place for them, a chunked one ends bare); and
+ * the proxy's own control header (header-triggered faults, rules/header-faults.ts).
+ */
 const SKIP_REQUEST = new Set([
+  'trailer',
+  'x-aftershock-fault',
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -328,3 +328,53 @@ describe('transfer codings other than chunked', () => {
     expect(records()[0]).toMatchObject({ path: '/g', status: 502, outcome: 'upstream-error', error: 'upstream-bad-response', upstreamStatus: null });
   });
 });
+
+describe('request headers and refusals', () => {
+  it("CONNECT's 405 carries an Allow header (RFC 9110 §15.5.6)", async () => {
+    const up = await rawUpstream((_r, sock) => sock.write(ok('hi')));
+    const { proxy, port } = await recordingProxy({ target: up.url });
+    const res = await rawExchange(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', { timeoutMs: 2000 });
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 405 Method Not Allowed']);
+    const allow = /\r\nallow: ([^\r]*)/i.exec(res.data)?.[1];
+    expect(allow?.split(/,\s*/)).toEqual(expect.arrayContaining(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']));
+    expect(allow).not.toMatch(/CONNECT/);
+    await proxy.close();
+  });
+
+  it('a Trailer header is not forwarded with a body whose trailers are not (re-framed whole or streamed)', async () => {
+    const up = await rawUpstream((_r, sock) => sock.write(ok('ok')));
+    const { proxy, port } = await recordingProxy({ target: up.url });
+    // All at once: the body reaches the upstream with a Content-Length.
+    await talk(port, 'POST /t HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 99\r\n\r\n');
+    // Streamed: the body stays chunked, its trailers still stay behind.
+    const s = net.connect(port, '127.0.0.1');
+    onCleanup(() => void s.destroy());
+    s.on('error', () => undefined);
+    s.write('POST /s HTTP/1.1\r\nHost: a\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n');
+    await waitFor(() => up.events.length === 1 || undefined, 2000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    s.write('3\r\nxyz\r\n0\r\nX-Sum: 98\r\n\r\n');
+    await waitFor(() => up.requests.length === 2);
+    await proxy.close();
+    for (const r of up.requests) {
+      expect(r.headers.trailer).toBeUndefined();
+      expect(r.head).not.toContain('X-Sum');
+    }
+    expect(up.requests.map((r) => r.body.toString())).toEqual(['abc', 'abcxyz']);
+    expect(up.requests[0]?.headers.te).toBe('trailers');
+  });
+
+  it.each([
+    ['on', 'headerFaults: true\nrules: []'],
+    ['off', 'rules: []'],
+  ])('the x-aftershock-fault control header (header faults %s) does not reach the upstream', async (_on, profile) => {
+    const up = await rawUpstream((_r, sock) => sock.write(ok('ok')));
+    const { proxy, port } = await recordingProxy({ target: up.url, profile: parseProfile(profile, null) });
+    const res = await talk(port, 'GET /x HTTP/1.1\r\nHost: a\r\nX-Aftershock-Fault: latency;delay=1ms\r\nX-Other: kept\r\nConnection: close\r\n\r\n');
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 200 OK']);
+    await proxy.close();
+    expect(up.requests).toHaveLength(1);
+    expect(up.requests[0]?.headers['x-aftershock-fault']).toBeUndefined();
+    expect(up.requests[0]?.headers['x-other']).toBe('kept');
+  });
+});

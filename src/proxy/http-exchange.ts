@@ -366,6 +366,37 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     if (!this.closedUp && !this.res.headersSent) this.res.writeContinue();
   }
 
+  /**
+   * UpstreamSink: an informational answer before the final one. A `103 Early Hints` reaches the
+   * client (through Node's `writeEarlyHints`, which sends it only with a Link it can validate);
+   * other 1xx (102 Processing) stay behind, and an HTTP/1.0 client gets none (RFC 9110 §15.2).
+   */
+  onUpstreamInformation(statusCode: number, raw: string[]): void {
+    if (statusCode !== 103 || this.closedUp || this.res.headersSent || this.req.httpVersionMinor === 0) return;
+    const hints = Object.create(null) as Record<string, string | string[]>;
+    const links: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const value = raw[i + 1] as string;
+      const lower = name.toLowerCase();
+      if (lower === 'link') {
+        // One line may carry several links; Node validates them one by one.
+        for (const l of value.split(/,\s*(?=<)/)) links.push(l.trim());
+        continue;
+      }
+      if (HOP_BY_HOP.has(lower) || lower === 'content-length') continue;
+      const prev = hints[name];
+      hints[name] = prev === undefined ? value : `${prev as string}, ${value}`;
+    }
+    if (links.length === 0) return;
+    hints.link = links;
+    try {
+      this.res.writeEarlyHints(hints);
+    } catch {
+      // A Link Node cannot validate: the hint is dropped, as every 1xx used to be.
+    }
+  }
+
   /** UpstreamSink: the upstream's head arrived. */
   onUpstreamResponse(proxyRes: UpstreamCall): void {
     try {

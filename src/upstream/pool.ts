@@ -35,6 +35,11 @@ export interface UpstreamSink {
   onUpstreamError(err: Error): void;
   /** The upstream answered `100 Continue` to a request sent with `Expect: 100-continue`. */
   onUpstreamContinue?(): void;
+  /**
+   * The upstream sent an informational answer other than `100 Continue` (a `103 Early Hints`)
+   * before its final one: `rawHeaders` are name, value, name, value ... as received.
+   */
+  onUpstreamInformation?(statusCode: number, rawHeaders: string[]): void;
 }
 
 /** Where `sendTo` delivers a body. */
@@ -252,7 +257,15 @@ export class UpstreamCall {
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.aborted) return false;
     // 1xx (e.g. 103 Early Hints) are informational: the final answer follows.
-    if (statusCode < 200) return true;
+    if (statusCode < 200) {
+      const info = this.sink.onUpstreamInformation;
+      if (info !== undefined) {
+        const rawHeaders: string[] = new Array<string>(raw.length);
+        for (let i = 0; i < raw.length; i++) rawHeaders[i] = latin1(raw[i]!);
+        info.call(this.sink, statusCode, rawHeaders);
+      }
+      return true;
+    }
     const rawHeaders: string[] = new Array<string>(raw.length);
     const headers: Record<string, string> = {};
     for (let i = 0; i < raw.length; i += 2) {
@@ -471,6 +484,10 @@ export class UpstreamPool {
     });
     call.onConnect((err?: Error) => creq.destroy(err));
     creq.on('continue', () => sink.onUpstreamContinue?.());
+    // Other 1xx (103 Early Hints); Node's client reports the 100 here too, and as 'continue' above.
+    creq.on('information', (info: { statusCode: number; rawHeaders: string[] }) => {
+      if (info.statusCode !== 100) call.onHeaders(info.statusCode, info.rawHeaders as unknown as Buffer[], noop, '');
+    });
     creq.on('error', (err: Error) => call.onError(err));
     creq.on('response', (res: IncomingMessage) => {
       // The body's idle limit, as undici keeps it for the pooled leg: restarted by every chunk,

@@ -378,3 +378,54 @@ describe('request headers and refusals', () => {
     expect(up.requests[0]?.headers['x-other']).toBe('kept');
   });
 });
+
+describe('1xx informational answers', () => {
+  const hints = 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload; as=style\r\nLink: </b.js>; rel=preload; as=script\r\n\r\n';
+
+  it('103 Early Hints reach an HTTP/1.1 client before the final answer, on the pooled leg and the Expect leg', async () => {
+    const up = await rawUpstream((r, sock) => {
+      if (r.headers.expect !== undefined) return; // answered below, once the body came
+      sock.write(hints + ok('ok'));
+    }, { headsOnly: (head) => /expect: 100-continue/i.test(head) });
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    const res = await talk(port, 'GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 103 Early Hints', 'HTTP/1.1 200 OK']);
+    const early = res.data.slice(0, res.data.indexOf('HTTP/1.1 200'));
+    expect(early).toMatch(/Link: <\/a\.css>; rel=preload; as=style, <\/b\.js>; rel=preload; as=script\r\n/i);
+    expect(res.data).toMatch(/\r\n\r\nok$/);
+    await waitFor(() => records().length === 1);
+    await proxy.close();
+    expect(records()[0]).toMatchObject({ status: 200, outcome: null, bytesOut: 2 });
+  });
+
+  it('the Expect leg passes a 103 on as well', async () => {
+    const up = await rawUpstream(
+      (_r, sock) => {
+        sock.write(`${hints}HTTP/1.1 100 Continue\r\n\r\n`);
+        sock.once('data', () => sock.write(ok('ok')));
+      },
+      { headsOnly: () => true },
+    );
+    const { proxy, port } = await recordingProxy({ target: up.url });
+    let sent = false;
+    const res = await talk(port, 'POST /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n', {
+      onData: (s, text) => {
+        if (!sent && text.includes('HTTP/1.1 100')) {
+          sent = true;
+          s.write('hello');
+        }
+      },
+    });
+    expect(statusLines(res.data)).toEqual(['HTTP/1.1 103 Early Hints', 'HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
+    await proxy.close();
+  });
+
+  it('an HTTP/1.0 client gets no 1xx (RFC 9110 §15.2), only the final answer', async () => {
+    const up = await rawUpstream((_r, sock) => sock.write(hints + ok('ok')));
+    const { proxy, port } = await recordingProxy({ target: up.url });
+    const res = await talk(port, 'GET /x HTTP/1.0\r\nHost: a\r\n\r\n');
+    expect(res.data).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(res.data).not.toContain('103');
+    await proxy.close();
+  });
+});

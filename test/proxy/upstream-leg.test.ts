@@ -156,12 +156,17 @@ describe('upstream leg', () => {
     expect(seen).toEqual([`chunked:${body}`]);
   });
 
-  it('skips 1xx informational answers and forwards the final one', async () => {
-    const up = await rawUpstream((_h, s) => s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+  it('passes a 103 Early Hints on, skips other 1xx answers, and forwards the final one', async () => {
+    const up = await rawUpstream((_h, s) =>
+      s.write('HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'),
+    );
     const proxy = await startTestProxy({ target: up.url });
     const r = await request(`${proxy.url}/`);
     expect(r.status).toBe(200);
     expect(r.text).toBe('ok');
+    const raw = await rawExchange(Number(new URL(proxy.url).port), 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 2000 });
+    expect(raw.data).toMatch(/^HTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    expect(raw.data).not.toContain('102');
   });
 
   it('keeps the status line reason and repeated response headers as sent', async () => {

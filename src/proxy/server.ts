@@ -45,6 +45,7 @@ import { RuleNameTakenError } from '../errors.js';
 import { createAnalyzer } from '../analysis/index.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import type { ProfileFileState, ProxyHandle, ProxyOptions } from './handle.js';
+import { checkProxyOptions } from './options.js';
 import { listenOn, parseHostPort } from './listen.js';
 
 export type { ProxyHandle, ProxyOptions, ProxyStats } from './handle.js';
@@ -67,6 +68,7 @@ const proxyCommon = require('http-proxy/lib/http-proxy/common.js') as {
  * await proxy.close();
  */
 export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
+  checkProxyOptions(options);
   const log = options.logger ?? silentLogger();
   const target = parseTarget(options.target);
   const listen = parseHostPort('--listen', options.listen ?? '127.0.0.1:8080');

@@ -1,0 +1,48 @@
+/**
+ * startProxy's options as a library caller gets them wrong: every mistake is one ERR_BAD_OPTION
+ * that names the option (as the CLI's flags are checked), found before anything is opened, so a
+ * failed start leaves no recording file, descriptor or timer behind.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startProxy, type ProxyOptions } from '../../src/index.js';
+import { tempDir } from '../helpers.js';
+
+const T = 'http://127.0.0.1:9';
+
+describe('startProxy option checks', () => {
+  it.each([
+    ['maxConnections', { maxConnections: -5 }, /maxConnections -5: give a whole number above 0/],
+    ['maxConnections', { maxConnections: 'abc' }, /maxConnections "abc"/],
+    ['seed', { seed: Number.NaN }, /seed null: give an integer/],
+    ['seed', { seed: 'abc' }, /seed "abc": give an integer/],
+    ['seed', { seed: 1e300 }, /seed 1e\+300: give an integer/],
+    ['upstreamSockets', { upstreamSockets: -1 }, /upstreamSockets -1: give a whole number above 0/],
+    ['headersTimeout', { headersTimeout: 0 }, /headersTimeout 0: must be longer than 0/],
+    ['headersTimeout', { headersTimeout: 'abc' }, /headersTimeout "abc": write a duration/],
+    ['hostHeader', { hostHeader: 'bogus' }, /hostHeader "bogus": give "target"/],
+    ['target', { target: 123 }, /target 123: give a string/],
+    ['listen', { listen: 0 }, /listen 0: give a string/],
+    ['admin', { admin: true }, /admin true: give HOST:PORT, or false/],
+    ['profile', { profile: 123 }, /profile 123: give a built-in profile name/],
+    ['profile', { profile: {} }, /profile \{\}: give a built-in profile name/],
+    ['clientKey', { clientKey: 5 }, /clientKey 5: give a string/],
+    ['redact', { redact: 'authorization' }, /redact "authorization": give a list of strings/],
+    ['recordHeaders', { recordHeaders: 'x-id' }, /recordHeaders "x-id": give a list of strings/],
+    ['adminToken', { adminToken: 123 }, /adminToken 123: give a string/],
+    ['logger', { logger: {} }, /logger \{\}: give a pino logger/],
+  ] as const)('%s: %j', async (_name, bad, message) => {
+    const dir = tempDir();
+    const record = path.join(dir, 'rec.ndjson');
+    const options = { target: T, listen: '127.0.0.1:0', admin: false, record, ...bad } as unknown as ProxyOptions;
+    await expect(startProxy(options)).rejects.toMatchObject({ code: 'ERR_BAD_OPTION', message: expect.stringMatching(message) });
+    // Checked before anything was opened: no recording file.
+    expect(fs.existsSync(record)).toBe(false);
+  });
+
+  it('no options, or none with a target: one clear error', async () => {
+    await expect(startProxy(undefined as unknown as ProxyOptions)).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
+    await expect(startProxy({} as ProxyOptions)).rejects.toMatchObject({ code: 'ERR_BAD_TARGET', message: expect.stringMatching(/missing target/) });
+  });
+});

@@ -16,7 +16,8 @@ export type ErrorCode =
   | 'ERR_RULE_NOT_PATCHABLE' // the header-triggered pseudo-rule cannot be patched (control API: 409)
   | 'ERR_RULE_NOT_FOUND' // no rule of that name (control API: 404)
   | 'ERR_RULE_EXISTS' // an ad-hoc rule's name is taken (control API: 409)
-  | 'ERR_ADMIN'; // the control API answered an error (ctl client)
+  | 'ERR_ADMIN' // the control API answered an error (ctl client)
+  | 'ERR_CLOSED'; // the proxy was closed: its handle takes no more changes
 
 /** Base class: a stable `code`, a message that says what to do, `cause` kept. */
 export class AftershockError extends Error {

@@ -469,7 +469,16 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     }
   });
 
-  await listenOn(server, listen, '--listen');
+  try {
+    await listenOn(server, listen, '--listen');
+  } catch (err) {
+    // Nothing was served: what was opened for it is closed again (a failed start leaves no
+    // recording descriptor, no path-checking timer, no upstream sockets).
+    for (const s of [wsServers.deflate, wsServers.plain]) s.close();
+    await upstream.destroy();
+    await recorder.close({ timeoutMs: 1000 });
+    throw err;
+  }
   const bound = server.address() as AddressInfo;
   listenAddr = { host: bound.address, port: bound.port };
   const urlHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
@@ -568,6 +577,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   let closing: Promise<void> | null = null;
   let admin: AdminServer | null = null;
+  /** Set once close() has finished: the handle then takes no more changes. */
+  let closed = false;
+  const live = (what: string): void => {
+    if (closed) throw new AftershockError('ERR_CLOSED', `${what}: the proxy is closed`);
+  };
   const handle: ProxyHandle = {
     url,
     address: listenAddr,
@@ -588,6 +602,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       return closing === null && recorderHealthy;
     },
     setProfile(p) {
+      live('setProfile');
       const compiled = typeof p === 'string' ? parseProfile(p, null) : p;
       // Applied first: a profile the engine refuses (a rule named like an ad-hoc one) leaves the
       // running profile and its file watch as they were.
@@ -599,22 +614,27 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       return applied;
     },
     async selectProfile(nameOrPath) {
+      live('selectProfile');
       const p = await loadProfile(nameOrPath);
+      live('selectProfile');
       applyProfile(p, 'selected through the API');
       watchFile(p);
       return p;
     },
     addFault(rule, ttlMs) {
+      live('addFault');
       const s = engine.addFault(rule, ttlMs);
       recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-added', detail: { rule: s.name, type: s.type, ttlMs: ttlMs ?? null } });
       return s;
     },
     removeFault(name) {
+      live('removeFault');
       const ok = engine.removeFault(name);
       if (ok) recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-removed', detail: { rule: name } });
       return ok;
     },
     mark(label) {
+      live('mark');
       // As POST /marks checks it: a mark nobody can tell apart from another is no mark.
       if (typeof label !== 'string' || label.trim() === '' || label.length > 500) {
         throw new AftershockError('ERR_BAD_OPTION', `mark label ${JSON.stringify(label)}: give a non-empty string of at most 500 characters`);
@@ -622,15 +642,18 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       recorder.write({ v: 1, type: 'mark', ts: core.now(), label });
     },
     startScenario() {
+      live('startScenario');
       const now = core.now();
       engine.startScenario(now);
       recorder.write({ v: 1, type: 'event', ts: now, event: 'scenario-start', detail: {} });
     },
     stopScenario() {
+      live('stopScenario');
       engine.stopScenario();
       recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'scenario-stop', detail: {} });
     },
     reset() {
+      live('reset');
       engine.resetCounters();
       analyzer?.reset();
       for (const k of Object.keys(byStatus)) delete byStatus[k];
@@ -701,6 +724,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     // What is left of the drain timeout, and at least 1 s: a pipe nobody reads cannot hold the
     // shutdown; what it did not take is counted as lost and logged.
     await recorder.close({ timeoutMs: Math.max(deadline - Date.now(), 1000) });
+    closed = true;
   };
 
   if (adminAddr !== null) {

@@ -4,10 +4,11 @@
  * failed start leaves no recording file, descriptor or timer behind.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type ProxyOptions } from '../../src/index.js';
-import { tempDir } from '../helpers.js';
+import { onCleanup, tempDir } from '../helpers.js';
 
 const T = 'http://127.0.0.1:9';
 
@@ -44,5 +45,41 @@ describe('startProxy option checks', () => {
   it('no options, or none with a target: one clear error', async () => {
     await expect(startProxy(undefined as unknown as ProxyOptions)).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
     await expect(startProxy({} as ProxyOptions)).rejects.toMatchObject({ code: 'ERR_BAD_TARGET', message: expect.stringMatching(/missing target/) });
+  });
+});
+
+describe('a start that fails, and a closed handle', () => {
+  const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+  it('a taken port: ERR_LISTEN, and the recording it had opened is closed again (no descriptor, no timer re-creating the file)', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => taken.close(() => r())));
+    const port = (taken.address() as net.AddressInfo).port;
+    const dir = tempDir();
+    const record = path.join(dir, 'rec.ndjson');
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      await expect(startProxy({ target: T, listen: `127.0.0.1:${port}`, admin: false, record })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
+    }
+    expect(fds()).toBe(before);
+    fs.rmSync(record, { force: true });
+    await new Promise((r) => setTimeout(r, 1500)); // a writer left behind checks its path every second
+    expect(fs.existsSync(record)).toBe(false);
+  });
+
+  it('after close() the handle takes no more changes (ERR_CLOSED), and selectProfile starts no file watch', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'p.yaml');
+    fs.writeFileSync(file, 'name: p\nrules: []\n');
+    const proxy = await startProxy({ target: T, listen: '127.0.0.1:0', admin: false, record: path.join(dir, 'rec.ndjson') });
+    await proxy.close();
+    const before = fds();
+    expect(() => proxy.mark('late')).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => proxy.addFault({ name: 'x', match: { path: '/**' }, fault: { type: 'reset' } })).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => proxy.setProfile('name: q\nrules: []\n')).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => proxy.startScenario()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    await expect(proxy.selectProfile(file)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    expect(fds()).toBe(before);
   });
 });

@@ -13,6 +13,8 @@ export type { ProfileFileState } from './proxy/handle.js';
 export { AftershockError, ProfileError, RuleNameTakenError, isAftershockError, type ErrorCode, type ProfileProblem } from './errors.js';
 export type * from './record/schema.js';
 export type * from './faults/types.js';
+export type { FaultInput } from './faults/index.js';
+export type { RuleInput } from './rules/schema.js';
 export { FAULT_ACTED } from './faults/types.js';
 export type * from './rules/types.js';
 export { readRecords, type ReadRecordsOptions, type BadLineInfo } from './record/reader.js';

@@ -14,7 +14,7 @@ import { isAftershockError, ProfileError } from '../errors.js';
 import { HttpError, readBody, readJsonObject, rejectUnknownKeys, type Reply } from './http.js';
 import type { AdminMetrics } from './metrics.js';
 import { describeProfile, scopeOf, type RuleScope } from './describe-profile.js';
-import { builtinProfilePath, listBuiltinProfiles, parseProfile } from '../rules/index.js';
+import { builtinProfilePath, listBuiltinProfiles, parseProfile, type RuleInput } from '../rules/index.js';
 import { RuleNameTakenError } from '../rules/engine.js';
 
 export interface AdminContext {
@@ -274,7 +274,8 @@ export const routes: readonly Route[] = [
           const { ttl, ...rule } = await readJsonObject(req);
           const ttlMs = parseTtl(ttl);
           try {
-            return ok(withScope(proxy, proxy.addFault(rule, ttlMs)), 201);
+            // Untyped JSON: the engine validates it as it validates a profile's rule.
+            return ok(withScope(proxy, proxy.addFault(rule as unknown as RuleInput, ttlMs)), 201);
           } catch (err) {
             // The engine decides whether the name is taken; the API says how to free it.
             if (isAftershockError(err) && err.code === 'ERR_RULE_EXISTS') {

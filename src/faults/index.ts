@@ -3,6 +3,7 @@
  * names them). Adding a fault is one file here plus its line below; nothing registers itself by
  * being imported. A test checks that every file in this folder is listed and documented.
  */
+import type { z } from 'zod';
 import type { FaultDefinition } from './types.js';
 import { httpError } from './http-error.js';
 import { reset } from './reset.js';
@@ -22,8 +23,7 @@ import { wsDrop } from './ws-drop.js';
 import { wsDelay } from './ws-delay.js';
 import { wsFreeze } from './ws-freeze.js';
 
-/** All fault definitions, in the order the docs list them. */
-export const faults: readonly FaultDefinition[] = Object.freeze([
+const definitions = [
   httpError,
   reset,
   close,
@@ -41,7 +41,19 @@ export const faults: readonly FaultDefinition[] = Object.freeze([
   wsDrop,
   wsDelay,
   wsFreeze,
-]);
+] as const;
+
+/** All fault definitions, in the order the docs list them. */
+export const faults: readonly FaultDefinition[] = Object.freeze([...definitions]);
+
+/**
+ * A rule's `fault:` as a profile or an ad-hoc rule writes it: its `type` and that type's options
+ * (e.g. `{ type: 'http-error', status: 503, retryAfter: '2s' }`). Checked again at run time.
+ */
+export type FaultInput = InputOf<(typeof definitions)[number]>;
+type InputOf<D> = D extends FaultDefinition<infer S, infer T> ? { type: T } & OptionsOf<z.input<S>> : never;
+/** A fault without options (a strict empty object: every key `never`) takes only its type. */
+type OptionsOf<I> = string extends keyof I ? (I[keyof I] extends never ? Record<never, never> : I) : I;
 
 /** Fault definitions by `type`. */
 export const faultByType: ReadonlyMap<string, FaultDefinition> = new Map(faults.map((f) => [f.type, f]));

@@ -155,8 +155,8 @@ export interface FaultBuildEnv {
 }
 
 /** One fault type: its schema is the API; its TypeScript options type is inferred from it. */
-export interface FaultDefinition<S extends z.ZodType = z.ZodType> {
-  readonly type: string;
+export interface FaultDefinition<S extends z.ZodType = z.ZodType, T extends string = string> {
+  readonly type: T;
   readonly stage: FaultStage;
   readonly summary: string;
   /** A valid `fault:` value, shown in the docs and checked by a test. */

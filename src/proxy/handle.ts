@@ -5,6 +5,7 @@
 import type { Logger } from '../log.js';
 import type { CompiledProfile, RuleEngine } from '../rules/index.js';
 import type { RuleStats } from '../rules/types.js';
+import type { RuleInput } from '../rules/schema.js';
 import type { Analyzer, Report } from '../analysis/index.js';
 import type { Recorder } from '../record/recorder.js';
 
@@ -118,7 +119,7 @@ export interface ProxyHandle {
   /** Loads a built-in or file profile by name and applies it. */
   selectProfile(nameOrPath: string): Promise<CompiledProfile>;
   /** Adds an ad-hoc rule (same shape as a profile rule), optionally expiring after `ttlMs`. */
-  addFault(rule: unknown, ttlMs?: number): RuleStats;
+  addFault(rule: RuleInput, ttlMs?: number): RuleStats;
   removeFault(name: string): boolean;
   /** Writes a marker into the recording; a label that is empty or over 500 characters throws ERR_BAD_OPTION. */
   mark(label: string): void;

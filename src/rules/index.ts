@@ -15,3 +15,4 @@ export { FAULT_HEADER, HEADER_RULE, parseFaultHeader } from './header-faults.js'
 export { SeededRandom } from './random.js';
 export { describeProfile, describeRule } from './describe.js';
 export type * from './types.js';
+export type { RuleInput } from './schema.js';

@@ -11,6 +11,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import safeRegex from 'safe-regex2';
 import { duration, fraction, strict } from '../faults/lib/schema.js';
+import type { FaultInput } from '../faults/index.js';
 
 /** Names of rules, phases and profiles: they appear in URLs (/rules/:name) and headers. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -228,3 +229,9 @@ export type RuleConfig = z.output<typeof ruleSchema>;
 export type PhaseConfig = z.output<typeof phaseSchema>;
 export type ProfileConfig = z.output<typeof profileSchema>;
 export type OverrideConfig = z.output<typeof overrideSchema>;
+
+/**
+ * A rule as a caller writes one (a profile's rule, an ad-hoc fault through `proxy.addFault`): what
+ * the schema reads, with `fault` typed per fault type. Still validated at run time.
+ */
+export type RuleInput = Omit<z.input<typeof ruleSchema>, 'fault'> & { fault: FaultInput };

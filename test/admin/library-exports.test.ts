@@ -22,8 +22,26 @@ import type {
   ReportFormat,
   RuleEngine,
   RulePatch,
+  ProxyHandle,
+  FaultInput,
+  RuleInput,
 } from '../../src/index.js';
 import { onCleanup, request, startUpstream, tempDir } from '../helpers.js';
+
+/** Type-checked only (never called): proxy.addFault takes a typed rule, so a typo fails the build, not the run. */
+export function addFaultIsTyped(proxy: ProxyHandle): void {
+  proxy.addFault({ name: 'ok', match: { path: '/**' }, fault: { type: 'http-error', status: 503, retryAfter: '2s' } });
+  proxy.addFault({ fault: { type: 'reset' } });
+  // @ts-expect-error a misspelt fault type
+  proxy.addFault({ name: 'x', fault: { type: 'http-eror', status: 503 } });
+  // @ts-expect-error a misspelt option of the fault
+  proxy.addFault({ name: 'x', fault: { type: 'http-error', stauts: 503 } });
+  // @ts-expect-error a misspelt key of the rule
+  proxy.addFault({ nmae: 'x', fault: { type: 'reset' } });
+  const f: FaultInput = { type: 'latency', delay: '100ms' };
+  const r: RuleInput = { match: { path: '/api/**' }, fault: f };
+  proxy.addFault(r);
+}
 
 describe('the package root', () => {
   it('exports the readers, the error helpers and the types the README uses', async () => {

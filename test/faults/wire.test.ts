@@ -701,13 +701,15 @@ describe('WebSocket faults on the wire', () => {
 
   it('ws-freeze stops relaying but keeps the connection open', async () => {
     const up = await wsUpstream((ws) => ws.on('message', (d: Buffer) => ws.send(d.toString())));
-    const { proxy } = await proxyWith('rules:\n  - fault: { type: ws-freeze, after: 100ms }', up.url);
+    // The freeze comes 600 ms after the open: room for the first echo on a busy machine.
+    const { proxy } = await proxyWith('rules:\n  - fault: { type: ws-freeze, after: 600ms }', up.url);
     const ws = await wsConnect(proxy.url.replace('http', 'ws') + '/');
+    const opened = Date.now();
     const got: string[] = [];
     ws.on('message', (d: Buffer) => got.push(d.toString()));
     ws.send('before');
     await waitFor(() => got.includes('before'));
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, Math.max(0, opened + 700 - Date.now())));
     ws.send('after');
     await new Promise((r) => setTimeout(r, 200));
     expect(got).toEqual(['before']);

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import type { FaultDefinition, FaultInstance } from '../types.js';
 
 /** @example export const reset = defineFault({ type: 'reset', stage: 'request', ... }); */
-export function defineFault<S extends z.ZodType>(def: FaultDefinition<S>): FaultDefinition<S> {
+export function defineFault<S extends z.ZodType, const T extends string>(def: FaultDefinition<S, T>): FaultDefinition<S, T> {
   return Object.freeze(def);
 }
 

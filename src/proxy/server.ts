@@ -408,11 +408,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     new WsExchange(core, wsServers, req, socket, head).start();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const sock = socket as Socket & { [kActive]?: HttpExchange; [kSecured]?: true };
+    const sock = socket as Socket & { [kActive]?: HttpExchange; [kSecured]?: true; [kRefused]?: true };
     // Before its TLS handshake finished (a stalled or broken handshake) a connection carried no
     // request: nothing to answer in HTTP (the write would wait for the handshake) and nothing to record.
     if (tls !== null && sock[kSecured] !== true) {
       sock.destroy();
+      return;
+    }
+    // Behind a refusal, which closes the connection, nothing more is answered or recorded (a
+    // request pipelined after it is not either): bytes that do not parse there, the refused
+    // request's own body or what follows it, are not a request of their own. Node closes the
+    // connection once the refusal is written.
+    if (sock[kRefused] === true) {
+      if (err.code === 'ECONNRESET') sock.destroy();
       return;
     }
     // A request whose body broke off (the client went away or sent bad chunking mid-body) is the

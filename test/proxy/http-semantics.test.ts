@@ -310,6 +310,22 @@ describe('transfer codings other than chunked', () => {
     expect(records()[0]).toMatchObject({ method: 'POST', upstreamStatus: null });
   });
 
+  it('a refusal is the one answer and the one record of its connection: bytes after it that do not parse (the refused body, a bad request behind it) add neither', async () => {
+    const up = await rawUpstream((_r, sock) => sock.write(ok('hi')));
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    const coded = await talk(port, 'POST /g HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\nzz\r\n');
+    expect(statusLines(coded.data)).toEqual(['HTTP/1.1 501 Not Implemented']);
+    const absolute = await talk(port, 'GET http://h/abs HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n');
+    expect(statusLines(absolute.data)).toEqual(['HTTP/1.1 400 Bad Request']);
+    await waitFor(() => proxy.stats().inFlight === 0 && records().length >= 2);
+    await proxy.close();
+    expect(records().map((r) => [r.status, r.error])).toEqual([
+      [501, 'unsupported-transfer-coding'],
+      [400, 'absolute-form-refused'],
+    ]);
+    expect(up.requests).toEqual([]);
+  });
+
   it('a response with Transfer-Encoding: gzip, chunked is a bad upstream response: 502 upstream-bad-response', async () => {
     const up = await rawUpstream((r, sock) => {
       if (r.line.startsWith('HEAD')) sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n');

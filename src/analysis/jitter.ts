@@ -24,9 +24,9 @@ export const JITTER_THRESHOLDS = {
   /** ... and at least this share of the first index's samples. */
   minShare: 0.25,
   /**
-   * Samples an index needs before a low reading of it is trusted: below this the robust CV (a MAD
-   * of a handful of gaps) and the least-spread index are mostly sampling noise, so the plain CV is
-   * used and the class is read from the median index instead.
+   * Samples an index needs before its low reading is trusted as the type's: with fewer at every
+   * index, the least-spread index is mostly sampling noise, and the class is read from the median
+   * index instead.
    */
   trustSamples: 10,
   /** Measurement noise (ms, one standard deviation) removed from every gap's spread. */
@@ -107,8 +107,7 @@ export function robustCv(xs: readonly number[], noiseMs: number = T.noiseMs): nu
  * a few delayed outliers the robust one is.
  */
 export function spreadCv(xs: readonly number[]): number {
-  const cv = noiseAdjustedCv(xs);
-  return xs.length < T.trustSamples ? cv : Math.min(cv, robustCv(xs));
+  return Math.min(noiseAdjustedCv(xs), robustCv(xs));
 }
 
 /**

@@ -20,7 +20,7 @@ import { parseDurationOption } from '../faults/lib/duration.js';
 import { type Attempt, type AttemptContext, clientKeyOf, toAttempt } from './attempt.js';
 import { Aggregates, type AggregateLimits } from './aggregates.js';
 import { type Chain, type ChainSink, type GroupingParams, Thread } from './chain.js';
-import { DEFAULT_CACHE_BUSTING_KEYS } from './normalize.js';
+import { DEFAULT_CACHE_BUSTING_KEYS, WS_CONNECTION_KEYS } from './normalize.js';
 import { FAULT_GAP_MS, type FaultInterval } from './report.js';
 import {
   freshQuality,
@@ -261,7 +261,11 @@ class Engine implements Analyzer {
       hallSize: this.opts.maxReportedClients,
       unboundedAttempts: this.opts.unboundedAttempts,
     };
-    this.ctx = { cacheBusting: new Set(this.opts.cacheBustingKeys), clientKeyHeader: this.opts.clientKeyHeader };
+    this.ctx = {
+      cacheBusting: new Set(this.opts.cacheBustingKeys),
+      wsDrop: new Set([...this.opts.cacheBustingKeys, ...WS_CONNECTION_KEYS]),
+      clientKeyHeader: this.opts.clientKeyHeader,
+    };
     this.params = { windowMs: this.opts.windowMs ?? MIN_WINDOW_MS, lagMs: this.opts.reorderLagMs };
     this.agg = new Aggregates(this.limits, this.opts.binMs);
   }

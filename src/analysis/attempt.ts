@@ -12,7 +12,7 @@
  * the known limits).
  */
 import type { ExchangeRecord, Outcome } from '../record/schema.js';
-import { canonicalQuery, memo, normalizePath, userAgentFamily } from './normalize.js';
+import { canonicalQuery, memo, normalizePath, userAgentFamily, WS_CONNECTION_KEYS } from './normalize.js';
 
 const familyOf = memo(userAgentFamily);
 
@@ -113,6 +113,8 @@ export function isNonRetryableStatus(status: number | null): boolean {
 
 export interface AttemptContext {
   readonly cacheBusting: ReadonlySet<string>;
+  /** `cacheBusting` plus the per-connection keys of WebSocket URLs (`WS_CONNECTION_KEYS`); default: derived. */
+  readonly wsDrop?: ReadonlySet<string>;
   readonly clientKeyHeader: string | null;
 }
 
@@ -184,10 +186,10 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
   let thread: string;
   let explicit = false;
   if (ws) {
-    // Per endpoint: path and canonical query, as the live attempt tracker keys a socket (a chat and
-    // a presence socket on one path are two chains; a resume cursor in the query is a
-    // cache-busting key to name).
-    thread = `w\0${key}\0${r.path}?${r.query === null ? '' : canonicalQuery(r.query, ctx.cacheBusting)}`;
+    // Per endpoint: path and canonical query without per-connection keys, as the live attempt
+    // tracker keys a socket (a chat and a presence socket on one path are two chains; a resume
+    // cursor in the query is a cache-busting key to name).
+    thread = `w\0${key}\0${r.path}?${r.query === null ? '' : canonicalQuery(r.query, ctx.wsDrop ?? new Set([...ctx.cacheBusting, ...WS_CONNECTION_KEYS]))}`;
   } else if (invocation !== null && invocation !== '') {
     thread = `i\0${key}\0${invocation}`;
     explicit = true;

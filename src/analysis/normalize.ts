@@ -84,6 +84,14 @@ export function routeOf(method: string, path: string, websocket: boolean): strin
 export const DEFAULT_CACHE_BUSTING_KEYS: readonly string[] = ['t', '_', 'ts', 'nonce'];
 
 /**
+ * Query keys that are new on every WebSocket connection (Socket.IO's `sid`, SignalR's `id`, a
+ * per-connection token), also dropped from a socket's endpoint: kept, every reconnect would be an
+ * endpoint of its own and a reconnect storm no chain at all. Only for sockets: on a request an
+ * `id` names what is asked for.
+ */
+export const WS_CONNECTION_KEYS: readonly string[] = ['sid', 'id', 'connectiontoken', 'connectionid', 'token', 'access_token', 'jwt', 'auth'];
+
+/**
  * The query with cache-busting keys removed and the rest sorted, so `?b=2&a=1&_=123` and
  * `?a=1&b=2&_=456` fingerprint the same.
  *

@@ -113,7 +113,7 @@ export const KNOWN_LIMITS: readonly string[] = [
   'Records arrive in end order; attempts more than the reorder lag out of start order are grouped as they come (counted in dataQuality.lateRecords).',
   'Fault windows come from the faulted attempts: faults of one rule more than 2 s apart make one window only when nothing succeeded in between, so a rule that targets some routes while other routes keep succeeding shows a sparse outage as several windows.',
   "A fault window's counts (offered, organic, retries, amplification) add up the whole time bins it touches (1 s by default): a short window right next to another rule's window shares its edge seconds' traffic with it.",
-  'A WebSocket endpoint is its path and query (cache-busting keys dropped): a client that reconnects with a query that changes every time (a resume cursor such as ?since=) starts a new chain on each reconnect unless that key is named in --cache-busting-keys.',
+  'A WebSocket endpoint is its path and query (cache-busting keys and per-connection ones such as sid, id or token dropped): a client that reconnects with a query that changes every time (a resume cursor such as ?since=) starts a new chain on each reconnect unless that key is named in --cache-busting-keys.',
   'The retry window grows with the largest Retry-After seen so far, as the records stream in: a request whose chain had already closed under the smaller window is not joined again when a larger Retry-After comes later (give --window to fix it).',
 ];
 

@@ -23,6 +23,8 @@ import { hash53 } from './hash.js';
 
 /** Query keys that only bust caches; dropped from the fingerprint. */
 export const CACHE_BUSTING_KEYS: ReadonlySet<string> = new Set(['t', '_', 'ts', 'nonce']);
+/** A WebSocket's endpoint also drops the keys that are new on every connection (as the analysis does). */
+const WS_DROP: ReadonlySet<string> = new Set([...CACHE_BUSTING_KEYS, 'sid', 'id', 'connectiontoken', 'connectionid', 'token', 'access_token', 'jwt', 'auth']);
 
 export interface AttemptTrackerOptions {
   /** W: how long after a failed attempt a new one still continues its chain (ms); default 120 s. */
@@ -69,8 +71,8 @@ export class AttemptTracker {
     if (typeof inv === 'string' && inv !== '') return hash53('inv\n' + inv);
     const idem = h['idempotency-key'];
     if (typeof idem === 'string' && idem !== '') return hash53('idem\n' + facts.clientKey + '\n' + idem);
-    const ws = facts.websocket ? 'ws\n' : '';
-    return hash53(ws + facts.clientKey + '\n' + facts.method + '\n' + facts.path + '\n' + canonicalQuery(facts.query));
+    if (facts.websocket) return hash53('ws\n' + facts.clientKey + '\n' + facts.method + '\n' + facts.path + '\n' + canonicalQuery(facts.query, WS_DROP));
+    return hash53(facts.clientKey + '\n' + facts.method + '\n' + facts.path + '\n' + canonicalQuery(facts.query));
   }
 
   /** The attempt number a retry header announces, or 0. */
@@ -159,12 +161,12 @@ export class AttemptTracker {
  *
  * @example canonicalQuery('b=2&t=123&a=1') === 'a=1&b=2'
  */
-export function canonicalQuery(query: string | null): string {
+export function canonicalQuery(query: string | null, drop: ReadonlySet<string> = CACHE_BUSTING_KEYS): string {
   if (query === null || query === '') return '';
   const parts = query.split('&').filter((p) => {
     if (p === '') return false;
     const eq = p.indexOf('=');
-    return !CACHE_BUSTING_KEYS.has(eq === -1 ? p : p.slice(0, eq));
+    return !drop.has((eq === -1 ? p : p.slice(0, eq)).toLowerCase());
   });
   return parts.length <= 1 ? (parts[0] ?? '') : parts.sort().join('&');
 }

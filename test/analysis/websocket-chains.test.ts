@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createAnalyzer } from '../../src/analysis/index.js';
 import type { RequestFacts } from '../../src/faults/types.js';
 import type { AnyRecord, WsRecord } from '../../src/record/schema.js';
-import { createRuleEngine, parseProfile } from '../../src/rules/index.js';
+import { AttemptTracker, createRuleEngine, parseProfile } from '../../src/rules/index.js';
 import { T0, header } from '../fixtures/make-fixtures.js';
 
 let n = 0;
@@ -62,6 +62,17 @@ describe('WebSocket chains', () => {
     expect(r.totals.hedges).toBe(0);
     expect(r.totals.retries).toBe(11);
     expect(r.totals.unboundedChains).toBe(1);
+  });
+
+  it('a per-connection id in the query (Socket.IO sid, SignalR id, a token) does not split a reconnect storm; the live tracker keys sockets the same way', () => {
+    const rs: AnyRecord[] = [];
+    for (let i = 0; i < 12; i++) rs.push(ws({ ts: T0 + i * 310, end: T0 + i * 310 + 300, query: `EIO=4&transport=websocket&sid=s${i}&token=t${i}` }));
+    const r = report(rs);
+    expect(r.totals.logicalRequests).toBe(1);
+    expect(r.totals.retries).toBe(11);
+    const key = (query: string): number => AttemptTracker.keyOf({ method: 'GET', path: '/socket.io/', query, headers: {}, clientKey: 'c1', websocket: true });
+    expect(key('EIO=4&transport=websocket&sid=a')).toBe(key('sid=b&transport=websocket&EIO=4&id=9'));
+    expect(key('role=chat')).not.toBe(key('role=presence'));
   });
 
   it('a connection open less than 5 s after a slow handshake is a failure: its reconnects are retries', () => {

@@ -277,17 +277,28 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeFil
 }
 
 /**
- * The header named by the first input's recording header (`clientKey: "header:NAME"`), or null
- * (another key, no header, stdin: the flag is needed there).
+ * The header every input's recording header names (`clientKey: "header:NAME"`), or null: inputs
+ * keyed otherwise, or by different headers, or without a header line, and stdin (read once, it
+ * cannot be looked at first: the flag is needed there).
  */
 async function recordedClientKeyHeader(paths: readonly string[]): Promise<string | null> {
-  const first = paths[0];
-  if (first === undefined || first === '-') return null;
+  let named: string | null = null;
+  for (const file of paths) {
+    if (file === '-') return null;
+    const spec = await firstHeaderClientKey(file);
+    const name = spec !== null && spec.startsWith('header:') && spec.length > 7 ? spec.slice(7).toLowerCase() : null;
+    if (name === null || (named !== null && name !== named)) return null;
+    named = name;
+  }
+  return named;
+}
+
+/** The `clientKey` of a recording's first line when it is a header, else null. */
+async function firstHeaderClientKey(file: string): Promise<string | null> {
   try {
-    for await (const r of readRecords(first)) {
-      if (r.type !== 'header') return null;
-      const spec = (r as { clientKey?: unknown }).clientKey;
-      return typeof spec === 'string' && spec.startsWith('header:') && spec.length > 7 ? spec.slice(7) : null;
+    for await (const r of readRecords(file)) {
+      const spec = r.type === 'header' ? (r as { clientKey?: unknown }).clientKey : null;
+      return typeof spec === 'string' ? spec : null;
     }
   } catch {
     // Unreadable: the analysis itself says why.

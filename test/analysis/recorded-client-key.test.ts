@@ -77,6 +77,13 @@ describe('the recording header names the client key header', () => {
       expect(off.findings.map((x) => x.code).sort()).toEqual(want.findings.map((x) => x.code).sort());
       expect(off.totals).toEqual(want.totals);
     }
+    // Inputs keyed differently (one by the header, one by IP): nothing is adopted, in either order.
+    const byIp = path.join(d, 'ip.ndjson');
+    fs.writeFileSync(byIp, [{ ...header('ips', 'ip01', 'ip') }, ...recs.slice(1).map((r) => ({ ...r, id: `ip01-${(r as { id: string }).id}` }))].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    expect((await analyzeFiles([file, byIp])).options.clientKeyHeader).toBeNull();
+    expect((await analyzeFiles([byIp, file])).options.clientKeyHeader).toBeNull();
+    // Two recordings keyed by the same header: adopted.
+    expect((await analyzeFiles([file, gz])).options.clientKeyHeader).toBe('x-tenant');
     // A flag given still wins.
     expect((await analyzeFiles([file], { clientKeyHeader: 'x-other' })).options.clientKeyHeader).toBe('x-other');
   });

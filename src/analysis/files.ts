@@ -207,8 +207,10 @@ async function* mergeBatches(paths: readonly string[], options: MergeOptions): A
       while (heap.size > 0) {
         const h = heap.pop() as Head;
         const r = h.batch[h.at] as AnyRecord;
-        if ((r.type === 'http' || r.type === 'ws') && !recent.add(r.id)) options.onDuplicate?.(paths[h.file] as string, r.id);
-        else {
+        const id = r.type === 'http' || r.type === 'ws' ? r.id : r.type === 'mark' ? `mark\0${r.ts}\0${r.label}` : r.type === 'event' ? `event\0${r.ts}\0${r.event}` : null;
+        if (id !== null && !recent.add(id)) {
+          if (r.type === 'http' || r.type === 'ws') options.onDuplicate?.(paths[h.file] as string, r.id);
+        } else {
           out.push(r);
           files.push(h.file);
         }

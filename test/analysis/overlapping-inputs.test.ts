@@ -41,6 +41,20 @@ describe('overlapping inputs', () => {
     expect(alone.dataQuality.duplicateRecords).toBe(0);
   });
 
+  it('a mark or an event two inputs both hold counts once too', async () => {
+    const d = tmp();
+    const rec = path.join(d, 'rec.ndjson');
+    const lines = fs.readFileSync(FIXTURE, 'utf8').split('\n').filter((l) => l !== '');
+    const first = JSON.parse(lines[1] as string) as { ts: number };
+    lines.splice(2, 0, JSON.stringify({ v: 1, type: 'mark', ts: first.ts + 1, label: 'phase one' }), JSON.stringify({ v: 1, type: 'event', ts: first.ts + 2, event: 'reset', detail: {} }));
+    fs.writeFileSync(rec, lines.join('\n') + '\n');
+    const copy = path.join(d, 'copy.ndjson');
+    fs.copyFileSync(rec, copy);
+    const both = await analyzeFiles([rec, copy]);
+    expect(both.marks.map((m) => m.label)).toEqual(['phase one']);
+    expect(both.events.filter((e) => e.event === 'reset')).toHaveLength(1);
+  });
+
   it('a copy taken mid-run next to the whole file: the shared part counts once', async () => {
     const d = tmp();
     const lines = fs.readFileSync(FIXTURE, 'utf8').split('\n').filter((l) => l !== '');

@@ -284,7 +284,8 @@ async function runProxy(flags: RunFlags): Promise<void> {
   let seed: number | undefined;
   if (flags.seed !== undefined) {
     seed = Number(flags.seed);
-    if (flags.seed.trim() === '' || !Number.isInteger(seed)) throw new AftershockError('ERR_BAD_OPTION', `--seed ${JSON.stringify(flags.seed)}: give an integer`);
+    // As a profile's seed: a whole number from 0 (and one JavaScript holds exactly).
+    if (flags.seed.trim() === '' || !Number.isSafeInteger(seed) || seed < 0) throw new AftershockError('ERR_BAD_OPTION', `--seed ${JSON.stringify(flags.seed)}: give a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`);
   }
   if (flags.target === undefined) {
     throw new AftershockError('ERR_BAD_TARGET', 'missing --target (or AFTERSHOCK_TARGET): the URL of the service to put aftershock in front of');

@@ -64,7 +64,7 @@ const CHECKS: { readonly [K in keyof ProxyOptions]-?: Check } = {
   redact: strings,
   clientKey: string,
   seed: (name, v) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw bad(name, v, 'give an integer');
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(name, v, `give a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, as a profile's seed`);
   },
   session: string,
   upstreamTimeout: duration,

@@ -16,9 +16,10 @@ describe('startProxy option checks', () => {
   it.each([
     ['maxConnections', { maxConnections: -5 }, /maxConnections -5: give a whole number above 0/],
     ['maxConnections', { maxConnections: 'abc' }, /maxConnections "abc"/],
-    ['seed', { seed: Number.NaN }, /seed null: give an integer/],
-    ['seed', { seed: 'abc' }, /seed "abc": give an integer/],
-    ['seed', { seed: 1e300 }, /seed 1e\+300: give an integer/],
+    ['seed', { seed: Number.NaN }, /seed null: give a whole number from 0/],
+    ['seed', { seed: 'abc' }, /seed "abc": give a whole number from 0/],
+    ['seed', { seed: 1e300 }, /seed 1e\+300: give a whole number from 0/],
+    ['seed', { seed: -5 }, /seed -5: give a whole number from 0 to \d+, as a profile's seed/],
     ['upstreamSockets', { upstreamSockets: -1 }, /upstreamSockets -1: give a whole number above 0/],
     ['headersTimeout', { headersTimeout: 0 }, /headersTimeout 0: must be longer than 0/],
     ['headersTimeout', { headersTimeout: 'abc' }, /headersTimeout "abc": write a duration/],

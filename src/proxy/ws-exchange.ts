@@ -43,6 +43,16 @@ const EARLY_DATA_MAX = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 /** How long a closing raw connection waits for the other side before it is dropped (ws's own). */
 const CLOSE_TIMEOUT = 30_000;
+
+/**
+ * Destroys a socket that has not closed within `ms` (a side that never answers a close); the timer
+ * goes with the socket's close, so a closed connection holds no timer (and no closure over it).
+ */
+function destroyLater(sock: Socket, ms: number): void {
+  if (sock.destroyed) return;
+  const t = setTimeout(() => sock.destroy(), ms).unref();
+  sock.once('close', () => clearTimeout(t));
+}
 /** At shutdown, how long open WebSockets get to take their 1001 before they are cut. */
 const SHUTDOWN_CLOSE_MS = 1000;
 /** How long a ws-close 1006 waits for the messages relayed before it to go out. */
@@ -591,7 +601,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
         // Closed without its end having been read: a reset or a destroy, passed on as one.
         if (self.readableEnded) other.end();
         else other.destroy();
-        setTimeout(() => other.destroy(), CLOSE_TIMEOUT).unref();
+        destroyLater(other, CLOSE_TIMEOUT);
       }
       if (--open === 0) this.finish();
     };
@@ -618,11 +628,11 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.closedBy ??= dir === 'in' ? 'client' : 'upstream';
     if (good > 0) {
       to.end(chunk.subarray(0, good));
-      setTimeout(() => to.destroy(), 1000).unref();
+      destroyLater(to, 1000);
     } else to.destroy();
     if (fromOut.atBoundary) {
       from.end(closeFrame(code ?? 1002, '', dir === 'out'));
-      setTimeout(() => from.destroy(), CLOSE_TIMEOUT).unref();
+      destroyLater(from, CLOSE_TIMEOUT);
     } else from.destroy();
   }
 
@@ -636,12 +646,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       this.rawCloseSent = code;
       this.rawCloseReason = reason === '' ? null : reason;
       client.end(closeFrame(code, reason, false));
-      setTimeout(() => client.destroy(), CLOSE_TIMEOUT).unref();
+      destroyLater(client, CLOSE_TIMEOUT);
     }
     if (up.destroyed) return;
     if ((this.rawIn as FrameCounter).atBoundary && (this.rawIn as FrameCounter).closeCode === null && (this.rawOut as FrameCounter).closeCode === null) {
       up.end(closeFrame(1001, 'client connection closed by aftershock', true));
-      setTimeout(() => up.destroy(), CLOSE_TIMEOUT).unref();
+      destroyLater(up, CLOSE_TIMEOUT);
     } else up.destroy();
   }
 
@@ -854,7 +864,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const pending = to === this.upstream ? this.sendsToUpstream : this.sendsToClient;
     if (code === 1006 && pending > 0 && to.readyState === WebSocket.OPEN) {
       this.terminateAfterSends = to;
-      setTimeout(() => to.terminate(), CLOSE_TIMEOUT).unref();
+      const t = setTimeout(() => to.terminate(), CLOSE_TIMEOUT).unref();
+      to.once('close', () => clearTimeout(t));
       return;
     }
     mirrorClose(to, code, reason);

@@ -1,0 +1,76 @@
+/**
+ * A closed WebSocket holds no timer: the relay arms a 30 s backstop when it closes one side (for a
+ * peer that never answers the close), and it is cleared as soon as that side closes. Left armed,
+ * every closed connection kept a timer and its closure (sockets included) for 30 s.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { onCleanup, startTestProxy, waitFor } from '../helpers.js';
+
+const armed = new Set<NodeJS.Timeout>();
+const realSet = globalThis.setTimeout;
+const realClear = globalThis.clearTimeout;
+
+beforeEach(() => {
+  armed.clear();
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    const t = realSet(() => {
+      armed.delete(t);
+      fn();
+    }, ms);
+    if (ms === 30_000) armed.add(t);
+    return t;
+  }) as typeof setTimeout;
+  globalThis.clearTimeout = ((t: NodeJS.Timeout | undefined) => {
+    if (t !== undefined) armed.delete(t);
+    realClear(t);
+  }) as typeof clearTimeout;
+});
+afterEach(() => {
+  globalThis.setTimeout = realSet;
+  globalThis.clearTimeout = realClear;
+});
+
+describe('WebSocket close backstops', () => {
+  it('are cleared when the connection closes, whichever side closes first', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
+    let n = 0;
+    wss.on('connection', (ws) => {
+      // Every other connection is closed by the upstream, the rest by the client.
+      if (n++ % 2 === 0) setImmediate(() => ws.close(1000, 'up'));
+    });
+    const port = (wss.address() as { port: number }).port;
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
+    const closed: Array<Promise<void>> = [];
+    for (let i = 0; i < 6; i++) {
+      const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/s');
+      await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
+      closed.push(new Promise<void>((r) => ws.once('close', () => r())));
+      if (i % 2 === 1) ws.close(1000, 'client');
+    }
+    await Promise.all(closed);
+    await waitFor(() => proxy.stats().inFlight === 0, 5000);
+    await new Promise((r) => realSet(r, 100));
+    expect(armed.size).toBe(0);
+  });
+
+  it('are cleared when the proxy closes open connections at shutdown (1001) and the peers answer', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
+    const port = (wss.address() as { port: number }).port;
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
+    const closed: Array<Promise<void>> = [];
+    for (let i = 0; i < 6; i++) {
+      const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/s');
+      await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
+      closed.push(new Promise<void>((r) => ws.once('close', () => r())));
+    }
+    await proxy.close();
+    await Promise.all(closed);
+    await new Promise((r) => realSet(r, 200));
+    expect(armed.size).toBe(0);
+  });
+});

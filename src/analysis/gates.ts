@@ -17,7 +17,8 @@ const METRICS: Record<string, (r: Report) => number | null> = {
   logicalRequests: (r) => r.totals.logicalRequests,
   retries: (r) => r.totals.retries,
   hedges: (r) => r.totals.hedges,
-  amplification: (r) => r.totals.amplification,
+  // Attempts per logical request: at least 1 whenever there is one, not measurable before.
+  amplification: (r) => (r.totals.logicalRequests === 0 ? null : r.totals.amplification),
   amplificationInFaults: (r) => r.totals.amplificationInFaults,
   amplificationBaseline: (r) => r.totals.amplificationBaseline,
   retryRatio: (r) => r.totals.retryRatio,
@@ -42,12 +43,12 @@ const METRICS: Record<string, (r: Report) => number | null> = {
   herds: (r) => r.faultWindows.filter((w) => w.herd.detected).length,
   /** The slowest recovery over all fault windows; a window that never recovered counts as infinite. */
   recoverySeconds: (r) => {
-    if (r.faultWindows.length === 0) return null;
-    let max = 0;
+    // Windows with no recovery to measure (nothing came after them) do not count; none measured: null.
+    let max: number | null = null;
     for (const w of r.faultWindows) {
       if (w.recoverySeconds === null) {
         if (w.recoveryNote === 'the data ended first') return Number.POSITIVE_INFINITY;
-      } else max = Math.max(max, w.recoverySeconds);
+      } else max = Math.max(max ?? 0, w.recoverySeconds);
     }
     return max;
   },

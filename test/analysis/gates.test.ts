@@ -96,3 +96,20 @@ describe('evaluateGates', () => {
     expect(evaluateGates(clean, parseGate('recoverySeconds>10'))).toHaveLength(0);
   });
 });
+
+describe('gates on numbers a report cannot measure', () => {
+  it('amplification with no logical request is not measurable (it is at least 1 whenever there is one)', async () => {
+    const { createAnalyzer } = await import('../../src/analysis/index.js');
+    const empty = createAnalyzer({}).report();
+    const [r] = evaluateGates(empty, parseGate('amplification<1'), { all: true });
+    expect(r?.held).toBe(false);
+    expect(r?.detail).toMatch(/not measurable/);
+  });
+
+  it('recoverySeconds with every window n/a (no traffic after it) is not measurable, not 0', () => {
+    const base = { faultWindows: [{ recoverySeconds: null, recoveryNote: 'no traffic after the window', herd: { detected: false } }] } as unknown as Report;
+    const [r] = evaluateGates(base, parseGate('recoverySeconds<1'), { all: true });
+    expect(r?.held).toBe(false);
+    expect(r?.detail).toMatch(/not measurable/);
+  });
+});

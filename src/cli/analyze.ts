@@ -250,6 +250,11 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
     progress.done();
   }
   if (format !== 'har' && report !== null) checkSomethingRead(files, report.dataQuality.records, report.dataQuality.badLines.count);
+  // Gates over a recording of no exchange at all judge nothing: a CI job whose clients never
+  // reached the proxy (a wrong port, a proxy that did not start) must not go green.
+  if (report !== null && gates.length > 0 && report.totals.attempts === 0) {
+    throw new AftershockError('ERR_RECORDING_READ', `${files.join(', ')} ${files.length === 1 ? 'holds' : 'hold'} no exchange, so the --fail-on gates have nothing to judge: did the clients reach the proxy?`);
+  }
   // Every gate, held or not: the JUnit output shows each one, so its failures match the exit status.
   const outcomes = report !== null && gates.length > 0 ? evaluateGates(report, gates, { all: true }) : [];
   if (format !== 'har' && report !== null) {

@@ -165,6 +165,16 @@ describe('aftershock analyze', () => {
     expect(tty.err.endsWith('\r\u001b[K')).toBe(true);
   });
 
+  it('gates over a recording of no exchange (only its header: the clients never reached the proxy) exit 2, not a green 0; without gates it is reported', async () => {
+    const d = tmpdir();
+    const rec = path.join(d, 'header-only.ndjson');
+    fs.writeFileSync(rec, fs.readFileSync(fx('polling.ndjson'), 'utf8').split('\n')[0] + '\n');
+    const e = await usageError([rec, '--fail-on', 'critical', '--fail-on', 'amplification>1.5']);
+    expect(e).toMatchObject({ code: 'ERR_RECORDING_READ', exitCode: 2 });
+    expect(e.message).toMatch(/holds no exchange, so the --fail-on gates have nothing to judge/);
+    expect((await analyze([rec, '--format', 'json'])).code ?? 0).toBe(0);
+  });
+
   it('refuses a recording given twice, an --output that is an input, and inputs with no readable record', async () => {
     const d = tmpdir();
     const rec = path.join(d, 'rec.ndjson');

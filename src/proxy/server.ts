@@ -126,6 +126,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const engine = createRuleEngine(options.seed === undefined ? { profile } : { profile, seed: options.seed });
 
   let recorderHealthy = true;
+  // A recording this start creates is removed again if the start fails: a header-only file left
+  // behind reads as a run that saw no traffic (and passed every check).
+  const recordPath = options.record ?? null;
+  const createsRecording = recordPath !== null && recordPath !== '-' && !fs.existsSync(recordPath);
+  const discardRecording = (): void => {
+    if (createsRecording) fs.rmSync(recordPath, { force: true });
+  };
   const recorder = Recorder.open({
     path: options.record ?? null,
     header: {
@@ -485,6 +492,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     for (const s of [wsServers.deflate, wsServers.plain]) s.close();
     await upstream.destroy();
     await recorder.close({ timeoutMs: 1000 });
+    discardRecording();
     throw err;
   }
   const bound = server.address() as AddressInfo;
@@ -745,6 +753,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       });
     } catch (err) {
       await handle.close();
+      discardRecording();
       throw err;
     }
   }

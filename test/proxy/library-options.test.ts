@@ -64,9 +64,15 @@ describe('a start that fails, and a closed handle', () => {
       await expect(startProxy({ target: T, listen: `127.0.0.1:${port}`, admin: false, record })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
     }
     expect(fds()).toBe(before);
-    fs.rmSync(record, { force: true });
-    await new Promise((r) => setTimeout(r, 1500)); // a writer left behind checks its path every second
+    // The file this failed start created is gone (a header-only recording reads as a run with no
+    // traffic), and no writer left behind re-creates it (one would check its path every second).
     expect(fs.existsSync(record)).toBe(false);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(fs.existsSync(record)).toBe(false);
+    // A recording that was there before is kept.
+    fs.writeFileSync(record, '{"v":1,"type":"header"}\n');
+    await expect(startProxy({ target: T, listen: `127.0.0.1:${port}`, admin: false, record })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
+    expect(fs.existsSync(record)).toBe(true);
   });
 
   it('after close() the handle takes no more changes (ERR_CLOSED), and selectProfile starts no file watch', async () => {

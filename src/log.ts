@@ -42,6 +42,16 @@ export interface LoggerOptions {
  *
  * @example const log = createLogger({ level: 'info' }); log.info({ port }, 'listening');
  */
+/**
+ * May output be coloured? Not when NO_COLOR is set to anything but the empty string (no-color.org:
+ * an empty value counts as unset).
+ *
+ * @example colorAllowed({ NO_COLOR: '1' }) === false; colorAllowed({ NO_COLOR: '' }) === true
+ */
+export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.NO_COLOR ?? '') === '';
+}
+
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const fromEnv = process.env.AFTERSHOCK_LOG_LEVEL;
   const level =
@@ -52,7 +62,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         : 'info';
   const usePretty = opts.pretty ?? process.stderr.isTTY === true;
   if (usePretty) {
-    return pino({ level, base: null }, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname' }));
+    return pino({ level, base: null }, pretty({ destination: 2, sync: true, colorize: colorAllowed(), ignore: 'pid,hostname' }));
   }
   return pino({ level, base: { name: 'aftershock' } }, pino.destination({ dest: 2, sync: false }));
 }

@@ -17,6 +17,7 @@ import { writeHar } from '../analysis/format/har.js';
 import { evaluateGates, parseGate, type Gate } from '../analysis/gates.js';
 import type { AnalyzerOptions, Report } from '../analysis/types.js';
 import type { AnyRecord } from '../record/schema.js';
+import { colorAllowed } from '../log.js';
 
 interface AnalyzeFlags {
   format?: string;
@@ -258,7 +259,7 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
   // Every gate, held or not: the JUnit output shows each one, so its failures match the exit status.
   const outcomes = report !== null && gates.length > 0 ? evaluateGates(report, gates, { all: true }) : [];
   if (format !== 'har' && report !== null) {
-    const color = flags.color && io.stdout.isTTY === true && flags.output === undefined && io.env.NO_COLOR === undefined;
+    const color = flags.color && io.stdout.isTTY === true && flags.output === undefined && colorAllowed(io.env);
     await writeText(formatReport(report, format, { color, ...(gates.length > 0 ? { gates: outcomes } : {}) }), flags.output, io.stdout);
   }
   if (flags.output !== undefined) {

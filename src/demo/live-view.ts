@@ -9,6 +9,7 @@
  * tests; only `startLiveView` touches the stream and timers.
  */
 import type { Writable } from 'node:stream';
+import { colorAllowed } from '../log.js';
 
 /** One phase of the replayed profile, in ms since the scenario started. */
 export interface Phase {
@@ -186,7 +187,7 @@ export interface LiveView {
 export function startLiveView(options: LiveViewOptions): LiveView {
   const stream = options.stream;
   const tty = options.tty ?? (stream.isTTY === true && process.env.TERM !== 'dumb');
-  const color = options.color ?? (tty && process.env.NO_COLOR === undefined);
+  const color = options.color ?? (tty && colorAllowed());
   let drawnLines = 0;
   let stopped = false;
 

@@ -89,3 +89,13 @@ describe('log level', () => {
     });
   });
 });
+
+describe('NO_COLOR (no-color.org)', () => {
+  it('any non-empty value turns colour off; empty counts as unset', async () => {
+    const { colorAllowed } = await import('../../src/log.js');
+    expect(colorAllowed({})).toBe(true);
+    expect(colorAllowed({ NO_COLOR: '' })).toBe(true);
+    expect(colorAllowed({ NO_COLOR: '1' })).toBe(false);
+    expect(colorAllowed({ NO_COLOR: 'false' })).toBe(false);
+  });
+});

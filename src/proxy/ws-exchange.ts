@@ -77,6 +77,8 @@ const SKIP_HEADERS = new Set([
   'te',
   'transfer-encoding',
   'content-length',
+  // The proxy's own control header (header-triggered faults), as on an HTTP request.
+  'x-aftershock-fault',
 ]);
 
 /** Headers of the upstream's answer to an upgrade that stay on the upstream's hop (and those its Connection names). */

@@ -176,3 +176,29 @@ export function rawExchange(port: number, data: string | Buffer, opts: { timeout
 }
 
 export type { IncomingMessage };
+
+/**
+ * A raw TCP server on 127.0.0.1:0 that hands every connection to `onConn` (for upstreams that
+ * write exact bytes); its sockets are destroyed and it is closed after the test.
+ */
+export async function rawServer(onConn: (sock: net.Socket) => void): Promise<{ url: string; port: number; conns: () => number; open: () => number }> {
+  let conns = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    conns++;
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => undefined);
+    onConn(sock);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  const port = (server.address() as net.AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, port, conns: () => conns, open: () => sockets.size };
+}

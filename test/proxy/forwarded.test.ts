@@ -11,7 +11,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { TLS, onCleanup, startTestProxy, waitFor } from '../helpers.js';
+import { TLS, onCleanup, rawServer, startTestProxy, waitFor } from '../helpers.js';
 import { forwardedHeaders } from '../../src/upstream/forwarded.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -26,11 +26,7 @@ function accept(key: string): string {
  */
 async function rawUpstream(opts: { extra?: string; refuse?: string } = {}): Promise<{ url: string; heads: string[] }> {
   const heads: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => undefined);
+  const server = await rawServer((sock) => {
     let buf = '';
     let upgraded = false;
     sock.on('data', (c: Buffer) => {
@@ -53,15 +49,7 @@ async function rawUpstream(opts: { extra?: string; refuse?: string } = {}): Prom
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, heads };
+  return { url: server.url, heads };
 }
 
 /** Writes `bytes` on a fresh (TLS when asked) connection; resolves with the answer's head. */

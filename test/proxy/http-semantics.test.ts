@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, rawExchange, readRecords, startTestProxy, tempDir, waitFor } from '../helpers.js';
+import { onCleanup, rawExchange, rawServer, readRecords, startTestProxy, tempDir, waitFor } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 import type { ProxyOptions } from '../../src/index.js';
@@ -34,13 +34,7 @@ async function rawUpstream(answer: (r: RawRequest, sock: net.Socket) => void, op
   const t0 = Date.now();
   const requests: RawRequest[] = [];
   const events: string[] = [];
-  const sockets = new Set<net.Socket>();
-  let conns = 0;
-  const server = net.createServer((sock) => {
-    conns++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => undefined);
+  const server = await rawServer((sock) => {
     let buf = Buffer.alloc(0);
     sock.on('data', (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
@@ -55,16 +49,7 @@ async function rawUpstream(answer: (r: RawRequest, sock: net.Socket) => void, op
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  const port = (server.address() as net.AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}`, port, requests, events, open: () => sockets.size, conns: () => conns };
+  return { ...server, requests, events };
 }
 
 function parseRequest(buf: Buffer, headsOnly?: (head: string) => boolean): { used: number; req: Omit<RawRequest, 'at'> } | null {

@@ -6,34 +6,12 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, rawExchange, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
+import { onCleanup, rawExchange, rawServer, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 import type { ProxyOptions } from '../../src/index.js';
 
 /** A raw TCP upstream: `onConn` gets every accepted socket. */
-async function rawServer(onConn: (sock: net.Socket) => void): Promise<{ url: string; port: number; conns: () => number }> {
-  let conns = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    conns++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => undefined);
-    onConn(sock);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  const port = (server.address() as net.AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}`, port, conns: () => conns };
-}
-
 /** A raw upstream that hands every request head (per connection, in order) to `onHead`. */
 async function rawUpstream(onHead: (head: string, sock: net.Socket, n: number) => void): Promise<{ url: string; port: number; heads: string[]; conns: () => number }> {
   const heads: string[] = [];

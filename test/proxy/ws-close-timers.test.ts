@@ -31,11 +31,17 @@ afterEach(() => {
   globalThis.clearTimeout = realClear;
 });
 
+/** A WebSocket upstream on 127.0.0.1:0, closed after the test. */
+async function wsUpstream(): Promise<WebSocketServer> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
+  return wss;
+}
+
 describe('WebSocket close backstops', () => {
   it('are cleared when the connection closes, whichever side closes first', async () => {
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
+    const wss = await wsUpstream();
     let n = 0;
     wss.on('connection', (ws) => {
       // Every other connection is closed by the upstream, the rest by the client.
@@ -57,9 +63,7 @@ describe('WebSocket close backstops', () => {
   });
 
   it('are cleared when the proxy closes open connections at shutdown (1001) and the peers answer', async () => {
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
+    const wss = await wsUpstream();
     const port = (wss.address() as { port: number }).port;
     const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
     const closed: Array<Promise<void>> = [];

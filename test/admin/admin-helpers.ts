@@ -5,6 +5,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProxyHandle, ProxyOptions } from '../../src/index.js';
 import { request, startTestProxy, startUpstream, type Upstream } from '../helpers.js';
+import { createProgram } from '../../src/cli/main.js';
+import { isAftershockError } from '../../src/errors.js';
 
 export interface AdminProxy {
   proxy: ProxyHandle;
@@ -99,3 +101,28 @@ rules:
     fault:
       type: reset
 `;
+
+export interface CtlResult {
+  stdout: string;
+  /** The error the main CLI would print as `aftershock: <message>` and its exit status, or null. */
+  error: { message: string; exitCode: number; code: string } | null;
+}
+
+/** Runs `aftershock ctl ...args` in-process and captures what it prints. */
+export async function ctl(...args: string[]): Promise<CtlResult> {
+  let stdout = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array): boolean => {
+    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await createProgram().parseAsync(['node', 'aftershock', 'ctl', ...args]);
+    return { stdout, error: null };
+  } catch (err) {
+    if (!isAftershockError(err)) throw err;
+    return { stdout, error: { message: err.message, exitCode: err.exitCode, code: err.code } };
+  } finally {
+    process.stdout.write = write;
+  }
+}

@@ -6,10 +6,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createProgram } from '../../src/cli/main.js';
-import { isAftershockError } from '../../src/errors.js';
 import { readRecords, request, tempDir } from '../helpers.js';
-import { PROFILE_503, PROFILE_BAD, startAdminProxy } from './admin-helpers.js';
+import { ctl, PROFILE_503, PROFILE_BAD, startAdminProxy } from './admin-helpers.js';
 
 const savedEnv = { url: process.env.AFTERSHOCK_ADMIN_URL, token: process.env.AFTERSHOCK_ADMIN_TOKEN };
 afterEach(() => {
@@ -21,31 +19,6 @@ afterEach(() => {
     else process.env[k] = v;
   }
 });
-
-interface CtlResult {
-  stdout: string;
-  /** The error the main CLI would print as `aftershock: <message>` and its exit status, or null. */
-  error: { message: string; exitCode: number; code: string } | null;
-}
-
-/** Runs `aftershock ctl ...args` in-process and captures what it prints. */
-async function ctl(...args: string[]): Promise<CtlResult> {
-  let stdout = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array): boolean => {
-    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await createProgram().parseAsync(['node', 'aftershock', 'ctl', ...args]);
-    return { stdout, error: null };
-  } catch (err) {
-    if (!isAftershockError(err)) throw err;
-    return { stdout, error: { message: err.message, exitCode: err.exitCode, code: err.code } };
-  } finally {
-    process.stdout.write = write;
-  }
-}
 
 describe('aftershock ctl', () => {
   it('status, rules, rule, fault add/remove, mark, scenario, reset, stats against a live proxy', async () => {

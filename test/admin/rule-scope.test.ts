@@ -6,29 +6,8 @@
  * recording hides them.
  */
 import { describe, expect, it } from 'vitest';
-import { createProgram } from '../../src/cli/main.js';
-import { isAftershockError } from '../../src/errors.js';
 import { request } from '../helpers.js';
-import { api, PROFILE_503, startAdminProxy } from './admin-helpers.js';
-
-/** Runs `aftershock ctl ...args` in-process; stdout and the error the CLI would print. */
-async function ctl(...args: string[]): Promise<{ stdout: string; error: { message: string; code: string } | null }> {
-  let stdout = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array): boolean => {
-    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await createProgram().parseAsync(['node', 'aftershock', 'ctl', ...args]);
-    return { stdout, error: null };
-  } catch (err) {
-    if (!isAftershockError(err)) throw err;
-    return { stdout, error: { message: err.message, code: err.code } };
-  } finally {
-    process.stdout.write = write;
-  }
-}
+import { api, ctl, PROFILE_503, startAdminProxy } from './admin-helpers.js';
 
 describe('ctl fault add needs a scope', () => {
   it('without --path it adds nothing and says how to target everything', async () => {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
-import { WebSocketServer, type WebSocket } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { startProxy, type ProxyHandle, type ProxyOptions } from '../src/index.js';
 import type { AnyRecord } from '../src/record/schema.js';
 
@@ -201,4 +201,15 @@ export async function rawServer(onConn: (sock: net.Socket) => void): Promise<{ u
   );
   const port = (server.address() as net.AddressInfo).port;
   return { url: `http://127.0.0.1:${port}`, port, conns: () => conns, open: () => sockets.size };
+}
+
+/** A WebSocket client without permessage-deflate (the raw relay's case when no message fault applies), terminated after the test. */
+export function wsClient(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    onCleanup(() => ws.terminate());
+    ws.on('error', () => undefined);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
 }

@@ -4,8 +4,8 @@
  * every closed connection kept a timer and its closure (sockets included) for 30 s.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
-import { onCleanup, startTestProxy, waitFor } from '../helpers.js';
+import WebSocket from 'ws';
+import { startTestProxy, startWsUpstream, waitFor } from '../helpers.js';
 
 const armed = new Set<NodeJS.Timeout>();
 const realSet = globalThis.setTimeout;
@@ -31,31 +31,29 @@ afterEach(() => {
   globalThis.clearTimeout = realClear;
 });
 
-/** A WebSocket upstream on 127.0.0.1:0, closed after the test. */
-async function wsUpstream(): Promise<WebSocketServer> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
-  onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
-  return wss;
+/** Opens `n` sockets through the proxy; resolves with a promise of each one's close. */
+async function openSockets(proxyUrl: string, n: number, each: (ws: WebSocket, i: number) => void = () => undefined): Promise<Array<Promise<void>>> {
+  const closed: Array<Promise<void>> = [];
+  for (let i = 0; i < n; i++) {
+    const ws = new WebSocket(proxyUrl.replace('http', 'ws') + '/s');
+    await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
+    closed.push(new Promise<void>((r) => ws.once('close', () => r())));
+    each(ws, i);
+  }
+  return closed;
 }
 
 describe('WebSocket close backstops', () => {
   it('are cleared when the connection closes, whichever side closes first', async () => {
-    const wss = await wsUpstream();
     let n = 0;
-    wss.on('connection', (ws) => {
+    const target = await startWsUpstream((ws) => {
       // Every other connection is closed by the upstream, the rest by the client.
       if (n++ % 2 === 0) setImmediate(() => ws.close(1000, 'up'));
     });
-    const port = (wss.address() as { port: number }).port;
-    const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
-    const closed: Array<Promise<void>> = [];
-    for (let i = 0; i < 6; i++) {
-      const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/s');
-      await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
-      closed.push(new Promise<void>((r) => ws.once('close', () => r())));
+    const proxy = await startTestProxy({ target });
+    const closed = await openSockets(proxy.url, 6, (ws, i) => {
       if (i % 2 === 1) ws.close(1000, 'client');
-    }
+    });
     await Promise.all(closed);
     await waitFor(() => proxy.stats().inFlight === 0, 5000);
     await new Promise((r) => realSet(r, 100));
@@ -63,15 +61,8 @@ describe('WebSocket close backstops', () => {
   });
 
   it('are cleared when the proxy closes open connections at shutdown (1001) and the peers answer', async () => {
-    const wss = await wsUpstream();
-    const port = (wss.address() as { port: number }).port;
-    const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
-    const closed: Array<Promise<void>> = [];
-    for (let i = 0; i < 6; i++) {
-      const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/s');
-      await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
-      closed.push(new Promise<void>((r) => ws.once('close', () => r())));
-    }
+    const proxy = await startTestProxy({ target: await startWsUpstream(() => undefined) });
+    const closed = await openSockets(proxy.url, 6);
     await proxy.close();
     await Promise.all(closed);
     await new Promise((r) => realSet(r, 200));

@@ -4,17 +4,13 @@
  */
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
-import { onCleanup, startTestProxy } from '../helpers.js';
+import WebSocket from 'ws';
+import { startTestProxy, startWsUpstream } from '../helpers.js';
 
 describe('the control header on a WebSocket upgrade', () => {
   it('does not reach the upstream', async () => {
     const seen: http.IncomingHttpHeaders[] = [];
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    onCleanup(() => new Promise<void>((r) => wss.close(() => r())));
-    wss.on('connection', (_ws, req) => seen.push(req.headers));
-    const proxy = await startTestProxy({ target: `http://127.0.0.1:${(wss.address() as { port: number }).port}` });
+    const proxy = await startTestProxy({ target: await startWsUpstream((_ws, req) => seen.push(req.headers)) });
     const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/s', { headers: { 'x-aftershock-fault': 'latency;delay=1ms', 'x-app': 'kept' } });
     await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
     ws.close();

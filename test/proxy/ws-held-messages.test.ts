@@ -8,21 +8,12 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor } from '../helpers.js';
+import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor, wsClient } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
 import type { AnyRecord, WsMessageRecord, WsRecord } from '../../src/record/schema.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function connect(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    onCleanup(() => ws.terminate());
-    ws.on('error', () => undefined);
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
 
 /** An upstream that echoes every message and tells when one arrived. */
 async function echoUpstream(): Promise<{ url: string; got: string[] }> {
@@ -60,7 +51,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
       drainTimeout: '2s',
       profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', null),
     });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/held');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/held');
     let received = 0;
     ws.on('message', () => received++);
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
@@ -93,7 +84,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
         null,
       ),
     });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/cut');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/cut');
     let received = 0;
     ws.on('message', () => received++);
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
@@ -124,7 +115,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
         null,
       ),
     });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/cut-in');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/cut-in');
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
     ws.send('hello');
     expect(await closed).toBe(1006);
@@ -148,7 +139,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
       recordMessages: true,
       profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', null),
     });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/left');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/left');
     ws.send('hello');
     await waitFor(() => up.got.length === 1);
     await sleep(100);
@@ -170,7 +161,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
       recordMessages: true,
       profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 150ms, direction: out }', null),
     });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/ok');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/ok');
     const got: string[] = [];
     ws.on('message', (d: Buffer) => got.push(d.toString()));
     ws.send('a');

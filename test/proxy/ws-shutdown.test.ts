@@ -11,7 +11,7 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor } from '../helpers.js';
+import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor, wsClient } from '../helpers.js';
 import type { WsRecord } from '../../src/record/schema.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -23,16 +23,6 @@ function accept(key: string): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A client without permessage-deflate (the raw relay's case when no message fault applies). */
-function connect(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    onCleanup(() => ws.terminate());
-    ws.on('error', () => undefined);
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
 
 /**
  * A hand-made WebSocket client on a plain socket: it completes the handshake, then only collects
@@ -91,7 +81,7 @@ describe('WebSocket closes at shutdown and at a half-close', () => {
     const profile = path.join(tempDir(), 'delay-out.yaml');
     fs.writeFileSync(profile, 'name: held\nrules:\n  - name: slow-out\n    match: { path: /held }\n    fault: { type: ws-delay, delay: 200ms, direction: out }\n');
     const proxy = await startTestProxy({ target: upstream, profile, watch: false, drainTimeout: '5s' });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/held');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/held');
     await waitFor(() => upSocket !== null);
     // Send until the proxy holds the client back (its own buffer grows), so the proxy's buffer
     // towards the upstream is full and the 1001 frame is queued behind it.
@@ -153,7 +143,7 @@ describe('WebSocket closes at shutdown and at a half-close', () => {
     );
     const file = path.join(tempDir(), 'half-close.ndjson');
     const proxy = await startTestProxy({ target: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, record: file });
-    const ws = await connect(proxy.url.replace('http', 'ws') + '/half');
+    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/half');
     const clientClose = await new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
     expect(clientClose).toEqual({ code: 1000, reason: 'bye' });
     // The client echoed 1000 at once; the upstream must read it, then the FIN the proxy passes on.

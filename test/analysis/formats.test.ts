@@ -248,6 +248,32 @@ describe('markdown and text', () => {
     expect(widths.size).toBe(1);
   });
 
+  it('markdown breaks the mentions, issue references and links GitHub would make of recorded strings', () => {
+    const a = createAnalyzer();
+    a.ingest(header('s'));
+    let i = 0;
+    const ua = 'bot @octocat @org/team see #12 and owner/repo#34 GH-56 https://evil.example/x www.evil.example a@b.example';
+    for (let k = 0; k < 6; k++) {
+      const ts = T0 + k * 1000;
+      a.ingest({
+        v: 1, type: 'http', id: `m${++i}`, ts, end: ts + 5, client: `10.0.0.9 ${ua}`, ip: '10.0.0.9', conn: 'k', method: 'GET', path: '/issues/#7', query: null,
+        status: 503, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 1, ttfb: 1, duration: 5, fault: { rule: 'ping-@admins', type: 'http-error', injected: true },
+        faults: [], retryAfter: null, bodyHash: null, userAgent: ua, headers: {}, error: null,
+      } satisfies HttpRecord);
+    }
+    const md = formatReport(a.report(), 'markdown');
+    expect(md).toContain('@&#8203;octocat');
+    // As GitHub sees the text once entities are decoded: no mention, reference or URL survives.
+    const seen = md.replace(/&#8203;/g, '\u200b');
+    expect(seen).not.toMatch(/@[a-z]/i);
+    expect(seen).not.toMatch(/#\d/);
+    expect(seen).not.toMatch(/GH-\d/);
+    expect(seen).not.toMatch(/https?:\/\//);
+    expect(seen).not.toMatch(/www\./);
+    // The text itself is all there, only split by an invisible space.
+    expect(seen.replace(/\u200b/g, '')).toContain('bot @octocat @org/team see #12 and owner/repo#34 GH-56 https://evil.example/x www.evil.example a@b.example');
+  });
+
   it('text has the verdict on top, confidence and limits at the bottom, and no colour unless asked', async () => {
     const report = await analyzeFiles([path.join(DIR, 'immediate-storm.ndjson')]);
     const text = formatReport(report, 'text');

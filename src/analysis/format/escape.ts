@@ -44,9 +44,13 @@ export function escapeXml(s: string): string {
 
 /**
  * Markdown table cells and inline text: HTML-significant characters as entities, Markdown syntax
- * backslash-escaped, line breaks flattened (a cell must stay on one line).
+ * backslash-escaped, line breaks flattened (a cell must stay on one line), and what GitHub would
+ * act on broken with a zero-width space: a report posted as a pull-request comment must not
+ * notify `@someone` named in a User-Agent, cross-reference `#123` or `GH-123` in another issue,
+ * or turn a recorded URL into a link. The text reads the same; only the autolinks are gone.
  *
  * @example escapeMarkdown('a|b <i>') === 'a\\|b &lt;i&gt;'
+ * @example escapeMarkdown('bot @octocat #12') === 'bot @&#8203;octocat #&#8203;12'
  */
 export function escapeMarkdown(s: string): string {
   return stripControls(s)
@@ -54,8 +58,19 @@ export function escapeMarkdown(s: string): string {
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
     .replace(/[\\`*_{}[\]|~]/g, '\\$&')
-    .replace(/\s+/g, ' ');
+    .replace(/\s+/g, ' ')
+    .replace(AUTOLINKS, (m) => `${m.slice(0, -1)}${ZWSP}${m.slice(-1)}`);
 }
+
+/** A zero-width space as an entity: invisible, but no mention, reference or URL runs across it. */
+const ZWSP = '&#8203;';
+
+/**
+ * What GitHub links in comment text: `@user` and `@org/team` (and e-mail addresses), `#123` and
+ * `owner/repo#123`, `GH-123`, and URLs (`scheme://`, `www.`). Each match ends just before the
+ * character the zero-width space goes in front of. Runs after the entity escapes, which emit no `#`.
+ */
+const AUTOLINKS = /@[^\s@]|#\d|\bGH-\d|:\/|\bwww\./gi;
 
 /**
  * Terminal-safe text: control characters (ESC, CR, BEL ...) shown as `\xNN`, so a recorded string

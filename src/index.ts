@@ -45,6 +45,7 @@ export {
   type FormatOptions,
   type Gate,
   type GateResult,
+  type GateJson,
 } from './analysis/index.js';
 export { runDemo, formatComparison, closingParagraph, type DemoOptions, type DemoResult, type FleetResult, type FleetSummary } from './demo/index.js';
 export { VERSION } from './version.js';

@@ -39,7 +39,7 @@ export { analyzeFiles, mergeRecordings, type AnalyzeFilesOptions, type AnalyzePr
  * fs.writeFileSync('report.html', formatReport(report, 'html'));
  * await writeHar(readRecords('traffic.ndjson'), fs.createWriteStream('traffic.har'));
  */
-export { formatReport, writeHar, REPORT_FORMATS, type ReportFormat, type FormatOptions } from './format/index.js';
+export { formatReport, writeHar, REPORT_FORMATS, type ReportFormat, type FormatOptions, type GateJson } from './format/index.js';
 
 /**
  * CI gates: `parseGate('retry-storm,amplification>1.5')` then `evaluateGates(report, gates)`, which

@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registerAnalyzeCommand } from '../../src/cli/analyze.js';
-import { analyzeFiles, createAnalyzer, evaluateGates, formatReport, parseGate, type Report } from '../../src/analysis/index.js';
+import { analyzeFiles, createAnalyzer, evaluateGates, formatReport, parseGate, type Gate, type Report } from '../../src/analysis/index.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 import { T0, header } from '../fixtures/make-fixtures.js';
 
@@ -277,5 +277,88 @@ describe('aftershock analyze --format junit --fail-on: the XML agrees with the e
     const gateCases = doc.suites[0]?.cases ?? [];
     expect(gateCases.map((c) => c.name)).toEqual(gate.split(','));
     for (const c of gateCases.filter((c) => c.outcome === 'failure')) expect(r.err).toContain(`--fail-on ${c.message}`);
+  });
+});
+
+describe('aftershock analyze --fail-on: every format lists every gate, held or not', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    process.exitCode = undefined;
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  async function analyzeTo(format: string, gate: string): Promise<{ out: string; code: number | undefined }> {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-gates-'));
+    dirs.push(d);
+    const file = path.join(d, `report.${format}`);
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stdout.resume();
+    stderr.resume();
+    const program = new Command('aftershock').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    registerAnalyzeCommand(program, { stdout, stderr, env: {} });
+    await program.parseAsync(['analyze', fx('immediate-storm.ndjson'), '--fail-on', gate, '--format', format, '-o', file], { from: 'user' });
+    return { out: fs.readFileSync(file, 'utf8'), code: typeof process.exitCode === 'number' ? process.exitCode : undefined };
+  }
+
+  const GATES = 'critical,amplification>100,recordsLost>0';
+
+  it('json: a gates list after the report, one entry per gate with whether it held and why', async () => {
+    const { out, code } = await analyzeTo('json', GATES);
+    expect(code).toBe(1);
+    const doc = JSON.parse(out) as Report & { gates: Array<{ expr: string; kind: string; held: boolean; actual: unknown; detail: string }> };
+    expect(doc.verdict).toBe('retry-storm');
+    expect(doc.gates.map((g) => [g.expr, g.kind, g.held])).toEqual([
+      ['critical', 'severity', true],
+      ['amplification>100', 'metric', false],
+      ['recordsLost>0', 'metric', false],
+    ]);
+    expect(doc.gates[1]?.actual).toBe(doc.totals.amplification);
+    expect(doc.gates[0]?.detail).toMatch(/^critical held: \d+ findings? of severity critical/);
+    expect(Object.keys(doc).at(-1)).toBe('gates');
+  });
+
+  it('json without --fail-on has no gates key (the report contract is unchanged)', async () => {
+    const report = await analyzeFiles([fx('immediate-storm.ndjson')]);
+    expect(JSON.parse(formatReport(report, 'json'))).not.toHaveProperty('gates');
+  });
+
+  it('json: a value JSON cannot hold (a window that never recovered) is null, and the detail says never', async () => {
+    const report = await analyzeFiles([fx('sustained.ndjson')]);
+    const gate = parseGate('recoverySeconds>5')[0] as Gate;
+    const never = { gate, expr: gate.expr, held: true, actual: Number.POSITIVE_INFINITY, detail: 'recoverySeconds>5 held: recoverySeconds is never (not recovered)' };
+    const doc = JSON.parse(formatReport(report, 'json', { gates: [never] })) as { gates: Array<{ actual: unknown; detail: string; held: boolean }> };
+    expect(doc.gates).toEqual([{ expr: 'recoverySeconds>5', kind: 'metric', held: true, actual: null, detail: never.detail }]);
+  });
+
+  it('markdown: a gates table under the verdict that says the job fails', async () => {
+    const { out } = await analyzeTo('markdown', GATES);
+    const lines = out.split('\n');
+    const head = lines.findIndex((l) => l.includes('CI gates'));
+    expect(head).toBeGreaterThan(0);
+    expect(head).toBeLessThan(lines.findIndex((l) => l.startsWith('### Findings')));
+    expect(lines[head]).toContain('1 of 3 held: the job fails');
+    const rows = lines.slice(head + 2, head + 7).filter((l) => l.startsWith('| '));
+    expect(rows[0]).toBe('| gate | result | why |');
+    expect(rows.slice(2).map((r) => r.split(' | ')[0]?.slice(2))).toEqual(['critical', 'amplification&gt;100', 'recordsLost&gt;0']);
+    expect(rows[2]).toContain('❌ held');
+    expect(rows[3]).toContain('✅ did not hold');
+  });
+
+  it('markdown when no gate held says so', async () => {
+    const { out, code } = await analyzeTo('markdown', 'amplification>100');
+    expect(code).toBeUndefined();
+    expect(out).toContain('none of 1 held');
+  });
+
+  it('text and html list each gate with its detail', async () => {
+    const text = (await analyzeTo('text', GATES)).out;
+    expect(text.split('\n')[1]).toMatch(/because|gates/);
+    expect(text).toContain('gates (--fail-on): 1 of 3 held: FAIL');
+    expect(text).toMatch(/ {4}x critical held: /);
+    expect(text).toMatch(/ {4}ok amplification>100 did not hold: amplification is /);
+    const html = (await analyzeTo('html', GATES)).out;
+    expect(html).toContain('CI gates (--fail-on)');
+    expect(html).toContain('<td>amplification&gt;100</td><td>did not hold</td>');
   });
 });

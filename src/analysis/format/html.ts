@@ -5,6 +5,7 @@
  * goes through `escapeHtml`, so a hostile User-Agent or path renders as text.
  */
 import type { Report, TimelineBin } from '../types.js';
+import type { GateResult } from '../gates.js';
 import { escapeHtml as h, recoveryText } from './escape.js';
 
 const CSS = `
@@ -128,11 +129,12 @@ function evidenceText(ev: Record<string, unknown>): string {
 }
 
 /**
- * Formats a report as one self-contained HTML page.
+ * Formats a report as one self-contained HTML page; with `gates` (every `--fail-on` outcome), a
+ * table of them under the verdict.
  *
  * @example fs.writeFileSync('report.html', formatHtml(report))
  */
-export function formatHtml(report: Report, rows = 50): string {
+export function formatHtml(report: Report, rows = 50, gates?: readonly GateResult[]): string {
   const t = report.totals;
   const storm = report.verdict === 'retry-storm';
   const o: string[] = [];
@@ -143,6 +145,13 @@ export function formatHtml(report: Report, rows = 50): string {
   o.push(`<style>${CSS}</style></head><body><main>`);
   o.push(`<h1>Retry analysis <span class="verdict ${storm ? 'storm' : 'ok'}">${storm ? 'retry storm' : 'ok'}</span></h1>`);
   if (report.verdictReasons.length > 0) o.push(`<p><b>Because:</b> ${h(report.verdictReasons.join('; '))}</p>`);
+  if (gates !== undefined && gates.length > 0) {
+    const held = gates.filter((g) => g.held).length;
+    o.push(`<h2>CI gates (--fail-on): ${held > 0 ? `<span class="verdict storm">${held} of ${gates.length} held</span>` : `<span class="verdict ok">none of ${gates.length} held</span>`}</h2>`);
+    o.push('<table><thead><tr><th>gate</th><th>result</th><th>why</th></tr></thead><tbody>');
+    for (const g of gates) o.push(`<tr><td>${h(g.expr)}</td><td>${g.held ? 'held' : 'did not hold'}</td><td>${h(g.detail)}</td></tr>`);
+    o.push('</tbody></table>');
+  }
   const meta = [report.session === null ? null : `session ${report.session}`, report.target === null ? null : `target ${report.target}`, report.profile === null ? null : `profile ${report.profile.name}`, `${n(report.range.seconds, 1)} s`, report.generatedBy];
   o.push(`<p class="meta">${h(meta.filter((x): x is string => x !== null).join(' · '))}</p>`);
   const card = (v: string, label: string): string => `<div class="card"><b>${h(v)}</b><span>${h(label)}</span></div>`;

@@ -20,9 +20,12 @@ export interface FormatOptions {
   /** Rows per table in text/markdown/html. */
   rows?: number;
   /**
-   * junit: the outcome of every `--fail-on` gate (`evaluateGates(report, gates, { all: true })`).
-   * Each gate becomes a test case and only findings a held gate selected fail, so the XML agrees
-   * with the exit status. Without it, every finding is a failing test case.
+   * The outcome of every `--fail-on` gate (`evaluateGates(report, gates, { all: true })`), shown in
+   * every format. junit: each gate becomes a test case and only findings a held gate selected
+   * fail, so the XML agrees with the exit status (without it, every finding is a failing test
+   * case). json: a `gates` list after the report's own fields (`expr`, `kind`, `held`, `actual`,
+   * `detail`; `actual` is null when not measurable or never recovered, as `detail` says).
+   * text, markdown, html: a list or table of the gates under the verdict.
    */
   gates?: readonly GateResult[];
 }
@@ -41,11 +44,11 @@ export function formatReport(report: Report, format: ReportFormat, options: Form
     case 'text':
       return formatText(report, options);
     case 'json':
-      return `${JSON.stringify(report, null, 2)}\n`;
+      return `${JSON.stringify(options.gates === undefined ? report : { ...report, gates: options.gates.map(gateJson) }, null, 2)}\n`;
     case 'markdown':
-      return formatMarkdown(report, options.rows);
+      return formatMarkdown(report, options.rows, options.gates);
     case 'html':
-      return formatHtml(report, options.rows);
+      return formatHtml(report, options.rows, options.gates);
     case 'junit':
       return formatJunit(report, options.gates === undefined ? {} : { gates: options.gates });
     case 'har':
@@ -53,6 +56,20 @@ export function formatReport(report: Report, format: ReportFormat, options: Form
     default:
       throw new AftershockError('ERR_BAD_OPTION', `unknown report format ${JSON.stringify(format)}: use one of ${REPORT_FORMATS.join(', ')}`);
   }
+}
+
+/** A gate's outcome as the JSON report lists it. */
+export interface GateJson {
+  readonly expr: string;
+  readonly kind: GateResult['gate']['kind'];
+  readonly held: boolean;
+  readonly actual: number | string | null;
+  readonly detail: string;
+}
+
+function gateJson(g: GateResult): GateJson {
+  const actual = typeof g.actual === 'number' && !Number.isFinite(g.actual) ? null : g.actual;
+  return { expr: g.expr, kind: g.gate.kind, held: g.held, actual, detail: g.detail };
 }
 
 export { formatText, formatMarkdown, formatHtml, formatJunit };

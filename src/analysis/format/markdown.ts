@@ -2,6 +2,7 @@
  * The report as a pull-request comment: verdict and reasons first, a totals row, the findings
  * table, the worst clients, and confidence and limits folded away in a <details>.
  */
+import type { GateResult } from '../gates.js';
 import type { Report } from '../types.js';
 import { escapeMarkdown as md, recoveryText } from './escape.js';
 
@@ -15,17 +16,25 @@ function row(cells: string[]): string {
 }
 
 /**
- * Formats a report as GitHub-flavoured Markdown.
+ * Formats a report as GitHub-flavoured Markdown; with `gates` (every `--fail-on` outcome), a
+ * table of them under the verdict, so the comment says why the job failed or passed.
  *
  * @example fs.writeFileSync('comment.md', formatMarkdown(report))
  */
-export function formatMarkdown(report: Report, rows = 10): string {
+export function formatMarkdown(report: Report, rows = 10, gates?: readonly GateResult[]): string {
   const t = report.totals;
   const out: string[] = [];
   const storm = report.verdict === 'retry-storm';
   out.push(`## aftershock retry analysis: ${storm ? '🔴 **retry storm**' : '🟢 **ok**'}`);
   out.push('');
   if (report.verdictReasons.length > 0) out.push(`> ${md(report.verdictReasons.join('; '))}`, '');
+  if (gates !== undefined && gates.length > 0) {
+    const held = gates.filter((g) => g.held).length;
+    out.push(held > 0 ? `**CI gates (\`--fail-on\`): ❌ ${held} of ${gates.length} held: the job fails**` : `**CI gates (\`--fail-on\`): ✅ none of ${gates.length} held**`, '');
+    out.push(row(['gate', 'result', 'why']), row(['---', '---', '---']));
+    for (const g of gates) out.push(row([md(g.expr), g.held ? '❌ held' : '✅ did not hold', md(g.detail)]));
+    out.push('');
+  }
   const meta = [report.session === null ? null : `session ${md(report.session)}`, report.target === null ? null : `target ${md(report.target)}`, `${n(report.range.seconds, 1)} s of traffic`, `${t.clients} clients`].filter((x): x is string => x !== null);
   out.push(meta.join(' · '), '');
   out.push(row(['attempts', 'logical requests', 'retries', 'retry ratio', 'amplification', 'in fault windows', 'baseline', 'max attempts', 'failures', 'of them injected']));

@@ -4,12 +4,15 @@
  * (the CLI asks on a TTY unless NO_COLOR is set).
  */
 import type { Report, Severity } from '../types.js';
+import type { GateResult } from '../gates.js';
 import { recoveryText, stripControls } from './escape.js';
 
 export interface TextOptions {
   color?: boolean;
   /** Rows per table (clients, findings). Default 10. */
   rows?: number;
+  /** The outcome of every `--fail-on` gate: shown under the verdict, each with why it held or not. */
+  gates?: readonly GateResult[];
 }
 
 const ANSI = { red: '\u001b[31m', green: '\u001b[32m', yellow: '\u001b[33m', dim: '\u001b[2m', bold: '\u001b[1m', reset: '\u001b[0m' };
@@ -63,6 +66,11 @@ export function formatText(report: Report, options: TextOptions = {}): string {
   const storm = report.verdict === 'retry-storm';
   out.push(`${c.bold}aftershock retry analysis: ${storm ? `${c.red}RETRY STORM` : `${c.green}OK`}${c.reset}`);
   if (report.verdictReasons.length > 0) out.push(`  because: ${stripControls(report.verdictReasons.join('; '))}`);
+  if (options.gates !== undefined && options.gates.length > 0) {
+    const held = options.gates.filter((g) => g.held).length;
+    out.push(`  ${held > 0 ? `${c.red}gates (--fail-on): ${held} of ${options.gates.length} held: FAIL` : `${c.green}gates (--fail-on): none of ${options.gates.length} held: pass`}${c.reset}`);
+    for (const g of options.gates) out.push(`    ${g.held ? 'x' : 'ok'} ${stripControls(g.detail)}`);
+  }
   const where = [
     report.session === null ? null : `session ${report.session}`,
     report.target === null ? null : `target ${report.target}`,

@@ -381,6 +381,41 @@ describe('grouping (spec §3)', () => {
   });
 });
 
+describe('verdict without a fault window (spec §6: alpha above 1.1 x baseline with retries above 20 %)', () => {
+  // Clients that fail against the upstream itself (no injected fault), retry twice with jittered
+  // gaps and then succeed: amplification 3, two thirds of the attempts retries.
+  function fleet(clients: number): AnyRecord[] {
+    const out: AnyRecord[] = [header('no-faults')];
+    for (let c = 0; c < clients; c++) {
+      const base = T0 + c * 137;
+      const g1 = 100 + ((c * 83) % 900);
+      const g2 = 200 + ((c * 191) % 1800);
+      const who = { client: `10.5.0.${c + 1} okhttp/4.9.0`, ip: `10.5.0.${c + 1}`, conn: `k${c}` };
+      out.push(http({ ...who, ts: base, ...fail }));
+      out.push(http({ ...who, ts: base + 10 + g1, ...fail }));
+      out.push(http({ ...who, ts: base + 20 + g1 + g2 }));
+    }
+    return byEnd(out);
+  }
+
+  it.each([9, 12, 40])('%i clients at amplification 3: a storm by amplification, whatever the fleet size', (clients) => {
+    const r = run(fleet(clients));
+    expect(r.faultWindows).toEqual([]);
+    expect(r.totals.amplification).toBe(3);
+    expect(r.totals.amplificationBaseline).toBe(1);
+    expect(r.verdict).toBe('retry-storm');
+    expect(r.verdictReasons.join('; ')).toMatch(/^amplification 3 \(above 1\.1 x baseline 1\)/);
+  });
+
+  it('clients that succeed first time stay ok', () => {
+    const out: AnyRecord[] = [header('calm')];
+    for (let c = 0; c < 20; c++) out.push(http({ client: `10.5.1.${c}`, ip: `10.5.1.${c}`, ts: T0 + c * 100 }));
+    const r = run(out);
+    expect(r.totals.amplificationBaseline).toBe(1);
+    expect(r.verdict).toBe('ok');
+  });
+});
+
 describe('recovery, fault windows, budgets and Retry-After with jitter (found by reading the reports as a user)', () => {
   const injected = (rule: string) => ({ status: 503, fault: { rule, type: 'http-error', injected: true } }) as Partial<HttpRecord>;
   const code = (r: Report, c: string) => r.findings.filter((f) => f.code === c);

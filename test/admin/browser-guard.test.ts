@@ -372,6 +372,16 @@ describe('control API: legitimate clients still get in', () => {
     const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['-e', script as string], { env, stdio: 'ignore' }).on('exit', resolve));
     expect(code).toBe(0);
   });
+
+  it("the image's HEALTHCHECK passes with the control API off in every spelling run takes (off, OFF, none, False)", async () => {
+    const dockerfile = fs.readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+    const script = /CMD node -e "(.*)"\s*$/m.exec(dockerfile)?.[1] as string;
+    for (const off of ['off', 'OFF', 'none', ' False ']) {
+      const env = { ...process.env, AFTERSHOCK_ADMIN: off };
+      const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['-e', script], { env, stdio: 'ignore' }).on('exit', resolve));
+      expect(code, off).toBe(0);
+    }
+  });
 });
 
 describe('request-guard decisions', () => {

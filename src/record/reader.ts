@@ -120,13 +120,13 @@ async function* fileChunks(path: string, onBytes: ((bytes: number) => void) | un
 }
 
 /**
- * Is this a gzip file? By its name (`.gz`) or its first two bytes (1f 8b), so a compressed
- * recording saved under another name is read, not reported as binary junk. False for stdin and
- * for a file that cannot be opened (the read reports that).
+ * Is this a gzip file? By its first two bytes (1f 8b), whatever its name: a compressed recording
+ * saved under another name is read, not reported as binary junk, and a plain one named `.gz` (a
+ * rename, a copy that was never compressed) is read as it is. False for stdin and for a file that
+ * cannot be opened (the read reports that).
  */
 export function isGzip(path: string): boolean {
   if (path === '-') return false;
-  if (path.endsWith('.gz')) return true;
   let fd: number | null = null;
   try {
     fd = fs.openSync(path, 'r');

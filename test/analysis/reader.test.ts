@@ -88,6 +88,17 @@ describe('readRecords', () => {
   });
 });
 
+describe('gzip is told by its first bytes, not its name', () => {
+  it('reads a plain recording named .gz as plain, and a gzip one named .ndjson as gzip', async () => {
+    const content = `${JSON.stringify({ v: 1, type: 'mark', ts: 1, label: 'a' })}\n${JSON.stringify({ v: 1, type: 'mark', ts: 2, label: 'b' })}\n`;
+    for (const p of [file(content, 'plain.ndjson.gz'), file(zlib.gzipSync(content), 'packed.ndjson')]) {
+      const { records, bad } = await collect(p);
+      expect(bad, p).toEqual([]);
+      expect(records.map((r) => (r as { label: string }).label), p).toEqual(['a', 'b']);
+    }
+  });
+});
+
 describe('readRecords across read chunks', () => {
   /**
    * Lines of padding up to `at` bytes before the chunk boundary, then `tail`. Every line is a mark

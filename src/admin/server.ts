@@ -113,8 +113,10 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
       if (m === null) continue;
       const endpoint = r.methods[method];
       if (endpoint === undefined) {
-        res.setHeader('allow', Object.keys(r.methods).join(', '));
-        throw new HttpError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}; allowed: ${Object.keys(r.methods).join(', ')}`);
+        // HEAD is served wherever GET is (RFC 9110 §10.2.1: Allow lists every method the resource takes).
+        const allowed = Object.keys(r.methods).flatMap((x) => (x === 'GET' ? ['GET', 'HEAD'] : [x])).join(', ');
+        res.setHeader('allow', allowed);
+        throw new HttpError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}; allowed: ${allowed}`);
       }
       const params: Record<string, string> = {};
       for (const [k, v] of Object.entries(m.groups ?? {})) {

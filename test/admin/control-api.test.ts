@@ -49,8 +49,12 @@ describe('control API: routing and errors', () => {
 
     const wrongMethod = await api(admin, 'DELETE', '/profile');
     expect(wrongMethod.status).toBe(405);
-    expect(wrongMethod.headers.allow).toBe('GET, PUT');
+    expect(wrongMethod.headers.allow).toBe('GET, HEAD, PUT');
     expect(wrongMethod.json.error).toBe('method-not-allowed');
+    // Every method Allow lists is one the resource takes; HEAD, listed with GET, answers 200.
+    const stats = await api(admin, 'POST', '/stats');
+    expect(stats.headers.allow).toBe('GET, HEAD');
+    for (const m of String(stats.headers.allow).split(', ')) if (m !== 'POST') expect((await api(admin, m, '/stats')).status, m).toBe(200);
 
     const badJson = await api(admin, 'POST', '/marks', { body: '{"label": ', headers: { 'content-type': 'application/json' } });
     expect(badJson.status).toBe(400);

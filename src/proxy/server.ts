@@ -127,7 +127,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   let recorderHealthy = true;
   // A recording this start creates is removed again if the start fails: a header-only file left
-  // behind reads as a run that saw no traffic (and passed every check).
+  // behind reads as a run that saw no traffic (and passed every check). An existing one does not
+  // gain the header of a run that never happened (`recorder.discardUnwritten`).
   const recordPath = options.record ?? null;
   const createsRecording = recordPath !== null && recordPath !== '-' && !fs.existsSync(recordPath);
   const discardRecording = (): void => {
@@ -491,6 +492,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     // recording descriptor, no path-checking timer, no upstream sockets).
     for (const s of [wsServers.deflate, wsServers.plain]) s.close();
     await upstream.destroy();
+    recorder.discardUnwritten();
     await recorder.close({ timeoutMs: 1000 });
     discardRecording();
     throw err;
@@ -752,6 +754,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         log,
       });
     } catch (err) {
+      recorder.discardUnwritten();
       await handle.close();
       discardRecording();
       throw err;

@@ -116,6 +116,15 @@ export class Recorder {
   }
 
   /**
+   * For a start that failed: drops the header (and anything else queued) when none of it has been
+   * written yet, so an existing recording does not gain a header for a run that never happened.
+   */
+  discardUnwritten(): boolean {
+    if (this.count > 0) return false; // a record of a real exchange or event is never dropped
+    return this.writer?.discardUnwritten() ?? true;
+  }
+
+  /**
    * Writes what is queued and closes the file. With `timeoutMs`, what the destination has not
    * taken by then (a pipe nobody reads) is counted as lost and said through `onError`.
    */

@@ -736,6 +736,22 @@ export class NdjsonWriter {
    * Drains, then closes the file. Later lines are counted as failed. With `timeoutMs`, what the
    * destination has not taken by then (a pipe nobody reads) is counted as lost and said.
    */
+  /**
+   * Drops the queued lines when nothing has reached the destination yet (no write done or in
+   * flight), so a `close` after it writes nothing: a start that failed before any exchange leaves
+   * an existing recording as it was. Returns whether it dropped them; once something was written
+   * it does nothing (what is in the file stays, and what is queued is written).
+   */
+  discardUnwritten(): boolean {
+    if (this.closed || this.inFlight !== null || this.outstanding > 0 || this.pipeBatch !== null || this.stats.written > 0 || this.stats.failed > 0) return false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.chunks = [];
+    this.bufferedBytes = 0;
+    this.stats.pending = 0;
+    return true;
+  }
+
   async close(opts: CloseOptions = {}): Promise<void> {
     if (this.closed) return;
     if (opts.timeoutMs === undefined) await this.drain();

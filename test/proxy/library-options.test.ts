@@ -69,10 +69,24 @@ describe('a start that fails, and a closed handle', () => {
     expect(fs.existsSync(record)).toBe(false);
     await new Promise((r) => setTimeout(r, 1500));
     expect(fs.existsSync(record)).toBe(false);
-    // A recording that was there before is kept.
-    fs.writeFileSync(record, '{"v":1,"type":"header"}\n');
-    await expect(startProxy({ target: T, listen: `127.0.0.1:${port}`, admin: false, record })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
-    expect(fs.existsSync(record)).toBe(true);
+    // A recording that was there before is kept, as it was: no header of a run that never
+    // happened is appended to it (a sidecar restarting on a taken port added one each time).
+    const earlier = '{"v":1,"type":"header"}\n';
+    fs.writeFileSync(record, earlier);
+    for (let i = 0; i < 3; i++) await expect(startProxy({ target: T, listen: `127.0.0.1:${port}`, admin: false, record })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
+    expect(fs.readFileSync(record, 'utf8')).toBe(earlier);
+  });
+
+  it('a taken control-API port: the existing recording gains nothing either', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => taken.close(() => r())));
+    const port = (taken.address() as net.AddressInfo).port;
+    const record = path.join(tempDir(), 'rec.ndjson');
+    const earlier = '{"v":1,"type":"header"}\n';
+    fs.writeFileSync(record, earlier);
+    await expect(startProxy({ target: T, listen: '127.0.0.1:0', admin: `127.0.0.1:${port}`, record })).rejects.toMatchObject({ code: 'ERR_LISTEN' });
+    expect(fs.readFileSync(record, 'utf8')).toBe(earlier);
   });
 
   it('after close() the handle takes no more changes (ERR_CLOSED), and selectProfile starts no file watch', async () => {

@@ -176,14 +176,20 @@ export const whenSchema = strict({
   for: duration({ min: 1 }).optional(),
   every: duration({ min: 1 }).optional(),
   ramp: rampSchema.optional(),
-}).superRefine((w, ctx) => {
-  if (w.every !== undefined && w.for === undefined) {
-    ctx.issues.push({ code: 'custom', message: 'every needs for: how long the rule is on in each period (every: 20s, for: 5s)', path: ['every'], input: w.every });
-  }
-  if (w.every !== undefined && w.for !== undefined && w.for >= w.every) {
-    ctx.issues.push({ code: 'custom', message: 'must be shorter than every', path: ['for'], input: w.for });
-  }
-});
+}).superRefine(
+  (w, ctx) => {
+    // Also run when another key of this `when` is wrong (`when` below): every problem at once. A key
+    // that failed its own check may then hold its raw input, so only numbers are compared.
+    if (w === null || typeof w !== 'object') return;
+    if (w.every !== undefined && w.for === undefined) {
+      ctx.issues.push({ code: 'custom', message: 'every needs for: how long the rule is on in each period (every: 20s, for: 5s)', path: ['every'], input: w.every });
+    }
+    if (typeof w.every === 'number' && typeof w.for === 'number' && w.for >= w.every) {
+      ctx.issues.push({ code: 'custom', message: 'must be shorter than every', path: ['for'], input: w.for });
+    }
+  },
+  { when: () => true },
+);
 
 export const ruleSchema = strict({
   name: ruleName().optional(),

@@ -165,6 +165,15 @@ describe('parseProfile: problems with path and line', () => {
     expect(one('name: t\nloop: true\nrules: []', 'loop').message).toMatch(/only with phases/);
   });
 
+  it("reports for >= every even when another key of the same when is wrong (every problem at once)", () => {
+    const ps = problemsOf('name: p\nrules:\n  - name: w\n    when: { every: 5s, for: 10s, after: xx, ramp: { from: 2, over: 0 } }\n    fault: { type: reset }\n');
+    const paths = ps.map((p) => p.path).sort();
+    expect(paths).toEqual(['rules[0].when.after', 'rules[0].when.for', 'rules[0].when.ramp.from', 'rules[0].when.ramp.over']);
+    expect(ps.find((p) => p.path === 'rules[0].when.for')).toMatchObject({ line: 4, message: 'must be shorter than every' });
+    // A for or every that is itself wrong is reported once, for what is wrong with it.
+    expect(problemsOf('name: p\nrules:\n  - name: w\n    when: { every: xx, for: 10s }\n    fault: { type: reset }\n').map((p) => p.path)).toEqual(['rules[0].when.every']);
+  });
+
   it('says a missing phase duration is required, and does not list plain latency among the response faults it refuses', () => {
     expect(one('name: p\nphases:\n  - name: a\n    duration: 10s\n  - name: b\n', 'phases[1].duration').message).toMatch(/^required: a duration like 250ms/);
     const status = one('name: p\nrules:\n  - name: r\n    match: { status: 5xx }\n    fault: { type: latency, delay: 1s }\n', 'rules[0].match.status').message;

@@ -278,6 +278,13 @@ function positiveInt(option: string, raw: string): number {
   return n;
 }
 
+/** `--headers-timeout` read here, so its errors name the flag (or its variable), not the library option. */
+function headersTimeoutMs(raw: string): number {
+  const ms = parseDurationOption('--headers-timeout', raw);
+  if (!(ms > 0)) throw new AftershockError('ERR_BAD_OPTION', `--headers-timeout ${JSON.stringify(raw)}: must be longer than 0 (it is how long a client may take to send its request head)`);
+  return ms;
+}
+
 async function runProxy(flags: RunFlags): Promise<void> {
   const log = createLogger({ level: flags.logLevel });
   const list = (s: string | undefined): string[] => (s === undefined ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
@@ -305,7 +312,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
     upstreamTimeout: flags.upstreamTimeout,
     upstreamIdleTimeout: flags.upstreamIdleTimeout,
     drainTimeout: flags.drainTimeout,
-    headersTimeout: flags.headersTimeout,
+    headersTimeout: headersTimeoutMs(flags.headersTimeout),
     maxConnections: positiveInt('--max-connections', flags.maxConnections),
     insecure: flags.insecure === true,
     rewriteRedirects: flags.rewriteRedirects === true,

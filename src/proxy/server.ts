@@ -100,23 +100,25 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (options.tlsCert === undefined || options.tlsKey === undefined) {
       throw new AftershockError('ERR_BAD_OPTION', '--tls-cert and --tls-key go together: give both PEM files');
     }
-    const read = (file: string, what: string, check: (pem: Buffer) => unknown): Buffer => {
+    // Each error starts with the flag and its value, as the other option errors do (the CLI then
+    // names the variable instead when the value came from AFTERSHOCK_TLS_CERT / _KEY).
+    const read = (flag: string, file: string, what: string, check: (pem: Buffer) => unknown): Buffer => {
       let pem: Buffer;
       try {
         pem = fs.readFileSync(file);
       } catch (err) {
-        throw new AftershockError('ERR_BAD_OPTION', `cannot read the TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+        throw new AftershockError('ERR_BAD_OPTION', `${flag} ${JSON.stringify(file)}: cannot read the TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
       try {
         check(pem);
       } catch (err) {
-        throw new AftershockError('ERR_BAD_OPTION', `${file} is not a PEM ${what} (${firstLineOf((err as Error).message)})`, { cause: err });
+        throw new AftershockError('ERR_BAD_OPTION', `${flag} ${JSON.stringify(file)}: ${file} is not a PEM ${what} (${firstLineOf((err as Error).message)})`, { cause: err });
       }
       return pem;
     };
     tls = {
-      cert: read(options.tlsCert, 'certificate', (pem) => new X509Certificate(pem)),
-      key: read(options.tlsKey, 'private key', (pem) => createPrivateKey(pem)),
+      cert: read('--tls-cert', options.tlsCert, 'certificate', (pem) => new X509Certificate(pem)),
+      key: read('--tls-key', options.tlsKey, 'private key', (pem) => createPrivateKey(pem)),
     };
   }
 

@@ -39,14 +39,25 @@ describe('aftershock run (CLI)', () => {
     [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--record', '/nonexistent-dir/x/rec.ndjson'], /cannot write the recording/],
     [['run', '--target', 'http://127.0.0.1:9', '--client-key', 'bogus'], /--client-key/],
     [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream-timeout', '0'], /--upstream-timeout "0": must be longer than 0/],
-    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', BIN, '--tls-key', BIN], /aftershock\.js is not a PEM certificate/],
-    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', '/nonexistent.pem', '--tls-key', BIN], /cannot read the TLS certificate \/nonexistent\.pem: ENOENT/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', BIN, '--tls-key', BIN], /^aftershock: --tls-cert ".*aftershock\.js": .*aftershock\.js is not a PEM certificate/m],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', '/nonexistent.pem', '--tls-key', BIN], /--tls-cert "\/nonexistent\.pem": cannot read the TLS certificate \/nonexistent\.pem: ENOENT/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--headers-timeout', 'abc'], /^aftershock: --headers-timeout "abc": write a duration/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--headers-timeout', '0'], /^aftershock: --headers-timeout "0": must be longer than 0/],
   ])('rejects bad input %j with one line on stderr and status 2', async (args, message) => {
     const r = cli(args);
     expect(await r.exit).toBe(2);
     const lines = r.stderr().trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(message);
+  });
+
+  it.each([
+    [{ AFTERSHOCK_HEADERS_TIMEOUT: 'abc' }, /^aftershock: AFTERSHOCK_HEADERS_TIMEOUT="abc": write a duration .*\(from the environment; flag --headers-timeout\)$/],
+    [{ AFTERSHOCK_TLS_CERT: '/nonexistent.pem', AFTERSHOCK_TLS_KEY: '/nonexistent.key' }, /^aftershock: AFTERSHOCK_TLS_CERT="\/nonexistent\.pem": cannot read .*\(from the environment; flag --tls-cert\)$/],
+  ])('a bad value from %j names its variable and flag', async (env, message) => {
+    const r = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off'], env);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr().trim()).toMatch(message);
   });
 
   it('exits 2 on a bad profile, naming every problem with file and line, before anything listens', async () => {

@@ -288,10 +288,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     const body = JSON.stringify({ error: code, message });
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-aftershock-error': code, connection: 'close' });
     res.end(body);
-    writeBadRequest(req.socket, status, code, req.method ?? '-', req.url ?? '-', req.headers['user-agent'] ?? null);
+    writeBadRequest(req.socket, status, code, req.method ?? '-', req.url ?? '-', req.headers['user-agent'] ?? null, 'bad-request', Buffer.byteLength(body));
   };
 
-  const writeBadRequest = (socket: Socket, status: number | null, code: string, method: string, url: string, ua: string | null, outcome: 'bad-request' | 'client-abort' = 'bad-request'): void => {
+  /** Records a request the proxy answered itself (or that left mid-head); `bytesOut`: the body bytes of that answer. */
+  const writeBadRequest = (socket: Socket, status: number | null, code: string, method: string, url: string, ua: string | null, outcome: 'bad-request' | 'client-abort' = 'bad-request', bytesOut = 0): void => {
     const now = core.now();
     const ip = remoteIp(socket);
     const q = url.indexOf('?');
@@ -312,7 +313,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       outcome,
       upstreamStatus: null,
       bytesIn: 0,
-      bytesOut: 0,
+      bytesOut,
       ttfb: 0,
       duration: 0,
       fault: null,
@@ -472,7 +473,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       // A bad request pipelined behind one still in flight: that one gets its answer first (the
       // answers of a connection go in request order), then the 400 closes the connection. The raw
       // packet may begin with the good request, so the bad one's line is not read from it.
-      writeBadRequest(sock, status, code, '-', '-', null);
+      writeBadRequest(sock, status, code, '-', '-', null, 'bad-request', body.length);
       active.onDone(answer);
     } else {
       const firstLine = /^([A-Z]{1,20}) (\S{1,4096})/.exec((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 4200).toString('latin1') ?? '');
@@ -482,7 +483,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         sock.destroy();
         return;
       }
-      writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null);
+      writeBadRequest(sock, status, code, firstLine?.[1] ?? '-', firstLine?.[2] ?? '-', null, 'bad-request', body.length);
       answer();
     }
   });

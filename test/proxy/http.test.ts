@@ -353,14 +353,27 @@ describe('errors from the proxy itself', () => {
     await expect(request(`${proxy.url}/x`)).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|ERR_STREAM_PREMATURE_CLOSE/) });
   });
 
-  it('refuses absolute-form request targets and CONNECT: never an open proxy', async () => {
+  it('refuses absolute-form request targets and CONNECT: never an open proxy; the records count the refusal body sent', async () => {
     const up = await startUpstream(echo());
-    const proxy = await startTestProxy({ target: up.url });
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
     const a = await rawExchange(proxy.address.port, 'GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n');
     expect(a.data).toMatch(/^HTTP\/1\.1 400/);
     expect(a.data).toContain('absolute-form-refused');
     const c = await rawExchange(proxy.address.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     expect(c.data).toMatch(/^HTTP\/1\.1 405/);
+    const bad = await rawExchange(proxy.address.port, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+    expect(bad.data).toMatch(/^HTTP\/1\.1 400/);
+    await proxy.close();
+    const records = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    const bodyOf = (raw: string): number => Buffer.byteLength(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    expect(records.map((r) => [r.error, r.bytesOut])).toEqual([
+      ['absolute-form-refused', bodyOf(a.data)],
+      ['connect-refused', 0],
+      ['bad-request', bodyOf(bad.data)],
+    ]);
+    expect(bodyOf(a.data)).toBeGreaterThan(0);
+    expect(bodyOf(bad.data)).toBeGreaterThan(0);
   });
 
   it('survives a client that resets right after its CONNECT or absolute-form request, and records the client', async () => {

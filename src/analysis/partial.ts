@@ -193,9 +193,14 @@ export function reportOfPartial(p: PartialAnalysis, opts: ResolvedOptions, parti
   // agents do (keys are IP or IP + User-Agent): devices with the same agent are merged.
   // (Keys the proxy made from the address, `ip` or `ip agent`, are that too, however many agents
   // there are: past the lists' caps the counts alone cannot tell.)
+  // Keys that are the bare address merge every agent behind it: two agents are already two
+  // programs under one key. Keys that add the agent tell those apart; there it takes three agents
+  // (more than one machine's browser and script) to suggest devices behind one address.
   for (const [ip, seen] of p.ips) {
-    if (seen.uas.length < 3) continue;
-    const fromAddress = seen.keys.every((k) => k === ip || k.startsWith(`${ip} `));
+    if (seen.uas.length < 2) continue;
+    const bareAddress = seen.keys.every((k) => k === ip);
+    if (seen.uas.length < 3 && !bareAddress) continue;
+    const fromAddress = bareAddress || seen.keys.every((k) => k === ip || k.startsWith(`${ip} `));
     if (fromAddress || seen.keys.length <= seen.uas.length) nat.push({ ip, userAgents: seen.uas.length });
   }
   nat.sort((a, b) => b.userAgents - a.userAgents || (a.ip < b.ip ? -1 : 1));

@@ -288,6 +288,11 @@ describe('grouping (spec §3)', () => {
     expect(behind(20, () => '198.51.100.7').dataQuality.natSuspected).toHaveLength(1);
     // Keyed by a header of their own (x-client-id values): told apart already.
     expect(behind(20, (i) => `device-${i}`).dataQuality.natSuspected).toEqual([]);
+    // Two agents under a key that is the bare address: two programs merged into one client.
+    expect(behind(2, () => '198.51.100.7').dataQuality.natSuspected).toEqual([{ ip: '198.51.100.7', userAgents: 2 }]);
+    expect(behind(2, () => '198.51.100.7').findings.map((f) => f.code)).toContain('nat-suspected');
+    // Two agents that the key tells apart (address + agent): one machine's browser and script, no warning.
+    expect(behind(2, (i) => `198.51.100.7 app/${i}`).dataQuality.natSuspected).toEqual([]);
   });
 
   it('a retry through a second proxy whose clock is a little behind stays a retry: it started after the answer began (ttfb), not with the attempt', () => {

@@ -22,6 +22,7 @@
  */
 import net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
+import { AftershockError } from '../errors.js';
 import { HttpError } from './http.js';
 
 export interface HostPolicyOptions {
@@ -87,7 +88,25 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Splits `AFTERSHOCK_ADMIN_ALLOW_HOST`-style text: comma or space separated names. */
 export function parseAllowHosts(raw: string | undefined): string[] {
-  return (raw ?? '').split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  const hosts = (raw ?? '').split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  for (const h of hosts) {
+    const problem = allowHostProblem(h);
+    if (problem !== null) throw new AftershockError('ERR_BAD_OPTION', `--admin-allow-host ${JSON.stringify(raw)}: ${JSON.stringify(h)} is ${problem}`);
+  }
+  return hosts;
+}
+
+/**
+ * What is wrong with one `--admin-allow-host` entry, or null: a host name (with or without a port),
+ * an IP address, `.domain` for a domain and its subdomains, or `*`.
+ *
+ * @example allowHostProblem('host!') // 'not a host name: give name, name:port, an IP address, .domain or *'
+ */
+export function allowHostProblem(entry: string): string | null {
+  const e = entry.trim().toLowerCase();
+  if (e === '*') return null;
+  const name = e.startsWith('.') ? e.slice(1) : e;
+  return name !== '' && hostnameOf(name) !== null ? null : 'not a host name: give name, name:port, an IP address, .domain or *';
 }
 
 /**

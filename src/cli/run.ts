@@ -8,6 +8,7 @@ import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startProxy, type ProxyOptions } from '../proxy/server.js';
+import { cookieDomainProblem } from '../proxy/options.js';
 import { createLogger, LOG_LEVELS, parseLogLevel } from '../log.js';
 import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
@@ -278,6 +279,13 @@ function positiveInt(option: string, raw: string): number {
   return n;
 }
 
+/** `--cookie-domain` checked here, so its error names the flag (or its variable). */
+function cookieDomainOption(raw: string): string {
+  const problem = cookieDomainProblem(raw);
+  if (problem !== null) throw new AftershockError('ERR_BAD_OPTION', `--cookie-domain ${JSON.stringify(raw)}: ${problem}`);
+  return raw.trim();
+}
+
 /** `--headers-timeout` read here, so its errors name the flag (or its variable), not the library option. */
 function headersTimeoutMs(raw: string): number {
   const ms = parseDurationOption('--headers-timeout', raw);
@@ -325,7 +333,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
     ...(flags.adminAllowHost === undefined ? {} : { adminAllowHosts: parseAllowHosts(flags.adminAllowHost) }),
     ...(flags.session === undefined ? {} : { session: flags.session }),
     ...(hostHeader === undefined ? {} : { hostHeader }),
-    ...(flags.cookieDomain === undefined ? {} : { cookieDomain: flags.cookieDomain }),
+    ...(flags.cookieDomain === undefined ? {} : { cookieDomain: cookieDomainOption(flags.cookieDomain) }),
     ...(flags.tlsCert === undefined ? {} : { tlsCert: flags.tlsCert }),
     ...(flags.tlsKey === undefined ? {} : { tlsKey: flags.tlsKey }),
   };

@@ -7,6 +7,7 @@
  */
 import { AftershockError } from '../errors.js';
 import { parseDurationOption } from '../faults/lib/duration.js';
+import { allowHostProblem, hostnameOf } from '../admin/request-guard.js';
 import type { ProxyOptions } from './handle.js';
 
 const bad = (name: string, value: unknown, want: string): AftershockError =>
@@ -47,7 +48,13 @@ const CHECKS: { readonly [K in keyof ProxyOptions]-?: Check } = {
     if (v !== false && typeof v !== 'string') throw bad(name, v, 'give HOST:PORT, or false for no control API');
   },
   adminToken: string,
-  adminAllowHosts: strings,
+  adminAllowHosts: (name, v) => {
+    strings(name, v);
+    for (const h of v as string[]) {
+      const problem = allowHostProblem(h);
+      if (problem !== null) throw bad(name, v, `${JSON.stringify(h)} is ${problem}`);
+    }
+  },
   profile: (name, v) => {
     if (typeof v === 'string') return;
     const p = v as { rules?: unknown; hash?: unknown } | null;
@@ -75,7 +82,11 @@ const CHECKS: { readonly [K in keyof ProxyOptions]-?: Check } = {
     if (v !== 'target' && v !== 'preserve') throw bad(name, v, 'give "target" (send the target\'s host) or "preserve" (send the client\'s)');
   },
   rewriteRedirects: boolean,
-  cookieDomain: string,
+  cookieDomain: (name, v) => {
+    string(name, v);
+    const problem = cookieDomainProblem(v as string);
+    if (problem !== null) throw bad(name, v, problem);
+  },
   tlsCert: string,
   tlsKey: string,
   labelFaults: boolean,
@@ -99,6 +110,17 @@ const CHECKS: { readonly [K in keyof ProxyOptions]-?: Check } = {
     }
   },
 };
+
+/**
+ * What is wrong with a `--cookie-domain` value, or null: a host name (a leading dot is allowed, as
+ * cookies write it), with no port, path or spaces.
+ *
+ * @example cookieDomainProblem('bad domain') // 'give a domain name like staging.example.com'
+ */
+export function cookieDomainProblem(v: string): string | null {
+  const name = v.trim().toLowerCase().replace(/^\./, '');
+  return name !== '' && hostnameOf(name) === name ? null : 'give a domain name like staging.example.com';
+}
 
 /**
  * Throws `ERR_BAD_OPTION` for the first option of the wrong type or value; unknown keys pass

@@ -43,6 +43,8 @@ describe('aftershock run (CLI)', () => {
     [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', '/nonexistent.pem', '--tls-key', BIN], /--tls-cert "\/nonexistent\.pem": cannot read the TLS certificate \/nonexistent\.pem: ENOENT/],
     [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--headers-timeout', 'abc'], /^aftershock: --headers-timeout "abc": write a duration/],
     [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--headers-timeout', '0'], /^aftershock: --headers-timeout "0": must be longer than 0/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--cookie-domain', 'bad domain'], /^aftershock: --cookie-domain "bad domain": give a domain name/],
+    [['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--admin-allow-host', 'ok.example,bad host!'], /^aftershock: --admin-allow-host "ok\.example,bad host!": "host!" is not a host name/],
   ])('rejects bad input %j with one line on stderr and status 2', async (args, message) => {
     const r = cli(args);
     expect(await r.exit).toBe(2);

@@ -34,6 +34,9 @@ describe('startProxy option checks', () => {
     ['recordHeaders', { recordHeaders: 'x-id' }, /recordHeaders "x-id": give a list of strings/],
     ['adminToken', { adminToken: 123 }, /adminToken 123: give a string/],
     ['logger', { logger: {} }, /logger \{\}: give a pino logger/],
+    ['adminAllowHosts', { adminAllowHosts: ['ok.example', 'host!'] }, /adminAllowHosts \["ok\.example","host!"\]: "host!" is not a host name/],
+    ['cookieDomain', { cookieDomain: 'bad domain' }, /cookieDomain "bad domain": give a domain name/],
+    ['cookieDomain', { cookieDomain: 'example.com:8080' }, /cookieDomain "example\.com:8080": give a domain name/],
   ] as const)('%s: %j', async (_name, bad, message) => {
     const dir = tempDir();
     const record = path.join(dir, 'rec.ndjson');

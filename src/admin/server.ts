@@ -126,7 +126,11 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
           throw new HttpError(400, 'bad-url', `the path segment ${JSON.stringify(v)} is not valid percent-encoding`);
         }
       }
-      sendReply(res, await endpoint.handler(ctx, req, { params, query: url.searchParams }));
+      const reply = await endpoint.handler(ctx, req, { params, query: url.searchParams });
+      sendReply(res, reply);
+      // Every change through the API is in the log, for whoever reads it later to tell why the
+      // faults changed (the request body is not: a rule may match on a secret header value).
+      if (method !== 'GET' && reply.status < 400) ctx.log.info({ method, path: url.pathname, status: reply.status, from: req.socket.remoteAddress }, `control API: ${method} ${url.pathname}`);
       return;
     }
     throw new HttpError(404, 'not-found', `no route ${req.method} ${url.pathname}; GET / lists the routes`);

@@ -6,10 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { tempDir, waitFor } from '../helpers.js';
-import { api, startAdminProxy } from './admin-helpers.js';
+import { api, captureLog, startAdminProxy } from './admin-helpers.js';
 
 const FAULT = { fault: { type: 'http-error', status: 500 } };
 
@@ -61,18 +59,12 @@ describe('ad-hoc fault names', () => {
     const dir = tempDir();
     const file = path.join(dir, 'clash.yaml');
     fs.writeFileSync(file, 'name: v1\nrules: []\n');
-    let logs = '';
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        logs += chunk.toString();
-        cb();
-      },
-    });
-    const { admin, proxy } = await startAdminProxy({ profile: file, logger: pino(sink) });
+    const log = captureLog();
+    const { admin, proxy } = await startAdminProxy({ profile: file, logger: log.logger });
     expect((await api(admin, 'POST', '/faults', { body: { name: 'adh', ...FAULT } })).status).toBe(201);
     fs.writeFileSync(file, CLASH);
-    await waitFor(() => logs.includes('profile change rejected'), 4000);
-    expect(logs).toContain(`${file}:7 rules[1].name: \\"adh\\" is taken by an ad-hoc rule`);
+    await waitFor(() => log.text().includes('profile change rejected'), 4000);
+    expect(log.text()).toContain(`${file}:7 rules[1].name: \\"adh\\" is taken by an ad-hoc rule`);
     expect(proxy.profile.name).toBe('v1');
   });
 });

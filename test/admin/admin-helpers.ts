@@ -3,6 +3,8 @@
  * front of a real upstream, and one-call HTTP helpers that parse JSON answers.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
 import type { ProxyHandle, ProxyOptions } from '../../src/index.js';
 import { request, startTestProxy, startUpstream, type Upstream } from '../helpers.js';
 import { createProgram } from '../../src/cli/main.js';
@@ -15,6 +17,18 @@ export interface AdminProxy {
   admin: string;
   /** Upstream hits by path. */
   hits: Map<string, number>;
+}
+
+/** A pino logger that keeps what it writes: `text()` is every NDJSON line so far. */
+export function captureLog(): { logger: Logger; text: () => string } {
+  let logs = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs += chunk.toString();
+      cb();
+    },
+  });
+  return { logger: pino(sink), text: () => logs };
 }
 
 /** A proxy with the control API on 127.0.0.1:0 in front of an upstream that answers `200 ok <path>`. */

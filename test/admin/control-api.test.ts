@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ProfileError } from '../../src/errors.js';
 import type { EventRecord, HttpRecord, MarkRecord } from '../../src/record/schema.js';
 import { readRecords, request, tempDir } from '../helpers.js';
-import { api, PROFILE_503, PROFILE_BAD, PROFILE_LATE, startAdminProxy } from './admin-helpers.js';
+import { api, captureLog, PROFILE_503, PROFILE_BAD, PROFILE_LATE, startAdminProxy } from './admin-helpers.js';
 import { cli } from '../cli/cli-process.js';
 
 describe('control API: routing and errors', () => {
@@ -476,5 +476,29 @@ describe('control API: hostile clients', () => {
     } finally {
       dangling.destroy();
     }
+  });
+});
+
+describe('control API changes are logged', () => {
+  it('each change (not a read) is an info line with method, path and status, without the body', async () => {
+    const log = captureLog();
+    const { admin } = await startAdminProxy({ logger: log.logger });
+    expect((await api(admin, 'GET', '/faults')).status).toBe(200);
+    expect((await api(admin, 'POST', '/faults', { body: { name: 'secret-match', match: { path: '/x', headers: { authorization: 'Bearer s3cr3t' } }, fault: { type: 'reset' } } })).status).toBe(201);
+    expect((await api(admin, 'POST', '/marks', { body: { label: 'step 2' } })).status).toBe(201);
+    expect((await api(admin, 'DELETE', '/faults/nope')).status).toBe(404);
+    expect((await api(admin, 'DELETE', '/faults/secret-match')).status).toBe(200);
+    const lines = log
+      .text()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; method?: string; path?: string; status?: number; level: number })
+      .filter((l) => l.msg.startsWith('control API: '));
+    expect(lines.map((l) => [l.level, l.method, l.path, l.status])).toEqual([
+      [30, 'POST', '/faults', 201],
+      [30, 'POST', '/marks', 201],
+      [30, 'DELETE', '/faults/secret-match', 200],
+    ]);
+    expect(log.text()).not.toContain('s3cr3t');
   });
 });

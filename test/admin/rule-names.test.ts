@@ -6,11 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { tempDir, waitFor } from '../helpers.js';
-import { api, startAdminProxy } from './admin-helpers.js';
+import { api, captureLog, startAdminProxy } from './admin-helpers.js';
 
 const profile = (name: string, rule: string, status: number): string => `name: ${name}\nrules:\n  - name: ${rule}\n    fault: { type: http-error, status: ${status} }\n`;
 
@@ -56,18 +54,12 @@ describe('rule names in the control API', () => {
     const dir = tempDir();
     const file = path.join(dir, 'chaos.yaml');
     fs.writeFileSync(file, profile('v1', 'r', 501));
-    let logs = '';
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        logs += chunk.toString();
-        cb();
-      },
-    });
-    const { admin, proxy } = await startAdminProxy({ profile: file, logger: pino(sink) });
+    const log = captureLog();
+    const { admin, proxy } = await startAdminProxy({ profile: file, logger: log.logger });
     expect((await api(admin, 'POST', '/faults', { body: { name: 'adh', fault: { type: 'http-error', status: 500 } } })).status).toBe(201);
     fs.writeFileSync(file, profile('v2', 'adh', 502));
-    await waitFor(() => logs.includes('profile change rejected'), 4000);
-    expect(logs).toMatch(/"adh\\" is taken by an ad-hoc rule/);
+    await waitFor(() => log.text().includes('profile change rejected'), 4000);
+    expect(log.text()).toMatch(/"adh\\" is taken by an ad-hoc rule/);
     expect(proxy.profile.name).toBe('v1');
     fs.writeFileSync(file, profile('v3', 'other', 503));
     await waitFor(() => proxy.profile.name === 'v3', 4000);

@@ -180,6 +180,18 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     byStatus[s] = (byStatus[s] ?? 0) + 1;
     if (r.outcome !== null) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
   });
+  // With --log-level debug (or trace), one line per exchange, an access log: the recording's
+  // record in short, its path already redacted, no query and no headers. Off the hot path otherwise.
+  if (typeof log.isLevelEnabled === 'function' && log.isLevelEnabled('debug')) {
+    recorder.addListener((r: AnyRecord) => {
+      if (r.type !== 'http' && r.type !== 'ws') return;
+      const fault = r.fault !== null && r.fault.injected ? `${r.fault.rule}/${r.fault.type}` : undefined;
+      log.debug(
+        { id: r.id, type: r.type, client: r.client, method: r.method, path: r.path, status: r.status, outcome: r.outcome, ms: Math.round((r.end - r.ts) * 10) / 10, ...(fault === undefined ? {} : { fault }), ...(r.error === null ? {} : { error: r.error }) },
+        `${r.method} ${r.path} ${r.status ?? r.outcome ?? '-'}${fault === undefined ? '' : ` (injected: ${fault})`}`,
+      );
+    });
+  }
 
   const upstream = new UpstreamPool(target, {
     verifyTls: options.insecure !== true,

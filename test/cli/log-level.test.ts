@@ -4,10 +4,12 @@
  * must be included in custom levels" with a stack and exited 3, the status of a bug). Real child
  * processes; the library's `createLogger` says the same with a typed error.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { isAftershockError } from '../../src/errors.js';
-import { request, startUpstream } from '../helpers.js';
+import { request, startUpstream, tempDir } from '../helpers.js';
 import { cli, listening, stop } from './cli-process.js';
 
 const LEVELS = 'fatal, error, warn, info, debug, trace, silent';
@@ -60,6 +62,32 @@ describe('log level', () => {
     const summary = parsed.find((p) => p.summary !== undefined);
     expect(summary).toMatchObject({ msg: 'retry summary: ok', summary: { verdict: 'ok', attempts: 1 } });
     expect(summary?.text).toMatch(/aftershock retry analysis/);
+  });
+
+  it('at debug each exchange is one line (an access log), the injected ones saying so; at info none', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const profile = path.join(tempDir(), 'boom.yaml');
+    fs.writeFileSync(profile, 'name: boom\nrules:\n  - name: boom\n    match: { path: /boom }\n    fault: { type: http-error, status: 503 }\n');
+    const runs = ['debug', 'info'].map((level) =>
+      cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--no-summary', '--profile', profile], { AFTERSHOCK_LOG_LEVEL: level }),
+    );
+    const lines: string[][] = [];
+    for (const r of runs) {
+      const { proxy } = await listening(r);
+      expect((await request(`${proxy}/v1/items?token=s3cr3t`)).status).toBe(200);
+      expect((await request(`${proxy}/boom`)).status).toBe(503);
+      expect(await stop(r)).toBe(0);
+      lines.push(r.stderr().split('\n').filter((l) => l.includes('"id"')));
+    }
+    const [debug, info] = lines as [string[], string[]];
+    expect(info).toEqual([]);
+    const parsed = debug.map((l) => JSON.parse(l) as { level: number; msg: string; path: string; status: number; fault?: string });
+    expect(parsed.map((p) => [p.level, p.path, p.status])).toEqual([
+      [20, '/v1/items', 200],
+      [20, '/boom', 503],
+    ]);
+    expect(parsed[1]?.msg).toBe('GET /boom 503 (injected: boom/http-error)');
+    expect(debug.join('\n')).not.toContain('s3cr3t');
   });
 
   describe('createLogger (library)', () => {

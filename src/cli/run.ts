@@ -269,8 +269,8 @@ function logsAreNdjson(): boolean {
  * One line in the logs' own format, whatever the log level: the start line and the shutdown
  * summary are `run`'s output, not diagnostics, and a JSON log pipeline must be able to read them.
  */
-function writeLogLine(msg: string, fields: Record<string, unknown>): void {
-  process.stderr.write(`${JSON.stringify({ level: 30, time: Date.now(), name: 'aftershock', msg, ...fields })}\n`);
+function writeLogLine(msg: string, fields: Record<string, unknown>, level = 30): void {
+  process.stderr.write(`${JSON.stringify({ level, time: Date.now(), name: 'aftershock', msg, ...fields })}\n`);
 }
 
 function positiveInt(option: string, raw: string): number {
@@ -358,6 +358,11 @@ async function runProxy(flags: RunFlags): Promise<void> {
     // A second signal: record what is in flight as shutdown, write it all out, leave now.
     const quitNow = (): never => {
       proxy.abortNow();
+      // Said at any level and written synchronously (the process leaves on the next line).
+      const cut = proxy.stats().byOutcome.shutdown ?? 0;
+      const said = `stopped at once (a second signal): ${cut} exchange${cut === 1 ? '' : 's'} cut and recorded as shutdown`;
+      if (logsAreNdjson()) writeLogLine(said, { cutAtShutdown: cut, records: proxy.recorder.count }, 40);
+      else process.stderr.write(`aftershock: ${said}\n`);
       process.exit(130);
     };
     const stop = (signal: string): void => {
@@ -389,7 +394,12 @@ async function runProxy(flags: RunFlags): Promise<void> {
             log.error({ err }, 'could not print the retry summary');
           }
         }
-        log.info({ records: proxy.recorder.count, written: st.written, failed: st.failed }, 'stopped');
+        // Exchanges still in flight when the drain timeout ran out were cut (recorded as shutdown).
+        const cut = proxy.stats().byOutcome.shutdown ?? 0;
+        log.info(
+          { records: proxy.recorder.count, written: st.written, failed: st.failed, cutAtShutdown: cut },
+          cut === 0 ? 'stopped' : `stopped: ${cut} exchange${cut === 1 ? '' : 's'} still in flight at the end of the drain cut and recorded as shutdown`,
+        );
         for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
         resolve();
       });

@@ -190,6 +190,29 @@ describe('aftershock run (CLI)', () => {
       ['/slow', null, 'shutdown'],
       ['/slow', null, 'shutdown'],
     ]);
+    // It says so, as the last line: not a silent exit.
+    const last = JSON.parse(r.stderr().trim().split('\n').at(-1) as string) as { level: number; msg: string; cutAtShutdown: number };
+    expect(last).toMatchObject({ level: 40, cutAtShutdown: 3, msg: 'stopped at once (a second signal): 3 exchanges cut and recorded as shutdown' });
+  });
+
+  it('the stop line says how many exchanges the drain timeout cut', async () => {
+    const up = await startUpstream((req, res) => {
+      if (req.url !== '/slow') res.end('ok');
+    });
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--no-summary', '--drain-timeout', '300ms'], { AFTERSHOCK_LOG_LEVEL: 'info' });
+    const url = await listeningUrl(r);
+    const slow = Array.from({ length: 2 }, () => request(`${url}/slow`).catch(() => 'cut'));
+    await new Promise((res) => setTimeout(res, 300));
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    await Promise.all(slow);
+    const stopped = r
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; cutAtShutdown?: number })
+      .find((l) => l.msg.startsWith('stopped'));
+    expect(stopped).toMatchObject({ cutAtShutdown: 2, msg: 'stopped: 2 exchanges still in flight at the end of the drain cut and recorded as shutdown' });
   });
 
   it('--workers 2 shares one listening socket, records per worker, and analyze merges the recordings', async () => {

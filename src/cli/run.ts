@@ -345,6 +345,9 @@ async function runProxy(flags: RunFlags): Promise<void> {
     if (err instanceof ProfileError) throw new AftershockError(err.code, err.message, { cause: err, exitCode: 2 });
     throw err;
   }
+  // What the start logged (a control API open without a token) goes out before the start line,
+  // not after it: the logger writes asynchronously, the start line at once.
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
   const started = `proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}`;
   if (logsAreNdjson()) {
     writeLogLine(started, { listen: proxy.url, target: flags.target, profile: proxy.profile.name, control: proxy.adminUrl ?? 'off', recording: flags.record ?? 'off' });

@@ -90,6 +90,20 @@ describe('log level', () => {
     expect(debug.join('\n')).not.toContain('s3cr3t');
   });
 
+  it('the warning about a control API open beyond loopback without a token comes before the start line, not after it', async () => {
+    const r = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', '0.0.0.0:0', '--no-summary'], { AFTERSHOCK_LOG_LEVEL: 'info' });
+    await listening(r);
+    expect(await stop(r)).toBe(0);
+    const msgs = r
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const warning = msgs.findIndex((m) => m.startsWith('THE CONTROL API LISTENS BEYOND LOOPBACK WITHOUT A TOKEN'));
+    expect(warning).toBeGreaterThanOrEqual(0);
+    expect(warning).toBeLessThan(msgs.findIndex((m) => m.startsWith('proxying ')));
+  });
+
   describe('createLogger (library)', () => {
     const saved = process.env.AFTERSHOCK_LOG_LEVEL;
     afterEach(() => {

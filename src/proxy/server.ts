@@ -603,6 +603,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
           fileIs('in-force');
           log.info({ file: p.source }, 'the profile file holds the profile in force again');
         },
+        onPollOnly: (err) => {
+          const code = (err as NodeJS.ErrnoException).code ?? err.message;
+          log.warn({ file: p.source, err: code }, `cannot watch the profile's folder for changes (${code}); the file is checked every second instead`);
+        },
       },
     );
   };

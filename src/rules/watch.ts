@@ -46,6 +46,8 @@ export function watchProfile(
     pollMs?: number;
     /** The file holds the profile in force again (reverted after a rejected edit, or back after it was removed). */
     onRestored?: () => void;
+    /** The folder could not be watched (`err` says why): changes are found by polling alone. */
+    onPollOnly?: (err: Error) => void;
   } = {},
 ): ProfileWatcher {
   const abs = path.resolve(file);
@@ -140,12 +142,26 @@ export function watchProfile(
     }, debounce);
   };
 
-  const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-    if (name === null || name === base) schedule();
-  });
-  watcher.on('error', (err) => {
-    if (!closed) onError(err);
-  });
+  // The folder's events make a change apply at once; the poll below catches what they miss. A
+  // system out of inotify watches (ENOSPC), descriptors (EMFILE) or without the folder (ENOENT)
+  // refuses the watch: the poll alone still applies every change, within `pollMs`.
+  let watcher: fs.FSWatcher | null = null;
+  let firstLook: NodeJS.Timeout | null = null;
+  try {
+    watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+      if (name === null || name === base) schedule();
+    });
+    watcher.on('error', (err) => {
+      if (!closed) onError(err);
+    });
+  } catch (err) {
+    opts.onPollOnly?.(err as Error);
+    // The poll's first stat is taken in the background: a file written before it is its baseline,
+    // not a change. One look after the first interval covers that.
+    const first = setTimeout(() => void check(), pollMs);
+    first.unref();
+    firstLook = first;
+  }
   // stat() follows symlinks: a swapped ..data link or an edit of the link's target shows here.
   const onStat = (cur: fs.Stats, prev: fs.Stats): void => {
     if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ctimeMs !== prev.ctimeMs) schedule();
@@ -159,7 +175,8 @@ export function watchProfile(
       timer = null;
       if (missing !== null) clearTimeout(missing);
       missing = null;
-      watcher.close();
+      watcher?.close();
+      if (firstLook !== null) clearTimeout(firstLook);
       fs.unwatchFile(abs, onStat);
     },
   };

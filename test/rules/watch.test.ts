@@ -39,6 +39,24 @@ async function until(pred: () => boolean, ms = 3000): Promise<void> {
 const GOOD = 'name: one\nrules:\n  - name: r\n    fault: { type: http-error, status: 503 }\n';
 
 describe('watchProfile', () => {
+  it('a folder it cannot watch (here: not there yet) is no crash: it says so and the poll still applies the file once it comes', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-watch-'));
+    dirs.push(root);
+    const file = path.join(root, 'later', 'chaos.yaml');
+    const changes: CompiledProfile[] = [];
+    const pollOnly: Error[] = [];
+    let w: ProfileWatcher | undefined;
+    expect(() => {
+      w = watchProfile(file, (p) => changes.push(p), () => undefined, { pollMs: 50, debounceMs: 20, onPollOnly: (e) => pollOnly.push(e) });
+    }).not.toThrow();
+    watchers.push(w as ProfileWatcher);
+    expect(pollOnly.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ENOENT']);
+    fs.mkdirSync(path.dirname(file));
+    fs.writeFileSync(file, GOOD);
+    await until(() => changes.length === 1);
+    expect(changes[0]?.name).toBe('one');
+  });
+
   it('applies a valid change once, debounced', async () => {
     const { file, changes, errors } = setup(GOOD);
     await new Promise((r) => setTimeout(r, 50));

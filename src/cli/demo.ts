@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
+import { isPipeLike } from '../record/writer.js';
 import { parseSecondsOrDuration } from '../faults/lib/duration.js';
 import { checkHtmlPath, DemoHtmlWriteError, runDemo, type DemoOptions, type DemoResult, type FleetKind } from '../demo/run-demo.js';
 import { demoJson, formatComparison } from '../demo/compare.js';
@@ -41,6 +42,7 @@ export function demoDuration(raw: string): number {
 
 /** Fails at once when the recording cannot be written, as `checkHtmlPath` does for --html. */
 function checkRecordPath(file: string): void {
+  if (isPipeLike(file)) return; // there to be written to; a test open would end its reader's stream
   const existed = fs.existsSync(file);
   try {
     fs.closeSync(fs.openSync(file, 'a', 0o600));

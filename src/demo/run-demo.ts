@@ -19,7 +19,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { AftershockError } from '../errors.js';
 import { startProxy, type ProxyHandle } from '../proxy/server.js';
-import { NdjsonWriter } from '../record/writer.js';
+import { isPipeLike, NdjsonWriter } from '../record/writer.js';
 import type { AnyRecord } from '../record/schema.js';
 import type { Report } from '../analysis/index.js';
 import { startMessageService, type MessageService, type MessageServiceOptions, type MessageServiceStats } from './message-service.js';
@@ -181,8 +181,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   let writer: NdjsonWriter | null = null;
   if (recordPath !== null) {
     try {
-      fs.writeFileSync(recordPath, '', { mode: 0o600 });
-      writer = NdjsonWriter.open(recordPath);
+      // A file is started afresh; a pipe or FIFO is not (opening and closing it here would end
+      // the reader's stream before the first record).
+      if (!isPipeLike(recordPath)) fs.writeFileSync(recordPath, '', { mode: 0o600 });
+      writer = NdjsonWriter.open(recordPath, {
+        // What a pipe's reader did not take by the end is counted and said, never waited for.
+        onError: (err) => process.emitWarning(`aftershock demo recording: ${err.message}`),
+      });
     } catch (err) {
       throw new AftershockError('ERR_RECORD_PATH', `cannot write the recording ${recordPath}: ${(err as Error).message}`, { cause: err });
     }
@@ -193,7 +198,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     await Promise.allSettled(running.map((r) => r.fleet?.stop()));
     await Promise.allSettled(running.map((r) => r.proxy.close()));
     await Promise.allSettled(running.map((r) => r.service.close()));
-    await writer?.close();
+    // Bounded: a pipe whose reader takes nothing must not hold the demo's end (what it did not
+    // take is counted as lost and said through onError).
+    await writer?.close({ timeoutMs: 2000 });
   };
   let view: LiveView | null = null;
   let aborted = false;

@@ -844,6 +844,19 @@ function emitWarning(message: string): void {
   process.emitWarning(message, { code: 'AFTERSHOCK_RECORDING_MODE' });
 }
 
+/**
+ * A path that names a FIFO, socket or character device (`/dev/stdout`): written to as it is. Opening
+ * one only to check it, or to truncate it, would end a FIFO reader's stream before the first line.
+ */
+export function isPipeLike(path: string): boolean {
+  try {
+    const st = fs.statSync(path);
+    return st.isFIFO() || st.isSocket() || st.isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
 function isRegularFile(fd: number): boolean {
   return fstatOrNull(fd)?.isFile() ?? false;
 }

@@ -2,6 +2,7 @@
  * `aftershock demo` options as a user types them, in a child process: every option is checked
  * before anything is printed, and `--duration 30` is 30 seconds (a demo is never milliseconds long).
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,5 +39,24 @@ describe('aftershock demo options', () => {
     const help = cli(['demo', '--help']);
     expect(await help.exit).toBe(0);
     expect(help.stdout().replace(/\s+/g, ' ')).toMatch(/--duration <duration> run length, 3s to 10m \(a bare number is seconds: 30 is 30s\)/);
+  });
+
+  it('--record into a FIFO: the reader gets the whole recording (the option check and the start used to open and close it, ending its stream, and the demo hung)', async () => {
+    const dir = tempDir();
+    const fifo = path.join(dir, 'rec.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // The reader opens the FIFO first, as `aftershock analyze <(...)` or a log shipper would.
+    const got: Buffer[] = [];
+    const reader = fs.createReadStream(fifo);
+    reader.on('data', (c) => got.push(c as Buffer));
+    const ended = new Promise<void>((resolve) => reader.on('end', () => resolve()));
+    const r = cli(['demo', '--duration', '3', '--clients', '2', '--fleet', 'careful', '--json', '--html', path.join(dir, 'r.html'), '--record', fifo]);
+    expect(await r.exit, r.stderr()).toBe(0);
+    await ended;
+    const lines = Buffer.concat(got).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(lines[0]?.type).toBe('header');
+    const summary = JSON.parse(r.stdout()) as { fleets: { careful: { report: { totals: { attempts: number } } } } };
+    expect(summary.fleets.careful.report.totals.attempts).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.type === 'http').length).toBe(summary.fleets.careful.report.totals.attempts);
   });
 });

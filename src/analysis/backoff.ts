@@ -213,7 +213,19 @@ export function summarizeRetryAfter(c: { compliant: number; violates: number; la
  *
  * @example decideBackoff({ ...none, exponential: 3 }, [100, 200], 0, 6, none).confidence === 'medium'
  */
-export function decideBackoff(votes: Votes, series: number[], immediateGaps: number, gapCount: number, deep: Votes = votes): BackoffDetail {
+export function decideBackoff(given: Votes, series: number[], immediateGaps: number, gapCount: number, deep: Votes = given): BackoffDetail {
+  // Two gaps cannot tell linear from exponential (100, 200 is both): a chain of two growing gaps
+  // votes for growth, and which growth it is, the chains of 3+ gaps say when at least 3 of them
+  // agree, 4 to 1 or better. (A linear fleet under partial faults has most chains at two gaps;
+  // they outvoted the chains that could tell, and it read as exponential with factor 2.) Deep
+  // chains that split are jitter: the per-index series below settles that.
+  let votes = given;
+  const deepGrowing = deep.linear + deep.exponential;
+  if (deepGrowing >= 3 && Math.max(deep.linear, deep.exponential) >= 0.8 * deepGrowing) {
+    const growing = given.linear + given.exponential;
+    const linear = deep.linear > deep.exponential;
+    votes = { ...given, linear: linear ? growing : 0, exponential: linear ? 0 : growing };
+  }
   let classified = 0;
   let top: BackoffClass = 'insufficient-data';
   for (const k of BACKOFF_CLASSES) {
@@ -221,7 +233,7 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
     classified += votes[k];
     if (votes[k] > (top === 'insufficient-data' ? 0 : votes[top])) top = k;
   }
-  const base = { chains: classified, votes: { ...votes }, gapsMs: series.map((g) => round(g, 1)) };
+  const base = { chains: classified, votes: { ...given }, gapsMs: series.map((g) => round(g, 1)) };
   if (classified === 0) {
     // No chain had 2 gaps: lone gaps, each from its own chain. A full-jitter wait drawn from
     // [0, 100 ms) falls under 50 ms half the time, so two or three such gaps prove nothing; it
@@ -237,7 +249,7 @@ export function decideBackoff(votes: Votes, series: number[], immediateGaps: num
   }
   // Jittered schedules now and then draw two tiny gaps in a row; "immediate" needs nearly all gaps under 50 ms.
   if (top === 'immediate' && immediateGaps < IMMEDIATE_SHARE * gapCount) {
-    const rest = { ...votes, immediate: 0 };
+    const rest = { ...given, immediate: 0 };
     return decideBackoff(rest, series, 0, gapCount, { ...deep, immediate: 0 });
   }
   const share = votes[top] / classified;

@@ -219,6 +219,18 @@ describe('decideBackoff over many chains', () => {
     expect(decideBackoff(votes({ linear: 2, exponential: 3 }), [500, 1000, 1500, 2000], 0, 20)).toMatchObject({ class: 'linear', basis: 'per-index' });
   });
 
+  it('two-gap chains (100, 200: linear or exponential) do not outvote the chains of 3+ gaps that can tell', () => {
+    // A linear 100/200/300 fleet under partial faults: 13 chains stop at two gaps (they read as
+    // exponential), the 8 that went on read linear; the per-index series has only two points.
+    const d = decideBackoff(votes({ linear: 8, exponential: 13, 'insufficient-data': 185 }), [100.8, 200.7], 0, 240, votes({ linear: 8 }));
+    expect(d).toMatchObject({ class: 'linear', basis: 'chains' });
+    expect(d.factor).toBeUndefined();
+    // The votes are reported as they were.
+    expect(d.votes).toMatchObject({ linear: 8, exponential: 13 });
+    // And the other way round: an exponential fleet whose deep chains say so stays exponential.
+    expect(decideBackoff(votes({ linear: 13, exponential: 8 }), [100, 200], 0, 240, votes({ exponential: 8 })).class).toBe('exponential');
+  });
+
   it('does not call a jittered client immediate for a few tiny gaps', () => {
     expect(decideBackoff(votes({ immediate: 2, exponential: 1 }), [], 3, 20).class).not.toBe('immediate');
     expect(decideBackoff(votes({ immediate: 5 }), [], 19, 20).class).toBe('immediate');

@@ -53,7 +53,18 @@ export interface ProfileView {
 /**
  * @example describeProfile(proxy.profile, proxy.engine.seed).rules.map((r) => r.name)
  */
-export function describeProfile(p: CompiledProfile, seed: number, phase: PhaseInfo | null = null, file: ProfileFileState | null = null): ProfileView {
+export function describeProfile(
+  p: CompiledProfile,
+  seed: number,
+  phase: PhaseInfo | null = null,
+  file: ProfileFileState | null = null,
+  effective: ReadonlyMap<string, RuleSwitch> = new Map(),
+): ProfileView {
+  const viewRule = (r: CompiledRule): RuleView => {
+    const e = effective.get(r.name);
+    const run = e === undefined ? r : { ...r, enabled: e.enabled, probability: e.probability };
+    return { name: r.name, summary: describeRule(run), type: r.type, stage: r.stage, enabled: run.enabled, probability: run.probability, description: r.description, fault: r.written };
+  };
   return {
     name: p.name,
     description: p.description,
@@ -70,8 +81,10 @@ export function describeProfile(p: CompiledProfile, seed: number, phase: PhaseIn
   };
 }
 
-function viewRule(r: CompiledRule): RuleView {
-  return { name: r.name, summary: describeRule(r), type: r.type, stage: r.stage, enabled: r.enabled, probability: r.probability, description: r.description, fault: r.written };
+/** Whether a rule runs and how often, as the engine has it now (a PATCH, the current phase). */
+export interface RuleSwitch {
+  readonly enabled: boolean;
+  readonly probability: number;
 }
 
 function overridesOf(o: Readonly<Record<string, Readonly<{ enabled?: boolean | undefined; probability?: number | undefined }>>>): Record<string, { enabled?: boolean; probability?: number }> {
@@ -119,7 +132,7 @@ export interface RuleScope {
  *
  * @example scopeOf(rule).match // { method: ['POST'], path: ['/v1/**'], headers: { authorization: '[redacted]' } }
  */
-export function scopeOf(rule: CompiledRule, redact: readonly string[] = []): RuleScope {
+export function scopeOf(rule: CompiledRule, redact: readonly string[] = [], effective?: RuleSwitch): RuleScope {
   const m = rule.config.match;
   const match: MatchView = {};
   if (m.method !== undefined) match.method = [...m.method];
@@ -130,7 +143,9 @@ export function scopeOf(rule: CompiledRule, redact: readonly string[] = []): Rul
   if (m.websocket !== undefined) match.websocket = m.websocket;
   if (m.cohort !== undefined) match.cohort = m.cohort;
   if (m.status !== undefined) match.status = m.status.map(([a, b]) => (a === b ? a : `${a}-${b}`));
-  return { match, fault: rule.written, summary: describeRule(rule) };
+  // The summary says what runs: a PATCH that turned the rule on or changed its probability shows.
+  const run = effective === undefined ? rule : { ...rule, enabled: effective.enabled, probability: effective.probability };
+  return { match, fault: rule.written, summary: describeRule(run) };
 }
 
 function viewValues(values: Readonly<Record<string, ValueMatch>>, secret: (name: string) => boolean): Record<string, ValueView> {

@@ -79,7 +79,12 @@ type RuleStats = ReturnType<ProxyHandle['engine']['stats']>[number];
  */
 function withScope(proxy: ProxyHandle, stats: RuleStats): RuleStats & Partial<RuleScope> {
   const rule = stats.type === '*' ? null : proxy.engine.rule(stats.name);
-  return rule === null ? stats : { ...stats, ...scopeOf(rule, proxy.recorder.headerRecord.redacted) };
+  return rule === null ? stats : { ...stats, ...scopeOf(rule, proxy.recorder.headerRecord.redacted, stats) };
+}
+
+/** Each rule's switch as the engine runs it now (a PATCH, the current phase's overrides), by name. */
+function running(proxy: ProxyHandle): Map<string, RuleStats> {
+  return new Map(proxy.engine.stats().map((r) => [r.name, r]));
 }
 
 function rulesWithScope(proxy: ProxyHandle, filter: (r: RuleStats) => boolean = () => true): Array<RuleStats & Partial<RuleScope>> {
@@ -185,7 +190,7 @@ export const routes: readonly Route[] = [
     path: '/profile',
     pattern: /^\/profile$/,
     methods: {
-      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile)) },
+      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy))) },
       PUT: {
         summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
         handler: async ({ proxy }, req) => {
@@ -193,7 +198,8 @@ export const routes: readonly Route[] = [
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
           // A refused profile (invalid, or a rule named like an ad-hoc one) leaves the running one and its file watch.
           try {
-            return ok(describeProfile(proxy.setProfile(parseProfile(text, null)), proxy.engine.seed, proxy.engine.phase(), proxy.profileFile));
+            const applied = proxy.setProfile(parseProfile(text, null));
+            return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy)));
           } catch (err) {
             throw err instanceof RuleNameTakenError ? nameTaken(err) : err;
           }
@@ -223,7 +229,7 @@ export const routes: readonly Route[] = [
             if (err instanceof RuleNameTakenError) throw nameTaken(err);
             throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;
           });
-          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile));
+          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy)));
         },
       },
     },

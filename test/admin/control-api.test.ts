@@ -280,6 +280,16 @@ describe('control API: rules and ad-hoc faults', () => {
     expect((await request(`${proxy.url}/api/x`)).status).toBe(503);
     expect((await api(admin, 'GET', '/rules/api-503')).json.probability).toBe(1);
 
+    // The one-line summary and GET /profile say what runs after a PATCH, not what the file said.
+    const patched = await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: false, probability: 0.2 } });
+    expect(patched.json).toMatchObject({ enabled: false, probability: 0.2 });
+    expect(patched.json.summary).toMatch(/ — disabled, p=0\.2$/);
+    expect((await api(admin, 'GET', '/rules')).json.rules.find((r: { name: string }) => r.name === 'api-503').summary).toBe(patched.json.summary);
+    const profileRule = (await api(admin, 'GET', '/profile')).json.rules.find((r: { name: string }) => r.name === 'api-503');
+    expect(profileRule).toMatchObject({ enabled: false, probability: 0.2, summary: patched.json.summary });
+    const back = await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: true, probability: 1 } });
+    expect(back.json.summary).not.toMatch(/disabled|p=/);
+
     expect((await api(admin, 'PATCH', '/rules/api-503', { body: { probability: 1.5 } })).status).toBe(400);
     expect((await api(admin, 'PATCH', '/rules/api-503', { body: { probability: '0.5' } })).status).toBe(400);
     expect((await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: 'no' } })).status).toBe(400);

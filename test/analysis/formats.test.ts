@@ -295,6 +295,25 @@ describe('markdown and text', () => {
   });
 });
 
+describe('html time axis', () => {
+  it('a first bin that starts before the recording did reads -1s, never +-1s', () => {
+    // The proxy started 529 ms into a second; bins are whole seconds, so the first starts before it.
+    const a = createAnalyzer();
+    a.ingest({ ...header('axis'), start: new Date(T0 + 529).toISOString(), startMs: T0 + 529 });
+    for (let k = 0; k < 20; k++) {
+      const ts = T0 + 600 + k * 700;
+      a.ingest({
+        v: 1, type: 'http', id: `x${k}`, ts, end: ts + 5, client: 'c', ip: '10.0.0.1', conn: 'k', method: 'GET', path: '/x', query: null, status: k % 3 === 0 ? 503 : 200,
+        outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 1, ttfb: 1, duration: 5, fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: 'ua/1', headers: {}, error: null,
+      } satisfies HttpRecord);
+    }
+    const html = formatReport(a.report(), 'html');
+    const ticks = [...html.matchAll(/fill="#5a6270">([^<]*s)<\/text>/g)].map((m) => m[1]);
+    expect(ticks.length).toBeGreaterThan(3);
+    for (const t of ticks) expect(t).toMatch(/^[+−]\d+s$/);
+  });
+});
+
 describe('every format from every golden recording', () => {
   it('renders without throwing', async () => {
     for (const f of fs.readdirSync(DIR).filter((x) => x.endsWith('.ndjson'))) {

@@ -86,7 +86,10 @@ function timelineSvg(report: Report): string {
   const ticks = 6;
   for (let i = 0; i <= ticks; i++) {
     const t = t0 + (span * i) / ticks;
-    parts.push(`<text x="${x(t).toFixed(1)}" y="${H - 10}" font-size="11" text-anchor="middle" fill="#5a6270">+${n((t - (report.range.origin ?? t0)) / 1000, 0)}s</text>`);
+    // The first bin starts before the recording's first request (bins are whole seconds): its
+    // tick reads -1s, not +-1s.
+    const secs = Math.round((t - (report.range.origin ?? t0)) / 1000);
+    parts.push(`<text x="${x(t).toFixed(1)}" y="${H - 10}" font-size="11" text-anchor="middle" fill="#5a6270">${secs < 0 ? '−' : '+'}${Math.abs(secs)}s</text>`);
   }
   parts.push(`<polyline fill="none" stroke="#1e88e5" stroke-width="1.6" points="${line('offered')}"/>`);
   parts.push(`<polyline fill="none" stroke="#43a047" stroke-width="1.6" points="${line('goodput')}"/>`);

@@ -902,16 +902,24 @@ export function buildReport(input: ReportInput): Report {
     );
   }
   if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
+  // One header per proxy run: the same run given twice (a gzip copy) is listed once.
+  const recordings = uniqueRecordings(input.headers);
+  const sessions = [...new Set(recordings.map((h) => h.session).filter((x): x is string => x !== null && x !== ''))];
+  if (sessions.length > 1) {
+    limits.push(
+      `These recordings hold ${sessions.length} sessions (${sessions.join(', ')}), analysed as one: the totals are theirs together, and a request of one that repeats a request of another within the retry window reads as its retry. Give each run its own --record file to grade it alone.`,
+    );
+  }
 
   return {
     schemaVersion: 1,
     generatedBy: `aftershock ${VERSION}`,
     verdict,
     verdictReasons: reasons,
-    session: header?.session ?? null,
+    session: sessions.length > 1 ? sessions.join(', ') : (header?.session ?? null),
     target: header?.target ?? null,
     profile: header?.profile ?? null,
-    recordings: input.headers.map((h) => ({
+    recordings: recordings.map((h) => ({
       instance: h.instance ?? null,
       session: h.session ?? null,
       target: h.target ?? null,
@@ -1012,4 +1020,15 @@ function clientFindingOf(code: FindingCode, e: ClientEval, bound: number): Findi
     default:
       return makeFinding(code, `${who}: ${code}`, { examples: r.examples }, { client: c.key });
   }
+}
+
+/** The headers of distinct proxy runs: the same instance and start given twice (a file and its gzip copy) once. */
+function uniqueRecordings(headers: readonly HeaderRecord[]): HeaderRecord[] {
+  const seen = new Set<string>();
+  return headers.filter((h) => {
+    const key = `${h.instance ?? ''}\0${h.start ?? ''}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

@@ -386,6 +386,21 @@ describe('grouping (spec §3)', () => {
   });
 });
 
+describe('several runs in one recording', () => {
+  it('a file two sessions were appended to names both and says they are analysed as one; a run given twice is listed once', () => {
+    const first = header('qa-s1', 'aaaa0001');
+    const second = { ...header('qa-s2', 'bbbb0002'), start: new Date(T0 + 60_000).toISOString(), startMs: T0 + 60_000 };
+    const r = run([first, http({ ts: T0 + 10 }), second, http({ ts: T0 + 60_010, client: 'c2' }), first]);
+    expect(r.session).toBe('qa-s1, qa-s2');
+    expect(r.recordings.map((x) => x.session)).toEqual(['qa-s1', 'qa-s2']);
+    expect(r.limits.some((l) => l.startsWith('These recordings hold 2 sessions (qa-s1, qa-s2), analysed as one'))).toBe(true);
+    // One session: as before.
+    const one = run([first, http({ ts: T0 + 10 })]);
+    expect(one.session).toBe('qa-s1');
+    expect(one.limits.some((l) => l.includes('sessions'))).toBe(false);
+  });
+});
+
 describe('verdict without a fault window (spec §6: alpha above 1.1 x baseline with retries above 20 %)', () => {
   // Clients that fail against the upstream itself (no injected fault), retry twice with jittered
   // gaps and then succeed: amplification 3, two thirds of the attempts retries.

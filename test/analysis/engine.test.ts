@@ -493,6 +493,20 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(first?.retriesAfter).toBe(5);
   });
 
+  it('retries that come back in the rest of the second the fault ended in count as retries after it', () => {
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 40; i++) rs.push(http({ ts: T0 + i * 500, client: 'org', query: `i=${i}` }));
+    for (let c = 0; c < 6; c++) {
+      // The last injected failure ends at T0 + 10.3 s (10 ms exchanges); the retries come 100-500 ms later, inside second 10.
+      rs.push(http({ ts: T0 + 10_040 + c * 50, client: `a${c}`, path: '/a', ...injected('late') }));
+      rs.push(http({ ts: T0 + 10_400 + c * 100, client: `a${c}`, path: '/a' }));
+    }
+    const r = run(byEnd(rs));
+    const w = r.faultWindows.find((x) => x.rule === 'late');
+    expect(w?.end).toBe(T0 + 10_300);
+    expect(w?.retriesAfter).toBe(6);
+  });
+
   it('every rule that injected into an exchange has its fault window, not only the one that decided it', () => {
     const slow = { rule: 'little-latency', type: 'latency', injected: true as const };
     const down = { rule: 'items-503', type: 'http-error', injected: true as const };

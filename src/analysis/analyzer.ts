@@ -249,6 +249,8 @@ class Engine implements Analyzer {
   private lastEnd = Number.NEGATIVE_INFINITY;
   /** Attempts that carried the configured client key header (fallbacks only count once it is recorded at all). */
   private clientKeyHeaderSeen = 0;
+  /** When `reset()` last cleared this engine (a live analysis's POST /reset), or null. */
+  private resetAt: number | null = null;
 
   constructor(options: AnalyzerOptions) {
     this.opts = resolveOptions(options);
@@ -483,7 +485,17 @@ class Engine implements Analyzer {
   }
 
   report(): Report {
-    return reportOfPartial(this.partial(), this.opts);
+    const report = reportOfPartial(this.partial(), this.opts);
+    if (this.resetAt === null) return report;
+    // A live analysis cleared by POST /reset: the shutdown summary and /report cover what came
+    // after it, which nothing else in them says.
+    return {
+      ...report,
+      limits: [
+        ...report.limits,
+        `The live analysis was reset (POST /reset) after the exchange that ended at ${new Date(this.resetAt).toISOString()}: this report covers only what came after. The recording holds the whole run (aftershock analyze).`,
+      ],
+    };
   }
 
   liveTotals(): LiveTotals {
@@ -538,6 +550,8 @@ class Engine implements Analyzer {
   }
 
   reset(): void {
+    // Record time, as everything here: the end of the last exchange before the reset.
+    this.resetAt = Number.isFinite(this.lastEnd) ? this.lastEnd : (this.resetAt ?? 0);
     this.agg = new Aggregates(this.limits, this.opts.binMs);
     this.threads = new Map();
     this.buckets = new Map();

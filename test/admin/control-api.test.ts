@@ -395,11 +395,15 @@ describe('control API: marks, scenario, reset', () => {
     expect((records[2] as MarkRecord).label).toBe('checkout flow starts');
 
     expect((await api(admin, 'GET', '/stats')).json.exchanges).toBe(2);
+    expect((await api(admin, 'GET', '/report')).json.limits.some((l: string) => l.includes('POST /reset'))).toBe(false);
     expect((await api(admin, 'POST', '/reset')).json).toEqual({ reset: true });
     const after = await api(admin, 'GET', '/stats');
     expect(after.json.exchanges).toBe(0);
     expect(after.json.byStatus).toEqual({});
-    expect((await api(admin, 'GET', '/report')).json.totals.attempts).toBe(0);
+    const cleared = (await api(admin, 'GET', '/report')).json;
+    expect(cleared.totals.attempts).toBe(0);
+    // The live report says it starts at the reset; before one, it says nothing of the kind.
+    expect(cleared.limits.filter((l: string) => l.startsWith('The live analysis was reset (POST /reset)'))).toHaveLength(1);
     await proxy.recorder.drain();
     expect(readRecords(file).some((r) => r.type === 'event' && r.event === 'reset')).toBe(true);
   });

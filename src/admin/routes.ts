@@ -264,6 +264,8 @@ export const routes: readonly Route[] = [
           if (patch.enabled === undefined && patch.probability === undefined) throw new HttpError(400, 'empty-patch', 'give "enabled" and/or "probability"');
           ruleOr404(proxy, name);
           proxy.engine.patchRule(name, patch);
+          // In the recording too, as faults added and removed are: a QA session's log says when a rule changed.
+          proxy.recorder.write({ v: 1, type: 'event', ts: Date.now(), event: 'rule-patched', detail: { rule: name, ...patch } });
           return ok(ruleOr404(proxy, name));
         },
       },

@@ -289,6 +289,13 @@ describe('control API: rules and ad-hoc faults', () => {
     expect(profileRule).toMatchObject({ enabled: false, probability: 0.2, summary: patched.json.summary });
     const back = await api(admin, 'PATCH', '/rules/api-503', { body: { enabled: true, probability: 1 } });
     expect(back.json.summary).not.toMatch(/disabled|p=/);
+    // Each PATCH is in the recording.
+    const patches: Array<Record<string, unknown>> = [];
+    proxy.recorder.addListener((r) => {
+      if (r.type === 'event' && r.event === 'rule-patched') patches.push(r.detail);
+    });
+    await api(admin, 'PATCH', '/rules/api-503', { body: { probability: 0.3 } });
+    expect(patches).toEqual([{ rule: 'api-503', probability: 0.3 }]);
 
     expect((await api(admin, 'PATCH', '/rules/api-503', { body: { probability: 1.5 } })).status).toBe(400);
     expect((await api(admin, 'PATCH', '/rules/api-503', { body: { probability: '0.5' } })).status).toBe(400);

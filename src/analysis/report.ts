@@ -489,28 +489,38 @@ export function buildReport(input: ReportInput): Report {
     baseline = { alpha: 1, source: 'assumed', offeredRate: agg.totals.logical / span, bins: 0 };
   } else {
     const firstStart = episodes.length > 0 ? (episodes[0] as { start: number }).start : Number.POSITIVE_INFINITY;
+    // The rate is per second of the stretch, quiet seconds included (a bin with no traffic is not
+    // in the map): 40 connections over 8 s are 5/s, not 40/s because they came in one second.
     let off = 0;
     let org = 0;
-    let n = 0;
+    let last: number | null = null;
     for (const k of keys) {
       if ((k + 1) * binMs > firstStart) break;
       const b = agg.bins.get(k) as Bin;
       off += b.offered;
       org += b.organic;
-      n++;
+      last = k;
     }
+    const first = keys[0] ?? 0;
+    let n = last === null ? 0 : last - first + 1;
     if (org >= R.baselineMinOrganic) baseline = { alpha: off / org, source: 'pre-fault', offeredRate: off / n, bins: n };
     else {
       off = 0;
       org = 0;
       n = 0;
-      for (const k of keys) {
-        if (inEpisode(k) || nearEpisodeEnd(k)) continue;
-        const b = agg.bins.get(k) as Bin;
+      const lastKeyAll = keys[keys.length - 1] ?? first;
+      // Every second of the recording outside the episodes and their aftermath (only the bins that
+      // hold traffic when the recording spans too many seconds to walk).
+      const visit = (k: number): void => {
+        if (inEpisode(k) || nearEpisodeEnd(k)) return;
+        n++;
+        const b = agg.bins.get(k);
+        if (b === undefined) return;
         off += b.offered;
         org += b.organic;
-        n++;
-      }
+      };
+      if (lastKeyAll - first + 1 <= 200_000) for (let k = first; k <= lastKeyAll; k++) visit(k);
+      else for (const k of keys) visit(k);
       if (org >= R.baselineMinOrganic) baseline = { alpha: off / org, source: 'outside-faults', offeredRate: off / n, bins: n };
       else {
         const span = keys.length === 0 ? 1 : (keys[keys.length - 1] as number) - (keys[0] as number) + 1;

@@ -493,6 +493,18 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(first?.retriesAfter).toBe(5);
   });
 
+  it("the baseline rate is per second of the stretch before the faults, quiet seconds included", () => {
+    const rs: HttpRecord[] = [];
+    // 40 first attempts, all in the first second, then 7 quiet seconds, then a fault window at 8 s.
+    for (let i = 0; i < 40; i++) rs.push(http({ ts: T0 + i * 20, client: `c${i}`, query: `i=${i}` }));
+    rs.push(http({ ts: T0 + 7_500, client: 'late', query: 'i=late' }));
+    for (let c = 0; c < 5; c++) rs.push(http({ ts: T0 + 8_000 + c * 50, client: `f${c}`, path: '/f', ...injected('storm') }));
+    const r = run(byEnd(rs));
+    const w = r.faultWindows.find((x) => x.rule === 'storm');
+    // 41 attempts over the 8 seconds 0..7 (the window starts in second 8): about 5 a second, not 20.5.
+    expect(w?.recoverySpike.baselineRate).toBeCloseTo(41 / 8, 3);
+  });
+
   it('retries that come back in the rest of the second the fault ended in count as retries after it', () => {
     const rs: HttpRecord[] = [];
     for (let i = 0; i < 40; i++) rs.push(http({ ts: T0 + i * 500, client: 'org', query: `i=${i}` }));

@@ -24,6 +24,9 @@ export const hang = defineFault({
     const then = o.then;
     return instance({
       async onRequest(ctx) {
+        // The request is never forwarded: its body is read and dropped, so the proxy keeps reading
+        // the connection and sees the client give up (an upload left unread stopped that).
+        ctx.discardBody();
         const elapsed = await ctx.sleep(wait);
         if (elapsed) {
           if (then === 'reset') ctx.reset();

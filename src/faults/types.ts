@@ -64,6 +64,12 @@ export interface HttpFaultContext extends BaseFaultContext {
   close(): void;
   /** Lets what has been written so far reach the client, then resets (RST): truncation. */
   resetAfterFlush(): void;
+  /**
+   * Reads the request body and throws it away (its hash is still recorded): for a fault that will
+   * never forward it. A body left unread stops the proxy reading the connection, and then it does
+   * not see the client leave.
+   */
+  discardBody(): void;
 }
 
 /** What a response-stage hook asks the proxy to do with the upstream's response. */

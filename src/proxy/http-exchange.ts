@@ -114,6 +114,8 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
    * has ended (see `release`).
    */
   private held = false;
+  /** Came in behind another request on its connection (held until that one's answer was written). */
+  private pipelined = false;
   /** What runs instead of the exchange once it is released, when its body could not be parsed. */
   private onRelease: (() => void) | null = null;
 
@@ -153,6 +155,7 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       }
       queued.push(this);
       this.held = true;
+      this.pipelined = true;
     }
     sock[kActive] = this;
     res.on('close', resClose);
@@ -819,8 +822,21 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     this.outcome = 'reset';
     this.afterBody(() => {
       this.markCut('reset', true);
-      this.resetNow();
+      // Pipelined behind an answer just written on this connection: that answer gets a moment to
+      // leave first, or the RST can overtake it and the client see a clean end, not a reset.
+      if (this.pipelined && !this.socket.destroyed) {
+        this.proxyReq?.abort();
+        const t = setTimeout(() => this.resetNow(), RESET_AFTER_WRITE_MS);
+        t.unref();
+        this.socket.once('close', () => clearTimeout(t));
+      } else this.resetNow();
     });
+  }
+
+  discardBody(): void {
+    if (!this.hasBody() || this.bodyEnded || this.req.complete || this.expectContinue) return;
+    this.watchBody();
+    this.req.resume();
   }
 
   close(): void {

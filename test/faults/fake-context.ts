@@ -67,6 +67,7 @@ export function fakeContext(opts: { facts?: Partial<RequestFacts>; now?: () => n
     reset: () => void rec.calls.push('reset'),
     close: () => void rec.calls.push('close'),
     resetAfterFlush: () => void rec.calls.push('resetAfterFlush'),
+    discardBody: () => void rec.calls.push('discardBody'),
     closeClient: (code: number, reason: string) => void rec.closes.push({ code, reason }),
     freeze: () => void rec.calls.push('freeze'),
     finish(): void {

@@ -82,15 +82,16 @@ describe('request faults', () => {
     await new Promise((r) => setTimeout(r, 30));
     forever.finish();
     expect(await p).toBe('handled');
-    expect(forever.rec.calls).toEqual([]);
+    // The body is never forwarded: it is read and dropped, so the client's leaving is seen.
+    expect(forever.rec.calls).toEqual(['discardBody']);
     const timed = fakeContext();
     const t0 = Date.now();
     expect(await make('hang', { duration: '40ms', then: 'close' }).onRequest?.(timed)).toBe('handled');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(35);
-    expect(timed.rec.calls).toEqual(['close']);
+    expect(timed.rec.calls).toEqual(['discardBody', 'close']);
     const reset = fakeContext();
     await make('hang', { duration: 5 }).onRequest?.(reset);
-    expect(reset.rec.calls).toEqual(['reset']);
+    expect(reset.rec.calls).toEqual(['discardBody', 'reset']);
   });
 
   it('latency waits before forwarding (cancellable), or asks to hold the response', async () => {

@@ -89,6 +89,45 @@ describe('HTTP faults on the wire', () => {
     expect(up.hits()).toBe(0);
   });
 
+  it('hang with an upload larger than the read buffers still sees the client leave (the body is read and dropped)', async () => {
+    const up = await counting();
+    const { proxy, port, records } = await proxyWith('rules:\n  - name: h\n    match: { path: /up }\n    fault: { type: hang }', up.url, true);
+    const size = 1_000_000;
+    for (const how of ['rst', 'fin'] as const) {
+      const s = net.connect(port, '127.0.0.1');
+      onCleanup(() => void s.destroy());
+      s.on('error', () => undefined);
+      s.write(`POST /up?how=${how} HTTP/1.1\r\nHost: t\r\nContent-Length: ${size}\r\n\r\n`);
+      s.write(Buffer.alloc(size, 97));
+      await waitFor(() => proxy.stats().inFlight === 1);
+      await new Promise((r) => setTimeout(r, 300));
+      if (how === 'rst') s.resetAndDestroy();
+      else s.end();
+      await waitFor(() => proxy.stats().inFlight === 0, 3000);
+      const rec = await waitFor(() => records().find((r) => r.query === `how=${how}`));
+      expect(rec.outcome).toBe('client-abort');
+      expect(rec.bodyHash).toMatch(new RegExp(`:${size}$`));
+    }
+    expect(up.hits()).toBe(0);
+  });
+
+  it('reset on a request pipelined behind an answered one: the client gets the answer, then a reset (not a clean end)', async () => {
+    const up = await counting();
+    const { port } = await proxyWith('rules:\n  - name: rst\n    match: { path: /rst }\n    fault: { type: reset }', up.url);
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        new Promise<string>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => s.write('GET /ok HTTP/1.1\r\nHost: t\r\n\r\nGET /rst HTTP/1.1\r\nHost: t\r\n\r\n'));
+          let data = '';
+          s.on('data', (c: Buffer) => (data += c.toString()));
+          s.on('error', (e: NodeJS.ErrnoException) => resolve(`${data.startsWith('HTTP/1.1 200') ? '200' : 'none'} ${e.code ?? 'error'}`));
+          s.on('end', () => resolve(`${data.startsWith('HTTP/1.1 200') ? '200' : 'none'} end`));
+        }),
+      ),
+    );
+    expect(outcomes.filter((o) => o !== '200 ECONNRESET')).toEqual([]);
+  });
+
   it('http-error answers with its status, Retry-After and the fault label; the upstream is not called', async () => {
     const up = await counting();
     const { port } = await proxyWith('rules:\n  - name: reject-sends\n    match: { method: POST }\n    fault: { type: http-error, status: 503, retryAfter: 2s }', up.url);

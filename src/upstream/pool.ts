@@ -381,7 +381,8 @@ export function isChunkedOnly(value: string): boolean {
  */
 function isFramingError(err: Error): boolean {
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+  // A trailer section too large to take (undici's header limit) is a bad answer too, not a reset.
+  if (typeof code === 'string') return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW';
   return err.name === 'HTTPParserError';
 }
 

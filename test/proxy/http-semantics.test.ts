@@ -330,6 +330,19 @@ describe('transfer codings other than chunked', () => {
   });
 });
 
+describe('a trailer section too large to take', () => {
+  it('is a bad upstream response, not a reset: the client is reset mid-body and the record says upstream-bad-response', async () => {
+    const up = await rawUpstream((_r, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-big\r\n\r\n5\r\nhello\r\n0\r\nx-big: ${'a'.repeat(100_000)}\r\n\r\n`);
+    });
+    const { proxy, port, records } = await recordingProxy({ target: up.url });
+    await talk(port, 'GET /t HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n');
+    await waitFor(() => records().length === 1);
+    await proxy.close();
+    expect(records()[0]).toMatchObject({ path: '/t', outcome: 'reset', error: 'upstream-bad-response' });
+  });
+});
+
 describe('request headers and refusals', () => {
   it("CONNECT's 405 carries an Allow header (RFC 9110 §15.5.6)", async () => {
     const up = await rawUpstream((_r, sock) => sock.write(ok('hi')));

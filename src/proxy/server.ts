@@ -614,6 +614,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
   let closing: Promise<void> | null = null;
   let admin: AdminServer | null = null;
+  let phaseTimer: NodeJS.Timeout | null = null;
   /** Set once close() has finished: the handle then takes no more changes. */
   let closed = false;
   const live = (what: string): void => {
@@ -734,6 +735,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
 
   const shutdown = async (): Promise<void> => {
+    if (phaseTimer !== null) clearInterval(phaseTimer);
     watcher?.close();
     stopWaiting();
     core.draining = true;
@@ -779,6 +781,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       throw err;
     }
   }
+  // The recording says when each phase of the timeline began, at the phase's own start: a QA
+  // session reads its outage from the recording, not only from the faults the records carry.
+  let phaseSeen = '';
+  const notePhase = (): void => {
+    const p = engine.phase();
+    const key = p === null ? '' : `${p.index}@${p.startedAt}`;
+    if (key === phaseSeen) return;
+    phaseSeen = key;
+    if (p !== null) recorder.write({ v: 1, type: 'event', ts: p.startedAt, event: 'phase', detail: { phase: p.name, index: p.index, endsAt: p.endsAt } });
+  };
+  notePhase();
+  phaseTimer = setInterval(notePhase, 250);
+  phaseTimer.unref();
   log.info({ listen: url, target: target.href, admin: admin?.url ?? 'off', record: options.record ?? 'off', profile: profile.name }, 'aftershock is proxying');
   return handle;
 }

@@ -167,7 +167,7 @@ export interface EventRecord {
    * writing worked again. `recording-continued`: the file was moved away or replaced, and this file
    * continues it (`detail.linesBefore` lines, header included, are in that other file).
    */
-  event: 'profile' | 'scenario-start' | 'scenario-stop' | 'fault-added' | 'fault-removed' | 'rule-patched' | 'reset' | 'records-lost' | 'recording-continued';
+  event: 'profile' | 'phase' | 'scenario-start' | 'scenario-stop' | 'fault-added' | 'fault-removed' | 'rule-patched' | 'reset' | 'records-lost' | 'recording-continued';
   detail: Record<string, unknown>;
 }
 

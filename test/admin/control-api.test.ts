@@ -523,3 +523,22 @@ describe('control API changes are logged', () => {
     expect(log.text()).not.toContain('s3cr3t');
   });
 });
+
+describe('phases in the recording', () => {
+  it('each phase of the timeline is a phase event at its own start, a restart of the scenario too', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const { admin, proxy } = await startAdminProxy({ record: file });
+    proxy.setProfile('name: timed\nphases:\n  - name: calm\n    duration: 300ms\n  - name: outage\n    duration: 10s\n    rules:\n      - name: down\n        fault: { type: http-error, status: 503 }\n');
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await api(admin, 'POST', '/scenario/start')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 400));
+    await proxy.close();
+    const phases = readRecords(file)
+      .filter((r): r is EventRecord => r.type === 'event' && r.event === 'phase')
+      .map((r) => ({ phase: (r.detail as { phase: string }).phase, ts: r.ts }));
+    // calm, outage; then the scenario restarts the clock: calm again.
+    expect(phases.map((p) => p.phase).slice(-3)).toEqual(['calm', 'outage', 'calm']);
+    const [calm, outage] = phases.slice(-3);
+    expect((outage?.ts ?? 0) - (calm?.ts ?? 0)).toBe(300);
+  });
+});

@@ -532,14 +532,6 @@ export function buildReport(input: ReportInput): Report {
   const lastKey = keys.length === 0 ? 0 : (keys[keys.length - 1] as number);
 
   const aftermaths = new Map<number, Aftermath>();
-  // The rest of the bin an episode ends in, from its end (in 100 ms steps): the retries of chains
-  // still in progress come back just then, and the whole bins after it missed them.
-  const retriesInTail = (end: number, binEnd: number, nextStart: number): number => {
-    const last = Math.floor(Math.min(binEnd, nextStart) / FINE_BIN_MS) - 1;
-    let n = 0;
-    for (let k = Math.ceil(end / FINE_BIN_MS); k <= last; k++) n += agg.fine.get(k) ?? 0;
-    return n;
-  };
   const aftermathOf = (e: { start: number; end: number; rules: string[] }): Aftermath => {
     const cached = aftermaths.get(e.start);
     if (cached !== undefined) return cached;
@@ -582,7 +574,7 @@ export function buildReport(input: ReportInput): Report {
     const a: Aftermath = {
       end: e.end,
       rules: e.rules,
-      retriesAfter: (after?.retries ?? 0) + retriesInTail(e.end, (to + 1) * binMs, nextStart),
+      retriesAfter: after?.retries ?? 0,
       recoverySeconds,
       observedMs: Math.min(input.lastEnd ?? e.end, nextStart) - e.end,
       spikeOffered: agg.bins.get(to + 1)?.offered ?? 0,

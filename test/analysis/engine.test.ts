@@ -505,18 +505,19 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(w?.recoverySpike.baselineRate).toBeCloseTo(41 / 8, 3);
   });
 
-  it('retries that come back in the rest of the second the fault ended in count as retries after it', () => {
+  it("a retry is counted once: in the window when it falls in the window's last second, after it otherwise", () => {
     const rs: HttpRecord[] = [];
     for (let i = 0; i < 40; i++) rs.push(http({ ts: T0 + i * 500, client: 'org', query: `i=${i}` }));
     for (let c = 0; c < 6; c++) {
-      // The last injected failure ends at T0 + 10.3 s (10 ms exchanges); the retries come 100-500 ms later, inside second 10.
+      // The last injected failure ends at T0 + 10.3 s; three retries come in second 10, three in second 12.
       rs.push(http({ ts: T0 + 10_040 + c * 50, client: `a${c}`, path: '/a', ...injected('late') }));
-      rs.push(http({ ts: T0 + 10_400 + c * 100, client: `a${c}`, path: '/a' }));
+      rs.push(http({ ts: c < 3 ? T0 + 10_400 + c * 100 : T0 + 12_400 + c * 100, client: `a${c}`, path: '/a' }));
     }
     const r = run(byEnd(rs));
     const w = r.faultWindows.find((x) => x.rule === 'late');
     expect(w?.end).toBe(T0 + 10_300);
-    expect(w?.retriesAfter).toBe(6);
+    expect(w?.retriesAfter).toBe(3);
+    expect((w?.retries ?? 0) + (w?.retriesAfter ?? 0)).toBe(r.totals.retries);
   });
 
   it('every rule that injected into an exchange has its fault window, not only the one that decided it', () => {

@@ -45,7 +45,7 @@ EXPOSE 8080 8081
 # probed on loopback. With the control API off (AFTERSHOCK_ADMIN=off, none or false, in any case,
 # as `run` reads it) there is nothing to ask.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-  CMD node -e "const a=(process.env.AFTERSHOCK_ADMIN||'127.0.0.1:8081').trim();if(['off','none','false'].includes(a.toLowerCase()))process.exit(0);const i=a.lastIndexOf(':');let h=a.slice(0,i);if(h.startsWith('['))h=h.slice(1,-1);if(h===''||h==='0.0.0.0')h='127.0.0.1';if(h==='::')h='::1';const q=require('http').get({host:h,port:Number(a.slice(i+1)),path:'/healthz',timeout:4000},(r)=>{r.resume();process.exit(r.statusCode===200?0:1)});q.on('timeout',()=>q.destroy(new Error('timeout')));q.on('error',()=>process.exit(1))"
+  CMD node -e "const a=(process.env.AFTERSHOCK_ADMIN||'').trim()||'127.0.0.1:8081';if(['off','none','false'].includes(a.toLowerCase()))process.exit(0);const i=a.lastIndexOf(':');let h=a.slice(0,i);if(h.startsWith('['))h=h.slice(1,-1);if(h===''||h==='0.0.0.0')h='127.0.0.1';if(h==='::')h='::1';const q=require('http').get({host:h,port:Number(a.slice(i+1)),path:'/healthz',timeout:4000},(r)=>{r.resume();process.exit(r.statusCode===200?0:1)});q.on('timeout',()=>q.destroy(new Error('timeout')));q.on('error',()=>process.exit(1))"
 
 # Exec form: node is PID 1 and gets SIGTERM itself; `aftershock run` drains in-flight exchanges,
 # flushes the recording and exits 0.

@@ -60,8 +60,10 @@ export function describeProfile(
   file: ProfileFileState | null = null,
   effective: ReadonlyMap<string, RuleSwitch> = new Map(),
 ): ProfileView {
-  const viewRule = (r: CompiledRule): RuleView => {
-    const e = effective.get(r.name);
+  // The engine's switches are those of the top-level rules and of the phase running now; another
+  // phase's rules show what that phase will run.
+  const viewRule = (r: CompiledRule, running = true): RuleView => {
+    const e = running ? effective.get(r.name) : undefined;
     const run = e === undefined ? r : { ...r, enabled: e.enabled, probability: e.probability };
     return { name: r.name, summary: describeRule(run), type: r.type, stage: r.stage, enabled: run.enabled, probability: run.probability, description: r.description, fault: r.written };
   };
@@ -73,8 +75,8 @@ export function describeProfile(
     builtin: p.builtin,
     seed,
     profileSeed: p.seed,
-    rules: p.rules.map(viewRule),
-    phases: p.phases.map((ph) => ({ name: ph.name, description: ph.description, durationMs: ph.duration, rules: ph.rules.map(viewRule), overrides: overridesOf(ph.overrides) })),
+    rules: p.rules.map((r) => viewRule(r)),
+    phases: p.phases.map((ph, i) => ({ name: ph.name, description: ph.description, durationMs: ph.duration, rules: ph.rules.map((r) => viewRule(r, phase !== null && phase.index === i)), overrides: overridesOf(ph.overrides) })),
     phase,
     file: file === null ? null : { ...file },
     definition: p.raw,

@@ -551,7 +551,7 @@ class Engine implements Analyzer {
 
   reset(): void {
     // Record time, as everything here: the end of the last exchange before the reset.
-    this.resetAt = Number.isFinite(this.lastEnd) ? this.lastEnd : (this.resetAt ?? 0);
+    if (Number.isFinite(this.lastEnd)) this.resetAt = this.lastEnd; // nothing seen yet: nothing was dropped
     this.agg = new Aggregates(this.limits, this.opts.binMs);
     this.threads = new Map();
     this.buckets = new Map();

@@ -914,7 +914,10 @@ export function buildReport(input: ReportInput): Report {
   if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
   // One header per proxy run: the same run given twice (a gzip copy) is listed once.
   const recordings = uniqueRecordings(input.headers);
-  const sessions = [...new Set(recordings.map((h) => h.session).filter((x): x is string => x !== null && x !== ''))];
+  // A run without a session beside a named one is a session of its own (several unnamed runs are
+  // several proxies of one test, as sidecars and workers are).
+  const named = recordings.some((h) => h.session !== null && h.session !== '');
+  const sessions = named ? [...new Set(recordings.map((h) => (h.session === null || h.session === '' ? '(no session)' : h.session)))] : [];
   if (sessions.length > 1) {
     limits.push(
       `These recordings hold ${sessions.length} sessions (${sessions.join(', ')}), analysed as one: the totals are theirs together, and a request of one that repeats a request of another within the retry window reads as its retry. Give each run its own --record file to grade it alone.`,

@@ -300,7 +300,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     const body = JSON.stringify({ error: code, message });
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-aftershock-error': code, connection: 'close' });
     res.end(body);
-    writeBadRequest(req.socket, status, code, req.method ?? '-', req.url ?? '-', req.headers['user-agent'] ?? null, 'bad-request', Buffer.byteLength(body));
+    writeBadRequest(req.socket, status, code, req.method ?? '-', req.url ?? '-', req.headers['user-agent'] ?? null, 'bad-request', req.method === 'HEAD' ? 0 : Buffer.byteLength(body));
   };
 
   /** Records a request the proxy answered itself (or that left mid-head); `bytesOut`: the body bytes of that answer. */

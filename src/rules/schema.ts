@@ -180,7 +180,7 @@ export const whenSchema = strict({
   (w, ctx) => {
     // Also run when another key of this `when` is wrong (`when` below): every problem at once. A key
     // that failed its own check may then hold its raw input, so only numbers are compared.
-    if (w === null || typeof w !== 'object') return;
+    if (w === null || typeof w !== 'object' || Array.isArray(w)) return;
     if (w.every !== undefined && w.for === undefined) {
       ctx.issues.push({ code: 'custom', message: 'every needs for: how long the rule is on in each period (every: 20s, for: 5s)', path: ['every'], input: w.every });
     }

@@ -542,3 +542,23 @@ describe('phases in the recording', () => {
     expect((outage?.ts ?? 0) - (calm?.ts ?? 0)).toBe(300);
   });
 });
+
+describe('GET /profile and reset edges', () => {
+  it("GET /profile gives the engine's values for the running phase only; another phase shows its own", async () => {
+    const { admin, proxy } = await startAdminProxy();
+    proxy.setProfile('name: ph\nphases:\n  - name: a\n    duration: 60s\n    rules:\n      - name: e\n        probability: 0.2\n        fault: { type: reset }\n  - name: b\n    duration: 60s\n    rules:\n      - name: e\n        probability: 0.9\n        fault: { type: reset }\n');
+    const view = (await api(admin, 'GET', '/profile')).json as { phases: Array<{ name: string; rules: Array<{ name: string; probability: number }> }> };
+    expect(view.phases.map((p) => [p.name, p.rules[0]?.probability])).toEqual([
+      ['a', 0.2],
+      ['b', 0.9],
+    ]);
+  });
+
+  it('a reset before any exchange adds no limit to the report (nothing was dropped)', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    expect((await api(admin, 'POST', '/reset')).status).toBe(200);
+    expect((await request(`${proxy.url}/x`)).status).toBe(200);
+    const report = (await api(admin, 'GET', '/report')).json as { limits: string[] };
+    expect(report.limits.filter((l) => l.includes('POST /reset'))).toEqual([]);
+  });
+});

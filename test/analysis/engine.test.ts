@@ -394,6 +394,13 @@ describe('several runs in one recording', () => {
     expect(r.session).toBe('qa-s1, qa-s2');
     expect(r.recordings.map((x) => x.session)).toEqual(['qa-s1', 'qa-s2']);
     expect(r.limits.some((l) => l.startsWith('These recordings hold 2 sessions (qa-s1, qa-s2), analysed as one'))).toBe(true);
+    // A named run and an unnamed one, in either order: both runs are said.
+    const unnamed = { ...header('x', 'cccc0003'), session: null, start: new Date(T0 + 60_000).toISOString(), startMs: T0 + 60_000 };
+    for (const order of [[first, unnamed], [unnamed, first]]) {
+      const m = run([order[0] as AnyRecord, http({ ts: T0 + 10 }), order[1] as AnyRecord, http({ ts: T0 + 60_010, client: 'c2' })]);
+      expect(m.limits.some((l) => l.startsWith('These recordings hold 2 sessions'))).toBe(true);
+      expect(m.session?.split(', ').sort()).toEqual(['(no session)', 'qa-s1']);
+    }
     // One session: as before.
     const one = run([first, http({ ts: T0 + 10 })]);
     expect(one.session).toBe('qa-s1');

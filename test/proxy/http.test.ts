@@ -364,6 +364,8 @@ describe('errors from the proxy itself', () => {
     expect(c.data).toMatch(/^HTTP\/1\.1 405/);
     const bad = await rawExchange(proxy.address.port, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
     expect(bad.data).toMatch(/^HTTP\/1\.1 400/);
+    const head = await rawExchange(proxy.address.port, 'HEAD http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    expect(head.data).toMatch(/^HTTP\/1\.1 400/);
     await proxy.close();
     const records = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
     const bodyOf = (raw: string): number => Buffer.byteLength(raw.slice(raw.indexOf('\r\n\r\n') + 4));
@@ -371,6 +373,8 @@ describe('errors from the proxy itself', () => {
       ['absolute-form-refused', bodyOf(a.data)],
       ['connect-refused', 0],
       ['bad-request', bodyOf(bad.data)],
+      // An answer to HEAD carries no body.
+      ['absolute-form-refused', 0],
     ]);
     expect(bodyOf(a.data)).toBeGreaterThan(0);
     expect(bodyOf(bad.data)).toBeGreaterThan(0);

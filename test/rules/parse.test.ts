@@ -170,6 +170,8 @@ describe('parseProfile: problems with path and line', () => {
     const paths = ps.map((p) => p.path).sort();
     expect(paths).toEqual(['rules[0].when.after', 'rules[0].when.for', 'rules[0].when.ramp.from', 'rules[0].when.ramp.over']);
     expect(ps.find((p) => p.path === 'rules[0].when.for')).toMatchObject({ line: 4, message: 'must be shorter than every' });
+    // A when that is a list is one problem, not also "every needs for" (a list's every is Array.prototype.every).
+    expect(problemsOf('name: p\nrules:\n  - name: w\n    when: [1, 2]\n    fault: { type: reset }\n').map((p) => p.path)).toEqual(['rules[0].when']);
     // A for or every that is itself wrong is reported once, for what is wrong with it.
     expect(problemsOf('name: p\nrules:\n  - name: w\n    when: { every: xx, for: 10s }\n    fault: { type: reset }\n').map((p) => p.path)).toEqual(['rules[0].when.every']);
   });

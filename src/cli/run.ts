@@ -353,6 +353,11 @@ async function runProxy(flags: RunFlags): Promise<void> {
     writeLogLine(started, { listen: proxy.url, target: flags.target, profile: proxy.profile.name, control: proxy.adminUrl ?? 'off', recording: flags.record ?? 'off' });
   } else process.stderr.write(`aftershock: ${started}\n`);
 
+  const shutdownCut = { http: 0, ws: 0 };
+  proxy.recorder.addListener((r) => {
+    if (r.type === 'http' && r.outcome === 'shutdown') shutdownCut.http++;
+    else if (r.type === 'ws' && r.outcome === 'shutdown') shutdownCut.ws++;
+  });
   await new Promise<void>((resolve) => {
     let stopping = false;
     // A worker asked to stop by the primary may get the terminal's own signal just after (the same
@@ -397,11 +402,12 @@ async function runProxy(flags: RunFlags): Promise<void> {
             log.error({ err }, 'could not print the retry summary');
           }
         }
-        // Exchanges still in flight when the drain timeout ran out were cut (recorded as shutdown).
-        const cut = proxy.stats().byOutcome.shutdown ?? 0;
+        // HTTP exchanges still in flight when the drain timeout ran out were cut (recorded as
+        // shutdown); open WebSockets are closed with 1001 at the start of every stop, counted apart.
+        const cut = shutdownCut.http;
         log.info(
-          { records: proxy.recorder.count, written: st.written, failed: st.failed, cutAtShutdown: cut },
-          cut === 0 ? 'stopped' : `stopped: ${cut} exchange${cut === 1 ? '' : 's'} still in flight at the end of the drain cut and recorded as shutdown`,
+          { records: proxy.recorder.count, written: st.written, failed: st.failed, cutAtShutdown: cut, websocketsClosed: shutdownCut.ws },
+          cut === 0 ? 'stopped' : `stopped: ${cut} request${cut === 1 ? '' : 's'} still in flight at the end of the drain cut and recorded as shutdown`,
         );
         for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
         resolve();

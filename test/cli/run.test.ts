@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, readRecords, request, startUpstream, tempDir } from '../helpers.js';
+import { onCleanup, readRecords, request, startUpstream, startWsUpstream, tempDir, wsClient } from '../helpers.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 import { BIN, cli, type CliRun as Run } from './cli-process.js';
 
@@ -195,24 +195,26 @@ describe('aftershock run (CLI)', () => {
     expect(last).toMatchObject({ level: 40, cutAtShutdown: 3, msg: 'stopped at once (a second signal): 3 exchanges cut and recorded as shutdown' });
   });
 
-  it('the stop line says how many exchanges the drain timeout cut', async () => {
-    const up = await startUpstream((req, res) => {
-      if (req.url !== '/slow') res.end('ok');
-    });
-    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--no-summary', '--drain-timeout', '300ms'], { AFTERSHOCK_LOG_LEVEL: 'info' });
+  it('the stop line says how many requests the drain timeout cut, and counts the WebSockets it closed apart', async () => {
+    // A WebSocket echo whose HTTP side never answers: the two plain requests are still in flight at the stop.
+    const up = await startWsUpstream((ws) => ws.on('message', (m) => ws.send(m)));
+    const r = cli(['run', '--target', up, '--listen', '127.0.0.1:0', '--admin', 'off', '--no-summary', '--drain-timeout', '300ms'], { AFTERSHOCK_LOG_LEVEL: 'info' });
     const url = await listeningUrl(r);
     const slow = Array.from({ length: 2 }, () => request(`${url}/slow`).catch(() => 'cut'));
+    const ws = await wsClient(url.replace('http:', 'ws:'));
+    const closed = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));
     await new Promise((res) => setTimeout(res, 300));
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
     await Promise.all(slow);
+    expect(await closed).toBe(1001);
     const stopped = r
       .stderr()
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as { msg: string; cutAtShutdown?: number })
       .find((l) => l.msg.startsWith('stopped'));
-    expect(stopped).toMatchObject({ cutAtShutdown: 2, msg: 'stopped: 2 exchanges still in flight at the end of the drain cut and recorded as shutdown' });
+    expect(stopped).toMatchObject({ cutAtShutdown: 2, websocketsClosed: 1, msg: 'stopped: 2 requests still in flight at the end of the drain cut and recorded as shutdown' });
   });
 
   it('--workers 2 shares one listening socket, records per worker, and analyze merges the recordings', async () => {

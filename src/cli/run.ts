@@ -9,7 +9,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startProxy, type ProxyOptions } from '../proxy/server.js';
 import { cookieDomainProblem } from '../proxy/options.js';
-import { createLogger, LOG_LEVELS, parseLogLevel } from '../log.js';
+import { pino } from 'pino';
+import { createLogger, LOG_LEVELS, parseLogLevel, type Logger } from '../log.js';
 import { AftershockError, ProfileError } from '../errors.js';
 import { formatReport } from '../analysis/index.js';
 import { parseAllowHosts } from '../admin/request-guard.js';
@@ -279,6 +280,19 @@ function positiveInt(option: string, raw: string): number {
   return n;
 }
 
+/**
+ * Writes out every line the logger still holds (its destination writes asynchronously), so what
+ * the start logged precedes the start line. `flush()` alone only waits for the write in flight.
+ */
+function flushLogs(log: Logger): void {
+  const stream = (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    log.flush(); // a destination not ready yet: as much as can be done
+  }
+}
+
 /** `--cookie-domain` checked here, so its error names the flag (or its variable). */
 function cookieDomainOption(raw: string): string {
   const problem = cookieDomainProblem(raw);
@@ -347,7 +361,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
   }
   // What the start logged (a control API open without a token) goes out before the start line,
   // not after it: the logger writes asynchronously, the start line at once.
-  await new Promise<void>((resolve) => log.flush(() => resolve()));
+  flushLogs(log);
   const started = `proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}`;
   if (logsAreNdjson()) {
     writeLogLine(started, { listen: proxy.url, target: flags.target, profile: proxy.profile.name, control: proxy.adminUrl ?? 'off', recording: flags.record ?? 'off' });

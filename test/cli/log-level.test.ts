@@ -90,7 +90,7 @@ describe('log level', () => {
     expect(debug.join('\n')).not.toContain('s3cr3t');
   });
 
-  it('the warning about a control API open beyond loopback without a token comes before the start line, not after it', async () => {
+  it('what the start logged (the warning about a control API open without a token, the library line) comes before the start line', async () => {
     const r = cli(['run', '--target', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', '0.0.0.0:0', '--no-summary'], { AFTERSHOCK_LOG_LEVEL: 'info' });
     await listening(r);
     expect(await stop(r)).toBe(0);
@@ -101,7 +101,11 @@ describe('log level', () => {
       .map((l) => (JSON.parse(l) as { msg: string }).msg);
     const warning = msgs.findIndex((m) => m.startsWith('THE CONTROL API LISTENS BEYOND LOOPBACK WITHOUT A TOKEN'));
     expect(warning).toBeGreaterThanOrEqual(0);
-    expect(warning).toBeLessThan(msgs.findIndex((m) => m.startsWith('proxying ')));
+    const start = msgs.findIndex((m) => m.startsWith('proxying '));
+    expect(warning).toBeLessThan(start);
+    // Every line the start logged, not only the one being written when the start line came.
+    expect(msgs.indexOf('aftershock is proxying')).toBeGreaterThanOrEqual(0);
+    expect(msgs.indexOf('aftershock is proxying')).toBeLessThan(start);
   });
 
   describe('createLogger (library)', () => {

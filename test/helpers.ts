@@ -11,7 +11,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startProxy, type ProxyHandle, type ProxyOptions } from '../src/index.js';
-import type { AnyRecord } from '../src/record/schema.js';
+import type { AnyRecord, HttpRecord } from '../src/record/schema.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 
@@ -99,6 +99,20 @@ export async function startTestProxy(opts: ProxyOptions): Promise<ProxyHandle> {
   const proxy = await startProxy({ listen: '127.0.0.1:0', admin: false, ...opts });
   onCleanup(() => proxy.close());
   return proxy;
+}
+
+/** A test proxy recording to a temp file; `records()` reads its http records so far (none yet: []). */
+export async function startRecordingProxy(opts: Omit<ProxyOptions, 'record'>): Promise<{ url: string; port: number; records: () => HttpRecord[]; proxy: ProxyHandle }> {
+  const file = path.join(tempDir(), 'rec.ndjson');
+  const proxy = await startTestProxy({ ...opts, record: file });
+  const records = (): HttpRecord[] => {
+    try {
+      return readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    } catch {
+      return [];
+    }
+  };
+  return { url: proxy.url, port: proxy.address.port, records, proxy };
 }
 
 export interface Reply {

@@ -7,13 +7,10 @@
  * servers on 127.0.0.1:0.
  */
 import net from 'node:net';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, rawExchange, rawServer, readRecords, startTestProxy, tempDir, waitFor } from '../helpers.js';
+import { onCleanup, rawExchange, rawServer, startRecordingProxy as recordingProxy, waitFor } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
-import type { HttpRecord } from '../../src/record/schema.js';
-import type { ProxyOptions } from '../../src/index.js';
 
 interface RawRequest {
   /** The request line. */
@@ -96,18 +93,6 @@ function parseRequest(buf: Buffer, headsOnly?: (head: string) => boolean): { use
 
 const ok = (text: string): string => `HTTP/1.1 200 OK\r\ncontent-length: ${text.length}\r\n\r\n${text}`;
 
-async function recordingProxy(opts: Omit<ProxyOptions, 'record'>) {
-  const file = path.join(tempDir(), 'rec.ndjson');
-  const proxy = await startTestProxy({ ...opts, record: file });
-  const records = (): HttpRecord[] => {
-    try {
-      return readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
-    } catch {
-      return [];
-    }
-  };
-  return { proxy, port: proxy.address.port, records };
-}
 
 /** Writes `data`, collects until the proxy ends the connection or `ms` pass; `onData` may answer. */
 function talk(port: number, data: string | Buffer, opts: { ms?: number; onData?: (sock: net.Socket, text: string) => void } = {}): Promise<{ data: string; error: string | null }> {

@@ -4,12 +4,9 @@
 // where the bytes matter.
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, rawExchange, rawServer, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
+import { onCleanup, rawExchange, rawServer, startRecordingProxy as recordingProxy, request, startTestProxy, startUpstream, waitFor } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
-import type { HttpRecord } from '../../src/record/schema.js';
-import type { ProxyOptions } from '../../src/index.js';
 
 /** A raw TCP upstream: `onConn` gets every accepted socket. */
 /** A raw upstream that hands every request head (per connection, in order) to `onHead`. */
@@ -35,18 +32,6 @@ async function rawUpstream(onHead: (head: string, sock: net.Socket, n: number) =
   return { ...srv, heads };
 }
 
-async function recordingProxy(opts: Omit<ProxyOptions, 'record'>): Promise<{ url: string; port: number; records: () => HttpRecord[]; proxy: Awaited<ReturnType<typeof startTestProxy>> }> {
-  const file = path.join(tempDir(), 'rec.ndjson');
-  const proxy = await startTestProxy({ ...opts, record: file });
-  const records = (): HttpRecord[] => {
-    try {
-      return readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
-    } catch {
-      return [];
-    }
-  };
-  return { url: proxy.url, port: proxy.address.port, records, proxy };
-}
 
 async function freePort(): Promise<number> {
   return new Promise<number>((resolve) => {

@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import { onCleanup, readRecords, startTestProxy, startWsUpstream, tempDir, waitFor, wsClient } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
 import type { AnyRecord, WsMessageRecord, WsRecord } from '../../src/record/schema.js';
+import type { ProxyOptions } from '../../src/index.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -28,6 +29,15 @@ async function echoUpstream(): Promise<{ url: string; got: string[] }> {
   return { url, got };
 }
 
+/** An echo upstream behind a proxy that records messages under `profile`, and a client on `pathname`. */
+async function heldSetup(profile: string, pathname: string, extra: Partial<ProxyOptions> = {}) {
+  const up = await echoUpstream();
+  const file = path.join(tempDir(), 'rec.ndjson');
+  const proxy = await startTestProxy({ target: up.url, record: file, recordMessages: true, profile: parseProfile(profile, null), ...extra });
+  const ws = await wsClient(proxy.url.replace('http', 'ws') + pathname);
+  return { up, file, proxy, ws };
+}
+
 /** The connection's message records and its `ws` record, with their places in the file. */
 function split(all: AnyRecord[]): { msgs: WsMessageRecord[]; ws: WsRecord; lastMsgAt: number; wsAt: number } {
   const msgs = all.filter((r): r is WsMessageRecord => r.type === 'ws-message');
@@ -42,16 +52,7 @@ function split(all: AnyRecord[]): { msgs: WsMessageRecord[]; ws: WsRecord; lastM
 
 describe('--record-messages and messages a ws-delay holds', () => {
   it('at shutdown a held message is dropped and recorded dropped, once, before the connection record', async () => {
-    const up = await echoUpstream();
-    const file = path.join(tempDir(), 'held.ndjson');
-    const proxy = await startTestProxy({
-      target: up.url,
-      record: file,
-      recordMessages: true,
-      drainTimeout: '2s',
-      profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', null),
-    });
-    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/held');
+    const { up, file, proxy, ws } = await heldSetup('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', '/held', { drainTimeout: '2s' });
     let received = 0;
     ws.on('message', () => received++);
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
@@ -73,18 +74,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
   });
 
   it('a ws-close 1006 during the delay drops the held message: recorded dropped, once, and the record is not held back', async () => {
-    const up = await echoUpstream();
-    const file = path.join(tempDir(), 'cut.ndjson');
-    const proxy = await startTestProxy({
-      target: up.url,
-      record: file,
-      recordMessages: true,
-      profile: parseProfile(
-        'rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 400ms }',
-        null,
-      ),
-    });
-    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/cut');
+    const { up, file, proxy, ws } = await heldSetup('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 400ms }', '/cut');
     let received = 0;
     ws.on('message', () => received++);
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
@@ -104,18 +94,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
   });
 
   it('a ws-close 1006 while a message to the upstream is held: dropped (the upstream is closed with it), recorded at once', async () => {
-    const up = await echoUpstream();
-    const file = path.join(tempDir(), 'cut-in.ndjson');
-    const proxy = await startTestProxy({
-      target: up.url,
-      record: file,
-      recordMessages: true,
-      profile: parseProfile(
-        'rules:\n  - name: slow-in\n    fault: { type: ws-delay, delay: 3s, direction: in }\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 300ms }',
-        null,
-      ),
-    });
-    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/cut-in');
+    const { up, file, proxy, ws } = await heldSetup('rules:\n  - name: slow-in\n    fault: { type: ws-delay, delay: 3s, direction: in }\n  - name: cut\n    fault: { type: ws-close, code: 1006, after: 300ms }', '/cut-in');
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
     ws.send('hello');
     expect(await closed).toBe(1006);
@@ -131,15 +110,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
   });
 
   it('the client leaving while a message is held: the message is recorded dropped', async () => {
-    const up = await echoUpstream();
-    const file = path.join(tempDir(), 'left.ndjson');
-    const proxy = await startTestProxy({
-      target: up.url,
-      record: file,
-      recordMessages: true,
-      profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', null),
-    });
-    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/left');
+    const { up, file, proxy, ws } = await heldSetup('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 5s, direction: out }', '/left');
     ws.send('hello');
     await waitFor(() => up.got.length === 1);
     await sleep(100);
@@ -153,15 +124,7 @@ describe('--record-messages and messages a ws-delay holds', () => {
   });
 
   it('held messages that go out are recorded once each, not dropped, with their delay, in order, before the connection record', async () => {
-    const up = await echoUpstream();
-    const file = path.join(tempDir(), 'out.ndjson');
-    const proxy = await startTestProxy({
-      target: up.url,
-      record: file,
-      recordMessages: true,
-      profile: parseProfile('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 150ms, direction: out }', null),
-    });
-    const ws = await wsClient(proxy.url.replace('http', 'ws') + '/ok');
+    const { up, file, proxy, ws } = await heldSetup('rules:\n  - name: slow-out\n    fault: { type: ws-delay, delay: 150ms, direction: out }', '/ok');
     const got: string[] = [];
     ws.on('message', (d: Buffer) => got.push(d.toString()));
     ws.send('a');

@@ -29,6 +29,11 @@ export const JITTER_THRESHOLDS = {
    * index instead.
    */
   trustSamples: 10,
+  /**
+   * Trusted indexes whose CVs lie within this many relative standard errors of each
+   * other are one spread, read pooled; further apart, the least-spread index decides.
+   */
+  agreeWithin: 3,
   /** Measurement noise (ms, one standard deviation) removed from every gap's spread. */
   noiseMs: 5,
   /** Per-client static jitter: clients with 2+ chains needed to call it. */
@@ -58,7 +63,7 @@ export interface JitterInput {
 
 export interface JitterResult {
   class: JitterClass;
-  /** The CV the class was read from (the least spread attempt index), noise removed. */
+  /** The CV the class was read from (the least spread attempt index, or the indexes pooled when they agree), noise removed. */
   cv: number | null;
   /** CV per attempt index (null where too few samples). */
   cvByIndex: Array<number | null>;
@@ -85,29 +90,22 @@ export function noiseAdjustedCv(xs: readonly number[], noiseMs: number = T.noise
 }
 
 /**
- * The CV's robust counterpart: `1.4826 x MAD / median` (equal to sd / mean for a normal spread),
- * with the same noise removal. A few late timestamps (a busy event loop in the client or the
- * proxy) move the CV a lot and this hardly at all.
+ * The spread the jitter class is read from: the CV of the gaps once outliers are set aside (more
+ * than 3 robust standard deviations, `1.4826 x MAD`, from the median, and never closer than 3x the
+ * measurement noise), when at most a quarter of the gaps are such outliers; otherwise the plain CV.
+ * A steady schedule with a few delayed timestamps reads as steady; a uniform spread loses none of
+ * its gaps. (The smaller of the CV and its robust counterpart, used before, read a Retry-After plus
+ * U(0, 500 ms) fleet's 0.115 as 0.04 now and then: a MAD of 15 gaps is itself a noisy reading.)
  *
- * @example robustCv([1000, 1000, 1001, 999, 1000, 1300]) === 0
- */
-export function robustCv(xs: readonly number[], noiseMs: number = T.noiseMs): number {
-  if (xs.length === 0) return Number.NaN;
-  const med = median(xs);
-  const mad = median(xs.map((x) => Math.abs(x - med)));
-  const sd = 1.4826 * mad;
-  const adj = Math.sqrt(Math.max(0, sd * sd - noiseMs * noiseMs));
-  if (med <= 0) return adj === 0 ? 0 : Number.POSITIVE_INFINITY;
-  return adj / med;
-}
-
-/**
- * The spread the jitter class is read from: the smaller of the CV and its robust counterpart. For
- * uniform jitter (full jitter's CV is about 0.58) the CV is the smaller; for a steady schedule with
- * a few delayed outliers the robust one is.
+ * @example spreadCv([100, 100, 100, 100, 100, 100, 100, 130]) === 0
  */
 export function spreadCv(xs: readonly number[]): number {
-  return Math.min(noiseAdjustedCv(xs), robustCv(xs));
+  if (xs.length === 0) return Number.NaN;
+  const med = median(xs);
+  const scale = 1.4826 * median(xs.map((x) => Math.abs(x - med)));
+  const cut = 3 * Math.max(scale, T.noiseMs);
+  const kept = xs.filter((x) => Math.abs(x - med) <= cut);
+  return noiseAdjustedCv(kept.length >= 0.75 * xs.length ? kept : xs);
 }
 
 /**
@@ -148,10 +146,43 @@ export function classifyJitter(input: JitterInput): JitterResult {
   // class is read from the index that spreads least, among the indexes with samples enough to trust
   // a low reading; with none, from the median index (the least of a few noisy readings of a fully
   // jittered fleet's five indexes came out below 0.1).
-  const trusted = cvByIndex.filter((cv, k): cv is number => cv !== null && Number.isFinite(cv) && (input.gapsByIndex[k] as readonly number[]).length >= T.trustSamples);
-  const c = trusted.length > 0 ? Math.min(...trusted) : median(usable);
+  const trusted: Array<{ cv: number; n: number }> = [];
+  cvByIndex.forEach((cv, k) => {
+    const n = (input.gapsByIndex[k] as readonly number[]).length;
+    if (cv !== null && Number.isFinite(cv) && n >= T.trustSamples) trusted.push({ cv, n });
+  });
+  const c = trusted.length > 0 ? leastSpread(trusted) : median(usable);
   if (c >= T.none && isPerClient(input)) return { class: 'per-client', cv: c, cvByIndex, samples };
   return { class: jitterBand(c), cv: c, cvByIndex, samples };
+}
+
+/**
+ * The spread of the index that spreads least, unless the indexes agree: when every trusted index
+ * reads the same spread within sampling error, they are readings of one spread and their pooled
+ * value is the measurement (the least of several noisy readings of the same thing is biased low:
+ * a Retry-After plus U(0, 500 ms) fleet, CV 0.115, read 0.07-0.09 at its least index).
+ *
+ * @example leastSpread([{ cv: 0.01, n: 40 }, { cv: 0.3, n: 40 }]) === 0.01 // noise spread one index
+ */
+export function leastSpread(readings: ReadonlyArray<{ readonly cv: number; readonly n: number }>): number {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = 0;
+  let nMin = Number.POSITIVE_INFINITY;
+  let sq = 0;
+  let n = 0;
+  for (const r of readings) {
+    lo = Math.min(lo, r.cv);
+    hi = Math.max(hi, r.cv);
+    nMin = Math.min(nMin, r.n);
+    sq += r.n * r.cv * r.cv;
+    n += r.n;
+  }
+  if (readings.length < 2 || lo <= 0) return lo;
+  // A sample CV's relative standard error is about sqrt((1 + 2 CV²) / 2n); readings agree when the
+  // largest is within `agreeWithin` of those (at the smallest sample) of the least.
+  const pooled = Math.sqrt(sq / n);
+  if (hi / lo > 1 + T.agreeWithin * Math.sqrt((1 + 2 * pooled * pooled) / (2 * nMin))) return lo;
+  return pooled;
 }
 
 /** Each client repeats its own first gap; clients differ; the growth ratio is shared. */

@@ -155,7 +155,7 @@ export interface ClientReport {
 
 export interface JitterDetail {
   class: JitterClass;
-  /** CV of the k-th gap across aligned chains (the least spread k), noise removed. */
+  /** CV of the k-th gap across aligned chains (the least spread k, or the ks pooled when they agree), noise removed. */
   cv: number | null;
   cvByIndex: Array<number | null>;
   /** Chains and distinct clients behind the decision. */

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkRetryAfter, classifyBackoff, summarizeRetryAfter } from '../../src/analysis/backoff.js';
-import { classifyJitter, jitterBand, noiseAdjustedCv } from '../../src/analysis/jitter.js';
+import { classifyJitter, jitterBand, leastSpread, noiseAdjustedCv } from '../../src/analysis/jitter.js';
 import { toAttempt } from '../../src/analysis/attempt.js';
 import { canonicalQuery, fingerprint, normalizePath, routeOf, userAgentFamily } from '../../src/analysis/normalize.js';
 import type { HttpRecord } from '../../src/record/schema.js';
@@ -154,6 +154,28 @@ describe('classifyJitter (spec §5 bands)', () => {
     const full = (): number[] => Array.from({ length: 40 }, () => rnd() * 2000);
     const steady = Array.from({ length: 40 }, (_, i) => 1000 + (i % 5) * 20);
     expect(classifyJitter({ gapsByIndex: [full(), steady, full()] }).class).toBe('token');
+  });
+
+  it('indexes that agree are read pooled: the least of several noisy readings of one spread is biased low', () => {
+    // Retry-After 1 s plus U(0, 500 ms), 15 chains reaching 3 indexes, 3 ms of network noise: CV 0.115,
+    // proportional. Read from the least index (and the smaller of CV and MAD), 133 of 200 fleets read token.
+    const classes = { proportional: 0, token: 0, other: 0 };
+    for (let seed = 1; seed <= 200; seed++) {
+      const rnd = prng(seed);
+      const index = (): number[] => Array.from({ length: 15 }, () => 1000 + rnd() * 500 + (rnd() - 0.5) * 6);
+      const c = classifyJitter({ gapsByIndex: [index(), index(), index()] }).class;
+      if (c === 'proportional' || c === 'token') classes[c] += 1;
+      else classes.other += 1;
+    }
+    expect(classes.other).toBe(0);
+    expect(classes.proportional).toBeGreaterThanOrEqual(140);
+  });
+
+  it('a uniform spread keeps every gap: a small MAD of a few gaps does not read as no spread', () => {
+    // 15 gaps of 1000 + U(0, 500) whose middle ones happen to bunch: MAD-based CV 0.01, CV 0.11
+    const gaps = [1010, 1240, 1245, 1248, 1250, 1252, 1255, 1258, 1260, 1262, 1265, 1490, 1480, 1020, 1030];
+    expect(leastSpread([{ cv: 0.01, n: 40 }, { cv: 0.3, n: 40 }])).toBe(0.01);
+    expect(classifyJitter({ gapsByIndex: [gaps] }).class).toBe('proportional');
   });
 
   it('is unknown with fewer than 5 chains', () => {

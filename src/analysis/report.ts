@@ -11,7 +11,7 @@ import type { ResolvedOptions, QualityCounters } from './types.js';
 import { type Confidence, decideBackoff, summarizeRetryAfter } from './backoff.js';
 import type { EvidenceKind } from './chain.js';
 import { FINDINGS, RETRY_BUDGET, SEVERITY_RANK, SHARE_BASED_FINDINGS, judgeClient, makeFinding, overRetryBudget } from './findings.js';
-import { classifyJitter } from './jitter.js';
+import { JITTER_THRESHOLDS, classifyJitter } from './jitter.js';
 import { StrideReservoir, median, round } from './stats.js';
 import type {
   AttemptsPerRequest,
@@ -164,9 +164,31 @@ function decideJitter(f: FamilyAgg): JitterDetail {
     cv: j.cv === null ? null : round(j.cv, 4),
     cvByIndex: j.cvByIndex.map((c) => (c === null ? null : round(c, 4))),
     chains: g.samples,
-    clients: g.clients.size,
+    clients: j.class === 'none' ? g.clients.size + sameWaitElsewhere(f, trigger, g) : g.clients.size,
     trigger,
   };
+}
+
+/**
+ * Clients of the type whose first failure had another trigger (a connection closed where the others
+ * were refused) but who came back after the very same first wait as the chains the class was read
+ * from: every first gap within 2 % or 15 ms of those chains' median. They retry in step with the
+ * others, and count among the clients with no jitter.
+ */
+function sameWaitElsewhere(f: FamilyAgg, trigger: string, g: JitterGroup): number {
+  const firsts = (g.byIndex[0] as StrideReservoir).values;
+  if (firsts.length === 0) return 0;
+  const m = median(firsts);
+  const tol = Math.max(3 * JITTER_THRESHOLDS.noiseMs, 0.02 * m);
+  const seen = new Set<string>();
+  for (const [t, other] of f.groups) {
+    if (t === trigger) continue;
+    for (const [client, gaps] of other.clients) {
+      if (g.clients.has(client) || seen.has(client) || gaps.length === 0) continue;
+      if (gaps.every((x) => Math.abs(x - m) <= tol)) seen.add(client);
+    }
+  }
+  return seen.size;
 }
 
 interface ClientEval {

@@ -246,6 +246,29 @@ describe('grouping (spec §3)', () => {
     expect(fleet(4).findings.filter((f) => f.code === 'no-jitter')).toEqual([]);
   });
 
+  it('no jitter across 10 clients when one client\'s first failure had another trigger but the same waits', () => {
+    // 10 clients, the same 100/200/400 ms schedule, no jitter; client 9's first attempt was closed by
+    // another rule instead of answered 503 by the usual one, so its chain is aligned on another trigger.
+    const rs: HttpRecord[] = [];
+    const storm = { status: 503, fault: { rule: 'storm', type: 'http-error', injected: true } } as const;
+    const close = { status: null, outcome: 'closed', fault: { rule: 'drop', type: 'close', injected: true } } as const;
+    for (let c = 0; c < 10; c++) {
+      for (let i = 0; i < 2; i++) {
+        const t = T0 + i * 10_000 + c * 7;
+        const opts = { client: `c${c}`, path: `/r/${i}`, userAgent: 'steady/1.0' };
+        rs.push(http({ ts: t, ...opts, ...(c === 9 ? close : storm) }));
+        rs.push(http({ ts: t + 110, ...opts, ...storm }));
+        rs.push(http({ ts: t + 320, ...opts, ...storm }));
+        rs.push(http({ ts: t + 730, ...opts }));
+      }
+    }
+    const r = run(byEnd(rs));
+    expect(r.clientTypes[0]?.jitter).toBe('none');
+    expect(r.clientTypes[0]?.jitterDetail).toMatchObject({ clients: 10, chains: 18 });
+    expect(r.findings.find((f) => f.code === 'no-jitter')).toMatchObject({ severity: 'critical' });
+    expect(r.verdictReasons.join(' ')).toContain('no jitter across 10+ clients');
+  });
+
   it('a wait of Retry-After plus a fixed offset stays in the client\'s own backoff (it may be its own schedule); only exact honouring leaves it', () => {
     const chains = (gap: number, client: string): HttpRecord[] => {
       const rs: HttpRecord[] = [];

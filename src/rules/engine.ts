@@ -650,7 +650,13 @@ class Engine implements RuleEngine {
   rule(name: string): CompiledRule | null {
     const adhoc = [...this.adhocHttp, ...this.adhocWs].find((e) => e.rule.name === name);
     if (adhoc !== undefined) return adhoc.rule;
-    const p = this.rt.profile;
+    // A rule retuned per phase (one name in several phases) is the running phase's, as stats() says.
+    const rt = this.rt;
+    const pos = rt.profile.timeline === null ? null : phaseAt(rt.profile.timeline, this.nowFn() - (this.scenarioStart ?? this.startedAt));
+    const current = pos === null ? rt.base : rt.phases[pos.index];
+    const live = current === undefined ? undefined : (current.http.find((e) => e.rule.name === name) ?? current.ws.find((e) => e.rule.name === name));
+    if (live !== undefined) return live.rule;
+    const p = rt.profile;
     return p.rules.find((r) => r.name === name) ?? p.phases.flatMap((ph) => ph.rules).find((r) => r.name === name) ?? null;
   }
 

@@ -221,6 +221,19 @@ describe('time: schedules, ramps, phases', () => {
     expect(engine.phase(clock.t)).toBeNull();
   });
 
+  it('rule(name) of a rule retuned per phase is the running phase\'s (GET /rules shows the fault that runs)', () => {
+    const { engine, clock } = engineFor(
+      ['phases:', '  - name: a', '    duration: 10s', '    rules:', '      - name: shared', '        fault: { type: http-error, status: 501 }', '  - name: b', '    duration: 10s', '  - name: c', '    duration: 10s', '    rules:', '      - name: shared', '        fault: { type: http-error, status: 502 }'].join('\n'),
+    );
+    clock.t = T0 + 1000;
+    expect(engine.rule('shared')?.fault).toMatchObject({ status: 501 });
+    clock.t = T0 + 25_000;
+    expect(engine.rule('shared')?.fault).toMatchObject({ status: 502 });
+    // Between the two (phase b) and after the last phase: the first definition, as before.
+    clock.t = T0 + 15_000;
+    expect(engine.rule('shared')?.fault).toMatchObject({ status: 501 });
+  });
+
   it('loop repeats the timeline; a scenario restarts it; stopScenario goes back to the engine clock', () => {
     const { engine, clock } = engineFor(phased + '\nloop: true');
     clock.t = T0 + 46_000;

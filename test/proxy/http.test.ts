@@ -570,6 +570,24 @@ describe('recording', () => {
     expect(Math.abs((rec.retryAfter as number) - asked)).toBeLessThan(0.1);
   });
 
+  it('records an upstream Retry-After that is neither whole seconds nor an HTTP-date as none, and reads the obsolete date forms as GMT', async () => {
+    const dir = tempDir();
+    const soon = new Date(Math.ceil((Date.now() + 30_000) / 1000) * 1000);
+    const asctime = soon.toUTCString().replace(/^(\w{3}), (\d{2}) (\w{3}) (\d{4}) (\S+) GMT$/, (_m, d: string, day: string, mon: string, y: string, t: string) => `${d} ${mon} ${day.replace(/^0/, ' ')} ${t} ${y}`);
+    const values: Record<string, string> = { '/frac': '1.5', '/neg': '-1', '/list': '3, 4', '/word': 'soon', '/asctime': asctime };
+    const up = await startUpstream((req, res) => {
+      res.writeHead(503, { 'retry-after': values[req.url ?? ''] ?? '2' });
+      res.end();
+    });
+    const file = path.join(dir, 'ra.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    for (const p of Object.keys(values)) await request(`${proxy.url}${p}`);
+    await proxy.close();
+    const byPath = new Map(readRecords(file).flatMap((r) => (r.type === 'http' ? [[r.path, r.retryAfter] as const] : [])));
+    expect([byPath.get('/frac'), byPath.get('/neg'), byPath.get('/list'), byPath.get('/word')]).toEqual([null, null, null, null]);
+    expect(Math.abs((byPath.get('/asctime') as number) - 30)).toBeLessThan(1.5);
+  });
+
   it('records the client-key header, hashed and redacted when it is a secret', async () => {
     const dir = tempDir();
     const up = await startUpstream((_req, res) => res.end('ok'));

@@ -205,11 +205,22 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const rewriteLocation =
     options.rewriteRedirects === true
       ? (value: string, req: IncomingMessage): string => {
+          // A path-relative Location (`other`, `?q=1`, `../x`) resolves against the URL the client
+          // asked, the proxy's, and stays as sent. A path-absolute one names an upstream path: with
+          // a target prefix it loses the prefix (`/api/next` is the proxy's `/next`). An absolute URL
+          // to the target's host is rewritten to the proxy. One outside the prefix has no address
+          // on the proxy, and stays as sent.
+          const absolute = /^[a-z][a-z0-9+.-]*:/i.test(value) || value.startsWith('//');
+          if (!absolute && !value.startsWith('/')) return value;
           try {
             const u = new URL(value, target.url);
             if (u.host !== targetHost) return value;
+            const p = target.prefix;
+            const inside = p === '' || u.pathname === p || u.pathname.startsWith(p + '/');
+            if (!inside) return value;
+            const path = u.pathname.slice(p.length) || '/';
+            if (!absolute) return `${path}${u.search}${u.hash}`;
             const host = req.headers.host ?? `${listenAddr.host}:${listenAddr.port}`;
-            const path = target.prefix !== '' && u.pathname.startsWith(target.prefix) ? u.pathname.slice(target.prefix.length) || '/' : u.pathname;
             return `${tls === null ? 'http' : 'https'}://${host}${path}${u.search}${u.hash}`;
           } catch {
             return value;

@@ -77,6 +77,36 @@ describe('HTTP reverse proxy', () => {
     expect(r2.headers.location).toBe(`${up.url}/api/next?x=1`);
   });
 
+  it('rewrites only redirects that have an address on the proxy: relative ones and ones outside the target prefix stay as sent', async () => {
+    const up = await startUpstream((req, res) => {
+      const origin = `http://127.0.0.1:${(req.socket.address() as net.AddressInfo).port}`;
+      const to: Record<string, string> = {
+        '/api/dir/rel': 'other',
+        '/api/dir/query': '?q=1',
+        '/api/dir/up': '../x',
+        '/api/abs-path': '/api/inside/y?z=2',
+        '/api/abs-path-out': '/other',
+        '/api/sibling': `${origin}/apiv2/x`,
+        '/api/outside': `${origin}/other`,
+        '/api/exact': `${origin}/api`,
+        '/api/elsewhere': 'https://example.com/api/x',
+      };
+      res.writeHead(302, { location: to[req.url ?? ''] ?? '/' });
+      res.end();
+    });
+    const proxy = await startTestProxy({ target: `${up.url}/api`, rewriteRedirects: true });
+    const loc = async (p: string): Promise<string | undefined> => (await request(`${proxy.url}${p}`)).headers.location;
+    expect(await loc('/dir/rel')).toBe('other');
+    expect(await loc('/dir/query')).toBe('?q=1');
+    expect(await loc('/dir/up')).toBe('../x');
+    expect(await loc('/abs-path')).toBe('/inside/y?z=2');
+    expect(await loc('/abs-path-out')).toBe('/other');
+    expect(await loc('/sibling')).toBe(`${up.url}/apiv2/x`);
+    expect(await loc('/outside')).toBe(`${up.url}/other`);
+    expect(await loc('/exact')).toBe(`${proxy.url}/`);
+    expect(await loc('/elsewhere')).toBe('https://example.com/api/x');
+  });
+
   it('serves TLS when given a certificate and key', async () => {
     const up = await startUpstream(echo());
     const cert = new URL('../fixtures/tls/cert.pem', import.meta.url).pathname;

@@ -686,7 +686,15 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
     const [errCode, message] = classifyUpstreamError(code, err.message);
     this.error = errCode;
     this.outcome = 'upstream-error';
-    this.sendProxyError(502, errCode, message);
+    // The body the upstream never took is read (and hashed) before the 502, as before an injected
+    // answer: a POST refused while the upstream is down carries the hash its retry will, so the
+    // analysis chains the retry to it and does not take every POST to the path for one request.
+    this.clearBodyTimer();
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.afterBody(() => this.sendProxyError(502, errCode, message));
   }
 
   /** A 502/504 from aftershock itself: JSON body and `x-aftershock-error`, never mistaken for the upstream's. */
@@ -747,7 +755,9 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
    * the client may still send must not be read as its next request.
    */
   private afterBody(fn: () => void): void {
-    if (!this.hasBody() || this.bodyEnded || this.req.complete) {
+    // `complete` is not enough: a body that arrived while the stream was paused is parsed but not
+    // yet read (and hashed); only 'end' says it was.
+    if (!this.hasBody() || this.bodyEnded || this.req.readableEnded || this.req.destroyed) {
       fn();
       return;
     }

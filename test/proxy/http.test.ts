@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup, TLS } from '../helpers.js';
+import { readRecords, request, startRecordingProxy, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup, TLS } from '../helpers.js';
+import { createAnalyzer } from '../../src/analysis/index.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 
 function echo(): http.RequestListener {
@@ -342,6 +343,35 @@ describe('errors from the proxy itself', () => {
     expect(r.status).toBe(502);
     expect(r.headers['x-aftershock-error']).toBe('upstream-refused');
     expect(JSON.parse(r.text)).toMatchObject({ error: 'upstream-refused' });
+  });
+
+  it('reads and hashes the body of a request the upstream refused before the 502, so different POSTs are not one request', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const { url, records, proxy } = await startRecordingProxy({ target: `http://127.0.0.1:${port}` });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const big = Buffer.alloc(300_000, 7);
+    const bodies = ['{"text":"first"}', '{"text":"second"}', big];
+    for (const body of bodies) {
+      const r = await request(`${url}/v1/messages`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, agent });
+      expect(r.status).toBe(502);
+    }
+    agent.destroy();
+    await proxy.close();
+    const rs = records();
+    expect(rs.map((r) => r.bytesIn)).toEqual([16, 17, 300_000]);
+    expect(rs.every((r) => r.bodyHash !== null && r.outcome === 'upstream-error' && r.error === 'upstream-refused')).toBe(true);
+    expect(new Set(rs.map((r) => r.bodyHash)).size).toBe(3);
+    // One connection carried all three: each body was read to its end, not taken for the next request.
+    expect(new Set(rs.map((r) => r.conn)).size).toBe(1);
+    const a = createAnalyzer();
+    for (const r of rs) a.ingest(r);
+    expect(a.report().totals).toMatchObject({ attempts: 3, logicalRequests: 3, retries: 0 });
   });
 
   it('answers 504 when the upstream hangs past the timeout', async () => {

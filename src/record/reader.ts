@@ -165,8 +165,16 @@ function startsWithGzip(s: Readable): Promise<boolean> {
   });
 }
 
+/** How a recording's bytes ended, when not at a clean end. */
+interface CutState {
+  /** The gzip stream ended early ("unexpected end of file"). */
+  gzipCut: boolean;
+}
+
+const GZIP_CUT = 'the gzip stream ends early (unexpected end of file): the file was cut, and what it held up to there was read';
+
 /** A stream's chunks (stdin, or a gzip file through gunzip), as buffers. */
-async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error, gz: boolean): AsyncGenerator<Buffer> {
+async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | undefined, fail: (err: Error) => Error, gz: boolean, cut: CutState): AsyncGenerator<Buffer> {
   const raw: Readable = path === '-' ? process.stdin : fs.createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
   if (path === '-' && !gz) gz = await startsWithGzip(raw);
   let bytes = 0;
@@ -193,6 +201,12 @@ async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | 
       yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     }
   } catch (err) {
+    // A gzip stream that stops short (a proxy killed while `gzip` wrote its recording): what it
+    // held up to there is read, and the cut is said as the recording's last bad line.
+    if (gz && streamError === null && (err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR') {
+      cut.gzipCut = true;
+      return;
+    }
     throw fail(streamError ?? (err as Error));
   } finally {
     if (path !== '-') {
@@ -269,8 +283,10 @@ class LineParser {
     if (start < chunk.length) this.rest.push(Buffer.from(chunk.subarray(start)));
   }
 
-  /** Parses the unfinished last line, if any, and reports the pending bad line. */
-  end(out: RecordSink): void {
+  /** Parses the unfinished last line, if any, and reports the pending bad line (and a gzip cut). */
+  end(out: RecordSink, cut?: CutState): void {
+    const gzipCut = cut?.gzipCut === true;
+    let told = false;
     if (this.rest.length > 0) {
       const last = Buffer.concat(this.rest);
       this.rest = [];
@@ -278,10 +294,12 @@ class LineParser {
       const finished = last[last.length - 1] === CR;
       this.segment(last, 0, last.length, out);
       if (!finished && this.pendingBad !== null && this.pendingBad.line === this.line && this.pendingBad.reason === 'invalid JSON') {
-        this.pendingBad.reason = 'truncated last line (no newline at end of file)';
+        this.pendingBad.reason = gzipCut ? `truncated last line: ${GZIP_CUT}` : 'truncated last line (no newline at end of file)';
+        told = gzipCut;
       }
     }
     this.flushBad();
+    if (gzipCut && !told) this.onBadLine?.({ line: this.line + 1, reason: GZIP_CUT, excerpt: '' });
   }
 
   /** A `\n`-terminated piece that holds a CR: a CRLF ending, or lone CRs that end lines too. */
@@ -344,9 +362,9 @@ async function checkFile(path: string): Promise<void> {
   }
 }
 
-function openChunks(path: string, options: ReadRecordsOptions, fail: (err: Error) => Error): AsyncGenerator<Buffer> {
-  if (path === '-') return streamChunks(path, options.onBytes, fail, false);
-  if (isGzip(path)) return streamChunks(path, options.onBytes, fail, true);
+function openChunks(path: string, options: ReadRecordsOptions, fail: (err: Error) => Error, cut: CutState): AsyncGenerator<Buffer> {
+  if (path === '-') return streamChunks(path, options.onBytes, fail, false, cut);
+  if (isGzip(path)) return streamChunks(path, options.onBytes, fail, true, cut);
   return fileChunks(path, options.onBytes, options.maxBytes ?? Number.POSITIVE_INFINITY);
 }
 
@@ -375,7 +393,8 @@ async function nextChunk(chunks: AsyncGenerator<Buffer>, fail: (err: Error) => E
 export async function* readRecordBatches(path: string, options: ReadRecordsOptions = {}): AsyncGenerator<AnyRecord[]> {
   await checkFile(path);
   const fail = (cause: Error): Error => new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
-  const chunks = openChunks(path, options, fail);
+  const cut: CutState = { gzipCut: false };
+  const chunks = openChunks(path, options, fail, cut);
   const lines = new LineParser(options.onBadLine, options.lineFilter ?? null);
   let out: AnyRecord[] = [];
   try {
@@ -387,7 +406,7 @@ export async function* readRecordBatches(path: string, options: ReadRecordsOptio
         yield batch;
       }
     }
-    lines.end(out);
+    lines.end(out, cut);
   } finally {
     await chunks.return(undefined);
   }
@@ -407,11 +426,12 @@ export async function* readRecordBatches(path: string, options: ReadRecordsOptio
 export async function readRecordsTo(path: string, sink: RecordSink, options: ReadRecordsOptions = {}): Promise<void> {
   await checkFile(path);
   const fail = (cause: Error): Error => new AftershockError('ERR_RECORDING_READ', `cannot read recording ${path}: ${cause.message}`, { cause });
-  const chunks = openChunks(path, options, fail);
+  const cut: CutState = { gzipCut: false };
+  const chunks = openChunks(path, options, fail, cut);
   const lines = new LineParser(options.onBadLine, options.lineFilter ?? null);
   try {
     for (let chunk = await nextChunk(chunks, fail); chunk !== null; chunk = await nextChunk(chunks, fail)) lines.push(chunk, sink);
-    lines.end(sink);
+    lines.end(sink, cut);
   } finally {
     await chunks.return(undefined);
   }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { READ_CHUNK_BYTES, readRecordBatches, readRecords, recordProblem, type BadLineInfo } from '../../src/record/reader.js';
-import { mergeRecordings } from '../../src/analysis/files.js';
+import { analyzeFiles, mergeRecordings } from '../../src/analysis/files.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -96,6 +96,37 @@ describe('gzip is told by its first bytes, not its name', () => {
       expect(bad, p).toEqual([]);
       expect(records.map((r) => (r as { label: string }).label), p).toEqual(['a', 'b']);
     }
+  });
+});
+
+describe('a gzip recording cut short (a killed proxy piped through gzip)', () => {
+  const lines = Array.from({ length: 2000 }, (_, i) => mark(i, `line-${i}-${'z'.repeat(i % 50)}`));
+  const whole = zlib.gzipSync(`${lines.join('\n')}\n`);
+  /** What `zcat` recovers of the cut stream: lines that end in a newline. */
+  const recoverable = (cut: Buffer): number => {
+    const text = zlib.gunzipSync(cut, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('utf8');
+    return text.split('\n').length - 1;
+  };
+
+  it('reads every whole line before the cut and says the stream ends early, as a plain file cut mid-line reads', async () => {
+    const cut = whole.subarray(0, whole.length - 20);
+    const { records, bad } = await collect(file(cut, 'rec.ndjson.gz'));
+    expect(records.length).toBe(recoverable(cut));
+    expect(records.length).toBeGreaterThan(1900);
+    expect(bad).toHaveLength(1);
+    expect(bad[0]?.reason).toMatch(/gzip stream ends early/);
+    // Through the whole analysis too: a report, not an error.
+    const report = await analyzeFiles([file(cut, 'again.ndjson.gz')]);
+    expect(report.dataQuality.badLines.count).toBe(1);
+  });
+
+  it('a cut in the middle of a line names that line truncated', async () => {
+    const half = whole.subarray(0, Math.floor(whole.length / 2));
+    const { records, bad } = await collect(file(half, 'half.ndjson.gz'));
+    expect(records.length).toBe(recoverable(half));
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({ line: records.length + 1 });
+    expect(bad[0]?.reason).toMatch(/^truncated last line: the gzip stream ends early/);
   });
 });
 

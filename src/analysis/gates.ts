@@ -179,7 +179,8 @@ function checkGate(report: Report, gate: Gate): GateResult {
       .slice(0, 3)
       .map((f) => f.client ?? f.route ?? f.userAgent)
       .filter((x): x is string => x !== undefined);
-    const detail = held ? `${gate.expr} held: ${plural(hits.length, 'finding')}${about.length > 0 ? ` (${about.join(', ')})` : ''}` : `${gate.expr} did not hold: no ${gate.code} finding`;
+    const more = hits.length > 3 && about.length > 0 ? ', …' : '';
+    const detail = held ? `${gate.expr} held: ${plural(hits.length, 'finding')}${about.length > 0 ? ` (${about.join(', ')}${more})` : ''}` : `${gate.expr} did not hold: no ${gate.code} finding`;
     return { gate, expr: gate.expr, held, actual: hits.length, detail };
   }
   const detail = held

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { analyzeFiles, createAnalyzer, formatReport, writeHar, type Report } from '../../src/analysis/index.js';
+import { escapeMarkdownKeepCode } from '../../src/analysis/format/escape.js';
 import { readRecords } from '../../src/record/reader.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 import { T0, header } from '../fixtures/make-fixtures.js';
@@ -246,6 +247,22 @@ describe('markdown and text', () => {
     const table = md.split('\n').filter((l) => l.startsWith('| '));
     const widths = new Set(table.slice(0, 3).map((l) => l.replace(/\\\|/g, '').split('|').length));
     expect(widths.size).toBe(1);
+  });
+
+  it('markdown keeps the advice\'s own code spans as code (escaping only a | in them) and escapes the text around them', () => {
+    expect(escapeMarkdownKeepCode('use `a|b` @x <b> `sleep = random(0, min(cap, base * 2^attempt))`')).toBe('use `a\\|b` @&#8203;x &lt;b&gt; `sleep = random(0, min(cap, base * 2^attempt))`');
+    const a = createAnalyzer();
+    for (let k = 0; k < 6; k++) {
+      const ts = T0 + k * 10;
+      a.ingest({
+        v: 1, type: 'http', id: `c${k}`, ts, end: ts + 1, client: 'c', ip: '10.0.0.9', conn: 'k', method: 'GET', path: '/x', query: null,
+        status: 503, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 1, ttfb: 1, duration: 1, fault: null,
+        faults: [], retryAfter: null, bodyHash: null, userAgent: 'ua', headers: {}, error: null,
+      } satisfies HttpRecord);
+    }
+    const md = formatReport(a.report(), 'markdown');
+    expect(md).toContain('`sleep = random(0, min(cap, base * 2^attempt))`');
+    expect(md).not.toContain('\\`sleep');
   });
 
   it('markdown breaks the mentions, issue references and links GitHub would make of recorded strings', () => {

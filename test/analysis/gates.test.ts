@@ -74,6 +74,14 @@ describe('evaluateGates', () => {
     expect(held[0]?.detail).toMatch(/retry-storm held: 1 finding/);
   });
 
+  it('a finding gate names at most three of its findings, and says when there are more', () => {
+    const many = { ...storm, findings: ['a', 'b', 'c', 'd', 'e'].map((c) => ({ ...(storm.findings.find((f) => f.code === 'immediate-retries') ?? storm.findings[0]), client: `immediate-${c}` })) } as Report;
+    const [g] = evaluateGates(many, parseGate(many.findings[0]?.code ?? 'immediate-retries'));
+    expect(g?.detail).toMatch(/held: 5 findings \(immediate-a, immediate-b, immediate-c, …\)$/);
+    const [one] = evaluateGates({ ...many, findings: many.findings.slice(0, 3) }, parseGate(many.findings[0]?.code ?? 'immediate-retries'));
+    expect(one?.detail).toMatch(/held: 3 findings \(immediate-a, immediate-b, immediate-c\)$/);
+  });
+
   it('a clean recording holds nothing', () => {
     expect(evaluateGates(clean, parseGate('retry-storm,critical,warning,amplification>1.1,retryRatio>10%'))).toEqual([]);
     expect(evaluateGates(clean, parseGate('retries==0'))).toHaveLength(1);

@@ -62,6 +62,23 @@ export function escapeMarkdown(s: string): string {
     .replace(AUTOLINKS, (m) => `${m.slice(0, -1)}${ZWSP}${m.slice(-1)}`);
 }
 
+/**
+ * Like `escapeMarkdown`, but the text's own code spans (`` `sleep = random(...)` ``, as the findings'
+ * advice writes them) stay code: only a `|` in them is escaped, which a table cell needs and GitHub
+ * shows as `|`. Everything outside them is escaped as `escapeMarkdown` does.
+ *
+ * @example escapeMarkdownKeepCode('use `a|b` @x') === 'use `a\\|b` @&#8203;x'
+ */
+export function escapeMarkdownKeepCode(s: string): string {
+  let out = '';
+  let last = 0;
+  for (const m of stripControls(s).matchAll(/`[^`\n]+`/g)) {
+    out += escapeMarkdown(m.input.slice(last, m.index)) + m[0].replace(/\|/g, '\\|');
+    last = m.index + m[0].length;
+  }
+  return out + escapeMarkdown(stripControls(s).slice(last));
+}
+
 /** A zero-width space as an entity: invisible, but no mention, reference or URL runs across it. */
 const ZWSP = '&#8203;';
 

@@ -4,7 +4,7 @@
  */
 import type { GateResult } from '../gates.js';
 import type { Report } from '../types.js';
-import { escapeMarkdown as md, recoveryText } from './escape.js';
+import { escapeMarkdown as md, escapeMarkdownKeepCode, recoveryText } from './escape.js';
 
 function n(x: number | null, digits = 2): string {
   if (x === null || !Number.isFinite(x)) return 'n/a';
@@ -49,7 +49,7 @@ export function formatMarkdown(report: Report, rows = 10, gates?: readonly GateR
     for (const f of report.findings.slice(0, 30)) {
       const about = [f.client === undefined ? null : `client ${md(f.client)}`, f.route === undefined ? null : md(f.route), f.userAgent === undefined ? null : md(f.userAgent)].filter((x): x is string => x !== null).join('<br>');
       const sev = f.severity === 'critical' ? '🔴 critical' : f.severity === 'warning' ? '🟠 warning' : '⚪ info';
-      out.push(row([sev, `\`${f.code}\``, about, md(f.message), md(f.advice)]));
+      out.push(row([sev, `\`${f.code}\``, about, md(f.message), escapeMarkdownKeepCode(f.advice)]));
     }
     if (report.findings.length > 30) out.push('', `… and ${report.findings.length - 30} more findings (see the JSON report).`);
     out.push('');

@@ -1102,7 +1102,8 @@ function safe(fn: () => void): void {
   }
 }
 
-function classifyUpstreamError(code: string, message: string): [string, string] {
+/** An upstream failure before any answer: the error code the record carries and what the client's 502 says. */
+export function classifyUpstreamError(code: string, message: string): [string, string] {
   switch (code) {
     case 'ECONNREFUSED':
       return ['upstream-refused', 'the upstream refused the connection'];

@@ -28,11 +28,11 @@ import type { ActiveFault, Decision } from '../rules/types.js';
 import type { FaultTag, Outcome, WsRecord } from '../record/schema.js';
 import { redactSubprotocol } from '../record/redact.js';
 import { recordedHeaders, type ProxyCore } from './core.js';
-import { hasNoContent, kConnId } from './http-exchange.js';
+import { classifyUpstreamError, hasNoContent, kConnId } from './http-exchange.js';
 import { parseRetryAfter, remoteIp } from './util.js';
 import { EXCHANGE_OVER, FaultContextBase } from './fault-context.js';
 import { FrameCounter, acceptKey, closeFrame, newKey, onlyPermessageDeflate, parseProtocols, validKey } from './ws-raw.js';
-import { upstreamTarget } from '../upstream/target.js';
+import { upstreamServername, upstreamTarget } from '../upstream/target.js';
 import { FORWARDED_APPENDED, clientConnection, forwardedHeaders } from '../upstream/forwarded.js';
 import { connectionTokens } from '../upstream/pool.js';
 
@@ -353,6 +353,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
         handshakeTimeout: this.core.upstreamTimeoutMs,
         rejectUnauthorized: this.core.verifyTls,
         maxPayload: 100 * 1024 * 1024,
+        // Passed on to tls.connect by `ws` (its types leave it out).
+        ...({ servername: upstreamServername(this.core.target, headers.host) } as object),
       });
     } catch (err) {
       // `ws` throws on what it cannot send (checked above; this is the backstop): never the process.
@@ -396,9 +398,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     if (this.client !== null) return; // after open, 'close' follows and is mirrored
     if (this.status !== null || this.socket.destroyed) return;
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    this.error = code === 'ECONNREFUSED' ? 'upstream-refused' : /timed out/i.test(err.message) ? 'upstream-timeout' : 'upstream-error';
+    // The codes an HTTP request gets for the same failure (upstream-tls with its hint, -dns, -reset).
+    const [errCode, said] = /timed out/i.test(err.message) ? ['upstream-timeout', ''] : classifyUpstreamError(code, err.message);
+    this.error = errCode;
     this.outcome = this.error === 'upstream-timeout' ? 'timeout' : 'upstream-error';
-    const body = JSON.stringify({ error: this.error, message: `the upstream WebSocket failed: ${code || err.message}` });
+    const message = errCode === 'upstream-error' || errCode === 'upstream-timeout' ? `the upstream WebSocket failed: ${code || err.message}` : `the upstream WebSocket failed: ${said}`;
+    const body = JSON.stringify({ error: this.error, message });
     this.writeRawResponse(this.error === 'upstream-timeout' ? 504 : 502, { 'content-type': 'application/json', 'x-aftershock-error': this.error }, Buffer.from(body), false);
   };
 
@@ -494,7 +499,10 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       agent: false,
       timeout: this.core.upstreamTimeoutMs,
     };
-    if (secure) opts.rejectUnauthorized = this.core.verifyTls;
+    if (secure) {
+      opts.rejectUnauthorized = this.core.verifyTls;
+      opts.servername = upstreamServername(this.core.target, headers.host);
+    }
     const req = secure ? https.request(opts) : http.request(opts);
     this.upReq = req;
     req.on('error', this.onUpstreamError);

@@ -21,7 +21,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { buildConnector, Pool } from 'undici';
 import { clientConnection, forwardedHeaders } from './forwarded.js';
-import { type Target, upstreamTarget } from './target.js';
+import { type Target, upstreamServername, upstreamTarget } from './target.js';
 
 /** Who receives what the upstream answers; implemented by the proxy's HTTP exchange. */
 export interface UpstreamSink {
@@ -482,6 +482,8 @@ export class UpstreamPool {
       headers,
       setHost: false,
       agent,
+      // The same server name undici gives the pooled leg for the Host this request sends.
+      ...(secure ? { servername: upstreamServername(this.target, this.preserveHost ? req.headers.host : undefined) } : {}),
     });
     call.onConnect((err?: Error) => creq.destroy(err));
     creq.on('continue', () => sink.onUpstreamContinue?.());

@@ -4,6 +4,7 @@
  * aftershock is never an open proxy: the target is fixed here and nothing a client sends (Host,
  * absolute-form URIs, CONNECT) can change it.
  */
+import { isIP } from 'node:net';
 import { AftershockError } from '../errors.js';
 
 export interface Target {
@@ -98,4 +99,31 @@ export function upstreamTarget(target: Target, url: string): string {
     } else out.push(raw);
   }
   return `${target.prefix}/${out.join('/')}${q === -1 ? '' : whole.slice(q)}`;
+}
+
+/**
+ * The TLS server name (SNI, and the name the certificate is checked against) of an upstream
+ * connection that sends `host` as its Host: that host's name when it is a DNS name (with
+ * `--host-header preserve`, a staging load balancer that routes by SNI sees the name the Host
+ * says, as undici derives it for the HTTP leg); else the target's host name; '' (no SNI, which
+ * may not carry an IP address) when that is an IP address too.
+ *
+ * @example upstreamServername(parseTarget('https://localhost:8443'), 'staging.test:8443') === 'staging.test'
+ * @example upstreamServername(parseTarget('https://localhost:8443'), '127.0.0.1:9000') === 'localhost'
+ */
+export function upstreamServername(target: Target, host: string | undefined): string {
+  const fromHost = host === undefined ? '' : hostName(host);
+  if (fromHost !== '' && isIP(fromHost) === 0) return fromHost;
+  return isIP(target.hostname) === 0 ? target.hostname : '';
+}
+
+/** The name part of a Host header value (`[::1]:80` → `::1`, `a.test:8080` → `a.test`). */
+function hostName(host: string): string {
+  const h = host.trim();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end === -1 ? '' : h.slice(1, end);
+  }
+  const colon = h.indexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
 }

@@ -5,7 +5,12 @@
 import http from 'node:http';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, rawExchange, rawServer, startRecordingProxy as recordingProxy, request, startTestProxy, startUpstream, waitFor } from '../helpers.js';
+import https from 'node:https';
+import path from 'node:path';
+import tls from 'node:tls';
+import { WebSocket, WebSocketServer } from 'ws';
+import { onCleanup, rawExchange, rawServer, startRecordingProxy as recordingProxy, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, TLS } from '../helpers.js';
+import { parseTarget, upstreamServername } from '../../src/upstream/target.js';
 import { parseProfile } from '../../src/rules/index.js';
 
 /** A raw TCP upstream: `onConn` gets every accepted socket. */
@@ -751,6 +756,70 @@ describe('upstream leg: TLS upstream', () => {
     }
     const recs = await waitFor(() => (p.records().length === 2 ? p.records() : null), 2000);
     expect(recs.every((r) => r.outcome === 'upstream-error' && r.error === 'upstream-tls')).toBe(true);
+  });
+
+  it('one TLS server name on every path: the Host sent upstream when it is a name (--host-header preserve), else the target\'s', async () => {
+    const seen: Array<[string, string | false | null]> = [];
+    const server = https.createServer({ ...TLS }, (req, res) => {
+      seen.push([req.url ?? '', (req.socket as tls.TLSSocket).servername]);
+      res.end('ok');
+    });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws, req) => {
+      seen.push([req.url ?? '', (req.socket as tls.TLSSocket).servername]);
+      ws.close();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }));
+    const port = (server.address() as net.AddressInfo).port;
+    for (const recordMessages of [false, true]) {
+      const p = await startTestProxy({ target: `https://127.0.0.1:${port}`, insecure: true, hostHeader: 'preserve', recordMessages });
+      const tag = recordMessages ? 'm' : 'r';
+      await request(`${p.url}/plain-${tag}`, { headers: { host: 'staging.test' } });
+      await request(`${p.url}/expect-${tag}`, { method: 'POST', body: 'x'.repeat(10), headers: { host: 'staging.test', expect: '100-continue' } });
+      await request(`${p.url}/ip-${tag}`);
+      for (const host of ['staging.test', undefined]) {
+        const ws = new WebSocket(`${p.url.replace('http:', 'ws:')}/ws-${tag}-${host ?? 'ip'}`, host === undefined ? {} : { headers: { host } });
+        await new Promise<void>((resolve, reject) => {
+          ws.once('close', () => resolve());
+          ws.once('error', reject);
+        });
+      }
+    }
+    const sni = Object.fromEntries(seen);
+    for (const tag of ['r', 'm']) {
+      expect([sni[`/plain-${tag}`], sni[`/expect-${tag}`], sni[`/ws-${tag}-staging.test`]]).toEqual(['staging.test', 'staging.test', 'staging.test']);
+      // An IP in the Host, and the target an IP too: no server name at all (SNI carries no addresses).
+      expect([sni[`/ip-${tag}`], sni[`/ws-${tag}-ip`]]).toEqual([false, false]);
+    }
+    expect(upstreamServername(parseTarget('https://localhost:8443'), '127.0.0.1:9000')).toBe('localhost');
+    expect(upstreamServername(parseTarget('https://localhost:8443'), '[::1]:9000')).toBe('localhost');
+    expect(upstreamServername(parseTarget('https://localhost:8443'), 'Staging.test:8443')).toBe('Staging.test');
+    expect(upstreamServername(parseTarget('https://127.0.0.1:8443'), undefined)).toBe('');
+  });
+
+  it('a WebSocket to an upstream whose certificate is not trusted gets the code an HTTP request gets: 502 upstream-tls, on both relays', async () => {
+    const server = https.createServer({ ...TLS });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.close());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }));
+    const port = (server.address() as net.AddressInfo).port;
+    for (const recordMessages of [false, true]) {
+      const file = path.join(tempDir(), 'ws.ndjson');
+      const p = await startTestProxy({ target: `https://127.0.0.1:${port}`, recordMessages, record: file });
+      const ws = new WebSocket(`${p.url.replace('http:', 'ws:')}/tls`);
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        ws.once('unexpected-response', (_req, r) => resolve(r));
+        ws.once('open', () => reject(new Error('opened')));
+      });
+      expect(res.statusCode).toBe(502);
+      expect(res.headers['x-aftershock-error']).toBe('upstream-tls');
+      ws.on('error', () => undefined);
+      ws.terminate();
+      await p.close();
+      expect(readRecords(file).filter((r) => r.type === 'ws')).toMatchObject([{ outcome: 'upstream-error', error: 'upstream-tls' }]);
+    }
   });
 
   it('a plain-HTTP upstream behind an https:// target: 502, not a hang', async () => {

@@ -741,7 +741,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   /**
    * The `--record-messages` record of one message, written once its fate is known: when it is
    * sent or dropped, never while a ws-delay holds it (a held message may yet be dropped). `ts`
-   * is when it reached the proxy; `delay` what the faults gave it.
+   * is when it reached the proxy; `delay` how long it was held (what the faults gave it, or more
+   * behind an earlier delayed message).
    */
   private recordMessage(dir: MessageDirection, ts: number, bytes: number, binary: boolean, dropped: boolean, delay: number): void {
     if (!this.core.recordMessages) return;
@@ -822,7 +823,9 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       const m = q.items[q.head] as HeldMessage;
       q.items[q.head++] = undefined as unknown as HeldMessage;
       q.bytes -= m.data.length;
-      this.recordMessage(dir, m.ts, m.data.length, m.binary, !this.send(m.from, m.to, m.data, m.binary), m.delay);
+      // How long it was held, not only the delay it drew: behind an earlier, longer delay (order is
+      // kept) it was due when that one was.
+      this.recordMessage(dir, m.ts, m.data.length, m.binary, !this.send(m.from, m.to, m.data, m.binary), Math.max(m.delay, m.at - m.ts));
       last = m;
     }
     if (last !== null && q.bytes < LOW_WATER && last.from.isPaused && last.to.bufferedAmount < LOW_WATER) last.from.resume();

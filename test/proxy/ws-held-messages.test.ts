@@ -150,4 +150,26 @@ describe('--record-messages and messages a ws-delay holds', () => {
     expect(lastMsgAt).toBeLessThan(wsAt);
     expect(rec).toMatchObject({ messagesIn: 3, messagesOut: 3 });
   });
+
+  it('a message held behind an earlier, longer delay is recorded with how long it was held, not the delay it drew', async () => {
+    // The first message draws 300 ms, the next ones 0-60 ms: order is kept, so they leave with the first.
+    const { file, proxy, ws } = await heldSetup('seed: 4\nrules:\n  - name: jittery\n    fault: { type: ws-delay, delay: 180ms, jitter: 150ms, direction: out }', '/ok');
+    const got: string[] = [];
+    ws.on('message', (d: Buffer) => got.push(d.toString()));
+    for (let i = 0; i < 10; i++) ws.send(`m${i}`);
+    await waitFor(() => got.length === 10, 3000);
+    ws.close(1000);
+    await waitFor(() => proxy.recorder.count >= 21, 3000);
+    await proxy.close();
+    const out = split(readRecords(file)).msgs.filter((m) => m.dir === 'out');
+    expect(out).toHaveLength(10);
+    // Each leaves no earlier than the one ahead of it, and its record says so: arrival plus recorded
+    // hold never falls along the queue.
+    for (let i = 1; i < out.length; i++) {
+      const prev = out[i - 1] as { ts: number; delayed: number };
+      const cur = out[i] as { ts: number; delayed: number };
+      expect(cur.ts + cur.delayed).toBeGreaterThanOrEqual(prev.ts + prev.delayed - 0.01);
+    }
+    expect(out.every((m) => (m.delayed as number) >= 30 && (m.delayed as number) <= 400)).toBe(true);
+  });
 });

@@ -285,6 +285,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       refuse(req, res, 400, 'missing-host', 'an HTTP/1.1 request must carry a Host header');
       return;
     }
+    // More header lines than a request may carry: 431. (Node's own cap dropped the lines past it
+    // without a word, and a second Host or a Transfer-Encoding behind them passed every check.)
+    if (req.rawHeaders.length > 2 * MAX_HEADER_LINES) {
+      refuse(req, res, 431, 'too-many-headers', `a request may carry at most ${MAX_HEADER_LINES} header lines; this one has ${req.rawHeaders.length / 2}`);
+      return;
+    }
     // More than one Host line: 400 (RFC 9112 §3.2). Node keeps the first and drops the others,
     // so the upstream would be told a Host the client may not have meant.
     if (hostLines(req.rawHeaders) > 1) {
@@ -359,6 +365,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   server.headersTimeout = headersTimeoutMs;
   server.requestTimeout = 0;
   server.maxConnections = options.maxConnections ?? 10_000;
+  // Every header line is parsed (the 16 KiB head limit bounds them) so that none is dropped unseen;
+  // more than MAX_HEADER_LINES are refused with 431.
+  server.maxHeadersCount = 0;
   let connSeq = 0;
   let connections = 0;
   let dropped = 0;
@@ -430,6 +439,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     // Pipelined behind a request the proxy refused: that answer closes the connection.
     if ((req.socket as Socket & { [kRefused]?: true })[kRefused] === true) {
       socket.end(); // after the refusal's bytes, not over them
+      return;
+    }
+    if (req.rawHeaders.length > 2 * MAX_HEADER_LINES) {
+      writeBadRequest(req.socket, 431, 'too-many-headers', req.method ?? '-', url, req.headers['user-agent'] ?? null);
+      socket.end(`HTTP/1.1 431 Request Header Fields Too Large\r\nx-aftershock-error: too-many-headers\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
       return;
     }
     const duplicateHost = hostLines(req.rawHeaders) > 1;
@@ -836,6 +850,9 @@ function headBegun(sock: Socket): boolean {
 }
 
 /** How many Host header lines a request head carried (`rawHeaders` keeps every line, in any case). */
+/** Header lines a request may carry (Envoy's default is 100; browsers send 10-30). */
+const MAX_HEADER_LINES = 1000;
+
 function hostLines(raw: string[]): number {
   let n = 0;
   for (let i = 0; i < raw.length; i += 2) {

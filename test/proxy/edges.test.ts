@@ -203,6 +203,34 @@ describe('request targets and Host', () => {
     expect(recs.find((r) => r.path === '/old')).toMatchObject({ status: 200 });
   });
 
+  it('a request with more header lines than it may carry gets 431 and a record; a second Host or a Transfer-Encoding behind the filler is never passed over', async () => {
+    let forwarded = 0;
+    const up = await startUpstream((_req, res) => {
+      forwarded++;
+      res.end('ok');
+    });
+    const file = path.join(tempDir(), 'many.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const port = Number(new URL(proxy.url).port);
+    const filler = Array.from({ length: 1100 }, (_, i) => `x${i}: 1\r\n`).join('');
+    const host = await rawExchange(port, `GET /many HTTP/1.1\r\nHost: a.example\r\n${filler}Host: evil.example\r\n\r\n`, { timeoutMs: 2000 });
+    expect(host.data.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(host.data).toContain('x-aftershock-error: too-many-headers');
+    const te = await rawExchange(port, `POST /te HTTP/1.1\r\nHost: a.example\r\n${filler}Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, { timeoutMs: 2000 });
+    expect(te.data.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    const ws = await rawExchange(port, UPGRADE(filler), { timeoutMs: 2000 });
+    expect(ws.data.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    // A request with a few hundred header lines still passes, every line of it.
+    const some = Array.from({ length: 300 }, (_, i) => `x${i}: 1\r\n`).join('');
+    const ok = await rawExchange(port, `GET /ok HTTP/1.1\r\nHost: a.example\r\n${some}Connection: close\r\n\r\n`, { timeoutMs: 2000 });
+    expect(ok.data).toMatch(/^HTTP\/1\.1 200 /);
+    await proxy.close();
+    expect(forwarded).toBe(1);
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    for (const p of ['/many', '/te']) expect(recs.find((r) => r.path === p)).toMatchObject({ status: 431, outcome: 'bad-request', error: 'too-many-headers' });
+    expect(recs.find((r) => r.path === '/ws')).toMatchObject({ status: 431, error: 'too-many-headers' });
+  });
+
   // RFC 9112 §3.2: a server MUST answer 400 to a request with more than one Host header line
   // (Node keeps the first and drops the others, so the upstream would see one the client did not mean).
   it('more than one Host line gets the labelled 400 and a record, for HTTP (1.1 and 1.0) and for a WebSocket upgrade; nothing is forwarded', async () => {

@@ -59,6 +59,7 @@ export function describeProfile(
   phase: PhaseInfo | null = null,
   file: ProfileFileState | null = null,
   effective: ReadonlyMap<string, RuleSwitch> = new Map(),
+  redact: readonly string[] = [],
 ): ProfileView {
   // The engine's switches are those of the top-level rules and of the phase running now; another
   // phase's rules show what that phase will run.
@@ -79,8 +80,46 @@ export function describeProfile(
     phases: p.phases.map((ph, i) => ({ name: ph.name, description: ph.description, durationMs: ph.duration, rules: ph.rules.map((r) => viewRule(r, phase !== null && phase.index === i)), overrides: overridesOf(ph.overrides) })),
     phase,
     file: file === null ? null : { ...file },
-    definition: p.raw,
+    definition: hideMatcherSecrets(p.raw, redact),
   };
+}
+
+/**
+ * The profile as written, with the values of secret-looking header and query matchers hidden as
+ * GET /rules hides them: a rule matching `authorization: Bearer …` does not hand the token out
+ * through GET /profile either. Everything else is as written; the input is not changed.
+ */
+function hideMatcherSecrets(raw: unknown, redact: readonly string[]): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const hideRules = (rules: unknown): unknown => (Array.isArray(rules) ? rules.map(hideRule) : rules);
+  const hideRule = (rule: unknown): unknown => {
+    if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) return rule;
+    const m = (rule as { match?: unknown }).match;
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return rule;
+    const match: Record<string, unknown> = { ...(m as Record<string, unknown>) };
+    match.headers = hideValues(match.headers, (n) => isSecretHeaderName(n.toLowerCase(), redact));
+    match.query = hideValues(match.query, (n) => isSecretQueryName(n) || isSecretHeaderName(n.toLowerCase(), redact));
+    if (match.headers === undefined) delete match.headers;
+    if (match.query === undefined) delete match.query;
+    return { ...(rule as Record<string, unknown>), match };
+  };
+  const hideValues = (values: unknown, secret: (name: string) => boolean): unknown => {
+    if (values === null || typeof values !== 'object' || Array.isArray(values)) return values;
+    const out: Record<string, unknown> = {};
+    for (const [name, v] of Object.entries(values as Record<string, unknown>)) {
+      if (!secret(name)) out[name] = v;
+      else if (v !== null && typeof v === 'object' && 'present' in v && !('regex' in v)) out[name] = v;
+      else if (v !== null && typeof v === 'object' && 'regex' in v) out[name] = { ...(v as Record<string, unknown>), regex: REDACTED };
+      else out[name] = REDACTED;
+    }
+    return out;
+  };
+  const def: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  if ('rules' in def) def.rules = hideRules(def.rules);
+  if (Array.isArray(def.phases)) {
+    def.phases = def.phases.map((ph: unknown) => (ph !== null && typeof ph === 'object' && !Array.isArray(ph) && 'rules' in ph ? { ...(ph as Record<string, unknown>), rules: hideRules((ph as { rules: unknown }).rules) } : ph));
+  }
+  return def;
 }
 
 /** Whether a rule runs and how often, as the engine has it now (a PATCH, the current phase). */

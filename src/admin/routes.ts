@@ -190,7 +190,7 @@ export const routes: readonly Route[] = [
     path: '/profile',
     pattern: /^\/profile$/,
     methods: {
-      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy))) },
+      GET: { summary: 'the active profile: name, description, hash, source, effective seed, rules', handler: ({ proxy }) => ok(describeProfile(proxy.profile, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy), proxy.recorder.headerRecord.redacted)) },
       PUT: {
         summary: 'replace the whole profile (YAML or JSON body); validated, applied atomically; 422 lists every problem',
         handler: async ({ proxy }, req) => {
@@ -199,7 +199,7 @@ export const routes: readonly Route[] = [
           // A refused profile (invalid, or a rule named like an ad-hoc one) leaves the running one and its file watch.
           try {
             const applied = proxy.setProfile(parseProfile(text, null));
-            return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy)));
+            return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy), proxy.recorder.headerRecord.redacted));
           } catch (err) {
             throw err instanceof RuleNameTakenError ? nameTaken(err) : err;
           }
@@ -229,7 +229,7 @@ export const routes: readonly Route[] = [
             if (err instanceof RuleNameTakenError) throw nameTaken(err);
             throw err instanceof ProfileError ? withoutFileBytes(name, err) : err;
           });
-          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy)));
+          return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy), proxy.recorder.headerRecord.redacted));
         },
       },
     },

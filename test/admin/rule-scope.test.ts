@@ -78,3 +78,36 @@ describe('the control API shows what a rule targets', () => {
     expect((await api(admin, 'GET', '/rules/everything')).json).toMatchObject({ match: {}, summary: 'everything: reset — /**' });
   });
 });
+
+describe('GET /profile hides secret matcher values as GET /rules does', () => {
+  it('in the profile as written (definition), top-level and phase rules, for PUT /profile\'s answer and GET /profile', async () => {
+    const { admin } = await startAdminProxy();
+    const yaml = [
+      'name: secretive',
+      'rules:',
+      '  - name: bearer',
+      '    match: { headers: { Authorization: "Bearer PROFMATCHSECRET", x-env: staging, x-api-key: { regex: "^key-SECRET" }, cookie: { present: true } }, query: { access_token: QSECRET, page: "2" } }',
+      '    fault: { type: http-error, status: 503 }',
+      'phases:',
+      '  - name: one',
+      '    duration: 1m',
+      '    rules:',
+      '      - name: in-phase',
+      '        match: { headers: { x-auth-token: PHASESECRET } }',
+      '        fault: { type: reset }',
+    ].join('\n');
+    const put = await api(admin, 'PUT', '/profile', { body: yaml });
+    expect(put.status).toBe(200);
+    const got = await api(admin, 'GET', '/profile');
+    for (const r of [put, got]) {
+      expect(r.text).not.toMatch(/PROFMATCHSECRET|key-SECRET|QSECRET|PHASESECRET/);
+      const def = r.json.definition;
+      expect(def.rules[0].match).toEqual({
+        headers: { Authorization: '[redacted]', 'x-env': 'staging', 'x-api-key': { regex: '[redacted]' }, cookie: { present: true } },
+        query: { access_token: '[redacted]', page: '2' },
+      });
+      expect(def.phases[0].rules[0].match.headers).toEqual({ 'x-auth-token': '[redacted]' });
+      expect(def.rules[0].fault).toEqual({ type: 'http-error', status: 503 });
+    }
+  });
+});

@@ -339,6 +339,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
 
   private connectUpstream(): void {
     const url = this.upstreamUrl();
+    const rawTarget = upstreamTarget(this.core.target, this.req.url as string);
     const headers = this.upstreamHeaders();
     const raw = this.req.headers;
     const protoHeader = raw['sec-websocket-protocol'];
@@ -355,6 +356,12 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
         maxPayload: 100 * 1024 * 1024,
         // Passed on to tls.connect by `ws` (its types leave it out).
         ...({ servername: upstreamServername(this.core.target, headers.host) } as object),
+        // The request target as the client sent it, as an HTTP request gets it: `ws` would send the
+        // WHATWG URL's form (`/a/../b` resolved, `{` escaped), which rules and the record never saw.
+        finishRequest: (request: http.ClientRequest) => {
+          request.path = rawTarget;
+          request.end();
+        },
       });
     } catch (err) {
       // `ws` throws on what it cannot send (checked above; this is the backstop): never the process.
@@ -493,7 +500,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     const opts: https.RequestOptions = {
       hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
       port: u.port === '' ? (secure ? 443 : 80) : Number(u.port),
-      path: u.pathname + u.search,
+      // As the client sent it (see connectUpstream), not the URL's resolved form.
+      path: upstreamTarget(this.core.target, this.req.url as string),
       method: 'GET',
       headers,
       agent: false,
@@ -503,7 +511,14 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
       opts.rejectUnauthorized = this.core.verifyTls;
       opts.servername = upstreamServername(this.core.target, headers.host);
     }
-    const req = secure ? https.request(opts) : http.request(opts);
+    let req: http.ClientRequest;
+    try {
+      req = secure ? https.request(opts) : http.request(opts);
+    } catch (err) {
+      // Node refuses a target it cannot send (a character it does not allow): never the process.
+      this.refuse(400, `cannot relay this upgrade: ${(err as Error).message}`);
+      return;
+    }
     this.upReq = req;
     req.on('error', this.onUpstreamError);
     req.on('timeout', () => {

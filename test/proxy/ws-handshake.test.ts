@@ -77,3 +77,35 @@ describe('WebSocket handshakes the proxy refuses', () => {
     expect(refused.map((r) => r.status).sort()).toEqual([...cases.map((c) => Number(c.status))].sort());
   });
 });
+
+describe('the upgrade reaches the upstream with its request target as the client sent it', () => {
+  it('on the raw relay and the message relay, as an HTTP request does: no dot segments resolved, nothing re-escaped', async () => {
+    const seen: string[] = [];
+    const upstream = await startWsUpstream((ws, req) => {
+      seen.push(req.url ?? '');
+      ws.close();
+    });
+    for (const recordMessages of [false, true]) {
+      const proxy = await startTestProxy({ target: upstream, recordMessages });
+      for (const target of ['/a/../secret', '/x{y}|z^', '/a\\b?q=1']) {
+        // The status line, then the socket is dropped (the test needs only the upstream's view).
+        const line = await new Promise<string>((resolve, reject) => {
+          const s = net.connect(proxy.address.port, '127.0.0.1');
+          let got = '';
+          s.on('data', (c: Buffer) => {
+            got += c.toString('latin1');
+            if (got.includes('\r\n')) {
+              resolve(got.split('\r\n')[0] ?? '');
+              s.destroy();
+            }
+          });
+          s.on('error', reject);
+          s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${KEY}\r\n\r\n`);
+        });
+        expect(line).toBe('HTTP/1.1 101 Switching Protocols');
+      }
+    }
+    await waitFor(() => seen.length === 6);
+    expect(seen).toEqual(['/a/../secret', '/x{y}|z^', '/a\\b?q=1', '/a/../secret', '/x{y}|z^', '/a\\b?q=1']);
+  });
+});

@@ -264,7 +264,10 @@ export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
       return out === null ? raw : out + raw.slice(copied);
     },
     path(raw) {
-      const p = redactPath(raw);
+      let p = redactPath(raw);
+      // A JWT as a path segment (`/reset/eyJhbGci…`, a magic link): the token itself, hidden as a
+      // JWT is everywhere else. Checked only when the path holds its marker.
+      if (p.indexOf('eyJ') !== -1) p = p.split('/').map((seg) => (JWT_LIKE.test(seg) ? REDACTED : seg)).join('/');
       // Path parameters (`/cart;jsessionid=...`) are named like query parameters and redacted alike.
       if (p.indexOf(';') === -1) return p;
       return p

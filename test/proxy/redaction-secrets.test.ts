@@ -204,6 +204,30 @@ describe('createRedactor().path', () => {
     expect(r.path('/plain/path')).toBe('/plain/path');
     expect(r.path('http://alice:pw@example.com/p;token=T')).toBe('http://[redacted]@example.com/p;token=[redacted]');
   });
+
+  it('hides a JWT carried as a path segment (a reset or magic link) and leaves other segments alone', () => {
+    const r = createRedactor();
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl';
+    expect(r.path(`/reset/${jwt}`)).toBe('/reset/[redacted]');
+    expect(r.path(`/a/${jwt}/b/${jwt}`)).toBe('/a/[redacted]/b/[redacted]');
+    expect(r.path('/users/eyJ/x')).toBe('/users/eyJ/x');
+    expect(r.path(`/cart;jsessionid=S/${jwt};page=2`)).toBe('/cart;jsessionid=[redacted]/[redacted]');
+  });
+});
+
+describe('a JWT in the path', () => {
+  it('is in neither the recording nor /metrics', async () => {
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJQQVRISldUIn0.c2lnbmF0dXJlUEFUSEpXVA';
+    const file = path.join(tempDir(), 'jwt.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const proxy = await startTestProxy({ target: up.url, record: file, admin: '127.0.0.1:0' });
+    expect((await request(`${proxy.url}/reset/${jwt}`)).status).toBe(200);
+    const metrics = await request(`${proxy.adminUrl}/metrics`);
+    await proxy.close();
+    expect(fs.readFileSync(file, 'utf8')).not.toContain('eyJzdWIi');
+    expect(metrics.text).not.toContain('eyJ');
+    expect(readRecords(file).find((r): r is HttpRecord => r.type === 'http')?.path).toBe('/reset/[redacted]');
+  });
 });
 
 describe('the recording', () => {

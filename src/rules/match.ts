@@ -5,9 +5,9 @@
  *
  *   method ─▶ websocket ─▶ clients ─▶ path ─▶ headers ─▶ query ─▶ cohort      (cheapest first)
  */
-import picomatch from 'picomatch';
 import type { RequestFacts } from '../faults/types.js';
 import { cohortPoint, hash32 } from './hash.js';
+import { globRegExp } from './linear.js';
 import type { MatchConfig, StatusRange, ValueMatch } from './schema.js';
 
 /** A compiled value test for one header or query key. */
@@ -98,8 +98,8 @@ export type PathTest = (path: string, relative?: string) => boolean;
 
 /**
  * Compiles path globs into one test. `/**` matches everything without a glob engine; globs without
- * glob characters are string comparisons; the rest is picomatch (`dot: true`: `/.well-known/x`
- * is a path like any other).
+ * glob characters are string comparisons; the rest are regexes that run in linear time on any path
+ * (`globRegExp`).
  *
  * @example compilePaths(['/v1/messages/**'])('/v1/messages/42') === true
  */
@@ -108,17 +108,12 @@ export function compilePaths(globs: readonly string[]): PathTest | null {
   const exact = new Set<string>();
   const patterns: Array<(p: string) => boolean> = [];
   for (const g of globs) {
-    if (!/[*?[\]{}()!+@]/.test(g)) {
+    if (!/[*[\]{}]/.test(g)) {
       exact.add(g);
       continue;
     }
-    // picomatch is made for relative paths: match without the leading "/" (so a leading "**"
-    // spans zero segments too), and let a trailing "/**" match its base whatever the base is
-    // (picomatch does so only after a literal segment).
-    const rel = g.slice(1);
-    // The compiled regex itself: picomatch's matcher function does more work (and allocates) per call.
-    patterns.push(globTest(rel));
-    if (rel.endsWith('/**') && rel.length > 3) patterns.push(globTest(rel.slice(0, -3)));
+    // Matched without the leading "/", so a leading "**" spans zero segments too.
+    patterns.push(globTest(g.slice(1)));
   }
   const test = (p: string, relative?: string): boolean => {
     if (exact.has(p)) return true;
@@ -137,9 +132,10 @@ export function compilePaths(globs: readonly string[]): PathTest | null {
  * targeted rules — never reach the regex.
  */
 function globTest(rel: string): (p: string) => boolean {
-  const re = picomatch.makeRe(rel, { dot: true });
-  const special = rel.search(/[*?[\]{}()!+@\\]/);
-  const head = special === -1 ? rel : rel.slice(0, special);
+  const re = globRegExp(rel);
+  const special = rel.search(/[*[\]{}]/);
+  // Without its last "/": a trailing "/**" matches its base too (`v1/messages` for `v1/messages/**`).
+  const head = special === -1 ? rel : rel.slice(0, special).replace(/\/$/, '');
   if (head === '') return (p) => re.test(p);
   return (p) => p.startsWith(head) && re.test(p);
 }

@@ -7,7 +7,7 @@
  * `type` by hand (see `compile.ts`): the error paths then read `rules[2].fault.status`, not a
  * union's guess.
  */
-import picomatch from 'picomatch';
+import { globRegExp, linearProblem } from './linear.js';
 import { z } from 'zod';
 import safeRegex from 'safe-regex2';
 import { duration, fraction, strict } from '../faults/lib/schema.js';
@@ -27,8 +27,9 @@ const METHOD_RE = /^[A-Za-z]{1,20}$/;
 const method = z.string('must be an HTTP method like GET or POST').regex(METHOD_RE, 'must be an HTTP method like GET or POST');
 
 /**
- * Why a path glob is refused, or null. Globs are picomatch's (`*` within a segment, `**` across
- * segments, `{a,b}`, `[0-9]`), matched against the path without the query.
+ * Why a path glob is refused, or null. Globs (`globRegExp`): `*` within a segment, `**` across
+ * segments, `{a,b}`, `[0-9]`; every other character is itself. Matched against the path without
+ * the query.
  */
 export function globProblem(glob: string): string | null {
   if (glob.length === 0) return 'must not be empty';
@@ -41,21 +42,18 @@ export function globProblem(glob: string): string | null {
   if (glob.includes('!')) return 'must not contain "!" (negation is not supported; list the paths to match)';
   let braces = 0;
   let brackets = 0;
-  let parens = 0;
   for (const c of glob) {
     if (c === '{') braces++;
     else if (c === '}') braces--;
     else if (c === '[') brackets++;
     else if (c === ']') brackets--;
-    else if (c === '(') parens++;
-    else if (c === ')') parens--;
-    if (braces < 0 || brackets < 0 || parens < 0) return 'has a closing bracket without an opening one';
+    if (braces < 0 || brackets < 0) return 'has a closing bracket without an opening one';
   }
-  if (braces !== 0 || brackets !== 0 || parens !== 0) return 'has an unclosed {, [ or (';
+  if (braces !== 0 || brackets !== 0) return 'has an unclosed { or [';
   try {
-    picomatch.makeRe(glob, { dot: true });
+    globRegExp(glob.slice(1));
   } catch (err) {
-    return `is not a valid glob (${(err as Error).message})`;
+    return `is not a valid glob (${(err as Error).message.replace(/^Invalid regular expression: /, '')})`;
   }
   return null;
 }
@@ -78,6 +76,8 @@ export function regexProblem(src: string): string | null {
   } catch (err) {
     return `is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '')})`;
   }
+  const linear = linearProblem(src);
+  if (linear !== null) return linear;
   if (!safeRegex(src)) {
     return 'may take exponential time on some inputs (a repeated group holds another repetition, like (a+)+ or (.*a){12}): a client could stall the proxy with one request; rewrite it without the nested repetition';
   }

@@ -227,7 +227,7 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
         if (recent.length < 5) {
           recent.push(now);
           restarts.set(index, recent);
-          process.stderr.write(`aftershock: worker ${index} (pid ${w.process.pid}) died (${signal ?? `exit ${code}`}); its in-flight exchanges are lost; starting a new one\n`);
+          process.stderr.write(`aftershock: worker ${index} (pid ${w.process.pid}) died (${signal ?? `exit ${code}`}); its in-flight exchanges, and the records it had not yet written (up to its last 50 ms), are lost, and a connection the primary was handing it at that moment stays open unanswered until the run stops; starting a new one\n`);
           fork(index);
           return;
         }
@@ -374,6 +374,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
   });
   await new Promise<void>((resolve) => {
     let stopping = false;
+    let closed = false;
     // A worker asked to stop by the primary may get the terminal's own signal just after (the same
     // Ctrl-C reaches every process of the group): that one echo is not a second Ctrl-C.
     let echoDueUntil = 0;
@@ -400,6 +401,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
       if (signal === 'primary') echoDueUntil = Date.now() + 2000;
       log.info({ signal }, 'stopping: draining in-flight exchanges');
       void proxy.close().then(() => {
+        closed = true;
         const st = proxy.recorder.stats;
         if (flags.summary && proxy.analyzer !== null && proxy.recorder.count > 0) {
           try {
@@ -439,6 +441,18 @@ async function runProxy(flags: RunFlags): Promise<void> {
       // Messages sent before a listener exists are dropped: the primary holds a stop for this
       // worker until it says it listens (a stop during start-up is acted on now, not lost).
       process.send?.({ aftershock: 'listening' });
+      // A primary that dies (SIGKILL) takes the IPC channel with it, and Node's cluster code then
+      // exits this worker at once: what it has recorded but not yet written (the last ~50 ms) and
+      // what is in flight (as shutdown) go out first, synchronously.
+      const onExit = (): void => {
+        if (closed) return;
+        try {
+          proxy.abortNow();
+        } catch {
+          /* leaving anyway */
+        }
+      };
+      process.once('exit', onExit);
     }
   });
   log.flush();

@@ -236,6 +236,35 @@ describe('aftershock run (CLI)', () => {
     expect(JSON.parse(a.stdout()).totals.attempts).toBe(40);
   });
 
+  it('--workers 2: a primary killed with SIGKILL takes its workers along, and they write out every record they held first', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'traffic.ndjson');
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--record', file, '--workers', '2', '--no-summary']);
+    const url = await listeningUrl(r);
+    for (let i = 0; i < 200 && (r.stderr().match(/proxying/g) ?? []).length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+    const { execFileSync } = await import('node:child_process');
+    const pids = execFileSync('ps', ['-o', 'pid=', '--ppid', String(r.child.pid)]).toString().trim().split(/\s+/).filter((x) => x !== '').map(Number);
+    expect(pids).toHaveLength(2);
+    const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => request(`${url}/k/${i}`)));
+    expect(replies.every((x) => x.status === 200)).toBe(true);
+    // At once: the last answers' records are still in the workers' 50 ms write buffers.
+    r.child.kill('SIGKILL');
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((res) => setTimeout(res, 25));
+    expect(pids.some(alive)).toBe(false);
+    const files = [path.join(dir, 'traffic.w1.ndjson'), path.join(dir, 'traffic.w2.ndjson')].filter((f) => fs.existsSync(f));
+    const ids = files.flatMap((f) => readRecords(f).filter((x) => x.type === 'http').map((x) => (x as { path: string }).path));
+    expect(ids.sort()).toEqual(Array.from({ length: 60 }, (_, i) => `/k/${i}`).sort());
+  });
+
   it('--workers 2: each worker\'s live report says it covers only that worker\'s share of the traffic', async () => {
     const up = await startUpstream((_req, res) => res.end('ok'));
     const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--no-summary']);
@@ -310,7 +339,7 @@ describe('aftershock run (CLI)', () => {
     const before = await workers();
     process.kill(before[0] as number, 'SIGKILL');
     for (let i = 0; i < 200 && !/died \(SIGKILL\).*starting a new one/.test(r.stderr()); i++) await new Promise((res) => setTimeout(res, 50));
-    expect(r.stderr()).toMatch(/worker \d \(pid \d+\) died \(SIGKILL\); its in-flight exchanges are lost; starting a new one/);
+    expect(r.stderr()).toMatch(/worker \d \(pid \d+\) died \(SIGKILL\); its in-flight exchanges, and the records it had not yet written \(up to its last 50 ms\), are lost, and a connection the primary was handing it at that moment stays open unanswered until the run stops; starting a new one/);
     for (let i = 0; i < 100 && (await workers()).length < 2; i++) await new Promise((res) => setTimeout(res, 50));
     expect(await workers()).toHaveLength(2);
     expect((await request(`${url}/after`)).status).toBe(200);

@@ -98,6 +98,13 @@ export class AdminClient {
       });
     }
     const text = await res.text();
+    if (res.headers.get('x-aftershock-control') === null) {
+      throw new AftershockError(
+        'ERR_ADMIN',
+        `${method} ${path}: the answer (${res.status}) at ${this.url} is not from aftershock's control API; is --admin/AFTERSHOCK_ADMIN_URL the control API's address (run --admin), not the proxy's --listen?`,
+        { exitCode: 1 },
+      );
+    }
     const out: AdminResponse = { status: res.status, contentType: res.headers.get('content-type') ?? '', text };
     if ((res.status >= 200 && res.status < 300) || opts.accept?.includes(res.status) === true) return out;
     throw new AftershockError('ERR_ADMIN', describeApiError(method, path, out, this.token !== undefined), { exitCode: 1 });

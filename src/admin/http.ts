@@ -129,7 +129,9 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function sendText(res: ServerResponse, status: number, contentType: string, text: string, headers: Readonly<Record<string, string>> = {}): void {
-  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  // `x-aftershock-control` tells `ctl` (AdminClient) that the answer is the control API's, not the
+  // service's: --admin pointed at the proxy's own listener reaches the upstream, which may answer 2xx.
+  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', 'x-aftershock-control': '1' });
   res.end(text);
 }
 

@@ -161,6 +161,17 @@ describe('aftershock ctl', () => {
     );
   });
 
+  it('pointed at the proxy\'s own listener (the service answers 2xx to anything), every command fails and says which address it needs', async () => {
+    const { proxy } = await startAdminProxy();
+    const listener = proxy.url.replace('http://', '');
+    for (const args of [['reset'], ['mark', 'x'], ['scenario', 'start'], ['fault', 'remove', 'x'], ['metrics'], ['report'], ['status']]) {
+      const r = await ctl('--admin', listener, ...args);
+      expect(r.error, args.join(' ')).toMatchObject({ code: 'ERR_ADMIN', exitCode: 1 });
+      expect(r.error?.message).toMatch(/is not from aftershock's control API; is --admin\/AFTERSHOCK_ADMIN_URL the control API's address \(run --admin\), not the proxy's --listen\?$/);
+      expect(r.stdout).toBe('');
+    }
+  });
+
   it('rejects bad usage before calling the API', async () => {
     const { admin } = await startAdminProxy();
     expect((await ctl('--admin', admin, 'rule', 'x')).error?.message).toMatch(/--enable, --disable or --probability/);

@@ -115,7 +115,8 @@ function fileNote(f: ProfileFileState | null): string | null {
 
 function formatProfile(p: ProfileView): string {
   const lines = [
-    `profile ${p.name}${p.description === '' ? '' : ` — ${p.description.trim().split('\n')[0]}`}`,
+    // The description's first paragraph, its lines joined (a YAML block breaks lines mid-sentence).
+    `profile ${p.name}${p.description === '' ? '' : ` — ${(p.description.trim().split(/\n\s*\n/)[0] ?? '').replace(/\s+/g, ' ')}`}`,
     `hash    ${p.hash}`,
     `source  ${p.source ?? (p.builtin === null ? '(set through the control API)' : `built-in ${p.builtin}`)}`,
     `seed    ${p.seed}${p.profileSeed === null ? '' : p.profileSeed === p.seed ? ' (the profile\'s)' : ` (--seed; the profile says ${p.profileSeed})`}`,

@@ -94,6 +94,11 @@ describe('aftershock ctl', () => {
     expect(rejected.error?.message).toMatch(/rules\[1\]\.match.*\(line 11\)/);
     expect(proxy.profile.name).toBe('api-down');
 
+    // A description written as a YAML block: its first paragraph, on one line, not cut mid-sentence.
+    fs.writeFileSync(good, PROFILE_503.replace('description: every /api call fails with 503', 'description: |\n  every /api call fails\n  with 503, the rest passes.\n\n  Second paragraph.'));
+    await ctl('profile', 'set', good);
+    expect((await ctl('profile')).stdout.split('\n')[0]).toBe('profile api-down — every /api call fails with 503, the rest passes.');
+
     expect((await ctl('profile', 'select', 'passthrough')).stdout).toMatch(/profile passthrough applied/);
     const unknown = await ctl('profile', 'select', 'nope');
     expect(unknown.error).toMatchObject({ code: 'ERR_ADMIN', exitCode: 1 });

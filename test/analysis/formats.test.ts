@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { analyzeFiles, createAnalyzer, formatReport, writeHar, type Report } from '../../src/analysis/index.js';
 import { escapeMarkdownKeepCode } from '../../src/analysis/format/escape.js';
 import { readRecords } from '../../src/record/reader.js';
-import type { HttpRecord } from '../../src/record/schema.js';
+import type { AnyRecord, HttpRecord } from '../../src/record/schema.js';
 import { T0, header } from '../fixtures/make-fixtures.js';
 
 const DIR = path.join(import.meta.dirname, '..', 'fixtures', 'analysis');
@@ -227,6 +227,25 @@ describe('har', () => {
     expect(injected.length).toBeGreaterThan(0);
     expect(injected[0]?._aftershockFault).toEqual({ rule: 'flaky', type: 'status', injected: true });
     expect(har.log.entries.some((e) => (e.request.headers as Array<{ name: string }>).some((h) => h.name === 'idempotency-key'))).toBe(true);
+  });
+
+  it('gives a refused request a URL that is one: an absolute-form target as sent, CONNECT\'s authority or * beside the origin\'s root', async () => {
+    const base = { v: 1, type: 'http', ts: T0, end: T0 + 1, client: 'c', ip: '10.0.0.1', conn: 'k', query: null, status: 400, outcome: 'bad-request', upstreamStatus: null, bytesIn: 0, bytesOut: 10, ttfb: 0, duration: 0, fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: null, headers: {}, error: 'absolute-form-refused' } as const;
+    async function* recs(): AsyncGenerator<AnyRecord> {
+      yield { v: 1, type: 'header', aftershock: 't', start: new Date(T0).toISOString(), startMs: T0, target: 'http://127.0.0.1:19101', profile: { name: 'p', hash: 'h' }, seed: 1, clientKey: 'auto', session: null, redacted: [], instance: 'i' } as unknown as AnyRecord;
+      yield { ...base, id: 'a', method: 'GET', path: 'http://[redacted]@127.0.0.1:19199/x' } as unknown as AnyRecord;
+      yield { ...base, id: 'b', method: 'CONNECT', path: '127.0.0.1:19199' } as unknown as AnyRecord;
+      yield { ...base, id: 'c', method: 'OPTIONS', path: '*' } as unknown as AnyRecord;
+      yield { ...base, id: 'd', method: 'GET', path: '/ok', status: 200, outcome: null, error: null } as unknown as AnyRecord;
+    }
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    await writeHar(recs(), sink);
+    sink.end();
+    const entries = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { log: { entries: Array<{ request: { url: string; _aftershockRequestTarget?: string } }> } }).log.entries;
+    expect(entries.map((e) => e.request.url)).toEqual(['http://[redacted]@127.0.0.1:19199/x', 'http://127.0.0.1:19101/', 'http://127.0.0.1:19101/', 'http://127.0.0.1:19101/ok']);
+    expect(entries.map((e) => e.request._aftershockRequestTarget)).toEqual(['http://[redacted]@127.0.0.1:19199/x', '127.0.0.1:19199', '*', undefined]);
   });
 
   it('is not a report format: formatReport(report, "har") explains where HAR comes from', () => {

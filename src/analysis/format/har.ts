@@ -62,13 +62,15 @@ export function harEntry(r: ExchangeRecord, target: string | null): Record<strin
     time: duration,
     request: {
       method: r.method ?? 'GET',
-      url: `${origin(target, ws)}${r.path}${r.query == null || r.query === '' ? '' : `?${r.query}`}`,
+      url: requestUrl(origin(target, ws), r.path, r.query),
       httpVersion: 'HTTP/1.1',
       cookies: [],
       headers,
       queryString: queryString(r.query),
       headersSize: -1,
       bodySize: r.type === 'http' ? bytesIn : -1,
+      // A request target the proxy refused (absolute-form, CONNECT's authority, `*`) as it came.
+      ...(typeof r.path === 'string' && r.path.startsWith('/') ? {} : { _aftershockRequestTarget: r.path }),
     },
     response: {
       status: r.status ?? 0,
@@ -136,4 +138,17 @@ export async function writeHar(records: AsyncIterable<AnyRecord> | Iterable<AnyR
   }
   await write(out, '\n]}}\n');
   return count;
+}
+
+/**
+ * The entry's URL: the target's origin and the path, for an origin-form path; an absolute-form
+ * target (refused, recorded as sent, userinfo redacted) as it is; any other target (CONNECT's
+ * `host:port`, `*`, an unparsable line) as the origin's root, the target kept beside it.
+ */
+function requestUrl(base: string, path: unknown, query: unknown): string {
+  const p = typeof path === 'string' ? path : '';
+  const q = query == null || query === '' ? '' : `?${String(query)}`;
+  if (p.startsWith('/')) return `${base}${p}${q}`;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) return `${p}${q}`;
+  return `${base}/`;
 }

@@ -88,6 +88,27 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
 
+  /**
+   * Refused requests (no or a wrong token, a foreign Host, a web page's request) are logged at warn,
+   * so a guessing client or a page probing the API leaves a trace: one line per reason at most
+   * every 10 s, counting the ones it stood for (a flood does not flood the log). Never the token.
+   */
+  const refusals = new Map<string, { at: number; more: number }>();
+  function noteRefusal(status: number, reason: string, req: IncomingMessage, path: string): void {
+    const now = Date.now();
+    const seen = refusals.get(reason);
+    if (seen !== undefined && now - seen.at < 10_000) {
+      seen.more++;
+      return;
+    }
+    const more = seen?.more ?? 0;
+    refusals.set(reason, { at: now, more: 0 });
+    opts.log.warn(
+      { status, reason, method: req.method, path, from: req.socket.remoteAddress, host: req.headers.host, origin: req.headers.origin, ...(more > 0 ? { alsoRefusedBefore: more } : {}) },
+      `control API refused ${req.method} ${path}: ${status} ${reason}${more > 0 ? ` (and ${more} more like it since the last such line)` : ''}`,
+    );
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL;
     try {
@@ -96,11 +117,15 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
       throw new HttpError(400, 'bad-url', 'the request target is not a valid path');
     }
     const refused = hostPolicy.check(req.headers.host) ?? checkOrigin(req.headers.origin, req.headers.host) ?? checkFetchSite(req.method ?? 'GET', req.headers);
-    if (refused !== null) throw refused;
+    if (refused !== null) {
+      noteRefusal(refused.status, refused.code, req, url.pathname);
+      throw refused;
+    }
     if (tokenHash !== null && !OPEN_ROUTES.has(url.pathname)) {
       const auth = req.headers.authorization ?? '';
       const given = /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
       if (!timingSafeEqual(sha(given), tokenHash)) {
+        noteRefusal(401, given === '' ? 'no-token' : 'wrong-token', req, url.pathname);
         res.setHeader('www-authenticate', 'Bearer realm="aftershock"');
         sendJson(res, 401, { error: 'unauthorized', message: 'send Authorization: Bearer <token> (the --admin-token)' });
         return;

@@ -522,6 +522,28 @@ describe('control API changes are logged', () => {
     ]);
     expect(log.text()).not.toContain('s3cr3t');
   });
+
+  it('refused requests (no or a wrong token, a foreign Host, a cross-site page) are warn lines, one per reason per 10 s with a count, never the token', async () => {
+    const log = captureLog();
+    const { admin } = await startAdminProxy({ logger: log.logger, adminToken: 'right-token' });
+    for (let i = 0; i < 3; i++) expect((await api(admin, 'POST', '/reset', { token: `guess-${i}` })).status).toBe(401);
+    expect((await api(admin, 'GET', '/stats')).status).toBe(401);
+    expect((await api(admin, 'GET', '/stats', { token: 'right-token', headers: { host: 'evil.example' } })).status).toBe(403);
+    expect((await api(admin, 'POST', '/reset', { token: 'right-token', headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    const lines = log
+      .text()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; level: number; status?: number; reason?: string; path?: string })
+      .filter((l) => l.msg.startsWith('control API refused'));
+    expect(lines.map((l) => [l.level, l.status, l.reason, l.path])).toEqual([
+      [40, 401, 'wrong-token', '/reset'],
+      [40, 401, 'no-token', '/stats'],
+      [40, 403, 'host-not-allowed', '/stats'],
+      [40, 403, 'origin-not-allowed', '/reset'],
+    ]);
+    expect(log.text()).not.toMatch(/guess-|right-token/);
+  });
 });
 
 describe('phases in the recording', () => {

@@ -60,6 +60,10 @@ function sharedProcessRegistry(): Registry {
  */
 export function createAdminMetrics(proxy: ProxyHandle, opts: { maxRoutes?: number } = {}): AdminMetrics {
   const registry = new Registry();
+  // With `run --workers N` each worker serves its own /metrics: every series says which worker it
+  // counts (a scrape of one port is 1/N of the traffic).
+  const worker = proxy.stats().worker;
+  if (worker !== null) registry.setDefaultLabels({ worker: String(worker.index) });
   const registers = [registry];
   const routes = createRouteLabeler(opts.maxRoutes ?? 200);
   const ruleLabels = new Set<string>();

@@ -162,6 +162,7 @@ export function registerCtlCommand(program: Command): void {
         connections?: number;
         byStatus?: Record<string, number>;
         rules?: RuleStats[];
+        worker?: { index: number; of: number } | null;
       };
       if (flags.json === true) {
         write(JSON.stringify({ ready, stats }, null, 2));
@@ -175,6 +176,7 @@ export function registerCtlCommand(program: Command): void {
             ['control', `${admin.url}  ${ready.status}${ready.reasons.length > 0 ? ` (${ready.reasons.join('; ')})` : ''}`],
             ['proxy', ready.listen],
             ['profile', `${ready.profile}${ready.profileFile === undefined || ready.profileFile === null || ready.profileFile.status === 'in-force' ? '' : `  (file ${fileNote(ready.profileFile)})`}`],
+            ...(stats.worker === undefined || stats.worker === null ? [] : [['worker', `${stats.worker.index} of ${stats.worker.of} (run --workers): the counts below are this worker's connections only`] as [string, string]]),
             ['uptime', `${stats.uptimeSeconds ?? '?'}s`],
             ['exchanges', `${stats.exchanges ?? 0} (in flight ${stats.inFlight ?? 0}, connections ${stats.connections ?? 0})`],
             ['statuses', byStatus === '' ? '-' : byStatus],

@@ -154,4 +154,6 @@ export interface ProxyStats {
   byStatus: Record<string, number>;
   byOutcome: Record<string, number>;
   recording: { path: string | null; written: number; failed: number; pending: number; lastError: string | null };
+  /** With `run --workers N`: which worker this is; every count here is its connections' only. */
+  worker: { index: number; of: number } | null;
 }

@@ -741,6 +741,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         byStatus: { ...byStatus },
         byOutcome: { ...byOutcome },
         recording: { path: recorder.path, ...recorder.stats },
+        worker: options.worker ?? null,
       };
     },
     close() {

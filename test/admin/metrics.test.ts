@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createRouteLabeler, normalizeRoute, OTHER_ROUTE } from '../../src/admin/route-label.js';
 import { onCleanup, request, startWsUpstream, waitFor } from '../helpers.js';
-import { api, PROFILE_503, startAdminProxy } from './admin-helpers.js';
+import { api, ctl, PROFILE_503, startAdminProxy } from './admin-helpers.js';
 
 interface Sample {
   name: string;
@@ -214,5 +214,23 @@ describe('GET /metrics', () => {
     expect((await api(admin, 'GET', '/metrics')).status).toBe(401);
     const e = await scrape(admin, 't0ken');
     expect(e.types.get('aftershock_requests_total')).toBe('counter');
+  });
+});
+
+describe('a worker of run --workers says so', () => {
+  it('in /stats, in ctl status and as a worker label on every series of its /metrics', async () => {
+    const { admin, proxy } = await startAdminProxy({ worker: { index: 2, of: 3 } });
+    expect((await request(`${proxy.url}/x`)).status).toBe(200);
+    expect((await api(admin, 'GET', '/stats')).json.worker).toEqual({ index: 2, of: 3 });
+    const status = await ctl('--admin', admin, 'status');
+    expect(status.stdout).toMatch(/worker\s+2 of 3 \(run --workers\): the counts below are this worker's connections only/);
+    const text = (await api(admin, 'GET', '/metrics')).text;
+    const series = text.split('\n').filter((l) => l.startsWith('aftershock_'));
+    expect(series.length).toBeGreaterThan(5);
+    for (const l of series) expect(l).toContain('worker="2"');
+    // One proxy on its own: no worker, no label.
+    const one = await startAdminProxy();
+    expect((await api(one.admin, 'GET', '/stats')).json.worker).toBeNull();
+    expect((await api(one.admin, 'GET', '/metrics')).text).not.toContain('worker=');
   });
 });

@@ -31,7 +31,7 @@ export function normalizeRoute(path: string): string {
   const parts = p.split('/');
   for (let i = 0; i < parts.length; i++) {
     const s = parts[i] as string;
-    if (s !== '' && (NUMERIC.test(s) || UUID.test(s) || HEX_WITH_DIGIT.test(s) || LONG_HEX.test(s))) parts[i] = ':id';
+    if (s !== '' && (NUMERIC.test(s) || UUID.test(s) || HEX_WITH_DIGIT.test(s) || LONG_HEX.test(s) || s.startsWith('[redacted'))) parts[i] = ':id';
   }
   const route = parts.join('/');
   return route.length > MAX_LABEL_LENGTH ? route.slice(0, MAX_LABEL_LENGTH) : route;

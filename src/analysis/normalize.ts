@@ -16,6 +16,8 @@
  */
 function isIdSegment(p: string, from: number, to: number): boolean {
   const len = to - from;
+  // A token the recorder hid (`[redacted:3f9c…]`, a JWT in the path) stands for one of many.
+  if (p.charCodeAt(from) === 91 /* [ */ && p.startsWith('[redacted', from)) return true;
   let digits = 0;
   let letters = 0;
   let nonHexLetters = 0;

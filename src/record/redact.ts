@@ -27,6 +27,7 @@
  * are not, unless `--redact` names them. Query parameters are separated by `&` and by `;` (the older
  * form some servers still accept), so `a=1;token=x` hides its token too.
  */
+import { createHash } from 'node:crypto';
 import { RETRY_HEADERS } from './schema.js';
 
 export const REDACTED = '[redacted]';
@@ -265,9 +266,10 @@ export function createRedactor(extraHeaders: readonly string[] = []): Redactor {
     },
     path(raw) {
       let p = redactPath(raw);
-      // A JWT as a path segment (`/reset/eyJhbGci…`, a magic link): the token itself, hidden as a
-      // JWT is everywhere else. Checked only when the path holds its marker.
-      if (p.indexOf('eyJ') !== -1) p = p.split('/').map((seg) => (JWT_LIKE.test(seg) ? REDACTED : seg)).join('/');
+      // A JWT as a path segment (`/reset/eyJhbGci…`, a magic link): the token itself is hidden, a
+      // hash of it kept (`[redacted:3f9c…]`, as a secret client key is), so two links stay two
+      // requests for the analysis. Checked only when the path holds its marker.
+      if (p.indexOf('eyJ') !== -1) p = p.split('/').map((seg) => (JWT_LIKE.test(seg) ? `[redacted:${createHash('sha256').update(seg).digest('hex').slice(0, 16)}]` : seg)).join('/');
       // Path parameters (`/cart;jsessionid=...`) are named like query parameters and redacted alike.
       if (p.indexOf(';') === -1) return p;
       return p

@@ -246,6 +246,18 @@ describe('grouping (spec §3)', () => {
     expect(fleet(4).findings.filter((f) => f.code === 'no-jitter')).toEqual([]);
   });
 
+  it('links whose token the recorder hid ([redacted:<hash>] segments) stay distinct requests, under one route', () => {
+    // 3 clients each open 8 different download links once, 100 ms apart, all refused: no retries.
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < 8; i++) rs.push(http({ ts: T0 + i * 100 + c, client: `c${c}`, path: `/dl/[redacted:${(c * 8 + i).toString(16).padStart(16, '0')}]`, ...fail }));
+    }
+    const r = run(byEnd(rs));
+    expect(r.totals).toMatchObject({ attempts: 24, logicalRequests: 24, retries: 0 });
+    expect(r.verdict).toBe('ok');
+    expect(r.routes.map((x) => x.route)).toEqual(['GET /dl/:id']);
+  });
+
   it('no jitter across 10 clients when one client\'s first failure had another trigger but the same waits', () => {
     // 10 clients, the same 100/200/400 ms schedule, no jitter; client 9's first attempt was closed by
     // another rule instead of answered 503 by the usual one, so its chain is aligned on another trigger.

@@ -208,10 +208,15 @@ describe('createRedactor().path', () => {
   it('hides a JWT carried as a path segment (a reset or magic link) and leaves other segments alone', () => {
     const r = createRedactor();
     const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl';
-    expect(r.path(`/reset/${jwt}`)).toBe('/reset/[redacted]');
-    expect(r.path(`/a/${jwt}/b/${jwt}`)).toBe('/a/[redacted]/b/[redacted]');
+    const other = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0NTYifQ.c2lnbmF0dXJl';
+    const hidden = r.path(`/reset/${jwt}`);
+    expect(hidden).toMatch(/^\/reset\/\[redacted:[0-9a-f]{16}\]$/);
+    // The same token, the same record path; another token, another (two links stay two requests).
+    expect(r.path(`/reset/${jwt}`)).toBe(hidden);
+    expect(r.path(`/reset/${other}`)).not.toBe(hidden);
+    expect(r.path(`/a/${jwt}/b/${jwt}`)).toMatch(/^\/a\/\[redacted:[0-9a-f]{16}\]\/b\/\[redacted:[0-9a-f]{16}\]$/);
     expect(r.path('/users/eyJ/x')).toBe('/users/eyJ/x');
-    expect(r.path(`/cart;jsessionid=S/${jwt};page=2`)).toBe('/cart;jsessionid=[redacted]/[redacted]');
+    expect(r.path(`/cart;jsessionid=S/${jwt};page=2`)).toMatch(/^\/cart;jsessionid=\[redacted\]\/\[redacted:[0-9a-f]{16}\]$/);
   });
 });
 
@@ -226,7 +231,8 @@ describe('a JWT in the path', () => {
     await proxy.close();
     expect(fs.readFileSync(file, 'utf8')).not.toContain('eyJzdWIi');
     expect(metrics.text).not.toContain('eyJ');
-    expect(readRecords(file).find((r): r is HttpRecord => r.type === 'http')?.path).toBe('/reset/[redacted]');
+    expect(readRecords(file).find((r): r is HttpRecord => r.type === 'http')?.path).toMatch(/^\/reset\/\[redacted:[0-9a-f]{16}\]$/);
+    expect(metrics.text).toContain('route="/reset/:id"');
   });
 });
 

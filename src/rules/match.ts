@@ -7,7 +7,7 @@
  */
 import type { RequestFacts } from '../faults/types.js';
 import { cohortPoint, hash32 } from './hash.js';
-import { globRegExp } from './linear.js';
+import { globRegExp, linearForm } from './linear.js';
 import type { MatchConfig, StatusRange, ValueMatch } from './schema.js';
 
 /** A compiled value test for one header or query key. */
@@ -149,7 +149,8 @@ function compileValues(map: Readonly<Record<string, ValueMatch>> | undefined, lo
         key: lowerKeys ? k.toLowerCase() : k,
         kind: m.kind,
         value: m.kind === 'exact' ? m.value : '',
-        regex: m.kind === 'regex' ? new RegExp(m.source) : null,
+        // In the form V8's linear-time engine can take over when a match backtracks too long.
+        regex: m.kind === 'regex' ? new RegExp(linearForm(m.source)) : null,
         present: m.kind === 'present' ? m.present : true,
       }),
     );

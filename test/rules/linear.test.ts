@@ -6,7 +6,7 @@
  */
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
-import { globRegExp, LINEAR_ENGINE, linearProblem, MAX_GLOB_EXPANSIONS } from '../../src/rules/linear.js';
+import { globRegExp, LINEAR_ENGINE, linearForm, linearProblem, MAX_GLOB_CHARS, MAX_GLOB_EXPANSIONS } from '../../src/rules/linear.js';
 import { compilePaths } from '../../src/rules/match.js';
 import { ProfileError } from '../../src/errors.js';
 import { createRuleEngine, parseProfile } from '../../src/rules/index.js';
@@ -16,8 +16,8 @@ describe('globs', () => {
   it('mean what picomatch (dot: true) made them mean, on generated globs and paths', () => {
     const rnd = prng(5);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
-    const segments = ['a', 'b', 'ab', '*', '**', 'a*', '*b', '[ab]', '{a,b}', '{a,bb}*', 'x[0-9]', '*a*', 'a{b,c/d}', '[^a]b'];
-    const names = ['a', 'b', 'ab', 'ba', 'bb', 'x1', 'c', 'd', 'aab', 'cb'];
+    const segments = ['a', 'b', 'ab', '*', '**', 'a*', '*b', '[ab]', '{a,b}', '{a,bb}*', 'x[0-9]', '*a*', 'a{b,c/d}', '[^a]b', 'x{1..3}', '{a..c}b', '{a,[,b]}'];
+    const names = ['a', 'b', 'ab', 'ba', 'bb', 'x1', 'c', 'd', 'aab', 'cb', 'x2', 'x4', 'cb', ','];
     let compared = 0;
     for (let n = 0; n < 5000; n++) {
       const glob = `/${Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => pick(segments)).join('/')}`;
@@ -45,9 +45,20 @@ describe('globs', () => {
     expect(globRegExp('a/**/b').source).not.toMatch(/\(\?[=!<]/);
   });
 
+  it('expand ranges in braces as picomatch and bash do, and keep a class\'s commas inside braces its own', () => {
+    const t = compilePaths(['/a/{1..3}', '/z/{01..10..3}', '/l/{a..c}', '/x/{a,[,b]}']);
+    expect(['/a/1', '/a/2', '/a/3', '/a/4', '/a/{1..3}'].map((p) => t?.(p))).toEqual([true, true, true, false, false]);
+    expect(['/z/01', '/z/04', '/z/10', '/z/02', '/z/4'].map((p) => t?.(p))).toEqual([true, true, true, false, false]);
+    expect(['/l/b', '/l/d'].map((p) => t?.(p))).toEqual([true, false]);
+    expect(['/x/a', '/x/,', '/x/b', '/x/[,b]'].map((p) => t?.(p))).toEqual([true, true, true, false]);
+  });
+
   it('refuse more brace expansions than a profile needs', () => {
     expect(() => globRegExp('{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}')).toThrow(new RegExp(`more than ${MAX_GLOB_EXPANSIONS}`));
     expect(() => parseProfile('rules:\n  - name: r\n    match: { path: "/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}" }\n    fault: { type: reset }', 'p.yaml')).toThrow(ProfileError);
+    expect(() => globRegExp('{0..999}')).toThrow(new RegExp(`more than ${MAX_GLOB_EXPANSIONS}`));
+    // The regex's size bounds what one match can cost: 256 expansions of a long glob are too many characters.
+    expect(() => globRegExp(`{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/${'*a'.repeat(100)}b`)).toThrow(new RegExp(`more than ${MAX_GLOB_CHARS}`));
   });
 });
 
@@ -79,6 +90,30 @@ describe('patterns a crafted request would make backtrack for minutes', () => {
     expect(engine.decide({ ...facts, path: '/x/a/y/a/a/b' }, now).faults.map((f) => f.rule)).toEqual(['globs']);
     expect(engine.decide({ ...facts, path: '/x', headers: { 'x-env': 'abc123' } }, now).faults.map((f) => f.rule)).toEqual(['by-header']);
     // Seconds to minutes each before; a wide bound for a busy machine.
+    expect(performance.now() - t0).toBeLessThan(3000);
+  });
+
+  it.runIf(LINEAR_ENGINE)('counted repeats above what the engine takes in one quantifier are split, matching exactly the same strings', () => {
+    const cases = ['^[0-9a-f]{32}$', '^.{0,64}$', '^Bearer [A-Za-z0-9._-]{20,}$', '(ab){17}', '^(?<n>ab){20}x', 'x{3}(?:y|z){16,40}?q', '\\u0041{20}', '[\\]{}]{18}', 'a{2}{', '^\\d{3}-\\d{4}$'];
+    const rnd = prng(9);
+    for (const src of cases) {
+      expect(linearProblem(src), src).toBeNull();
+      const a = new RegExp(src);
+      const b = new RegExp(linearForm(src));
+      const alphabet = ['a', 'b', 'x', 'y', 'z', 'q', '0', '9', 'f', 'A', ']', '{', '}', '-', '.', 'Bearer ', 'ab'];
+      for (let k = 0; k < 400; k++) {
+        const s = Array.from({ length: Math.floor(rnd() * 60) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+        expect(b.test(s), `${src} on ${s}`).toBe(a.test(s));
+      }
+      for (const s of ['a'.repeat(32), 'f'.repeat(32), `Bearer ${'x'.repeat(25)}`, 'ab'.repeat(17), `${'ab'.repeat(20)}x`, `xxx${'y'.repeat(20)}q`, 'A'.repeat(20), ']'.repeat(18), '123-4567']) {
+        expect(b.test(s), `${src} on ${s}`).toBe(a.test(s));
+      }
+    }
+    expect(linearForm('^[0-9a-f]{32}$')).toBe('^[0-9a-f]{15}[0-9a-f]{15}[0-9a-f]{2}$');
+    // And a runaway match in such a regex is bounded too.
+    const engine = createRuleEngine({ profile: parseProfile('rules:\n  - name: r\n    match: { headers: { x-id: { regex: "^(\\\\w|\\\\d){0,100}$" } } }\n    fault: { type: reset }', null) });
+    const t0 = performance.now();
+    expect(engine.decide({ method: 'GET', path: '/', query: null, headers: { 'x-id': `${'1'.repeat(60)}!` }, clientKey: 'c', websocket: false }, { now: Date.now() }).faults).toEqual([]);
     expect(performance.now() - t0).toBeLessThan(3000);
   });
 

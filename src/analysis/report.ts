@@ -484,23 +484,37 @@ export function buildReport(input: ReportInput): Report {
   windows.sort((a, b) => a.start - b.start || (a.rule < b.rule ? -1 : 1));
   // Episodes: the union of every rule's windows (2 s gap tolerance). Recovery is measured after an
   // episode ends: while another rule still injects faults there is nothing to recover to.
-  const episodes: Array<{ start: number; end: number; rules: string[] }> = [];
+  // (Lookups below walk these sorted lists or use maps: a sidecar up for days with a flapping
+  // profile has thousands of windows, and a scan per window or per second made a report take seconds.)
+  type Episode = { start: number; end: number; rules: string[] };
+  const episodes: Episode[] = [];
+  const episodeByWindow = new Map<Window, Episode>();
   for (const w of windows) {
     const last = episodes[episodes.length - 1];
     if (last !== undefined && w.start <= last.end + FAULT_GAP_MS) {
       last.end = Math.max(last.end, w.end);
       if (!last.rules.includes(w.rule)) last.rules.push(w.rule);
-    } else episodes.push({ start: w.start, end: w.end, rules: [w.rule] });
+      episodeByWindow.set(w, last);
+    } else {
+      const e = { start: w.start, end: w.end, rules: [w.rule] };
+      episodes.push(e);
+      episodeByWindow.set(w, e);
+    }
   }
-  const episodeOf = (w: Window): { start: number; end: number; rules: string[] } =>
-    episodes.find((e) => w.start >= e.start && w.start <= e.end) as { start: number; end: number; rules: string[] };
-  const inEpisode = (k: number): boolean => {
+  const nextEpisodeStart = new Map<Episode, number>();
+  for (let i = 0; i < episodes.length; i++) nextEpisodeStart.set(episodes[i] as Episode, episodes[i + 1]?.start ?? Number.POSITIVE_INFINITY);
+  const episodeOf = (w: Window): Episode => episodeByWindow.get(w) as Episode;
+  const afterMs = R.afterWindowSeconds * 1000;
+  // Whether second k is inside an episode or in the aftermath after one; asked for k in rising order.
+  let cursor = 0;
+  const inEpisodeOrAftermath = (k: number): boolean => {
     const s0 = k * binMs;
-    return episodes.some((e) => s0 <= e.end && s0 + binMs > e.start);
-  };
-  const nearEpisodeEnd = (k: number): boolean => {
-    const s0 = k * binMs;
-    return episodes.some((e) => s0 > e.end && s0 <= e.end + R.afterWindowSeconds * 1000);
+    while (cursor < episodes.length && (episodes[cursor] as Episode).end + afterMs < s0) cursor++;
+    for (let j = cursor; j < episodes.length && (episodes[j] as Episode).start < s0 + binMs; j++) {
+      const e = episodes[j] as Episode;
+      if (s0 <= e.end + afterMs) return true;
+    }
+    return false;
   };
   let baseline = { alpha: 1, source: 'assumed' as 'pre-fault' | 'outside-faults' | 'assumed', offeredRate: 0, bins: 0 };
   if (episodes.length === 0) {
@@ -534,7 +548,7 @@ export function buildReport(input: ReportInput): Report {
       // Every second of the recording outside the episodes and their aftermath (only the bins that
       // hold traffic when the recording spans too many seconds to walk).
       const visit = (k: number): void => {
-        if (inEpisode(k) || nearEpisodeEnd(k)) return;
+        if (inEpisodeOrAftermath(k)) return;
         n++;
         const b = agg.bins.get(k);
         if (b === undefined) return;
@@ -554,11 +568,11 @@ export function buildReport(input: ReportInput): Report {
   const lastKey = keys.length === 0 ? 0 : (keys[keys.length - 1] as number);
 
   const aftermaths = new Map<number, Aftermath>();
-  const aftermathOf = (e: { start: number; end: number; rules: string[] }): Aftermath => {
+  const aftermathOf = (e: Episode): Aftermath => {
     const cached = aftermaths.get(e.start);
     if (cached !== undefined) return cached;
     const to = Math.floor(e.end / binMs);
-    const nextStart = episodes.find((o) => o.start > e.end)?.start ?? Number.POSITIVE_INFINITY;
+    const nextStart = nextEpisodeStart.get(e) ?? Number.POSITIVE_INFINITY;
     // Up to the last whole bin before the next episode: the bin it starts in holds its own retries.
     const beforeNext = Number.isFinite(nextStart) ? Math.floor(nextStart / binMs) - 1 : Number.POSITIVE_INFINITY;
     const afterTo = Math.min(Math.floor((e.end + R.afterWindowSeconds * 1000) / binMs), beforeNext);
@@ -763,9 +777,11 @@ export function buildReport(input: ReportInput): Report {
       );
     }
   }
+  const retriesByEpisodeEnd = new Map<number, number>();
+  for (const w of faultWindows) retriesByEpisodeEnd.set(w.measuredFrom, (retriesByEpisodeEnd.get(w.measuredFrom) ?? 0) + w.retries);
   for (const e of episodes) {
     const am = aftermathOf(e);
-    const inside = faultWindows.filter((w) => w.measuredFrom === e.end).reduce((n, w) => n + w.retries, 0);
+    const inside = retriesByEpisodeEnd.get(e.end) ?? 0;
     const rules = e.rules.join(', ');
     const notRecovered = am.recoverySeconds === null && am.recoveryNote === 'the data ended first' && am.observedMs >= R.sustainSeconds * 1000;
     if (notRecovered || (am.recoverySeconds !== null && am.recoverySeconds > R.sustainSeconds)) {

@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { ProxyHandle } from '../proxy/handle.js';
-import { formatReport } from '../analysis/index.js';
+import { formatReport, type Report } from '../analysis/index.js';
 import { parseDurationOption } from '../faults/lib/duration.js';
 import { VERSION } from '../version.js';
 import { isAftershockError, ProfileError } from '../errors.js';
@@ -53,11 +53,31 @@ const REPORT_TYPES: Record<ReportFormat, string> = {
   html: 'text/html; charset=utf-8',
 };
 
+/**
+ * How long a built report is served again. Building one runs on the proxy's own event loop and
+ * takes tens to hundreds of milliseconds with tens of thousands of clients: a dashboard polling
+ * /report five times a second would hold every proxied request up that long, five times a second.
+ * Any change made through the control API (a reset, a mark, a fault, a profile) drops it.
+ */
+export const REPORT_REUSE_MS = 1000;
+const builtReports = new WeakMap<ProxyHandle, { at: number; report: Report }>();
+
+/** Drops the report kept for reuse (the control API changed something). */
+export function forgetReport(proxy: ProxyHandle): void {
+  builtReports.delete(proxy);
+}
+
 function reportReply(proxy: ProxyHandle, format: ReportFormat): Reply {
   if (proxy.analyzer === null) {
     throw new HttpError(409, 'live-analysis-off', 'live analysis is off (--no-live-analysis); analyse the recording with `aftershock analyze FILE`');
   }
-  const report = proxy.report();
+  const now = Date.now();
+  let built = builtReports.get(proxy);
+  if (built === undefined || now - built.at >= REPORT_REUSE_MS || now < built.at) {
+    built = { at: now, report: proxy.report() };
+    builtReports.set(proxy, built);
+  }
+  const report = built.report;
   if (format === 'json') return ok(report);
   return { status: 200, text: formatReport(report, format), contentType: REPORT_TYPES[format] };
 }

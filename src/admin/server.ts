@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { ProxyHandle } from '../proxy/handle.js';
 import { listenOn } from '../proxy/listen.js';
 import { AftershockError } from '../errors.js';
-import { routes, type AdminContext } from './routes.js';
+import { forgetReport, routes, type AdminContext } from './routes.js';
 import { HttpError, sendError, sendJson, sendReply, toHttpError } from './http.js';
 import { createAdminMetrics } from './metrics.js';
 import { checkFetchSite, checkOrigin, createHostPolicy, parseAllowHosts } from './request-guard.js';
@@ -152,6 +152,7 @@ export async function startAdmin(proxy: ProxyHandle, opts: AdminOptions): Promis
         }
       }
       const reply = await endpoint.handler(ctx, req, { params, query: url.searchParams });
+      if (method !== 'GET') forgetReport(proxy);
       sendReply(res, reply);
       // Every change through the API is in the log, for whoever reads it later to tell why the
       // faults changed (the request body is not: a rule may match on a secret header value).

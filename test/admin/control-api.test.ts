@@ -500,6 +500,26 @@ describe('control API: hostile clients', () => {
   });
 });
 
+describe('GET /report under polling', () => {
+  it('serves a report built less than a second ago again, and builds a new one after any change made through the API', async () => {
+    const { admin, proxy } = await startAdminProxy();
+    expect((await request(`${proxy.url}/a`)).status).toBe(200);
+    const first = (await api(admin, 'GET', '/report')).json;
+    expect(first.totals.attempts).toBe(1);
+    // Traffic within the second: the same report (a dashboard polling 5 times a second costs one build a second).
+    expect((await request(`${proxy.url}/b`)).status).toBe(200);
+    expect((await api(admin, 'GET', '/report')).json.totals.attempts).toBe(1);
+    // A change through the API: built again at once.
+    expect((await api(admin, 'POST', '/marks', { body: { label: 'step' } })).status).toBe(201);
+    const after = (await api(admin, 'GET', '/report')).json;
+    expect(after.totals.attempts).toBe(2);
+    expect(after.marks.map((m: { label: string }) => m.label)).toEqual(['step']);
+    expect((await request(`${proxy.url}/c`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await api(admin, 'GET', '/report?format=text')).text).toMatch(/\b3 attempts\b|attempts\s+3\b/);
+  });
+});
+
 describe('control API changes are logged', () => {
   it('each change (not a read) is an info line with method, path and status, without the body', async () => {
     const log = captureLog();

@@ -28,35 +28,55 @@ export const LINEAR_ENGINE: boolean = (() => {
 
 /**
  * Why a regex cannot run in linear time, or null (also null when this V8 has no linear engine:
- * the nested-repetition check of the profile schema is then the only guard). Counted repeats are
- * judged in their `linearForm` (the engine refuses a count above 16 as written).
+ * the nested-repetition check of the profile schema is then the only guard).
  *
  * @example linearProblem('^[0-9a-f]{32}$') === null; linearProblem('(?<=a)b') !== null
  */
 export function linearProblem(source: string): string | null {
   if (!LINEAR_ENGINE) return null;
+  // The constructs the engine has no linear form of, judged on the regex as written (its counts
+  // read as `*`: they are rewritten below, and must not hide a backreference).
   try {
-    new RegExp(linearForm(source), 'l');
-    return null;
+    new RegExp(source.replace(/\{\d+(,\d*)?\}/g, '*'), 'l');
   } catch {
     return 'uses a lookaround ((?=, (?!, (?<=, (?<!) or a backreference (\\1, \\k<name>), which cannot run in linear time: a client could stall the proxy with one request; rewrite it without them';
   }
+  let form: string;
+  try {
+    form = linearForm(source);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  try {
+    new RegExp(form, 'l');
+    return null;
+  } catch {
+    return 'cannot run in linear time (V8 takes no linear form of it): a client could stall the proxy with one request; write it with fewer or simpler repetitions';
+  }
 }
 
-/** The largest count V8's linear engine takes in one quantifier. */
-const MAX_LINEAR_COUNT = 15;
+/** The most characters a regex may grow to once its counted repeats are written out. */
+export const MAX_LINEAR_FORM = 16_384;
+/**
+ * The widest range of counts (`{n,m}`, m - n) written out: each optional copy is a place the
+ * backtracking engine may come back to, and the linear engine's cost grows with the regex's size
+ * (`.{0,1000}curl` took 1.5 s on a 12 KB header, `.{0,64}curl` 0.5 ms).
+ */
+export const MAX_OPTIONAL_COPIES = 64;
 
 /**
- * The same regex with every counted repeat above what V8's linear engine takes in one quantifier
- * split into quantifiers it takes: `X{32}` → `X{15}X{15}X{2}`, `X{20,}` → `X{15}X{5}X*`,
- * `X{0,64}` → `X{0,15}X{0,15}X{0,15}X{0,15}X{0,4}`. It matches exactly what the original matches
- * (a repeated capturing group is repeated as a non-capturing one: only `test` is ever asked);
- * lazy repeats become greedy (the same strings match). What it cannot parse it returns as is.
+ * The same regex with every counted repeat written out, so that V8's linear-time engine can run it
+ * (it takes no count above about 15 in one quantifier, and none multiplied by an outer count):
+ * `X{3}` → `XXX`, `X{2,4}` → `XX(?:X(?:X)?)?`, `X{2,}` → `XXX*`. The optional copies nest, so
+ * there is one way to match and the backtracking engine does no more work than for `X{2,4}`.
+ * Named and capturing groups become non-capturing (no backreference passes `linearProblem`, and
+ * only `test` is asked). It matches exactly what the original matches. Throws when it would grow
+ * past MAX_LINEAR_FORM characters (a count in the thousands).
  *
- * @example linearForm('^[0-9a-f]{32}$') === '^[0-9a-f]{15}[0-9a-f]{15}[0-9a-f]{2}$'
+ * @example linearForm('^\\d{3}-\\d{2,3}$') === '^\\d\\d\\d-\\d\\d(?:\\d)?$'
  */
 export function linearForm(src: string): string {
-  if (!/\{\d/.test(src)) return src;
+  if (!/\{\d|\(\?</.test(src)) return src;
   let out = '';
   /** Where in `out` the atom a quantifier would apply to begins (-1: none). */
   let atom = -1;
@@ -65,7 +85,8 @@ export function linearForm(src: string): string {
   while (i < src.length) {
     const c = src[i] as string;
     if (c === '\\') {
-      const esc = /^\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|c[A-Za-z]|k<[^>]*>|\d+|[^])/.exec(src.slice(i));
+      // With no backreference (checked first), a digit escape is an octal one as JavaScript reads it.
+      const esc = /^\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|c[A-Za-z]|[0-3][0-7]{0,2}|[4-7][0-7]?|[^])/.exec(src.slice(i, i + 6));
       const len = esc === null ? 1 : esc[0].length;
       atom = out.length;
       out += src.slice(i, i + len);
@@ -79,8 +100,20 @@ export function linearForm(src: string): string {
     } else if (c === '(') {
       groups.push(out.length);
       atom = -1;
-      out += c;
-      i++;
+      const named = /^\(\?<(?![=!])[^>]*>/.exec(src.slice(i));
+      if (named !== null) {
+        out += '(?:';
+        i += named[0].length;
+      } else if (src[i + 1] === '?') {
+        // (?: (?= (?! (?<= (?<!: copied with their marker.
+        const marker = /^\(\?(?:<[=!]|[:=!])/.exec(src.slice(i, i + 4));
+        const len = marker === null ? 1 : marker[0].length;
+        out += src.slice(i, i + len);
+        i += len;
+      } else {
+        out += '(?:';
+        i++;
+      }
     } else if (c === ')') {
       atom = groups.pop() ?? -1;
       out += c;
@@ -95,12 +128,15 @@ export function linearForm(src: string): string {
       }
       const min = Number(q[1]);
       const max = q[2] === undefined ? min : q[3] === '' ? Number.POSITIVE_INFINITY : Number(q[3]);
-      if (min <= MAX_LINEAR_COUNT && (max === Number.POSITIVE_INFINITY ? min < MAX_LINEAR_COUNT : max <= MAX_LINEAR_COUNT)) {
-        out += q[0];
-      } else {
-        const a = out.slice(atom);
-        out = out.slice(0, atom) + splitCount(repeatable(a), min, max);
+      const a = out.slice(atom);
+      const copies = Number.isFinite(max) ? max : min + 1;
+      if (Number.isFinite(max) && max - min > MAX_OPTIONAL_COPIES) {
+        throw new Error(`repeats ${a.length > 40 ? 'a group' : JSON.stringify(a)} ${q[0]}: a range of more than ${MAX_OPTIONAL_COPIES} counts cannot be matched in bounded time here; use * or + (.{0,1000}curl as .*curl), or a narrower range`);
       }
+      if (atom + copies * (a.length + 4) > MAX_LINEAR_FORM) {
+        throw new Error(`repeats ${a.length > 40 ? 'a group' : JSON.stringify(a)} ${q[0]}: written out for the linear-time engine it would be more than ${MAX_LINEAR_FORM} characters; use * or + or a smaller count`);
+      }
+      out = out.slice(0, atom) + writeOut(a, min, max);
       atom = -1;
       i += q[0].length;
     } else if (c === '*' || c === '+' || c === '?') {
@@ -111,12 +147,12 @@ export function linearForm(src: string): string {
       }
       atom = -1;
       i++;
-    } else if (c === '|' || c === '^' || c === '$') {
+    } else if (c === '|') {
       atom = -1;
       out += c;
       i++;
     } else {
-      atom = out.length;
+      atom = c === '^' || c === '$' ? -1 : out.length;
       out += c;
       i++;
     }
@@ -124,29 +160,13 @@ export function linearForm(src: string): string {
   return out;
 }
 
-/** An atom that may be written several times: a capturing or named group as a non-capturing one. */
-function repeatable(a: string): string {
-  if (a.startsWith('(?<') && !a.startsWith('(?<=') && !a.startsWith('(?<!')) return `(?:${a.slice(a.indexOf('>') + 1)}`;
-  if (a.startsWith('(') && !a.startsWith('(?')) return `(?:${a.slice(1)}`;
-  return a;
-}
-
-function splitCount(a: string, min: number, max: number): string {
-  let out = '';
-  let need = min;
-  while (need > MAX_LINEAR_COUNT) {
-    out += `${a}{${MAX_LINEAR_COUNT}}`;
-    need -= MAX_LINEAR_COUNT;
-  }
-  if (need > 0) out += `${a}{${need}}`;
+/** `a` `min` times, then up to `max - min` more as nested optionals (or `a*` when unbounded). */
+function writeOut(a: string, min: number, max: number): string {
+  let out = a.repeat(min);
   if (max === Number.POSITIVE_INFINITY) return `${out}${a}*`;
-  let optional = max - min;
-  while (optional > MAX_LINEAR_COUNT) {
-    out += `${a}{0,${MAX_LINEAR_COUNT}}`;
-    optional -= MAX_LINEAR_COUNT;
-  }
-  if (optional > 0) out += `${a}{0,${optional}}`;
-  return out;
+  let tail = '';
+  for (let k = 0; k < max - min; k++) tail = `(?:${a}${tail})?`;
+  return out + tail;
 }
 
 /** Brace expansions a glob may produce (`{a,b}/{c,d}` is 4). */
@@ -168,8 +188,15 @@ export function globRegExp(relGlob: string): RegExp {
   return new RegExp(`^(?:${alts.map(globSource).join('|')})$`);
 }
 
-/** All the expansions of a glob together may hold at most this many characters (the regex's size bounds a match's cost). */
-export const MAX_GLOB_CHARS = 4096;
+/**
+ * All the expansions of a glob together may hold at most this many characters when a wildcard
+ * could make a match backtrack (a `*` anywhere but a final `/**`): a runaway match then finishes on
+ * the linear-time engine, whose cost grows with the regex's size times the path's length (about
+ * 0.3 s for 1,024 characters on a 16 KB path). Lists of plain paths take up to MAX_GLOB_LIST_CHARS.
+ */
+export const MAX_GLOB_CHARS = 1024;
+/** All the expansions of a glob without such a wildcard (`/v1/{a,b,c}/x`, `/c/{001..200}/**`). */
+export const MAX_GLOB_LIST_CHARS = 16_384;
 
 /**
  * `a{b,c{d,e}}` → `ab`, `acd`, `ace`; `{1..3}` → `1`, `2`, `3` (also `{01..10}`, `{a..e}`,
@@ -179,8 +206,17 @@ export const MAX_GLOB_CHARS = 4096;
 function expandBraces(glob: string): string[] {
   const out = expandBracesRaw(glob);
   let chars = 0;
-  for (const g of out) chars += g.length;
-  if (chars > MAX_GLOB_CHARS) throw new Error(`expands to ${chars} characters of paths, more than ${MAX_GLOB_CHARS} ({a,b} lists and ranges multiply)`);
+  let wild = false;
+  for (const g of out) {
+    chars += g.length;
+    if (!wild && g.replace(/\/\*\*$/, '').includes('*')) wild = true;
+  }
+  const cap = wild ? MAX_GLOB_CHARS : MAX_GLOB_LIST_CHARS;
+  if (out.length > 1 && chars > cap) {
+    throw new Error(
+      `expands to ${chars} characters of paths, more than ${cap}${wild ? ' for a glob with wildcards (a runaway match costs the regex\'s size times the path\'s length)' : ''}: {a,b} lists and ranges multiply; split it into several globs`,
+    );
+  }
   return out;
 }
 
@@ -250,8 +286,11 @@ function findBrace(glob: string): [number, number, string[]] | null {
  * text is no range. Numbers keep the width of a zero-padded bound, as bash does.
  */
 function braceRange(body: string): string[] | null {
-  const m = /^(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?$/.exec(body) ?? /^([A-Za-z])\.\.([A-Za-z])(?:\.\.(-?\d+))?$/.exec(body);
-  if (m === null) return null;
+  const m = /^(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?$/.exec(body) ?? /^([a-z])\.\.([a-z])(?:\.\.(-?\d+))?$/.exec(body) ?? /^([A-Z])\.\.([A-Z])(?:\.\.(-?\d+))?$/.exec(body);
+  if (m === null) {
+    if (/^[A-Za-z]\.\.[A-Za-z](\.\.-?\d+)?$/.test(body)) throw new Error(`has the letter range {${body}}, which mixes cases (it would run through [ \\ ] ^ _ \`): write {{a..z},{A..Z}} or list the letters`);
+    return null;
+  }
   const numeric = /\d/.test(m[1] as string);
   const from = numeric ? Number(m[1]) : (m[1] as string).charCodeAt(0);
   const to = numeric ? Number(m[2]) : (m[2] as string).charCodeAt(0);

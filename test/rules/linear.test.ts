@@ -58,7 +58,13 @@ describe('globs', () => {
     expect(() => parseProfile('rules:\n  - name: r\n    match: { path: "/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}" }\n    fault: { type: reset }', 'p.yaml')).toThrow(ProfileError);
     expect(() => globRegExp('{0..999}')).toThrow(new RegExp(`more than ${MAX_GLOB_EXPANSIONS}`));
     // The regex's size bounds what one match can cost: 256 expansions of a long glob are too many characters.
-    expect(() => globRegExp(`{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/${'*a'.repeat(100)}b`)).toThrow(new RegExp(`more than ${MAX_GLOB_CHARS}`));
+    expect(() => globRegExp(`{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/${'*a'.repeat(100)}b`)).toThrow(new RegExp(`more than ${MAX_GLOB_CHARS} for a glob with wildcards`));
+    expect(() => globRegExp('**/*{1..250}*/**/y')).toThrow(/with wildcards/);
+    // Lists of plain paths (a trailing /** is no wildcard to backtrack on) may be longer.
+    expect(globRegExp('{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/{a,b}/customers/orders').test('a/b/a/b/a/b/a/b/customers/orders')).toBe(true);
+    expect(compilePaths(['/api/v1/customers/{001..200}/orders/**'])?.('/api/v1/customers/137/orders/9')).toBe(true);
+    expect(() => globRegExp('files/{A..z}/*')).toThrow(/mixes cases .* \{\{a\.\.z\},\{A\.\.Z\}\}/);
+    expect(compilePaths(['/f/{{a..b},{Y..Z}}'])?.('/f/Y')).toBe(true);
   });
 });
 
@@ -94,7 +100,7 @@ describe('patterns a crafted request would make backtrack for minutes', () => {
   });
 
   it.runIf(LINEAR_ENGINE)('counted repeats above what the engine takes in one quantifier are split, matching exactly the same strings', () => {
-    const cases = ['^[0-9a-f]{32}$', '^.{0,64}$', '^Bearer [A-Za-z0-9._-]{20,}$', '(ab){17}', '^(?<n>ab){20}x', 'x{3}(?:y|z){16,40}?q', '\\u0041{20}', '[\\]{}]{18}', 'a{2}{', '^\\d{3}-\\d{4}$'];
+    const cases = ['^[0-9a-f]{32}$', '^.{0,64}$', '^Bearer [A-Za-z0-9._-]{20,}$', '(ab){17}', '^(?<n>ab){20}x', 'x{3}(?:y|z){16,40}?q', '\\u0041{20}', '[\\]{}]{18}', 'a{2}{', '^\\d{3}-\\d{4}$', '\\18{16}', '\\08{3}x', '^(?:(?<byte>[0-9a-f]{2}):){16}$', '^(?:[a-z0-9]{1,20}\\.){1,4}example\\.com$', 'a{,3}'];
     const rnd = prng(9);
     for (const src of cases) {
       expect(linearProblem(src), src).toBeNull();
@@ -109,9 +115,9 @@ describe('patterns a crafted request would make backtrack for minutes', () => {
         expect(b.test(s), `${src} on ${s}`).toBe(a.test(s));
       }
     }
-    expect(linearForm('^[0-9a-f]{32}$')).toBe('^[0-9a-f]{15}[0-9a-f]{15}[0-9a-f]{2}$');
+    expect(linearForm('^\\d{3}-\\d{2,3}$')).toBe('^\\d\\d\\d-\\d\\d(?:\\d)?$');
     // And a runaway match in such a regex is bounded too.
-    const engine = createRuleEngine({ profile: parseProfile('rules:\n  - name: r\n    match: { headers: { x-id: { regex: "^(\\\\w|\\\\d){0,100}$" } } }\n    fault: { type: reset }', null) });
+    const engine = createRuleEngine({ profile: parseProfile('rules:\n  - name: r\n    match: { headers: { x-id: { regex: "^(\\\\w|\\\\d){0,60}$" } } }\n    fault: { type: reset }', null) });
     const t0 = performance.now();
     expect(engine.decide({ method: 'GET', path: '/', query: null, headers: { 'x-id': `${'1'.repeat(60)}!` }, clientKey: 'c', websocket: false }, { now: Date.now() }).faults).toEqual([]);
     expect(performance.now() - t0).toBeLessThan(3000);
@@ -119,7 +125,15 @@ describe('patterns a crafted request would make backtrack for minutes', () => {
 
   it.runIf(LINEAR_ENGINE)('a regex that cannot run in linear time (lookaround, backreference) is refused at load, with why', () => {
     expect(linearProblem('^okhttp/\\d+')).toBeNull();
-    for (const src of ['^(?=.*a).*$', '(?<!x)y', '^(a)\\1$', '(?<n>a)\\k<n>']) expect(linearProblem(src)).toMatch(/cannot run in linear time/);
+    for (const src of ['^(?=.*a).*$', '(?<!x)y', '^(a)\\1$', '(?<n>a)\\k<n>', '^(a){16}\\1$', '(?<n>a){16}\\k<n>']) expect(linearProblem(src), src).toMatch(/lookaround .* or a backreference/);
+    // A count in the thousands would be written out past any sensible size: refused at once, not built.
+    const t0 = performance.now();
+    expect(linearProblem('^a{4294967295}$')).toMatch(/more than 16384 characters; use \* or \+ or a smaller count/);
+    expect(linearProblem('a{0,10000000}')).toMatch(/a range of more than 64 counts .* use \* or \+/);
+    expect(linearProblem('.{0,1000}curl')).toMatch(/\.\{0,1000\}curl as \.\*curl/);
+    expect(linearProblem('.{0,64}curl')).toBeNull();
+    expect(linearProblem('[0-9a-f]{2000}')).toMatch(/more than 16384 characters/);
+    expect(performance.now() - t0).toBeLessThan(1000);
     try {
       parseProfile('rules:\n  - name: r\n    match: { headers: { x-env: { regex: "^(?!prod).*" } } }\n    fault: { type: reset }', 'p.yaml');
       expect.unreachable();

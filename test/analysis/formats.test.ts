@@ -248,6 +248,18 @@ describe('har', () => {
     expect(entries.map((e) => e.request._aftershockRequestTarget)).toEqual(['http://[redacted]@127.0.0.1:19199/x', '127.0.0.1:19199', '*', undefined]);
   });
 
+  it('puts each exchange on the target of the recording it came from (several recordings, a demo\'s two proxies)', async () => {
+    const hdr = (instance: string, target: string): AnyRecord => ({ v: 1, type: 'header', aftershock: 't', start: new Date(T0).toISOString(), startMs: T0, target, profile: { name: 'p', hash: 'h' }, seed: 1, clientKey: 'auto', session: null, redacted: [], instance }) as unknown as AnyRecord;
+    const rec = (id: string, p: string): AnyRecord => ({ v: 1, type: 'http', id, ts: T0, end: T0 + 1, client: 'c', ip: '10.0.0.1', conn: 'k', method: 'GET', path: p, query: null, status: 200, outcome: null, upstreamStatus: null, bytesIn: 0, bytesOut: 1, ttfb: 0, duration: 1, fault: null, faults: [], retryAfter: null, bodyHash: null, userAgent: null, headers: {}, error: null }) as unknown as AnyRecord;
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    await writeHar([hdr('aaaa', 'http://127.0.0.1:19101'), hdr('bbbb', 'http://127.0.0.1:19103/api'), rec('aaaa-1', '/from-a'), rec('bbbb-1', '/from-b'), rec('aaaa-2', '/again-a')], sink);
+    sink.end();
+    const urls = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { log: { entries: Array<{ request: { url: string } }> } }).log.entries.map((e) => e.request.url);
+    expect(urls).toEqual(['http://127.0.0.1:19101/from-a', 'http://127.0.0.1:19103/from-b', 'http://127.0.0.1:19101/again-a']);
+  });
+
   it('is not a report format: formatReport(report, "har") explains where HAR comes from', () => {
     expect(() => formatReport(hostileReport(), 'har')).toThrow(/built from the recording/);
   });

@@ -5,7 +5,8 @@
  *
  * HAR is built from records, not from a report: `writeHar` streams entries as records arrive, so a
  * large recording never sits in memory. Entries keep the recording's order (exchange end); HAR
- * prefers start order but does not require it. URLs are rebuilt on the recording's target origin.
+ * prefers start order but does not require it. URLs are rebuilt on the target origin of the
+ * recording each exchange came from.
  */
 import type { Writable } from 'node:stream';
 import type { AnyRecord, ExchangeRecord } from '../../record/schema.js';
@@ -123,17 +124,23 @@ async function write(out: Writable, s: string): Promise<void> {
  * await writeHar(readRecords('traffic.ndjson'), fs.createWriteStream('traffic.har'));
  */
 export async function writeHar(records: AsyncIterable<AnyRecord> | Iterable<AnyRecord>, out: Writable): Promise<number> {
+  // Each exchange on its own proxy's target: a record's id starts with its recorder's instance
+  // (`<instance>-<n>`), which its header names (several recordings merged, a demo's two proxies).
+  const targets = new Map<string, string | null>();
   let target: string | null = null;
   let count = 0;
   const creator = { name: 'aftershock', version: VERSION };
   await write(out, `{"log":{"version":"1.2","creator":${JSON.stringify(creator)},"pages":[],"entries":[`);
   for await (const r of records) {
     if (r.type === 'header') {
-      target ??= r.target;
+      target = r.target ?? null;
+      if (typeof r.instance === 'string') targets.set(r.instance, target);
       continue;
     }
     if (r.type !== 'http' && r.type !== 'ws') continue;
-    await write(out, `${count === 0 ? '\n' : ',\n'}${JSON.stringify(harEntry(r, target))}`);
+    const dash = typeof r.id === 'string' ? r.id.lastIndexOf('-') : -1;
+    const own = dash > 0 ? targets.get(r.id.slice(0, dash)) : undefined;
+    await write(out, `${count === 0 ? '\n' : ',\n'}${JSON.stringify(harEntry(r, own === undefined ? target : own))}`);
     count++;
   }
   await write(out, '\n]}}\n');

@@ -41,6 +41,17 @@ export interface Upstream {
   port: number;
 }
 
+/** A loopback port nothing listens on (bound, then closed): a connection to it is refused. */
+export async function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
 /** Starts an HTTP (or HTTPS) upstream on 127.0.0.1:0. */
 export async function startUpstream(handler: RequestListener, opts: { tls?: boolean } = {}): Promise<Upstream> {
   const server = opts.tls === true ? https.createServer({ ...TLS }, handler) : http.createServer(handler);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { readRecords, request, startRecordingProxy, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup, TLS } from '../helpers.js';
+import { freePort, readRecords, request, startRecordingProxy, startTestProxy, startUpstream, tempDir, waitFor, rawExchange, onCleanup, TLS } from '../helpers.js';
 import { createAnalyzer } from '../../src/analysis/index.js';
 import type { HttpRecord } from '../../src/record/schema.js';
 
@@ -331,13 +331,7 @@ describe('HTTP reverse proxy', () => {
 
 describe('errors from the proxy itself', () => {
   it('answers 502 with a JSON body when the upstream refuses', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const proxy = await startTestProxy({ target: `http://127.0.0.1:${port}` });
     const r = await request(`${proxy.url}/x`);
     expect(r.status).toBe(502);
@@ -346,13 +340,7 @@ describe('errors from the proxy itself', () => {
   });
 
   it('reads and hashes the body of a request the upstream refused before the 502, so different POSTs are not one request', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const { url, records, proxy } = await startRecordingProxy({ target: `http://127.0.0.1:${port}` });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const big = Buffer.alloc(300_000, 7);

@@ -9,7 +9,7 @@ import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
 import { WebSocket, WebSocketServer } from 'ws';
-import { onCleanup, rawExchange, rawServer, startRecordingProxy as recordingProxy, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, TLS } from '../helpers.js';
+import { freePort, onCleanup, rawExchange, rawServer, startRecordingProxy as recordingProxy, readRecords, request, startTestProxy, startUpstream, tempDir, waitFor, TLS } from '../helpers.js';
 import { parseTarget, upstreamServername } from '../../src/upstream/target.js';
 import { parseProfile } from '../../src/rules/index.js';
 
@@ -37,16 +37,6 @@ async function rawUpstream(onHead: (head: string, sock: net.Socket, n: number) =
   return { ...srv, heads };
 }
 
-
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** A raw client connection that collects everything it receives. */
 function rawClient(port: number): { sock: net.Socket; text: () => string; ended: () => boolean; error: () => NodeJS.ErrnoException | null } {

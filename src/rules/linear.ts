@@ -55,8 +55,12 @@ export function linearProblem(source: string): string | null {
   }
 }
 
-/** The most characters a regex may grow to once its counted repeats are written out. */
-export const MAX_LINEAR_FORM = 16_384;
+/**
+ * The most characters a regex may grow to once its counted repeats are written out. A runaway
+ * match finishes on the linear-time engine, whose cost is the regex's size times the input's
+ * length: at this size, at most about half a second on a 16 KB header (it was seconds at 16,384).
+ */
+export const MAX_LINEAR_FORM = 2048;
 /**
  * The widest range of counts (`{n,m}`, m - n) written out: each optional copy is a place the
  * backtracking engine may come back to, and the linear engine's cost grows with the regex's size
@@ -84,7 +88,12 @@ export function linearForm(src: string): string {
   let i = 0;
   while (i < src.length) {
     const c = src[i] as string;
-    if (c === '\\') {
+    if (c === '\\' && src[i + 1] === 'c' && !/[A-Za-z]/.test(src[i + 2] ?? '')) {
+      // `\c` without a letter is a backslash, then `c` (Annex B): a quantifier after it repeats the `c`.
+      atom = out.length;
+      out += '\\\\';
+      i++;
+    } else if (c === '\\') {
       // With no backreference (checked first), a digit escape is an octal one as JavaScript reads it.
       const esc = /^\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|c[A-Za-z]|[0-3][0-7]{0,2}|[4-7][0-7]?|[^])/.exec(src.slice(i, i + 6));
       const len = esc === null ? 1 : esc[0].length;
@@ -157,13 +166,19 @@ export function linearForm(src: string): string {
       i++;
     }
   }
+  if (out.length > MAX_LINEAR_FORM && out !== src) {
+    throw new Error(`has counted repeats that, written out for the linear-time engine, are more than ${MAX_LINEAR_FORM} characters (a runaway match costs the regex's size times the header's length); use * or + or smaller counts`);
+  }
   return out;
 }
 
 /** `a` `min` times, then up to `max - min` more as nested optionals (or `a*` when unbounded). */
 function writeOut(a: string, min: number, max: number): string {
-  let out = a.repeat(min);
-  if (max === Number.POSITIVE_INFINITY) return `${out}${a}*`;
+  // Each copy in a group of its own, so that no copy merges with its neighbour (`\x4{2}` is `x44`,
+  // not the `\x44` that `D` is); `X{0}` matches the empty string.
+  const one = a.startsWith('(') ? a : `(?:${a})`;
+  let out = min === 0 && max === 0 ? '(?:)' : one.repeat(min);
+  if (max === Number.POSITIVE_INFINITY) return `${out}${one}*`;
   let tail = '';
   for (let k = 0; k < max - min; k++) tail = `(?:${a}${tail})?`;
   return out + tail;
@@ -185,17 +200,28 @@ export const MAX_GLOB_EXPANSIONS = 256;
  */
 export function globRegExp(relGlob: string): RegExp {
   const alts = expandBraces(relGlob);
-  return new RegExp(`^(?:${alts.map(globSource).join('|')})$`);
+  const sources = alts.map(globSource);
+  const source = `^(?:${sources.join('|')})$`;
+  // A runaway match costs the regex's size times the path's length on the linear-time engine:
+  // bounded where a wildcard can make one backtrack (not a plain list, not a final `/**`).
+  const wild = alts.some((g) => g.replace(/\/\*\*$/, '').includes('*'));
+  const cap = wild ? MAX_GLOB_CHARS : MAX_GLOB_LIST_CHARS;
+  if (source.length > cap) {
+    throw new Error(
+      `compiles to a ${source.length}-character pattern, more than ${cap}${wild ? ' for a glob with wildcards (a runaway match costs the pattern\'s size times the path\'s length)' : ''}: {a,b} lists and ranges multiply; split it into several globs`,
+    );
+  }
+  return new RegExp(source);
 }
 
 /**
- * All the expansions of a glob together may hold at most this many characters when a wildcard
- * could make a match backtrack (a `*` anywhere but a final `/**`): a runaway match then finishes on
- * the linear-time engine, whose cost grows with the regex's size times the path's length (about
- * 0.3 s for 1,024 characters on a 16 KB path). Lists of plain paths take up to MAX_GLOB_LIST_CHARS.
+ * The longest pattern a glob may compile to when a wildcard could make a match backtrack (a `*`
+ * anywhere but a final `/**`): a runaway match then finishes on the linear-time engine, whose cost
+ * is the pattern's size times the path's length (about a quarter of a second at this size on a
+ * 16 KB path). Lists of plain paths may compile to MAX_GLOB_LIST_CHARS.
  */
 export const MAX_GLOB_CHARS = 1024;
-/** All the expansions of a glob without such a wildcard (`/v1/{a,b,c}/x`, `/c/{001..200}/**`). */
+/** The longest pattern of a glob without such a wildcard (`/v1/{a,b,c}/x`, `/c/{001..200}/**`). */
 export const MAX_GLOB_LIST_CHARS = 16_384;
 
 /**
@@ -204,20 +230,7 @@ export const MAX_GLOB_LIST_CHARS = 16_384;
  * stays as text.
  */
 function expandBraces(glob: string): string[] {
-  const out = expandBracesRaw(glob);
-  let chars = 0;
-  let wild = false;
-  for (const g of out) {
-    chars += g.length;
-    if (!wild && g.replace(/\/\*\*$/, '').includes('*')) wild = true;
-  }
-  const cap = wild ? MAX_GLOB_CHARS : MAX_GLOB_LIST_CHARS;
-  if (out.length > 1 && chars > cap) {
-    throw new Error(
-      `expands to ${chars} characters of paths, more than ${cap}${wild ? ' for a glob with wildcards (a runaway match costs the regex\'s size times the path\'s length)' : ''}: {a,b} lists and ranges multiply; split it into several globs`,
-    );
-  }
-  return out;
+  return expandBracesRaw(glob);
 }
 
 function expandBracesRaw(glob: string): string[] {

@@ -217,7 +217,7 @@ export function globRegExp(relGlob: string): RegExp {
 /**
  * The longest pattern a glob may compile to when a wildcard could make a match backtrack (a `*`
  * anywhere but a final `/**`): a runaway match then finishes on the linear-time engine, whose cost
- * is the pattern's size times the path's length (about a quarter of a second at this size on a
+ * is the pattern's size times the path's length (up to about a second at this size on a
  * 16 KB path). Lists of plain paths may compile to MAX_GLOB_LIST_CHARS.
  */
 export const MAX_GLOB_CHARS = 1024;
@@ -230,18 +230,14 @@ export const MAX_GLOB_LIST_CHARS = 16_384;
  * stays as text.
  */
 function expandBraces(glob: string): string[] {
-  return expandBracesRaw(glob);
-}
-
-function expandBracesRaw(glob: string): string[] {
   const open = findBrace(glob);
   if (open === null) return [glob];
   const [start, end, parts] = open;
   const head = glob.slice(0, start);
-  const tails = expandBracesRaw(glob.slice(end + 1));
+  const tails = expandBraces(glob.slice(end + 1));
   const out: string[] = [];
   for (const part of parts) {
-    for (const mid of expandBracesRaw(part)) {
+    for (const mid of expandBraces(part)) {
       for (const tail of tails) {
         out.push(head + mid + tail);
         if (out.length > MAX_GLOB_EXPANSIONS) throw new Error(`expands to more than ${MAX_GLOB_EXPANSIONS} paths ({a,b} lists multiply)`);

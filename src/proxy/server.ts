@@ -790,6 +790,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     // shutdown; what it did not take is counted as lost and logged.
     await recorder.close({ timeoutMs: Math.max(deadline - Date.now(), 1000) });
     closed = true;
+    engine.close();
   };
 
   if (adminAddr !== null) {

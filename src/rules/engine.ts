@@ -99,6 +99,8 @@ export interface RuleEngine {
   /** The current phase, or null (no phases, or past the last one). */
   phase(now?: number): PhaseInfo | null;
   resetCounters(): void;
+  /** Takes no more changes (its proxy closed): the methods that change it throw ERR_CLOSED; decisions go on. */
+  close(): void;
   /** Header-triggered faults that were refused (unparsable, unknown type, invalid options, wrong stage). */
   readonly invalidHeaderFaults: number;
   /** Attempt chains remembered (bounded). */
@@ -421,6 +423,7 @@ class Engine implements RuleEngine {
   // ------------------------------------------------------------------ profile and clock
 
   setProfile(profile: CompiledProfile): void {
+    this.live('setProfile');
     this.checkProfile(profile);
     for (const s of this.states.values()) {
       s.enabled = null;
@@ -509,6 +512,7 @@ class Engine implements RuleEngine {
   }
 
   startScenario(now: number): void {
+    this.live('startScenario');
     this.scenarioStart = now;
     this.pos = null;
     this.reseed(this.streamSeed);
@@ -521,6 +525,7 @@ class Engine implements RuleEngine {
   }
 
   stopScenario(): void {
+    this.live('stopScenario');
     this.scenarioStart = null;
     this.pos = null;
   }
@@ -583,6 +588,7 @@ class Engine implements RuleEngine {
   }
 
   patchRule(name: string, patch: RulePatch): RuleStats {
+    this.live('patchRule');
     if (name === HEADER_RULE && this.rt.profile.headerFaults) {
       throw new AftershockError(
         'ERR_RULE_NOT_PATCHABLE',
@@ -610,6 +616,7 @@ class Engine implements RuleEngine {
   }
 
   addFault(rule: unknown, ttlMs?: number): RuleStats {
+    this.live('addFault');
     if (ttlMs !== undefined && !(typeof ttlMs === 'number' && Number.isFinite(ttlMs) && ttlMs > 0)) {
       throw new AftershockError('ERR_BAD_OPTION', `ttl ${JSON.stringify(ttlMs)}: give a positive number of milliseconds`);
     }
@@ -661,6 +668,7 @@ class Engine implements RuleEngine {
   }
 
   removeFault(name: string): boolean {
+    this.live('removeFault');
     // Expiry is lazy: a rule whose TTL ran out is gone, not removed now.
     const now = this.nowFn();
     if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
@@ -692,7 +700,18 @@ class Engine implements RuleEngine {
     this.adhocNextExpiry = next;
   }
 
+  close(): void {
+    this.closed = true;
+  }
+
+  private closed = false;
+
+  private live(what: string): void {
+    if (this.closed) throw new AftershockError('ERR_CLOSED', `engine.${what}: the proxy is closed`);
+  }
+
   resetCounters(): void {
+    this.live('resetCounters');
     for (const s of [...this.states.values(), ...this.adhocStates.values(), this.headerState]) {
       s.matched = 0;
       s.injected = 0;

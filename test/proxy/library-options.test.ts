@@ -104,6 +104,11 @@ describe('a start that fails, and a closed handle', () => {
     expect(() => proxy.setProfile('name: q\nrules: []\n')).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
     expect(() => proxy.startScenario()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
     await expect(proxy.selectProfile(file)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    // The engine the handle exposes (the library's PATCH /rules) takes none either; reading it still works.
+    expect(() => proxy.engine.patchRule('x', { enabled: false })).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => proxy.engine.addFault({ name: 'y', match: { path: '/**' }, fault: { type: 'reset' } })).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => proxy.engine.resetCounters()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(proxy.engine.stats()).toEqual([]);
     expect(fds()).toBe(before);
   });
 });

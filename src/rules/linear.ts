@@ -3,8 +3,9 @@
  * a crafted header or path. V8 can run a regex without backtracking (its experimental linear-time
  * engine) for the regexes that need no backtracking feature (lookaround, backreferences), and can
  * switch to it for one match once the backtracking engine has backtracked too long. Both are
- * turned on here, once, for the process: a match that would have backtracked for minutes ends in
- * milliseconds with the same answer, and every other match runs on the fast engine as before.
+ * turned on here, once, for the process: a match that would have backtracked for minutes or hours
+ * ends with the same answer in a time bounded by the pattern's size times the input's length
+ * (hence the size limits below), and every other match runs on the fast engine as before.
  *
  * Patterns that the linear engine cannot run (a lookaround, a backreference) are refused at load
  * (`linearProblem`), as Envoy's `safe_regex` (RE2) refuses them. Path globs are compiled here into
@@ -58,7 +59,8 @@ export function linearProblem(source: string): string | null {
 /**
  * The most characters a regex may grow to once its counted repeats are written out. A runaway
  * match finishes on the linear-time engine, whose cost is the regex's size times the input's
- * length: at this size, at most about half a second on a 16 KB header (it was seconds at 16,384).
+ * length: at this size, up to about a second on a 16 KB header (`.{0,64}x` five times: 0.8 s; it
+ * was seconds at 16,384).
  */
 export const MAX_LINEAR_FORM = 2048;
 /**
@@ -71,13 +73,15 @@ export const MAX_OPTIONAL_COPIES = 64;
 /**
  * The same regex with every counted repeat written out, so that V8's linear-time engine can run it
  * (it takes no count above about 15 in one quantifier, and none multiplied by an outer count):
- * `X{3}` → `XXX`, `X{2,4}` → `XX(?:X(?:X)?)?`, `X{2,}` → `XXX*`. The optional copies nest, so
- * there is one way to match and the backtracking engine does no more work than for `X{2,4}`.
+ * `X{3}` → `(?:X)(?:X)(?:X)`, `X{2,4}` → `(?:X)(?:X)(?:X(?:X)?)?`, `X{2,}` → `(?:X)(?:X)(?:X)*`,
+ * `X{0}` → `(?:)`; each copy in a group of its own, so that none merges with its neighbour. The
+ * optional copies nest, so there is one way to match and the backtracking engine does no more
+ * work than for `X{2,4}`.
  * Named and capturing groups become non-capturing (no backreference passes `linearProblem`, and
  * only `test` is asked). It matches exactly what the original matches. Throws when it would grow
  * past MAX_LINEAR_FORM characters (a count in the thousands).
  *
- * @example linearForm('^\\d{3}-\\d{2,3}$') === '^\\d\\d\\d-\\d\\d(?:\\d)?$'
+ * @example linearForm('^\\d{2}-\\d{1,2}$') === '^(?:\\d)(?:\\d)-(?:\\d)(?:\\d)?$'
  */
 export function linearForm(src: string): string {
   if (!/\{\d|\(\?</.test(src)) return src;

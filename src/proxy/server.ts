@@ -851,10 +851,10 @@ function headBegun(sock: Socket): boolean {
   }
 }
 
-/** How many Host header lines a request head carried (`rawHeaders` keeps every line, in any case). */
 /** Header lines a request may carry (Envoy's default is 100; browsers send 10-30). */
 const MAX_HEADER_LINES = 1000;
 
+/** How many Host header lines a request head carried (`rawHeaders` keeps every line, in any case). */
 function hostLines(raw: string[]): number {
   let n = 0;
   for (let i = 0; i < raw.length; i += 2) {

@@ -542,19 +542,25 @@ class Engine implements RuleEngine {
 
   // ------------------------------------------------------------------ control plane
 
+  /** The rules running at `now` (the top-level ones, or the running phase's), for the control plane. */
+  private runningAt(now: number): { t: number; pos: PhasePosition | null; list: RuleList } {
+    const rt = this.rt;
+    const t = now - (this.scenarioStart ?? this.startedAt);
+    const pos = rt.profile.timeline === null ? null : phaseAt(rt.profile.timeline, t);
+    return { t, pos, list: pos === null ? rt.base : (rt.phases[pos.index] as RuleList) };
+  }
+
   stats(): RuleStats[] {
     const now = this.nowFn();
     if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
     const rt = this.rt;
-    const t = now - (this.scenarioStart ?? this.startedAt);
-    const pos = rt.profile.timeline === null ? null : phaseAt(rt.profile.timeline, t);
+    const { t, pos, list: current } = this.runningAt(now);
     const out: RuleStats[] = [];
     if (rt.profile.headerFaults) {
       const h = this.headerState;
       out.push({ name: HEADER_RULE, type: '*', enabled: true, probability: 1, matched: h.matched, injected: h.injected, active: true, expiresAt: null, adHoc: false });
     }
     for (const er of [...this.adhocHttp, ...this.adhocWs]) out.push(this.ruleStats(er, now - er.origin, true));
-    const current = pos === null ? rt.base : (rt.phases[pos.index] as RuleList);
     const currentByName = new Map<string, EngineRule>();
     for (const er of [...current.http, ...current.ws]) currentByName.set(er.rule.name, er);
     const seen = new Set<string>();
@@ -658,12 +664,10 @@ class Engine implements RuleEngine {
     const adhoc = [...this.adhocHttp, ...this.adhocWs].find((e) => e.rule.name === name);
     if (adhoc !== undefined) return adhoc.rule;
     // A rule retuned per phase (one name in several phases) is the running phase's, as stats() says.
-    const rt = this.rt;
-    const pos = rt.profile.timeline === null ? null : phaseAt(rt.profile.timeline, this.nowFn() - (this.scenarioStart ?? this.startedAt));
-    const current = pos === null ? rt.base : rt.phases[pos.index];
-    const live = current === undefined ? undefined : (current.http.find((e) => e.rule.name === name) ?? current.ws.find((e) => e.rule.name === name));
+    const { list } = this.runningAt(this.nowFn());
+    const live = list.http.find((e) => e.rule.name === name) ?? list.ws.find((e) => e.rule.name === name);
     if (live !== undefined) return live.rule;
-    const p = rt.profile;
+    const p = this.rt.profile;
     return p.rules.find((r) => r.name === name) ?? p.phases.flatMap((ph) => ph.rules).find((r) => r.name === name) ?? null;
   }
 

@@ -6,6 +6,7 @@
  */
 import { AftershockError } from '../errors.js';
 import { FINDING_CODES } from './findings.js';
+import { faultsAlpha } from './report.js';
 import type { Finding, FindingCode, Report, Severity } from './types.js';
 import { closestWord } from '../suggest.js';
 
@@ -19,7 +20,8 @@ const METRICS: Record<string, (r: Report) => number | null> = {
   hedges: (r) => r.totals.hedges,
   // Attempts per logical request: at least 1 whenever there is one, not measurable before.
   amplification: (r) => (r.totals.logicalRequests === 0 ? null : r.totals.amplification),
-  amplificationInFaults: (r) => r.totals.amplificationInFaults,
+  // Fault windows in which every attempt was a retry: offered / 0, unbounded.
+  amplificationInFaults: (r) => faultsAlpha(r),
   amplificationBaseline: (r) => r.totals.amplificationBaseline,
   retryRatio: (r) => r.totals.retryRatio,
   clients: (r) => r.totals.clients,
@@ -169,7 +171,8 @@ function checkGate(report: Report, gate: Gate): GateResult {
   if (gate.kind === 'metric') {
     const actual = (METRICS[gate.metric] as (r: Report) => number | null)(report);
     const held = actual !== null && compare(actual, gate.op, gate.value);
-    const shown = actual === null ? 'not measurable in this report' : `${Number.isFinite(actual) ? actual : 'never (not recovered)'}`;
+    const unbounded = gate.metric === 'amplificationInFaults' ? 'unbounded (every attempt in the fault windows was a retry)' : 'never (not recovered)';
+    const shown = actual === null ? 'not measurable in this report' : `${Number.isFinite(actual) ? actual : unbounded}`;
     return { gate, expr: gate.expr, held, actual, detail: `${gate.expr} ${held ? 'held' : 'did not hold'}: ${gate.metric} is ${shown}` };
   }
   const hits = report.findings.filter((f) => gateSelects(gate, f));

@@ -117,6 +117,26 @@ export const KNOWN_LIMITS: readonly string[] = [
   'The retry window grows with the largest Retry-After seen so far, as the records stream in: a request whose chain had already closed under the smaller window is not joined again when a larger Retry-After comes later (give --window to fix it).',
 ];
 
+/**
+ * A fault window's offered / organic load, unbounded (Infinity) when every attempt in it was a
+ * retry; null when nothing was offered in it.
+ */
+export function windowAlpha(w: Pick<FaultWindowReport, 'amplification' | 'offered' | 'organic'>): number | null {
+  if (w.amplification !== null) return w.amplification;
+  return w.organic === 0 && w.offered > 0 ? Number.POSITIVE_INFINITY : null;
+}
+
+/** The report's offered / organic load over its fault windows, unbounded (Infinity) when every attempt in them was a retry. */
+export function faultsAlpha(r: Pick<Report, 'totals' | 'faultWindows'>): number | null {
+  if (r.totals.amplificationInFaults !== null) return r.totals.amplificationInFaults;
+  return r.faultWindows.some((w) => w.offered > 0) ? Number.POSITIVE_INFINITY : null;
+}
+
+/** An amplification for people: the number, `unbounded` (only retries), or what `show` makes of null. */
+export function alphaText(alpha: number | null, show: (x: number | null) => string): string {
+  return alpha === Number.POSITIVE_INFINITY ? 'unbounded (only retries)' : show(alpha);
+}
+
 function ratio(a: number, b: number): number {
   return b === 0 ? 0 : a / b;
 }
@@ -764,8 +784,11 @@ export function buildReport(input: ReportInput): Report {
   let stormWindow: FaultWindowReport | null = null;
   let sustained = false;
   for (const w of faultWindows) {
-    if (w.amplification !== null && w.amplification > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) {
-      if (stormWindow === null || (w.amplification ?? 0) > (stormWindow.amplification ?? 0)) stormWindow = w;
+    // A window whose attempts were all retries (the first attempts fell in the seconds before it,
+    // as a ws-close counts at the connection's end) has offered / organic = attempts / 0: unbounded.
+    const alpha = windowAlpha(w);
+    if (alpha !== null && alpha > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) {
+      if (stormWindow === null || alpha > (windowAlpha(stormWindow) ?? 0)) stormWindow = w;
     }
     if (w.herd.detected) {
       findings.push(
@@ -822,7 +845,8 @@ export function buildReport(input: ReportInput): Report {
     }
   }
   if (stormWindow !== null) {
-    stormAlpha = `amplification ${stormWindow.amplification} in fault window ${stormWindow.rule} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(stormWindow.retryRatio * 100, 1)} % of its attempts retries (above ${R.budgetFinagle * 100} %)`;
+    const shown = stormWindow.amplification ?? `unbounded (${stormWindow.offered} attempts, none of them a first attempt)`;
+    stormAlpha = `amplification ${shown} in fault window ${stormWindow.rule} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(stormWindow.retryRatio * 100, 1)} % of its attempts retries (above ${R.budgetFinagle * 100} %)`;
   } else if (episodes.length === 0 && totals.amplification > R.stormAlphaFactor * baseAlpha && totals.retryRatio > R.budgetFinagle) {
     stormAlpha = `amplification ${totals.amplification} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(totals.retryRatio * 100, 1)} % of attempts retries (above ${R.budgetFinagle * 100} %)`;
   }

@@ -712,6 +712,34 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(code(r, 'retry-after-ignored').map((f) => f.client)).toEqual(['own']);
   });
 
+  it('a fault window whose attempts were all retries is a storm: offered / 0 organic is unbounded, not "not measurable"', () => {
+    // 10 clients: a first attempt the upstream timed out (not injected) 0.5 s in, then 5 retries
+    // inside an injected 503 window from 2 s on, then a success. The window has no first attempt.
+    const rs: HttpRecord[] = [];
+    for (let c = 0; c < 10; c++) {
+      rs.push(http({ ts: T0 + 500 + c * 10, end: T0 + 2000 + c * 10, client: `c${c}`, status: 504, outcome: 'timeout' }));
+      let t = T0 + 2000 + c * 10;
+      for (let k = 0; k < 5; k++) {
+        t += 100 * 2 ** k * (0.5 + ((c * 7 + k * 13) % 10) / 10); // jittered: no other reason for a storm
+        rs.push(http({ ts: t, client: `c${c}`, ...injected('f') }));
+        t += 10;
+      }
+      rs.push(http({ ts: t + 1000 + 97 * c, client: `c${c}` }));
+    }
+    const r = run(byEnd(rs));
+    const w = r.faultWindows[0];
+    expect(w?.organic).toBe(0);
+    expect(w?.offered).toBeGreaterThan(0);
+    expect(w?.amplification).toBeNull();
+    expect(r.totals.amplificationInFaults).toBeNull();
+    expect(r.verdict).toBe('retry-storm');
+    expect(code(r, 'retry-storm')[0]?.message).toMatch(/amplification unbounded \(\d+ attempts, none of them a first attempt\) in fault window f/);
+    const [g] = evaluateGates(r, parseGate('amplificationInFaults>2'));
+    expect(g?.held).toBe(true);
+    expect(g?.detail).toMatch(/unbounded/);
+    expect(formatReport(r, 'text')).toMatch(/unbounded \(only retries\) in fault windows/);
+  });
+
   it('records far out of order (a reversed file) are called out even when no retry is found', () => {
     const rs: HttpRecord[] = [];
     for (let c = 0; c < 5; c++) {

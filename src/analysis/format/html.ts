@@ -6,6 +6,7 @@
  */
 import type { Report, TimelineBin } from '../types.js';
 import type { GateResult } from '../gates.js';
+import { alphaText, faultsAlpha, windowAlpha } from '../report.js';
 import { escapeHtml as h, recoveryText } from './escape.js';
 
 const CSS = `
@@ -76,7 +77,7 @@ function timelineSvg(report: Report): string {
   for (const w of report.faultWindows) {
     const x0 = x(Math.max(t0, w.start));
     const x1 = x(Math.min(t1, w.end));
-    parts.push(`<rect x="${x0.toFixed(1)}" y="${T}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${H - T - B}" fill="#e53935" fill-opacity="0.12"><title>${h(`fault window ${w.rule}: ${n(w.durationSeconds, 1)} s, amplification ${n(w.amplification)}`)}</title></rect>`);
+    parts.push(`<rect x="${x0.toFixed(1)}" y="${T}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${H - T - B}" fill="#e53935" fill-opacity="0.12"><title>${h(`fault window ${w.rule}: ${n(w.durationSeconds, 1)} s, amplification ${alphaText(windowAlpha(w), n)}`)}</title></rect>`);
   }
   for (let i = 0; i <= 4; i++) {
     const v = (ymax * i) / 4;
@@ -163,7 +164,7 @@ export function formatHtml(report: Report, rows = 50, gates?: readonly GateResul
   o.push(card(String(t.logicalRequests), 'logical requests'));
   o.push(card(`${t.retries} (${(t.retryRatio * 100).toFixed(1)} %)`, 'retries'));
   o.push(card(t.logicalRequests === 0 ? 'n/a' : n(t.amplification), 'amplification'));
-  o.push(card(n(t.amplificationInFaults), 'amplification in fault windows'));
+  o.push(card(alphaText(faultsAlpha(report), n), 'amplification in fault windows'));
   o.push(card(n(t.amplificationBaseline), 'baseline amplification'));
   o.push(card(String(t.maxAttempts), 'max attempts per request'));
   o.push(card(String(t.failures), 'failures'));
@@ -218,7 +219,7 @@ export function formatHtml(report: Report, rows = 50, gates?: readonly GateResul
     o.push('<h2>Fault windows</h2><table><thead><tr><th>rule</th><th>at</th><th>duration</th><th>amplification</th><th>retries</th><th>herd</th><th>recovery spike</th><th>recovered after</th></tr></thead><tbody>');
     for (const w of report.faultWindows.slice(0, rows)) {
       o.push(
-        `<tr><td>${h(w.rule)}</td><td class="n">+${n((w.start - origin) / 1000, 1)} s</td><td class="n">${n(w.durationSeconds, 1)} s</td><td class="n">${n(w.amplification)}</td><td class="n">${w.retries}</td><td>${w.herd.detected ? '<b>herd</b>' : 'no'}</td><td class="n">${n(w.recoverySpike.ratio)}×</td><td>${h(recoveryText(w, ' s'))}</td></tr>`,
+        `<tr><td>${h(w.rule)}</td><td class="n">+${n((w.start - origin) / 1000, 1)} s</td><td class="n">${n(w.durationSeconds, 1)} s</td><td class="n">${alphaText(windowAlpha(w), n)}</td><td class="n">${w.retries}</td><td>${w.herd.detected ? '<b>herd</b>' : 'no'}</td><td class="n">${n(w.recoverySpike.ratio)}×</td><td>${h(recoveryText(w, ' s'))}</td></tr>`,
       );
     }
     o.push('</tbody></table>');

@@ -3,6 +3,7 @@
  * table, the worst clients, and confidence and limits folded away in a <details>.
  */
 import type { GateResult } from '../gates.js';
+import { alphaText, faultsAlpha, windowAlpha } from '../report.js';
 import type { Report } from '../types.js';
 import { escapeMarkdown as md, escapeMarkdownKeepCode, recoveryText } from './escape.js';
 
@@ -39,7 +40,7 @@ export function formatMarkdown(report: Report, rows = 10, gates?: readonly GateR
   out.push(meta.join(' · '), '');
   out.push(row(['attempts', 'logical requests', 'retries', 'retry ratio', 'amplification', 'in fault windows', 'baseline', 'max attempts', 'failures', 'of them injected']));
   out.push(row(Array.from({ length: 10 }, () => '---:')));
-  out.push(row([String(t.attempts), String(t.logicalRequests), String(t.retries), `${(t.retryRatio * 100).toFixed(1)} %`, t.logicalRequests === 0 ? 'n/a' : n(t.amplification), n(t.amplificationInFaults), n(t.amplificationBaseline), String(t.maxAttempts), String(t.failures), String(t.injectedFailures)]));
+  out.push(row([String(t.attempts), String(t.logicalRequests), String(t.retries), `${(t.retryRatio * 100).toFixed(1)} %`, t.logicalRequests === 0 ? 'n/a' : n(t.amplification), alphaText(faultsAlpha(report), n), n(t.amplificationBaseline), String(t.maxAttempts), String(t.failures), String(t.injectedFailures)]));
   out.push('');
   out.push(`### Findings (${report.findings.length})`, '');
   if (report.findings.length === 0) out.push('No findings.', '');
@@ -78,7 +79,7 @@ export function formatMarkdown(report: Report, rows = 10, gates?: readonly GateR
     out.push(row(['rule', 'at', 'duration', 'amplification', 'retries', 'herd', 'recovery']));
     out.push(row(['---', '---:', '---:', '---:', '---:', '---', '---']));
     for (const w of report.faultWindows.slice(0, rows)) {
-      out.push(row([md(w.rule), `+${n((w.start - origin) / 1000, 1)} s`, `${n(w.durationSeconds, 1)} s`, n(w.amplification), String(w.retries), w.herd.detected ? '**herd**' : 'no', md(recoveryText(w, ' s'))]));
+      out.push(row([md(w.rule), `+${n((w.start - origin) / 1000, 1)} s`, `${n(w.durationSeconds, 1)} s`, alphaText(windowAlpha(w), n), String(w.retries), w.herd.detected ? '**herd**' : 'no', md(recoveryText(w, ' s'))]));
     }
     out.push('');
   }

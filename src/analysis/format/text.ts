@@ -5,6 +5,7 @@
  */
 import type { Report, Severity } from '../types.js';
 import type { GateResult } from '../gates.js';
+import { alphaText, faultsAlpha, windowAlpha } from '../report.js';
 import { recoveryText, stripControls } from './escape.js';
 
 export interface TextOptions {
@@ -83,7 +84,7 @@ export function formatText(report: Report, options: TextOptions = {}): string {
     `  attempts ${t.attempts}  logical requests ${t.logicalRequests}  retries ${t.retries} (${pct(t.retryRatio)})  hedges ${t.hedges}`,
   );
   out.push(
-    `  amplification ${t.logicalRequests === 0 ? 'n/a' : num(t.amplification)} overall, ${num(t.amplificationInFaults)} in fault windows, ${num(t.amplificationBaseline)} baseline  ·  attempts/request mean ${num(t.attemptsPerRequest.mean)} p95 ${t.attemptsPerRequest.p95} max ${t.maxAttempts}`,
+    `  amplification ${t.logicalRequests === 0 ? 'n/a' : num(t.amplification)} overall, ${alphaText(faultsAlpha(report), num)} in fault windows, ${num(t.amplificationBaseline)} baseline  ·  attempts/request mean ${num(t.attemptsPerRequest.mean)} p95 ${t.attemptsPerRequest.p95} max ${t.maxAttempts}`,
   );
   out.push(`  failures ${t.failures} (${t.injectedFailures} injected by aftershock, ${t.failures - t.injectedFailures} not injected: the upstream's or the network's own)  ·  exchanges with an injected fault ${t.injectedFaults}`);
   const extra: string[] = [];
@@ -159,7 +160,7 @@ export function formatText(report: Report, options: TextOptions = {}): string {
           w.rule,
           `+${num((w.start - origin) / 1000, 1)}s`,
           `${num(w.durationSeconds, 1)}s`,
-          num(w.amplification),
+          alphaText(windowAlpha(w), num),
           String(w.retries),
           w.herd.detected ? 'HERD' : 'no',
           recoveryText(w, 's'),

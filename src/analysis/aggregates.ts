@@ -208,6 +208,11 @@ export class ClientAgg extends Counts {
     return c;
   }
 
+  /** Chains with at least one gap: the chains behind the series' first index. */
+  get gapChains(): number {
+    return this.logGaps === null ? 0 : (this.logGaps[0] as Welford).n;
+  }
+
   /**
    * The central gap per attempt index (geometric mean), for indexes seen in `min` chains (in all of
    * them when the client has fewer: one chain's own gaps are its schedule, base and factor included).

@@ -213,7 +213,11 @@ export function summarizeRetryAfter(c: { compliant: number; violates: number; la
  *
  * @example decideBackoff({ ...none, exponential: 3 }, [100, 200], 0, 6, none).confidence === 'medium'
  */
-export function decideBackoff(given: Votes, series: number[], immediateGaps: number, gapCount: number, deep: Votes = given): BackoffDetail {
+export function decideBackoff(given: Votes, series: number[], immediateGaps: number, gapCount: number, deep: Votes = given, seriesChains = Number.POSITIVE_INFINITY, minSeriesChains = 3): BackoffDetail {
+  // The per-index series reads a schedule only from several chains (README: 3+ per client, 8+ per
+  // type): from fewer it is those chains' own gaps, which their votes have already read, and
+  // dropping its last point would overrule them (one irregular chain read as exponential).
+  const perIndex = seriesChains >= minSeriesChains;
   // Two gaps cannot tell linear from exponential (100, 200 is both): a chain of two growing gaps
   // votes for growth, and which growth it is, the chains of 3+ gaps say when at least 3 of them
   // agree, 4 to 1 or better. (A linear fleet under partial faults has most chains at two gaps;
@@ -241,7 +245,7 @@ export function decideBackoff(given: Votes, series: number[], immediateGaps: num
     if (gapCount >= IMMEDIATE_MIN_LONE_GAPS && immediateGaps === gapCount) {
       return { class: 'immediate', confidence: 'medium', basis: 'immediate-gaps', ...base };
     }
-    if (series.length >= 2) {
+    if (perIndex && series.length >= 2) {
       const r = classifySeries(series);
       if (r.class !== 'irregular' && r.class !== 'insufficient-data') return { ...fitParams(r), class: r.class, confidence: 'low', basis: 'per-index', ...base };
     }
@@ -250,13 +254,13 @@ export function decideBackoff(given: Votes, series: number[], immediateGaps: num
   // Jittered schedules now and then draw two tiny gaps in a row; "immediate" needs nearly all gaps under 50 ms.
   if (top === 'immediate' && immediateGaps < IMMEDIATE_SHARE * gapCount) {
     const rest = { ...given, immediate: 0 };
-    return decideBackoff(rest, series, 0, gapCount, { ...deep, immediate: 0 });
+    return decideBackoff(rest, series, 0, gapCount, { ...deep, immediate: 0 }, seriesChains, minSeriesChains);
   }
   const share = votes[top] / classified;
   // Jittered growing schedules split their chains between "linear" and "exponential" (three jittered
   // gaps cannot tell them apart); the central gap per attempt index can.
   const growing = votes.linear + votes.exponential;
-  if ((top === 'linear' || top === 'exponential') && share < 0.8 && growing / classified >= 0.5 && series.length >= 3) {
+  if (perIndex && (top === 'linear' || top === 'exponential') && share < 0.8 && growing / classified >= 0.5 && series.length >= 3) {
     const r = classifySeries(series);
     if (r.class === 'linear' || r.class === 'exponential') {
       return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };
@@ -270,7 +274,7 @@ export function decideBackoff(given: Votes, series: number[], immediateGaps: num
     const fit = series.length >= 2 ? classifySeries(series) : null;
     return { ...(fit !== null && fit.class === top ? fitParams(fit) : {}), class: top, confidence, basis: 'chains', ...base };
   }
-  if (series.length >= 2) {
+  if (perIndex && series.length >= 2) {
     const r = classifySeries(series);
     if (r.class !== 'irregular' && r.class !== 'insufficient-data') {
       return { ...fitParams(r), class: r.class, confidence: 'medium', basis: 'per-index', ...base };

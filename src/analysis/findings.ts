@@ -204,7 +204,7 @@ export interface ClientJudgement {
  * @example judgeClient(client).codes // ['unbounded-retries', 'retry-after-violated']
  */
 export function judgeClient(c: ClientAgg): ClientJudgement {
-  const backoff = decideBackoff(c.votes, c.gapSeries(), c.immediateGaps, c.gapCount, c.deepVotes);
+  const backoff = decideBackoff(c.votes, c.gapSeries(), c.immediateGaps, c.gapCount, c.deepVotes, c.gapChains, 3);
   const retryAfter = summarizeRetryAfter({ compliant: c.raCompliant, violates: c.raViolates, late: c.raLate, lateWithinJitter: c.raJittered });
   const j: ClientJudgement = { backoff, retryAfter, codes: [], critical: 0, warning: 0 };
   const flag = (code: FindingCode, sev: 'critical' | 'warning'): void => {

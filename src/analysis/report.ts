@@ -416,7 +416,7 @@ export function buildReport(input: ReportInput): Report {
   const types: ClientTypeReport[] = [];
   for (const f of agg.families.values()) {
     if (f.attempts === 0) continue;
-    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount, f.deepVotes);
+    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount, f.deepVotes, f.gapsByIndex[0]?.count ?? 0, FAMILY_INDEX_MIN_SAMPLES);
     // Immediate retries all come back at once: no jitter, and no CV of gaps that are no schedule.
     const jitter = backoff.class === 'immediate' ? { ...decideJitter(f), class: 'none' as const, cv: null } : decideJitter(f);
     types.push({

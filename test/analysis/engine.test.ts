@@ -740,6 +740,27 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(formatReport(r, 'text')).toMatch(/unbounded \(only retries\) in fault windows/);
   });
 
+  it('one irregular chain is irregular: the per-index reading needs 3+ chains of a client, 8+ of a type (README)', () => {
+    // Gaps 301.6, 383.2, 574.8, 230.5 ms: no schedule. Without its last gap the series would fit an
+    // exponential (factor 1.38), which is what the per-index reading of this one chain said.
+    for (const gaps of [
+      [301.6, 383.2, 574.8, 230.5],
+      [383, 388, 330, 482],
+    ]) {
+      const rs: HttpRecord[] = [];
+      let t = T0;
+      for (const g of gaps) {
+        const a = http({ ts: t, client: 'solo', ...injected('f') });
+        rs.push(a);
+        t = a.end + g;
+      }
+      rs.push(http({ ts: t, client: 'solo' }));
+      const r = run(byEnd(rs));
+      expect(r.clients[0]?.backoff).toBe('irregular');
+      expect(r.clientTypes[0]?.backoff).toBe('irregular');
+    }
+  });
+
   it('records far out of order (a reversed file) are called out even when no retry is found', () => {
     const rs: HttpRecord[] = [];
     for (let c = 0; c < 5; c++) {

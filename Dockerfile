@@ -37,7 +37,9 @@ COPY profiles ./profiles
 # /data: recordings (one NDJSON file per sidecar); /profiles: mount your profile files here and
 # set AFTERSHOCK_PROFILE=/profiles/<file>.yaml (edits are hot-reloaded).
 VOLUME ["/data"]
-USER node
+# Numeric (node is uid/gid 1000 in the base image): Kubernetes' runAsNonRoot can only verify a
+# numeric user; with a name the pod stays in CreateContainerConfigError.
+USER 1000:1000
 EXPOSE 8080 8081
 
 # Probe the control API's /healthz with node itself (slim images have no curl). The address comes

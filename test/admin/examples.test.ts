@@ -29,4 +29,14 @@ describe('examples', () => {
     expect(sidecar?.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'admin' });
     expect(sidecar?.ports.find((p) => p.name === 'admin')?.containerPort).toBe(8081);
   });
+
+  it("runAsNonRoot can start the image: the Dockerfile's USER is numeric, and the example sets it on aftershock's container, not on the user's app", () => {
+    // The kubelet cannot verify a user given by name ("image has non-numeric user (node)").
+    const user = /^USER\s+(\S+)/m.exec(fs.readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'))?.[1];
+    expect(user).toMatch(/^\d+(:\d+)?$/);
+    const deployment = parseAllDocuments(read('k8s/sidecar.yaml')).map((d) => d.toJS() as { kind: string; spec: { template: { spec: Record<string, unknown> } } })[1];
+    const pod = deployment?.spec.template.spec as { securityContext?: Record<string, unknown>; containers: Array<{ name: string; securityContext?: Record<string, unknown> }> };
+    expect(pod.securityContext?.runAsNonRoot).toBeUndefined();
+    expect(pod.containers.find((c) => c.name === 'aftershock')?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: Number(user?.split(':')[0]) });
+  });
 });

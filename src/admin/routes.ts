@@ -308,7 +308,15 @@ export const routes: readonly Route[] = [
             // The engine decides whether the name is taken; the API says how to free it.
             if (isAftershockError(err) && err.code === 'ERR_RULE_EXISTS') {
               const name = String(rule.name);
-              throw new HttpError(409, 'rule-exists', `a rule named ${JSON.stringify(name)} exists; DELETE /faults/${encodeURIComponent(name)} first or pick another name`);
+              // Only an ad-hoc rule can be deleted; a profile's rule keeps its name.
+              const adHoc = proxy.engine.stats().some((r) => r.name === name && r.adHoc);
+              throw new HttpError(
+                409,
+                'rule-exists',
+                adHoc
+                  ? `an ad-hoc rule named ${JSON.stringify(name)} exists; DELETE /faults/${encodeURIComponent(name)} first or pick another name`
+                  : `the profile has a rule named ${JSON.stringify(name)}; pick another name (PATCH /rules/${encodeURIComponent(name)} turns the profile's rule on or off)`,
+              );
             }
             // One rule, not a profile: say so (the problems' paths are the rule's own, e.g. fault.status).
             if (!(err instanceof ProfileError)) throw err;

@@ -44,6 +44,7 @@ import { createRuleEngine, loadProfile, parseProfile, watchProfile, type Compile
 import { RuleNameTakenError } from '../errors.js';
 import { createAnalyzer } from '../analysis/index.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
+import { scopeOf } from '../admin/describe-profile.js';
 import type { ProfileFileState, ProxyHandle, ProxyOptions } from './handle.js';
 import { checkProxyOptions } from './options.js';
 import { listenOn, parseHostPort } from './listen.js';
@@ -125,7 +126,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const profileArg = options.profile ?? 'passthrough';
   let profile: CompiledProfile = typeof profileArg === 'string' ? await loadProfile(profileArg) : profileArg;
   const seed = options.seed ?? profile.seed ?? 1;
-  const engine = createRuleEngine(options.seed === undefined ? { profile } : { profile, seed: options.seed });
+  // An ad-hoc rule whose TTL ran out is written to the recording as removed, at its expiry: the
+  // recorder is opened below, and the engine lets a rule go only once the proxy runs.
+  let faultExpired = (_name: string, _expiresAt: number): void => undefined;
+  const onFaultExpired = (name: string, expiresAt: number): void => faultExpired(name, expiresAt);
+  const engine = createRuleEngine(options.seed === undefined ? { profile, onFaultExpired } : { profile, seed: options.seed, onFaultExpired });
 
   let recorderHealthy = true;
   // A recording this start creates is removed again if the start fails: a header-only file left
@@ -686,14 +691,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     },
     addFault(rule, ttlMs) {
       live('addFault');
+      const now = core.now();
       const s = engine.addFault(rule, ttlMs);
-      recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-added', detail: { rule: s.name, type: s.type, ttlMs: ttlMs ?? null } });
+      // What it matches and injects, secret matcher values hidden as GET /rules hides them: a QA
+      // reader of the recording sees which fault came and went, not only its type.
+      const compiled = engine.rule(s.name);
+      const scope = compiled === null ? {} : scopeOf(compiled, recorder.headerRecord.redacted, s);
+      recorder.write({ v: 1, type: 'event', ts: now, event: 'fault-added', detail: { rule: s.name, type: s.type, ttlMs: ttlMs ?? null, expiresAt: s.expiresAt, ...scope } });
       return s;
     },
     removeFault(name) {
       live('removeFault');
       const ok = engine.removeFault(name);
-      if (ok) recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-removed', detail: { rule: name } });
+      if (ok) recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-removed', detail: { rule: name, reason: 'removed' } });
       return ok;
     },
     mark(label) {
@@ -818,8 +828,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     phaseSeen = key;
     if (p !== null) recorder.write({ v: 1, type: 'event', ts: p.startedAt, event: 'phase', detail: { phase: p.name, index: p.index, endsAt: p.endsAt } });
   };
+  faultExpired = (name, expiresAt) => recorder.write({ v: 1, type: 'event', ts: expiresAt, event: 'fault-removed', detail: { rule: name, reason: 'ttl' } });
   notePhase();
-  phaseTimer = setInterval(notePhase, 250);
+  // The same tick lets expired ad-hoc rules go (and so records them) when no request comes.
+  phaseTimer = setInterval(() => {
+    notePhase();
+    engine.expireFaults();
+  }, 250);
   phaseTimer.unref();
   log.info({ listen: url, target: target.href, admin: admin?.url ?? 'off', record: options.record ?? 'off', profile: profile.name }, 'aftershock is proxying');
   return handle;

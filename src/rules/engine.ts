@@ -45,6 +45,11 @@ export interface RuleEngineOptions {
   attemptWindowMs?: number;
   /** Most attempt chains remembered; default 100,000. */
   maxChains?: number;
+  /**
+   * Called once for each ad-hoc rule whose TTL ran out, when the engine lets it go (lazily: at the
+   * next decision, change or `expireFaults()`), with the time it expired (epoch ms).
+   */
+  onFaultExpired?: (name: string, expiresAt: number) => void;
 }
 
 /** A change to a rule through the control plane. */
@@ -89,6 +94,8 @@ export interface RuleEngine {
   patchRule(name: string, patch: RulePatch): RuleStats;
   addFault(rule: unknown, ttlMs?: number): RuleStats;
   removeFault(name: string): boolean;
+  /** Lets go of the ad-hoc rules whose TTL has run out now (as every decision does first). */
+  expireFaults(): void;
   /** The compiled rule of that name (ad-hoc, top-level or a phase's), or null: what it matches and injects. */
   rule(name: string): CompiledRule | null;
   /** Restarts the clock at `now` (phases and schedules count from here) and reseeds the random streams. */
@@ -200,6 +207,7 @@ class Engine implements RuleEngine {
   private adhocWs: readonly EngineRule[] = [];
   private adhocNextExpiry = Infinity;
   private adhocSeq = 0;
+  private readonly onFaultExpired: ((name: string, expiresAt: number) => void) | null;
   private active = 0;
   private pos: PhasePosition | null = null;
   private readonly scratch = new MatchScratch();
@@ -215,6 +223,7 @@ class Engine implements RuleEngine {
 
   constructor(o: RuleEngineOptions) {
     this.nowFn = o.now ?? Date.now;
+    this.onFaultExpired = o.onFaultExpired ?? null;
     this.explicitSeed = o.seed ?? null;
     this.streamSeed = this.explicitSeed ?? o.profile.seed ?? 1;
     this.rng = new SeededRandom(this.streamSeed);
@@ -626,6 +635,8 @@ class Engine implements RuleEngine {
     if (ttlMs !== undefined && !(typeof ttlMs === 'number' && Number.isFinite(ttlMs) && ttlMs > 0)) {
       throw new AftershockError('ERR_BAD_OPTION', `ttl ${JSON.stringify(ttlMs)}: give a positive number of milliseconds`);
     }
+    // A rule whose TTL ran out frees its name now, not at the next request.
+    this.expireFaults();
     const taken = new Set<string>([HEADER_RULE, ...this.adhocStates.keys()]);
     for (const r of this.rt.profile.rules) taken.add(r.name);
     for (const ph of this.rt.profile.phases) for (const r of ph.rules) taken.add(r.name);
@@ -684,10 +695,17 @@ class Engine implements RuleEngine {
     return true;
   }
 
+  expireFaults(): void {
+    const now = this.nowFn();
+    if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
+  }
+
   private expireAdhoc(now: number): void {
+    const gone: EngineRule[] = [];
     const keep = (e: EngineRule): boolean => {
       if (e.expiresAt !== null && e.expiresAt <= now) {
         this.adhocStates.delete(e.rule.name);
+        gone.push(e);
         return false;
       }
       return true;
@@ -695,6 +713,8 @@ class Engine implements RuleEngine {
     this.adhocHttp = Object.freeze(this.adhocHttp.filter(keep));
     this.adhocWs = Object.freeze(this.adhocWs.filter(keep));
     this.recomputeExpiry();
+    // Told once the engine is consistent again.
+    if (this.onFaultExpired !== null) for (const e of gone) this.onFaultExpired(e.rule.name, e.expiresAt as number);
   }
 
   private recomputeExpiry(): void {

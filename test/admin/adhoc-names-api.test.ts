@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDir, waitFor } from '../helpers.js';
+import { readRecords, tempDir, waitFor } from '../helpers.js';
 import { api, captureLog, startAdminProxy } from './admin-helpers.js';
 
 const FAULT = { fault: { type: 'http-error', status: 500 } };
@@ -66,5 +66,46 @@ describe('ad-hoc fault names', () => {
     await waitFor(() => log.text().includes('profile change rejected'), 4000);
     expect(log.text()).toContain(`${file}:7 rules[1].name: \\"adh\\" is taken by an ad-hoc rule`);
     expect(proxy.profile.name).toBe('v1');
+  });
+
+  it('a fault whose TTL ran out is recorded as removed at its expiry (with no request to notice it) and frees its name; fault-added says what it matched and injected', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const { admin } = await startAdminProxy({ record: file });
+    const body = { name: 'brief', match: { path: '/v1/**', headers: { authorization: 'Bearer s3cret' } }, fault: { type: 'http-error', status: 503 }, ttl: '300ms' };
+    expect((await api(admin, 'POST', '/faults', { body })).status).toBe(201);
+    const events = (): Array<{ event: string; ts: number; detail: Record<string, unknown> }> =>
+      readRecords(file).filter((r) => r.type === 'event') as unknown as Array<{ event: string; ts: number; detail: Record<string, unknown> }>;
+    // No request comes: the engine lets it go on its own tick and the recording says so.
+    await waitFor(() => {
+      return events().some((e) => e.event === 'fault-removed');
+    }, 3000);
+    const added = events().find((e) => e.event === 'fault-added');
+    const removed = events().find((e) => e.event === 'fault-removed');
+    expect(added?.detail).toMatchObject({ rule: 'brief', type: 'http-error', ttlMs: 300, match: { path: ['/v1/**'], headers: { authorization: '[redacted]' } }, fault: { type: 'http-error', status: 503 } });
+    expect(JSON.stringify(added)).not.toContain('s3cret');
+    expect(removed?.detail).toEqual({ rule: 'brief', reason: 'ttl' });
+    expect(removed?.ts).toBe(added?.detail.expiresAt);
+    // Its name is free again at once (it answered 409, then DELETE answered 404).
+    expect((await api(admin, 'POST', '/faults', { body: { name: 'brief', ...FAULT } })).status).toBe(201);
+    expect((await api(admin, 'DELETE', '/faults/brief')).status).toBe(200);
+    await waitFor(() => {
+      return events().filter((e) => e.event === 'fault-removed').length === 2;
+    }, 3000);
+    expect(events().filter((e) => e.event === 'fault-removed')[1]?.detail).toEqual({ rule: 'brief', reason: 'removed' });
+  });
+
+  it("a name the profile's own rule has: 409 says so, with no DELETE hint that would answer 404", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'p.yaml');
+    fs.writeFileSync(file, 'name: p\ndescription: one rule\nrules:\n  - name: errors\n    fault: { type: http-error, status: 502 }\n    probability: 0\n');
+    const { admin } = await startAdminProxy({ profile: file });
+    const r = await api(admin, 'POST', '/faults', { body: { name: 'errors', ...FAULT } });
+    expect(r.status).toBe(409);
+    expect(r.json.message).toMatch(/the profile has a rule named "errors"; pick another name/);
+    expect(r.json.message).not.toMatch(/DELETE/);
+    expect((await api(admin, 'POST', '/faults', { body: { name: 'mine', ...FAULT } })).status).toBe(201);
+    const again = await api(admin, 'POST', '/faults', { body: { name: 'mine', ...FAULT } });
+    expect(again.json.message).toMatch(/DELETE \/faults\/mine first/);
   });
 });

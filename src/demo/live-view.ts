@@ -106,6 +106,30 @@ export function renderBar(state: ViewState, width: number, color: boolean): stri
 const num = (n: number, w: number, digits = 0): string => n.toFixed(digits).padStart(w);
 
 /**
+ * The line cut to `max` visible characters, its escape sequences kept (a line wider than the
+ * terminal wraps, and the redraw, which moves up one row per line, then overwrites the wrong rows).
+ *
+ * @example fitLine('\x1b[1mabcdef\x1b[22m', 3) === '\x1b[1mabc\x1b[0m'
+ */
+export function fitLine(line: string, max: number): string {
+  let shown = 0;
+  let i = 0;
+  while (i < line.length) {
+    if (line.startsWith(ESC, i)) {
+      const end = line.indexOf('m', i);
+      if (end === -1) break;
+      i = end + 1;
+      continue;
+    }
+    if (shown === max) return line.slice(0, i) + (line.includes(ESC) ? `${ESC}0m` : '');
+    const cp = line.codePointAt(i) as number;
+    i += cp > 0xffff ? 2 : 1;
+    shown++;
+  }
+  return line;
+}
+
+/**
  * The TTY frame: a title, the phase bar with the current phase, then one row per fleet.
  *
  * @example renderFrame(state, 80, true).split('\n').length === 6 + state.fleets.length
@@ -121,20 +145,21 @@ export function renderFrame(state: ViewState, columns: number, color: boolean): 
   const name = phase === null ? '' : phase.name.slice(0, room);
   const desc = phase?.description === undefined || name.length + 3 >= room ? '' : ` — ${phase.description}`.slice(0, room - name.length);
   lines.push(`  ${renderBar(state, width, color)}  ${BOLD(name, color)}${desc === '' ? '' : DIM(desc, color)}`);
-  lines.push(DIM(`  ${state.phases.map((p) => (p === phase ? `[${p.name}]` : p.name)).join(' → ')}`, color));
+  // The timeline's phases, cut before colouring (a long timeline is wider than the terminal).
+  lines.push(DIM(`  ${state.phases.map((p) => (p === phase ? `[${p.name}]` : p.name)).join(' → ')}`.slice(0, Math.max(1, columns - 1)), color));
   lines.push('');
-  lines.push(DIM('  fleet      organic/s  offered/s  amplif.  goodput/s  faults/s   service busy + queued', color));
+  // 76 columns at most, so a frame fits an 80-column terminal.
+  lines.push(DIM('  fleet     organic/s offered/s  amplif. goodput/s faults/s  busy + queued', color));
   for (const row of state.fleets) {
     const a = amplification(row);
-    const amp = a === null ? '    -' : `${num(a, 5, 1)}x`;
+    const amp = a === null ? '-'.padStart(7) : `${num(a, 6, 1)}x`;
     const ampC = a === null ? amp : a >= 2 ? RED(amp, color) : a >= 1.2 ? YELLOW(amp, color) : GREEN(amp, color);
     const full = row.queueLimit > 0 && row.queued >= row.queueLimit;
     const svc = `${num(row.busy, 3)} + ${num(row.queued, 4)}${full ? RED(' full', color) : ''}`;
-    lines.push(
-      `  ${row.name.padEnd(9)} ${num(row.organic, 9, 1)}  ${num(row.offered, 9, 1)}  ${ampC.padStart(a === null ? 7 : 6)}  ${num(row.goodput, 9, 1)}  ${num(row.faults, 8, 1)}   ${svc}`,
-    );
+    lines.push(`  ${row.name.padEnd(9)} ${num(row.organic, 9, 1)} ${num(row.offered, 9, 1)}  ${ampC} ${num(row.goodput, 9, 1)} ${num(row.faults, 8, 1)}  ${svc}`);
   }
-  return lines.join('\n');
+  // Narrower still: cut every line rather than let it wrap.
+  return lines.map((l) => fitLine(l, Math.max(1, columns - 1))).join('\n');
 }
 
 /**

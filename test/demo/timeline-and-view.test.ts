@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadDemoTimeline, scaleProfileText } from '../../src/demo/profile-timeline.js';
-import { currentPhase, renderFrame, renderPlainLines, startLiveView, type ViewState } from '../../src/demo/live-view.js';
+import { currentPhase, fitLine, renderFrame, renderPlainLines, startLiveView, type ViewState } from '../../src/demo/live-view.js';
 
 describe('demo timeline', () => {
   it('runs signal-2021 at its natural length by default', async () => {
@@ -80,6 +80,21 @@ describe('live view', () => {
     expect(frame).toMatch(/careful\s+50\.0\s+52\.0\s+1\.0x/);
     expect(frame).toContain('128 full');
     expect(frame).not.toContain('\x1b['); // no colour when asked for none
+  });
+
+  it('fits an 80-column terminal (and cuts lines on a narrower one): a wrapped line breaks the redraw in place', () => {
+    const long: ViewState = { ...state, phases: Array.from({ length: 9 }, (_, i) => ({ name: `phase-number-${i}`, startMs: i * 1000, endMs: (i + 1) * 1000 })), elapsedMs: 2500, totalMs: 9000 };
+    const visible = (l: string): number => [...l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')].length;
+    for (const color of [false, true]) {
+      for (const s of [state, long]) {
+        expect(Math.max(...renderFrame(s, 80, color).split('\n').map(visible))).toBeLessThanOrEqual(79);
+        expect(Math.max(...renderFrame(s, 50, color).split('\n').map(visible))).toBeLessThanOrEqual(49);
+      }
+    }
+    // At 80 columns nothing of the table is cut.
+    expect(renderFrame(state, 80, false)).toMatch(/naive\s+50\.0\s+550\.0\s+11\.0x\s+0\.0\s+550\.0\s+4 \+  128 full/);
+    expect(fitLine('\x1b[1mabcdef\x1b[22m', 3)).toBe('\x1b[1mabc\x1b[0m');
+    expect(fitLine('abc', 3)).toBe('abc');
   });
 
   it('prints plain lines off a TTY, and a last one at stop', async () => {

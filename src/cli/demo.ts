@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
 import { isPipeLike } from '../record/writer.js';
 import { parseSecondsOrDuration } from '../faults/lib/duration.js';
-import { checkHtmlPath, DemoHtmlWriteError, runDemo, type DemoOptions, type DemoResult, type FleetKind } from '../demo/run-demo.js';
+import { checkDemoPaths, checkHtmlPath, DemoHtmlWriteError, runDemo, type DemoOptions, type DemoResult, type FleetKind } from '../demo/run-demo.js';
 import { demoJson, formatComparison } from '../demo/compare.js';
 import { DEMO_CLIENTS } from '../demo/defaults.js';
 import { outliveTerminal, STOP_SIGNALS } from './signals.js';
@@ -98,6 +98,7 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
     ...(flags.record === undefined ? {} : { record: flags.record }),
   };
   // Before anything is printed or started: a bad --html or --record fails in one line, not after the run.
+  checkDemoPaths(flags.html ?? null, flags.record ?? null);
   if (flags.html !== undefined) checkHtmlPath(path.resolve(flags.html));
   if (flags.record !== undefined) checkRecordPath(path.resolve(flags.record));
   const stop = new AbortController();

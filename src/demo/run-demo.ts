@@ -142,13 +142,34 @@ interface Running {
  *
  * @example defaultHtmlPath() // '/home/me/project/aftershock-demo-report.html'
  */
-export function defaultHtmlPath(name = 'aftershock-demo-report.html'): string {
+export function defaultHtmlPath(name = 'aftershock-demo-report.html', cwd = process.cwd()): string {
   try {
-    fs.accessSync(process.cwd(), fs.constants.W_OK);
-    return path.resolve(name);
+    fs.accessSync(cwd, fs.constants.W_OK);
+    return path.resolve(cwd, name);
   } catch {
-    return path.join(os.tmpdir(), name);
+    // A folder of its own: a fixed name in the shared temp dir may be another user's file, or a
+    // link they planted to a file of ours.
+    return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-demo-')), name);
   }
+}
+
+/**
+ * Fails at once when the HTML report and the recording are one file (the report would overwrite
+ * the recording the demo then points at), or the recording is `-` (the demo's stdout is its own).
+ *
+ * @example checkDemoPaths('out.x', 'out.x') // throws ERR_BAD_OPTION
+ */
+export function checkDemoPaths(html: string | null, record: string | null): void {
+  if (record === '-') throw new AftershockError('ERR_BAD_OPTION', '--record -: the demo prints its own output on stdout; give --record a file');
+  if (html === null || record === null) return;
+  const real = (p: string): string => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  if (real(html) === real(record)) throw new AftershockError('ERR_BAD_OPTION', `--html and --record name the same file (${path.resolve(record)}): the report would overwrite the recording; give each its own file`);
 }
 
 /**
@@ -173,8 +194,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   }
   const kinds: FleetKind[] = which === 'both' ? ['naive', 'careful'] : [which];
   const timeline = await loadDemoTimeline(options.profile ?? 'signal-2021', options.durationMs);
+  if (options.record === '-') checkDemoPaths(null, '-');
   const htmlPath = options.html === null ? null : path.resolve(options.html ?? defaultHtmlPath());
   const recordPath = options.record === undefined || options.record === null ? null : path.resolve(options.record);
+  checkDemoPaths(htmlPath, recordPath);
 
   if (htmlPath !== null) checkHtmlPath(htmlPath);
 

@@ -4,19 +4,25 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultHtmlPath } from '../../src/demo/run-demo.js';
 import { tempDir } from '../helpers.js';
 import { cli } from './cli-process.js';
 
 describe('aftershock demo options', () => {
   it('a bad --duration or --record exits 2 with one line quoting what was typed, and prints nothing else', async () => {
+    const sameDir = tempDir();
     const cases: Array<[string[], RegExp]> = [
       [['--duration', '2'], /^aftershock: --duration "2": give 3s to 10m, e\.g\. 30s or 2m \(a bare number is seconds\)$/],
       [['--duration', '30ms'], /^aftershock: --duration "30ms": give 3s to 10m/],
       [['--duration', '11m'], /^aftershock: --duration "11m": give 3s to 10m/],
       [['--duration', 'soon'], /^aftershock: --duration "soon": give 3s to 10m/],
       [['--duration', '5s', '--record', '/nonexistent-dir/x/rec.ndjson'], /^aftershock: cannot write the recording \/nonexistent-dir\/x\/rec\.ndjson: .*give --record a file in an existing, writable folder$/],
+      // The report would overwrite the recording the demo then points at; `-` is run's stdout, not a file.
+      [['--duration', '5s', '--record', path.join(sameDir, 'x'), '--html', path.join(sameDir, '.', 'x')], /^aftershock: --html and --record name the same file \(.*\/x\): the report would overwrite the recording; give each its own file$/],
+      [['--duration', '5s', '--record', '-'], /^aftershock: --record -: the demo prints its own output on stdout; give --record a file$/],
     ];
     const runs = cases.map(([args]) => cli(['demo', '--clients', '1', ...args]));
     for (const [i, r] of runs.entries()) {
@@ -58,5 +64,20 @@ describe('aftershock demo options', () => {
     const summary = JSON.parse(r.stdout()) as { fleets: { careful: { report: { totals: { attempts: number } } } } };
     expect(summary.fleets.careful.report.totals.attempts).toBeGreaterThan(0);
     expect(lines.filter((l) => l.type === 'http').length).toBe(summary.fleets.careful.report.totals.attempts);
+  });
+
+  it('in a folder it cannot write, the report goes to a new folder of its own in the temp dir (a fixed name there may be another user\'s file or link)', () => {
+    const dir = tempDir();
+    expect(defaultHtmlPath('r.html', dir)).toBe(path.join(dir, 'r.html'));
+    // A folder that cannot be written (here one that is gone: root may write any folder there is).
+    const gone = path.join(dir, 'gone');
+    const a = defaultHtmlPath('r.html', gone);
+    const b = defaultHtmlPath('r.html', gone);
+    for (const p of [a, b]) {
+      expect(path.dirname(path.dirname(p))).toBe(os.tmpdir());
+      expect(path.basename(path.dirname(p))).toMatch(/^aftershock-demo-/);
+      fs.rmSync(path.dirname(p), { recursive: true, force: true });
+    }
+    expect(path.dirname(a)).not.toBe(path.dirname(b));
   });
 });

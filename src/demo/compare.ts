@@ -73,14 +73,20 @@ export function summarizeFleet(report: Report): FleetSummary {
   if (last !== null) {
     const end = last.end;
     const bins = report.timeline.filter((b: TimelineBin) => b.t >= end);
-    const seconds = (bins.length * report.dataQuality.binMs) / 1000;
+    // The whole seconds after the faults, the last one only as far as the data goes (the run's
+    // end cuts it: counted whole, it read a 50/s fleet as 31-44/s in short runs).
+    const binMs = report.dataQuality.binMs;
+    const dataEnd = report.range.end;
+    let coveredMs = 0;
+    for (const b of bins) coveredMs += dataEnd === null ? binMs : Math.max(0, Math.min(binMs, dataEnd - b.t));
+    const seconds = round(coveredMs / 1000, 1);
     if (seconds > 0) {
       const sum = (k: 'organic' | 'offered' | 'goodput'): number => bins.reduce((a, b) => a + b[k], 0);
       afterFaults = {
         seconds,
-        organicPerSecond: round(sum('organic') / seconds, 1),
-        offeredPerSecond: round(sum('offered') / seconds, 1),
-        goodputPerSecond: round(sum('goodput') / seconds, 1),
+        organicPerSecond: round((sum('organic') * 1000) / coveredMs, 1),
+        offeredPerSecond: round((sum('offered') * 1000) / coveredMs, 1),
+        goodputPerSecond: round((sum('goodput') * 1000) / coveredMs, 1),
         amplification: sum('organic') === 0 ? null : round(sum('offered') / sum('organic'), 2),
       };
     }
@@ -152,7 +158,9 @@ function rows(fleets: readonly FleetResult[], aborted: boolean): Array<[string, 
     ['Retry-After', s.map((v) => v.retryAfter)],
     ['faults ended at', s.map(ended)],
     ['amplification after the faults', s.map((v) => (v.afterFaults === null ? 'n/a' : `${x(v.afterFaults.amplification)} (${v.afterFaults.offeredPerSecond}/s for ${v.afterFaults.organicPerSecond}/s)`))],
-    ['goodput after the faults', s.map((v) => (v.afterFaults === null ? 'n/a' : `${v.afterFaults.goodputPerSecond}/s of ${v.afterFaults.organicPerSecond}/s wanted`))],
+    // Goodput counts requests that succeeded then, a backlog from the outage included: it can be
+    // more than the new requests of that time.
+    ['goodput after the faults', s.map((v) => (v.afterFaults === null ? 'n/a' : `${v.afterFaults.goodputPerSecond}/s (new requests ${v.afterFaults.organicPerSecond}/s)`))],
     ['back to baseline after the faults', s.map((v) => recoveryText(v))],
     // How far to trust the grading (the report's reasons and known limits are in the HTML report).
     ['confidence of the analysis', fleets.map((f) => f.report.confidence.level)],
@@ -248,7 +256,7 @@ export function closingParagraph(result: DemoResult): string {
       `The careful clients waited before retrying — a random wait that doubles each time up to a cap ("exponential backoff with full jitter"), or exactly as long as Retry-After asked — made at most 3 attempts, and never let retries exceed about 10 % of their requests (a retry budget). ` +
       `Their load stayed at ${x(careful.amplificationInFaults)} of normal during the faults`;
     if (careful.recoverySeconds !== null) s += `, and they were back to normal ${careful.recoverySeconds} s after the faults ended`;
-    else if (careful.afterFaults !== null) s += `, and after the faults they got ${careful.afterFaults.goodputPerSecond} of their ${careful.afterFaults.organicPerSecond} requests a second through`;
+    else if (careful.afterFaults !== null) s += `, and after the faults ${careful.afterFaults.goodputPerSecond} of their requests a second got through (they made ${careful.afterFaults.organicPerSecond} new ones a second)`;
     s += '. Some of their requests failed during the outage — nothing can help that — but they never made the outage worse.';
     const notes: string[] = [];
     if (careful.backoff === 'insufficient-data') notes.push('the analysis could not classify their backoff because, with a 10 % budget, hardly any request was retried twice');

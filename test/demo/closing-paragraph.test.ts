@@ -95,4 +95,21 @@ describe('the comparison table', () => {
     expect(stopped).toMatch(/faults ended at\s+still injecting when stopped \(\+40 s\)/);
     expect(formatComparison(result(naive({})))).toMatch(/faults ended at\s+\+40 s/);
   });
+
+  it('rates after the faults are per second of data: the last second, cut by the end of the run, counts for what it covers', () => {
+    // 20 new requests a second; the faults end at 10 s; the data ends at 12.5 s (bins 10, 11, 12).
+    const base = createAnalyzer({}).report();
+    const bin = (t: number, n: number) => ({ t: t * 1000, offered: n, organic: n, retries: 0, hedges: 0, goodput: n, errors: 0, faults: 0 });
+    const report = {
+      ...base,
+      range: { ...base.range, start: 0, origin: 0, end: 12_500 },
+      faultWindows: [{ rule: 'f', start: 5000, end: 10_000, recoverySeconds: 0 }],
+      timeline: [bin(9, 20), bin(10, 20), bin(11, 20), bin(12, 10)],
+    } as unknown as Report;
+    const after = summarizeFleet(report).afterFaults;
+    expect(after?.seconds).toBe(2.5);
+    expect(after?.organicPerSecond).toBe(20);
+    expect(after?.goodputPerSecond).toBe(20);
+    expect(formatComparison(result(naive({ afterFaults: after })))).toMatch(/goodput after the faults\s+20\/s \(new requests 20\/s\)/);
+  });
 });

@@ -266,7 +266,32 @@ export function closingParagraph(result: DemoResult): string {
     if (notes.length > 0) s += ` (Of the careful fleet's report: ${notes.join('; ')}.)`;
     parts.push(s);
   }
+  const missed = unseenAttempts(result);
+  if (missed !== null) parts.push(missed);
   return parts.join('\n');
+}
+
+/**
+ * When a fleet's clients counted clearly more attempts than its proxy recorded, says so: one
+ * process runs the clients, proxies and services, and past a few dozen clients per fleet it is
+ * saturated, so attempts time out at the client before the proxy reads them and the reports
+ * cover only part of the traffic. Null when every fleet's counts agree (within 5 %).
+ *
+ * @example unseenAttempts(result) // 'Not every attempt reached its proxy: ...'
+ */
+export function unseenAttempts(result: DemoResult): string | null {
+  const short: string[] = [];
+  for (const f of result.fleets) {
+    const sent = f.clients?.attempts ?? 0;
+    if (sent === 0) continue;
+    const seen = f.report.totals.attempts;
+    if (sent - seen > Math.max(20, 0.05 * sent)) short.push(`the ${f.kind} clients sent ${sent} attempts and their proxy recorded ${seen}`);
+  }
+  if (short.length === 0) return null;
+  return (
+    `Not every attempt reached its proxy: ${short.join('; ')}. One process runs the clients, the proxies and the services, and with ${result.clientsPerFleet} clients per fleet it was saturated: ` +
+    'attempts timed out at the client before the proxy read them, so the reports above cover only what the proxies saw. Run with fewer --clients (the default 20 fits) for a complete picture.'
+  );
 }
 
 const FLEET_COLOURS: Record<string, string> = { naive: '#c62828', careful: '#2e7d32' };

@@ -4,7 +4,7 @@
  * wanted; a run that ended right after the faults says it is too soon to tell.
  */
 import { describe, expect, it } from 'vitest';
-import { closingParagraph, formatComparison, summarizeFleet, type FleetSummary } from '../../src/demo/compare.js';
+import { closingParagraph, formatComparison, summarizeFleet, unseenAttempts, type FleetSummary } from '../../src/demo/compare.js';
 import type { DemoResult } from '../../src/demo/run-demo.js';
 import { createAnalyzer, type Finding, type Report } from '../../src/analysis/index.js';
 
@@ -111,5 +111,13 @@ describe('the comparison table', () => {
     expect(after?.organicPerSecond).toBe(20);
     expect(after?.goodputPerSecond).toBe(20);
     expect(formatComparison(result(naive({ afterFaults: after })))).toMatch(/goodput after the faults\s+20\/s \(new requests 20\/s\)/);
+  });
+
+  it('says so when a fleet\'s clients sent clearly more attempts than its proxy recorded (a saturated demo process), and not when they agree', () => {
+    const fleet = (sent: number, seen: number) =>
+      ({ kind: 'naive', summary: naive({}), clients: { attempts: sent }, report: { confidence: { level: 'medium' }, totals: { attempts: seen } } }) as unknown as DemoResult['fleets'][number];
+    expect(unseenAttempts(result(naive({}), { fleets: [fleet(1000, 990)] }))).toBeNull();
+    const text = closingParagraph(result(naive({}), { clientsPerFleet: 200, fleets: [fleet(38_780, 28_321)] }));
+    expect(text).toMatch(/Not every attempt reached its proxy: the naive clients sent 38780 attempts and their proxy recorded 28321\. .* with 200 clients per fleet it was saturated/);
   });
 });

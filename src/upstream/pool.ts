@@ -391,10 +391,15 @@ function isFramingError(err: Error): boolean {
  * (latin1), which is what Node writes, so an odd reason passes through unchanged.
  */
 function reasonBytes(text: string): string {
+  let wide = false;
   for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) > 0x7e) return Buffer.from(text, 'utf8').toString('latin1');
+    const c = text.charCodeAt(i);
+    // A control character (undici lets \x01 through) is no reason phrase Node can write: the
+    // standard one for the status goes out instead (the proxy failed with a 500 of its own).
+    if (c < 0x20 ? c !== 0x09 : c === 0x7f) return '';
+    if (c > 0x7e) wide = true;
   }
-  return text;
+  return wide ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }
 
 function latin1(b: Buffer | string): string {

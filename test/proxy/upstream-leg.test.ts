@@ -192,6 +192,17 @@ describe('upstream leg: odd responses', () => {
     expect(rec).toMatchObject({ status: 200, outcome: null });
   });
 
+  it("a reason phrase with a control character passes its status with the standard reason, not a 500 of the proxy's own", async () => {
+    const up = await rawUpstream((_h, s) => s.write('HTTP/1.1 299 Weird Reason\x01\r\ncontent-length: 2\r\n\r\nok'));
+    const p = await recordingProxy({ target: up.url });
+    const r = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 2000 });
+    expect(r.data).toMatch(/^HTTP\/1\.1 299 [\x20-\x7e]*\r\n/);
+    expect(r.data).not.toMatch(/x-aftershock-error/i);
+    expect(r.data.endsWith('ok')).toBe(true);
+    const rec = await waitFor(() => p.records()[0], 2000);
+    expect(rec).toMatchObject({ status: 299, outcome: null, error: null });
+  });
+
   // Known limit (README, "Known limits"): undici drops the connection on a 100 Continue the proxy
   // did not ask for (it strips Expect), where RFC 9110 §15.2 says a client must skip it. This test
   // starts failing, as a reminder, when undici handles it.

@@ -164,6 +164,8 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   private sendsToClient = 0;
   private terminateAfterSends: WebSocket | null = null;
   private shutdownAsked = false;
+  /** Shutdown came during the handshake: told 1001 once it opens (within the drain), as HTTP finishes. */
+  private shutdownWaiting = false;
   /** The close code the proxy itself sent the client on the raw relay, if it did. */
   private rawCloseSent: number | null = null;
   private rawCloseReason: string | null = null;
@@ -455,6 +457,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
         f.instance.onOpen(this.actingAs(f));
       }
       this.current = null;
+      if (this.shutdownWaiting) this.abortForShutdown();
     });
   }
 
@@ -572,6 +575,7 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
     this.upReq = null;
     this.upSocket = up;
     this.pipeRaw(client, up, upHead, accepted !== undefined);
+    if (this.shutdownWaiting) this.abortForShutdown();
   }
 
   /**
@@ -990,11 +994,18 @@ export class WsExchange extends FaultContextBase implements WsFaultContext, WsUp
   };
 
   recordNow(): void {
+    this.shutdownWaiting = true; // at exit, a handshake has no drain left to finish in
     this.abortForShutdown();
     this.finish(); // the close events would come on a later turn, which an exiting process never has
   }
 
   abortForShutdown(): void {
+    if (!this.shutdownAsked && !this.shutdownWaiting && this.client === null && this.upSocket === null) {
+      // Still in its handshake: let it finish within the drain (an HTTP request in flight is
+      // answered too); once open it is told 1001, and the drain's end cuts it if it never opens.
+      this.shutdownWaiting = true;
+      return;
+    }
     this.outcome ??= 'shutdown';
     if (this.shutdownAsked) {
       // Asked again (the drain ran out): cut what is left, so the close events record it.

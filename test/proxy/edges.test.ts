@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { onCleanup, rawExchange, readRecords, startTestProxy, startUpstream, startWsUpstream, tempDir, waitFor } from '../helpers.js';
 import { parseProfile } from '../../src/rules/index.js';
 import type { HttpRecord, WsRecord } from '../../src/record/schema.js';
@@ -160,6 +160,43 @@ describe('shutdown with long-lived connections', () => {
     const recs = readRecords(file).filter((r): r is WsRecord => r.type === 'ws');
     expect(recs).toHaveLength(2);
     for (const r of recs) expect(r).toMatchObject({ closeCode: 1001, outcome: 'shutdown' });
+  });
+
+  it('a WebSocket still in its handshake at shutdown finishes it within the drain, then gets 1001 (it was cut with no answer at all)', async () => {
+    // The upstream answers upgrades after 600 ms.
+    const wss = new WebSocketServer({ noServer: true });
+    const up = http.createServer();
+    up.on('upgrade', (req, sock, head) => setTimeout(() => wss.handleUpgrade(req, sock, head, (ws) => ws.on('message', (d) => ws.send(d.toString()))), 600));
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    onCleanup(() => {
+      for (const c of wss.clients) c.terminate();
+      up.closeAllConnections();
+      up.close();
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'hs.ndjson');
+    const proxy = await startTestProxy({ target: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, record: file, drainTimeout: '10s' });
+    const results = [false, true].map((deflate) => {
+      const ws = new WebSocket(proxy.url.replace('http', 'ws') + (deflate ? '/deflate' : '/plain'), { perMessageDeflate: deflate });
+      onCleanup(() => ws.terminate());
+      return new Promise<{ opened: boolean; code: number | null; error: string | null }>((resolve) => {
+        let opened = false;
+        ws.once('open', () => (opened = true));
+        ws.once('close', (code) => resolve({ opened, code, error: null }));
+        ws.once('error', (e) => resolve({ opened, code: null, error: e.message }));
+      });
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    const t0 = Date.now();
+    await proxy.close();
+    expect(Date.now() - t0).toBeLessThan(3000); // not the 10 s drain: told 1001 once open
+    expect(await Promise.all(results)).toEqual([
+      { opened: true, code: 1001, error: null },
+      { opened: true, code: 1001, error: null },
+    ]);
+    const recs = readRecords(file).filter((r): r is WsRecord => r.type === 'ws');
+    expect(recs).toHaveLength(2);
+    for (const r of recs) expect(r).toMatchObject({ status: 101, closeCode: 1001, outcome: 'shutdown' });
   });
 
   it('an answer sent during the drain says Connection: close, so a keep-alive client does not reuse a closing connection', async () => {

@@ -130,7 +130,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   // recorder is opened below, and the engine lets a rule go only once the proxy runs.
   let faultExpired = (_name: string, _expiresAt: number): void => undefined;
   const onFaultExpired = (name: string, expiresAt: number): void => faultExpired(name, expiresAt);
-  const engine = createRuleEngine(options.seed === undefined ? { profile, onFaultExpired } : { profile, seed: options.seed, onFaultExpired });
+  // One clock for the proxy and its engine: TTLs, phases and the records' times all read the same
+  // (decisions get the proxy's time; the engine's own clock had been Date.now, which can step).
+  const timeOrigin = performance.timeOrigin;
+  const clock = (): number => timeOrigin + performance.now();
+  const engineOptions = { profile, onFaultExpired, now: clock };
+  const engine = createRuleEngine(options.seed === undefined ? engineOptions : { ...engineOptions, seed: options.seed });
 
   let recorderHealthy = true;
   // A recording this start creates is removed again if the start fails: a header-only file left
@@ -239,7 +244,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let seq = 0;
   const idPrefix = recorder.instance + '-';
   const inflight = new Set<InFlight>();
-  const timeOrigin = performance.timeOrigin;
   const core: ProxyCore = {
     target,
     engine,
@@ -258,7 +262,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     rewriteLocation,
     rewriteCookie,
     upstream,
-    now: () => timeOrigin + performance.now(),
+    now: clock,
     nextId: () => idPrefix + (++seq).toString(36),
   };
 

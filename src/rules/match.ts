@@ -110,6 +110,8 @@ export function compilePaths(globs: readonly string[]): PathTest | null {
   for (const g of globs) {
     if (!/[*[\]{}]/.test(g)) {
       exact.add(g);
+      // As every glob does, the path with a trailing slash too (`/v1/messages/`).
+      if (!g.endsWith('/')) exact.add(g + '/');
       continue;
     }
     // Matched without the leading "/", so a leading "**" spans zero segments too.

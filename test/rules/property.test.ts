@@ -58,6 +58,9 @@ describe('path globs (property)', () => {
         const test = compilePaths(globs);
         expect(test === null ? true : test(path)).toBe(globs.some((g) => refGlob(g, path)));
         expect(compilePaths([path])?.(path)).toBe(true);
+        // A trailing slash matches a literal path as it matches a glob; nothing longer does.
+        expect(compilePaths([path])?.(path + '/')).toBe(true);
+        expect(compilePaths([path])?.(path + '/x')).toBe(false);
       }),
       { numRuns: 1000 },
     );

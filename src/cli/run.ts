@@ -232,13 +232,19 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
           return;
         }
         process.stderr.write(`aftershock: worker ${index} died ${recent.length + 1} times within a minute; not restarting it\n`);
-      } else if (!clean && !startFailed) status = Math.max(status, code ?? 1);
+      } else if (!clean && !startFailed && !(signal !== null && !forced && (STOP_SIGNALS as readonly string[]).includes(signal))) {
+        // A worker the user's own Ctrl-C (a signal to the whole group) ended before it had its
+        // handlers, still starting on a busy machine, stopped as asked: no failure.
+        status = Math.max(status, code ?? 1);
+      }
       if (live === 0) allDone();
     });
   };
   for (let i = 1; i <= n; i++) fork(i);
   let signals = 0;
   let backstop: NodeJS.Timeout | null = null;
+  /** The backstop signalled workers that did not stop in time: their end is a failure. */
+  let forced = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     outliveTerminal(signal);
     stopping = true;
@@ -248,6 +254,7 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
     backstop ??= setTimeout(() => {
       const left = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined && !w.isDead());
       if (left.length === 0) return;
+      forced = true;
       process.stderr.write(`aftershock: ${left.length} worker(s) still running ${Math.round((drainMs + 3000) / 1000)} s after the stop; signalling them\n`);
       for (const w of left) w?.process.kill('SIGTERM');
       setTimeout(() => {
@@ -308,6 +315,13 @@ function headersTimeoutMs(raw: string): number {
 }
 
 async function runProxy(flags: RunFlags): Promise<void> {
+  // A worker may hear the group's Ctrl-C while it still starts (a busy machine): held, and acted
+  // on once it runs, rather than ending it by the signal (which read as a worker that died).
+  let early: NodeJS.Signals | null = null;
+  const hold = (sig: NodeJS.Signals): void => {
+    early ??= sig;
+  };
+  if (cluster.isWorker) for (const sig of STOP_SIGNALS) process.on(sig, hold);
   const log = createLogger({ level: flags.logLevel });
   const list = (s: string | undefined): string[] => (s === undefined ? [] : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
   let seed: number | undefined;
@@ -431,6 +445,8 @@ async function runProxy(flags: RunFlags): Promise<void> {
     };
     const onSignal = (sig: NodeJS.Signals): void => stop(sig);
     for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, hold);
+    if (early !== null) stop(early);
     if (cluster.isWorker) {
       // From the primary: 'stop' joins a stop already under way (the terminal's signal reached
       // this worker too); 'stop-now' is the second signal the primary got.

@@ -121,21 +121,24 @@ export const KNOWN_LIMITS: readonly string[] = [
  * A fault window's offered / organic load, unbounded (Infinity) when every attempt in it was a
  * retry; null when nothing was offered in it.
  */
-export function windowAlpha(w: Pick<FaultWindowReport, 'amplification' | 'offered' | 'organic'>): number | null {
+export function windowAlpha(w: Pick<FaultWindowReport, 'amplification' | 'offered' | 'organic' | 'retries'>): number | null {
   if (w.amplification !== null) return w.amplification;
-  return w.organic === 0 && w.offered > 0 ? Number.POSITIVE_INFINITY : null;
+  return w.organic === 0 && w.retries > 0 ? Number.POSITIVE_INFINITY : null;
 }
 
 /** The report's offered / organic load over its fault windows, unbounded (Infinity) when every attempt in them was a retry. */
 export function faultsAlpha(r: Pick<Report, 'totals' | 'faultWindows'>): number | null {
   if (r.totals.amplificationInFaults !== null) return r.totals.amplificationInFaults;
-  return r.faultWindows.some((w) => w.offered > 0) ? Number.POSITIVE_INFINITY : null;
+  return r.faultWindows.some((w) => w.retries > 0) ? Number.POSITIVE_INFINITY : null;
 }
 
 /** An amplification for people: the number, `unbounded` (only retries), or what `show` makes of null. */
 export function alphaText(alpha: number | null, show: (x: number | null) => string): string {
-  return alpha === Number.POSITIVE_INFINITY ? 'unbounded (only retries)' : show(alpha);
+  return alpha === Number.POSITIVE_INFINITY ? 'unbounded' : show(alpha);
 }
+
+/** Retries an only-retries window needs before it can make a storm: one late retry never does. */
+const UNBOUNDED_MIN_RETRIES = 10;
 
 function ratio(a: number, b: number): number {
   return b === 0 ? 0 : a / b;
@@ -785,9 +788,13 @@ export function buildReport(input: ReportInput): Report {
   let sustained = false;
   for (const w of faultWindows) {
     // A window whose attempts were all retries (the first attempts fell in the seconds before it,
-    // as a ws-close counts at the connection's end) has offered / organic = attempts / 0: unbounded.
+    // as a ws-close counts at the connection's end) has offered / organic = retries / 0: unbounded.
+    // It has no amplification of its own to judge, so the whole run's is (as with no fault windows),
+    // and only with UNBOUNDED_MIN_RETRIES retries in it (a lone late retry is no storm).
     const alpha = windowAlpha(w);
-    if (alpha !== null && alpha > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) {
+    const unbounded = alpha === Number.POSITIVE_INFINITY;
+    const judged = !unbounded || (w.retries >= UNBOUNDED_MIN_RETRIES && totals.amplification > R.stormAlphaFactor * baseAlpha && totals.retryRatio > R.budgetFinagle);
+    if (judged && alpha !== null && alpha > R.stormAlphaFactor * baseAlpha && w.retryRatio > R.budgetFinagle) {
       if (stormWindow === null || alpha > (windowAlpha(stormWindow) ?? 0)) stormWindow = w;
     }
     if (w.herd.detected) {
@@ -845,7 +852,7 @@ export function buildReport(input: ReportInput): Report {
     }
   }
   if (stormWindow !== null) {
-    const shown = stormWindow.amplification ?? `unbounded (${stormWindow.offered} attempts, none of them a first attempt)`;
+    const shown = stormWindow.amplification ?? `unbounded (${stormWindow.retries} retries, no first attempt; ${totals.amplification} over the whole run)`;
     stormAlpha = `amplification ${shown} in fault window ${stormWindow.rule} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(stormWindow.retryRatio * 100, 1)} % of its attempts retries (above ${R.budgetFinagle * 100} %)`;
   } else if (episodes.length === 0 && totals.amplification > R.stormAlphaFactor * baseAlpha && totals.retryRatio > R.budgetFinagle) {
     stormAlpha = `amplification ${totals.amplification} (above ${R.stormAlphaFactor} x baseline ${round(baseAlpha, 2)}) with ${round(totals.retryRatio * 100, 1)} % of attempts retries (above ${R.budgetFinagle * 100} %)`;

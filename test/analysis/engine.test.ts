@@ -733,11 +733,31 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(w?.amplification).toBeNull();
     expect(r.totals.amplificationInFaults).toBeNull();
     expect(r.verdict).toBe('retry-storm');
-    expect(code(r, 'retry-storm')[0]?.message).toMatch(/amplification unbounded \(\d+ attempts, none of them a first attempt\) in fault window f/);
+    expect(code(r, 'retry-storm')[0]?.message).toMatch(/amplification unbounded \(\d+ retries, no first attempt; 7 over the whole run\) in fault window f/);
     const [g] = evaluateGates(r, parseGate('amplificationInFaults>2'));
     expect(g?.held).toBe(true);
     expect(g?.detail).toMatch(/unbounded/);
-    expect(formatReport(r, 'text')).toMatch(/unbounded \(only retries\) in fault windows/);
+    expect(formatReport(r, 'text')).toMatch(/amplification 7 overall, unbounded in fault windows/);
+  });
+
+  it('an only-retries window of one late retry, or of a hedge, is no storm and no unbounded amplification of its own', () => {
+    // A poller every 5 s; the upstream's own 503 once, retried 1.5 s later into an injected latency.
+    const rs: HttpRecord[] = [];
+    for (let i = 0; i < 12; i++) rs.push(http({ ts: T0 + i * 5000, client: 'p', query: `i=${i}`, ...(i === 4 ? { status: 503 } : {}) }));
+    rs.push(http({ ts: T0 + 4 * 5000 + 1500, end: T0 + 4 * 5000 + 1700, client: 'p', query: 'i=4', fault: { rule: 'slow', type: 'latency', injected: true } }));
+    const r = run(byEnd(rs));
+    expect(r.totals.retries).toBe(1);
+    expect(r.verdict).toBe('ok');
+    // A hedge (a second copy while the first is in flight) in a fault window: nothing retried.
+    const hedge = run(
+      byEnd([
+        http({ ts: T0, end: T0 + 3000, client: 'h' }),
+        http({ ts: T0 + 2500, end: T0 + 2700, client: 'h', fault: { rule: 'slow', type: 'latency', injected: true } }),
+      ]),
+    );
+    expect(hedge.totals.retries).toBe(0);
+    expect(evaluateGates(hedge, parseGate('amplificationInFaults>1.5'), { all: true })[0]?.held).toBe(false);
+    expect(formatReport(hedge, 'text')).not.toMatch(/unbounded/);
   });
 
   it('one irregular chain is irregular: the per-index reading needs 3+ chains of a client, 8+ of a type (README)', () => {

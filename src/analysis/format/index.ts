@@ -24,7 +24,7 @@ export interface FormatOptions {
    * every format. junit: each gate becomes a test case and only findings a held gate selected
    * fail, so the XML agrees with the exit status (without it, every finding is a failing test
    * case). json: a `gates` list after the report's own fields (`expr`, `kind`, `held`, `actual`,
-   * `detail`; `actual` is null when not measurable or never recovered, as `detail` says).
+   * `detail`; `actual` is null when not measurable, never recovered or unbounded, as `detail` says).
    * text, markdown, html: a list or table of the gates under the verdict.
    */
   gates?: readonly GateResult[];

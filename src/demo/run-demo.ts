@@ -162,11 +162,16 @@ export function defaultHtmlPath(name = 'aftershock-demo-report.html', cwd = proc
 export function checkDemoPaths(html: string | null, record: string | null): void {
   if (record === '-') throw new AftershockError('ERR_BAD_OPTION', '--record -: the demo prints its own output on stdout; give --record a file');
   if (html === null || record === null) return;
+  // The file itself when it exists, else its folder's real path (a link to a folder names the same file).
   const real = (p: string): string => {
     try {
       return fs.realpathSync(p);
     } catch {
-      return path.resolve(p);
+      try {
+        return path.join(fs.realpathSync(path.dirname(path.resolve(p))), path.basename(p));
+      } catch {
+        return path.resolve(p);
+      }
     }
   };
   if (real(html) === real(record)) throw new AftershockError('ERR_BAD_OPTION', `--html and --record name the same file (${path.resolve(record)}): the report would overwrite the recording; give each its own file`);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultHtmlPath } from '../../src/demo/run-demo.js';
+import { checkDemoPaths, defaultHtmlPath } from '../../src/demo/run-demo.js';
 import { tempDir } from '../helpers.js';
 import { cli } from './cli-process.js';
 
@@ -64,6 +64,14 @@ describe('aftershock demo options', () => {
     const summary = JSON.parse(r.stdout()) as { fleets: { careful: { report: { totals: { attempts: number } } } } };
     expect(summary.fleets.careful.report.totals.attempts).toBeGreaterThan(0);
     expect(lines.filter((l) => l.type === 'http').length).toBe(summary.fleets.careful.report.totals.attempts);
+  });
+
+  it('--html and --record through a link to the same folder are the same file, refused', () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.symlinkSync('real', path.join(dir, 'link'));
+    expect(() => checkDemoPaths(path.join(dir, 'link', 'rec.ndjson'), path.join(dir, 'real', 'rec.ndjson'))).toThrow(/--html and --record name the same file/);
+    expect(() => checkDemoPaths(path.join(dir, 'real', 'a'), path.join(dir, 'real', 'b'))).not.toThrow();
   });
 
   it('in a folder it cannot write, the report goes to a new folder of its own in the temp dir (a fixed name there may be another user\'s file or link)', () => {

@@ -129,12 +129,16 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   // An ad-hoc rule whose TTL ran out is written to the recording as removed, at its expiry: the
   // recorder is opened below, and the engine lets a rule go only once the proxy runs.
   let faultExpired = (_name: string, _expiresAt: number): void => undefined;
+  /** Ad-hoc faults added through the handle (so recorded as added), until recorded as removed. */
+  const recordedFaults = new Set<string>();
   const onFaultExpired = (name: string, expiresAt: number): void => faultExpired(name, expiresAt);
   // One clock for the proxy and its engine: TTLs, phases and the records' times all read the same
   // (decisions get the proxy's time; the engine's own clock had been Date.now, which can step).
   const timeOrigin = performance.timeOrigin;
   const clock = (): number => timeOrigin + performance.now();
-  const engineOptions = { profile, onFaultExpired, now: clock };
+  // Whole milliseconds for the engine, as Date.now gave: its times (expiresAt, a phase's startedAt)
+  // reach the control API, where clients read them as integers.
+  const engineOptions = { profile, onFaultExpired, now: (): number => Math.floor(clock()) };
   const engine = createRuleEngine(options.seed === undefined ? engineOptions : { ...engineOptions, seed: options.seed });
 
   let recorderHealthy = true;
@@ -702,12 +706,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const compiled = engine.rule(s.name);
       const scope = compiled === null ? {} : scopeOf(compiled, recorder.headerRecord.redacted, s);
       recorder.write({ v: 1, type: 'event', ts: now, event: 'fault-added', detail: { rule: s.name, type: s.type, ttlMs: ttlMs ?? null, expiresAt: s.expiresAt, ...scope } });
+      recordedFaults.add(s.name);
       return s;
     },
     removeFault(name) {
       live('removeFault');
       const ok = engine.removeFault(name);
-      if (ok) recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-removed', detail: { rule: name, reason: 'removed' } });
+      if (ok && recordedFaults.delete(name)) recorder.write({ v: 1, type: 'event', ts: core.now(), event: 'fault-removed', detail: { rule: name, reason: 'removed' } });
       return ok;
     },
     mark(label) {
@@ -792,7 +797,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     while (inflight.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
       server.closeIdleConnections();
+      engine.expireFaults(); // the phase tick that records expiries has stopped
     }
+    engine.expireFaults();
     for (const ex of [...inflight]) ex.abortForShutdown();
     // Give the aborted exchanges' close events a turn to write their records.
     for (let i = 0; i < 50 && inflight.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -832,7 +839,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     phaseSeen = key;
     if (p !== null) recorder.write({ v: 1, type: 'event', ts: p.startedAt, event: 'phase', detail: { phase: p.name, index: p.index, endsAt: p.endsAt } });
   };
-  faultExpired = (name, expiresAt) => recorder.write({ v: 1, type: 'event', ts: expiresAt, event: 'fault-removed', detail: { rule: name, reason: 'ttl' } });
+  // Only for the faults this handle recorded as added (engine.addFault called directly records neither).
+  faultExpired = (name, expiresAt) => {
+    if (recordedFaults.delete(name)) recorder.write({ v: 1, type: 'event', ts: expiresAt, event: 'fault-removed', detail: { rule: name, reason: 'ttl' } });
+  };
   notePhase();
   // The same tick lets expired ad-hoc rules go (and so records them) when no request comes.
   phaseTimer = setInterval(() => {

@@ -522,7 +522,7 @@ class Engine implements RuleEngine {
 
   startScenario(now: number): void {
     this.live('startScenario');
-    this.scenarioStart = now;
+    this.scenarioStart = Math.floor(now); // whole ms: phases' times are shown to people and clients
     this.pos = null;
     this.reseed(this.streamSeed);
   }

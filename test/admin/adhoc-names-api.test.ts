@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readRecords, tempDir, waitFor } from '../helpers.js';
+import { readRecords, request, startTestProxy, startUpstream, tempDir, waitFor } from '../helpers.js';
 import { api, captureLog, startAdminProxy } from './admin-helpers.js';
 
 const FAULT = { fault: { type: 'http-error', status: 500 } };
@@ -107,5 +107,22 @@ describe('ad-hoc fault names', () => {
     expect((await api(admin, 'POST', '/faults', { body: { name: 'mine', ...FAULT } })).status).toBe(201);
     const again = await api(admin, 'POST', '/faults', { body: { name: 'mine', ...FAULT } });
     expect(again.json.message).toMatch(/DELETE \/faults\/mine first/);
+  });
+
+  it('a TTL running out during the shutdown drain is recorded; engine.addFault called directly records neither its add nor its expiry; times are whole milliseconds', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const up = await startUpstream((_req, res) => setTimeout(() => res.end('late'), 900));
+    const proxy = await startTestProxy({ target: up.url, record: file, admin: false, drainTimeout: '5s' });
+    const added = proxy.addFault({ name: 'brief', fault: { type: 'latency', delay: '1ms' }, match: { path: '/none' } }, 300);
+    expect(Number.isInteger(added.expiresAt)).toBe(true);
+    proxy.engine.addFault({ name: 'direct', fault: { type: 'latency', delay: '1ms' }, match: { path: '/none' } }, 100);
+    const slow = request(`${proxy.url}/slow`);
+    await new Promise((r) => setTimeout(r, 100));
+    await proxy.close(); // the drain waits for /slow, past brief's expiry
+    expect((await slow).status).toBe(200);
+    const events = readRecords(file).filter((r) => r.type === 'event') as unknown as Array<{ event: string; detail: Record<string, unknown> }>;
+    const faults = events.filter((e) => e.event.startsWith('fault-')).map((e) => `${e.event} ${String(e.detail.rule)} ${String(e.detail.reason ?? '')}`.trim());
+    expect(faults).toEqual(['fault-added brief', 'fault-removed brief ttl']);
   });
 });

@@ -220,18 +220,25 @@ async function superviseWorkers(n: number, drainMs: number): Promise<void> {
       listening.delete(w);
       held.delete(w);
       const clean = code === 0 && signal === null;
-      if (!stopping && !clean) {
+      if (!stopping) {
+        // A worker that left while the run goes on: died, or stopped on its own (a SIGTERM sent to
+        // its pid alone drains it and it exits 0). Either way the run is one worker short: say so
+        // and start a new one. Only a death is a failure of the run.
         const now = Date.now();
         const recent = (restarts.get(index) ?? []).filter((t) => now - t < 60_000);
-        status = Math.max(status, 1);
+        if (!clean) status = Math.max(status, 1);
         if (recent.length < 5) {
           recent.push(now);
           restarts.set(index, recent);
-          process.stderr.write(`aftershock: worker ${index} (pid ${w.process.pid}) died (${signal ?? `exit ${code}`}); its in-flight exchanges, and the records it had not yet written (up to its last 50 ms), are lost, and a connection the primary was handing it at that moment stays open unanswered until the run stops; starting a new one\n`);
+          process.stderr.write(
+            clean
+              ? `aftershock: worker ${index} (pid ${w.process.pid}) stopped on its own (exit 0, a signal to it alone?) while the run goes on; it drained and wrote its records; starting a new one\n`
+              : `aftershock: worker ${index} (pid ${w.process.pid}) died (${signal ?? `exit ${code}`}); its in-flight exchanges, and the records it had not yet written (up to its last 50 ms), are lost, and a connection the primary was handing it at that moment stays open unanswered until the run stops; starting a new one\n`,
+          );
           fork(index);
           return;
         }
-        process.stderr.write(`aftershock: worker ${index} died ${recent.length + 1} times within a minute; not restarting it\n`);
+        process.stderr.write(`aftershock: worker ${index} ${clean ? 'stopped' : 'died'} ${recent.length + 1} times within a minute; not restarting it\n`);
       } else if (!clean && !startFailed && !(signal !== null && !forced && (STOP_SIGNALS as readonly string[]).includes(signal))) {
         // A worker the user's own Ctrl-C (a signal to the whole group) ended before it had its
         // handlers, still starting on a busy machine, stopped as asked: no failure.

@@ -348,4 +348,23 @@ describe('aftershock run (CLI)', () => {
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(1);
   });
+
+  it('--workers 2: a worker stopped on its own (SIGTERM to its pid alone) is said and replaced, and the run still exits 0', async () => {
+    const up = await startUpstream((_req, res) => res.end('ok'));
+    const r = cli(['run', '--target', up.url, '--listen', '127.0.0.1:0', '--admin', 'off', '--workers', '2', '--no-summary']);
+    await listeningUrl(r);
+    const workers = async (): Promise<number[]> => {
+      const { execFileSync } = await import('node:child_process');
+      return execFileSync('ps', ['-o', 'pid=', '--ppid', String(r.child.pid)]).toString().trim().split(/\s+/).filter((s) => s !== '').map(Number);
+    };
+    for (let i = 0; i < 200 && (r.stderr().match(/proxying/g) ?? []).length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+    const [first] = await workers();
+    process.kill(first as number, 'SIGTERM');
+    for (let i = 0; i < 200 && !/stopped on its own/.test(r.stderr()); i++) await new Promise((res) => setTimeout(res, 50));
+    expect(r.stderr()).toMatch(/worker \d \(pid \d+\) stopped on its own \(exit 0, a signal to it alone\?\) while the run goes on; it drained and wrote its records; starting a new one/);
+    for (let i = 0; i < 100 && ((await workers()).length < 2 || (await workers()).includes(first as number)); i++) await new Promise((res) => setTimeout(res, 50));
+    expect(await workers()).toHaveLength(2);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
 });

@@ -296,10 +296,24 @@ function positiveInt(option: string, raw: string): number {
 
 /**
  * Writes out every line the logger still holds (its destination writes asynchronously), so what
- * the start logged precedes the start line. `flush()` alone only waits for the write in flight.
+ * the start logged precedes the start line: a write under way is waited for, then the rest is
+ * written synchronously (pino's `flush()` returns at once with this destination).
  */
-function flushLogs(log: Logger): void {
-  const stream = (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
+async function flushLogs(log: Logger): Promise<void> {
+  type Destination = { flushSync?: () => void; _writing?: boolean; once?: (event: string, fn: () => void) => void };
+  const stream = (log as unknown as Record<symbol, Destination | undefined>)[pino.symbols.streamSym];
+  // A write already under way is not part of flushSync (it goes on in the background and landed
+  // after the start line on a loaded CI machine): wait for the destination to drain (at most 1 s).
+  if (stream?._writing === true && typeof stream.once === 'function') {
+    const once = stream.once.bind(stream);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      once('drain', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
   try {
     stream?.flushSync?.();
   } catch {
@@ -382,7 +396,7 @@ async function runProxy(flags: RunFlags): Promise<void> {
   }
   // What the start logged (a control API open without a token) goes out before the start line,
   // not after it: the logger writes asynchronously, the start line at once.
-  flushLogs(log);
+  await flushLogs(log);
   const started = `proxying ${proxy.url} -> ${flags.target}  profile ${proxy.profile.name}  control ${proxy.adminUrl ?? 'off'}  recording ${flags.record ?? 'off'}`;
   if (logsAreNdjson()) {
     writeLogLine(started, { listen: proxy.url, target: flags.target, profile: proxy.profile.name, control: proxy.adminUrl ?? 'off', recording: flags.record ?? 'off' });

@@ -118,8 +118,8 @@ export const KNOWN_LIMITS: readonly string[] = [
 ];
 
 /**
- * A fault window's offered / organic load, unbounded (Infinity) when every attempt in it was a
- * retry; null when nothing was offered in it.
+ * A fault window's offered / organic load: unbounded (Infinity) when it had retries and no first
+ * attempt; null when it had neither (a hedge alone, say).
  */
 export function windowAlpha(w: Pick<FaultWindowReport, 'amplification' | 'offered' | 'organic' | 'retries'>): number | null {
   if (w.amplification !== null) return w.amplification;

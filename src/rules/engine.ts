@@ -445,8 +445,7 @@ class Engine implements RuleEngine {
   }
 
   checkProfile(profile: CompiledProfile): void {
-    const now = this.nowFn();
-    if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
+    this.expireFaults();
     if (this.adhocStates.size === 0) return;
     const problems: ProfileProblem[] = [];
     const names: string[] = [];
@@ -685,8 +684,7 @@ class Engine implements RuleEngine {
   removeFault(name: string): boolean {
     this.live('removeFault');
     // Expiry is lazy: a rule whose TTL ran out is gone, not removed now.
-    const now = this.nowFn();
-    if (now >= this.adhocNextExpiry) this.expireAdhoc(now);
+    this.expireFaults();
     if (!this.adhocStates.has(name)) return false;
     this.adhocStates.delete(name);
     this.adhocHttp = Object.freeze(this.adhocHttp.filter((e) => e.rule.name !== name));

@@ -104,7 +104,11 @@ async function demoCommand(flags: DemoFlags): Promise<void> {
   const stop = new AbortController();
   options.signal = stop.signal;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (stop.signal.aborted) process.exit(130);
+    if (stop.signal.aborted) {
+      // As `run` says its own: the first signal's partial report is not coming.
+      process.stderr.write('aftershock demo: stopped at once (a second signal): no report\n');
+      process.exit(130);
+    }
     outliveTerminal(signal);
     stop.abort();
   };

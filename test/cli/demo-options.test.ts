@@ -66,6 +66,18 @@ describe('aftershock demo options', () => {
     expect(lines.filter((l) => l.type === 'http').length).toBe(summary.fleets.careful.report.totals.attempts);
   });
 
+  it('a second Ctrl-C stops at once with exit 130 and says so (the first one\'s partial report is not coming)', async () => {
+    const dir = tempDir();
+    const r = cli(['demo', '--duration', '20', '--json', '--html', path.join(dir, 'r.html')]);
+    for (let i = 0; i < 200 && !/Ctrl-C stops early/.test(r.stderr()); i++) await new Promise((res) => setTimeout(res, 50));
+    await new Promise((res) => setTimeout(res, 1500)); // the fleets running (a stop before they start ends at once)
+    r.child.kill('SIGINT');
+    await new Promise((res) => setTimeout(res, 20));
+    r.child.kill('SIGINT');
+    expect(await r.exit).toBe(130);
+    expect(r.stderr()).toMatch(/aftershock demo: stopped at once \(a second signal\): no report/);
+  });
+
   it('--html and --record through a link to the same folder are the same file, refused', () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'real'));

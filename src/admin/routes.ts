@@ -67,6 +67,9 @@ export function forgetReport(proxy: ProxyHandle): void {
   builtReports.delete(proxy);
 }
 
+/** The proxy's clock, which stamps its records (monotonic from the process's start: no steps when the system clock is set). */
+const proxyNow = (): number => performance.timeOrigin + performance.now();
+
 function reportReply(proxy: ProxyHandle, format: ReportFormat): Reply {
   if (proxy.analyzer === null) {
     throw new HttpError(409, 'live-analysis-off', 'live analysis is off (--no-live-analysis); analyse the recording with `aftershock analyze FILE`');
@@ -285,7 +288,7 @@ export const routes: readonly Route[] = [
           ruleOr404(proxy, name);
           proxy.engine.patchRule(name, patch);
           // In the recording too, as faults added and removed are: a QA session's log says when a rule changed.
-          proxy.recorder.write({ v: 1, type: 'event', ts: Date.now(), event: 'rule-patched', detail: { rule: name, ...patch } });
+          proxy.recorder.write({ v: 1, type: 'event', ts: proxyNow(), event: 'rule-patched', detail: { rule: name, ...patch } });
           return ok(ruleOr404(proxy, name));
         },
       },
@@ -353,7 +356,7 @@ export const routes: readonly Route[] = [
           if (typeof body.label !== 'string' || body.label.trim() === '') throw new HttpError(400, 'bad-label', 'label: give a non-empty string');
           if (body.label.length > 500) throw new HttpError(400, 'bad-label', 'label: at most 500 characters');
           proxy.mark(body.label);
-          return ok({ marked: body.label, ts: Date.now() }, 201);
+          return ok({ marked: body.label, ts: Math.round(proxyNow()) }, 201);
         },
       },
     },

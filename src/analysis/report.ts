@@ -419,7 +419,9 @@ export function buildReport(input: ReportInput): Report {
   const types: ClientTypeReport[] = [];
   for (const f of agg.families.values()) {
     if (f.attempts === 0) continue;
-    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount, f.deepVotes, f.gapsByIndex[0]?.count ?? 0, FAMILY_INDEX_MIN_SAMPLES);
+    // A type of one client is that client: its series needs the chains a client's does.
+    const minChains = f.clients === 1 ? 3 : FAMILY_INDEX_MIN_SAMPLES;
+    const backoff = decideBackoff(f.votes, familySeries(f), f.immediateGaps, f.gapCount, f.deepVotes, f.gapsByIndex[0]?.count ?? 0, minChains);
     // Immediate retries all come back at once: no jitter, and no CV of gaps that are no schedule.
     const jitter = backoff.class === 'immediate' ? { ...decideJitter(f), class: 'none' as const, cv: null } : decideJitter(f);
     types.push({

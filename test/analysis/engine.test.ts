@@ -781,6 +781,23 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     }
   });
 
+  it('a client type of one client reads as that client does (3 chains are enough for both)', () => {
+    const rs: HttpRecord[] = [];
+    let t = T0;
+    for (let chain = 0; chain < 3; chain++) {
+      for (const g of [100, 200, 300, 400]) {
+        const a = http({ ts: t, client: 'solo', query: `q=${chain}`, ...injected('f') });
+        rs.push(a);
+        t = a.end + g * [[1.3, 0.7, 1.25, 0.8], [0.75, 1.3, 0.75, 1.2], [1, 1, 1.05, 1]][chain]![g / 100 - 1]!; // each chain irregular
+      }
+      rs.push(http({ ts: t, client: 'solo', query: `q=${chain}` }));
+      t += 30_000;
+    }
+    const r = run(byEnd(rs));
+    expect(r.clients[0]?.backoff).toBe('linear');
+    expect(r.clientTypes[0]?.backoff).toBe('linear');
+  });
+
   it('records far out of order (a reversed file) are called out even when no retry is found', () => {
     const rs: HttpRecord[] = [];
     for (let c = 0; c < 5; c++) {

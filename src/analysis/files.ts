@@ -261,14 +261,17 @@ export async function* mergeRecordings(paths: readonly string[], options: MergeO
  * const report = await analyzeFiles(['proxy-a.ndjson', 'proxy-b.ndjson'], { clientKeyHeader: 'x-client-id' });
  * if (report.verdict === 'retry-storm') process.exitCode = 1;
  */
-export async function analyzeFiles(paths: readonly string[], options: AnalyzeFilesOptions = {}): Promise<Report> {
+export async function analyzeFiles(given_paths: readonly string[] | string, options: AnalyzeFilesOptions = {}): Promise<Report> {
+  // One path as a string is one recording (it was read as a list of one-character paths).
+  const paths = typeof given_paths === 'string' ? [given_paths] : given_paths;
+  if (paths.length === 0) throw new AftershockError('ERR_BAD_OPTION', 'analyzeFiles: give at least one recording (an NDJSON file written with --record)');
   const { threads, workerHeapMb, ...given } = options;
   // Clients keyed as the proxy keyed them: a recording made with `--client-key header:NAME` says so
   // in its header, and its live analysis keyed by that header.
   const recorded = given.clientKeyHeader === undefined ? await recordedClientKeyHeader(paths) : null;
   const rest = recorded === null ? given : { ...given, clientKeyHeader: recorded };
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
-    throw new AftershockError('ERR_BAD_OPTION', `threads ${JSON.stringify(threads)}: give a positive integer`);
+    throw new AftershockError('ERR_BAD_OPTION', `threads ${JSON.stringify(threads)}: give a positive integer, or leave it out for one thread per core`);
   }
   const parts = threads === undefined ? autoPartitions(paths, rest) : canPartition(paths, rest) ? threads : 1;
   if (parts > 1 || oneWorker(paths, workerHeapMb)) {

@@ -145,9 +145,11 @@ function compare(a: number, op: GateOp, b: number): boolean {
 
 const SEVERITY_ORDER: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
 
-type GateInput = Gate | readonly Gate[] | ReadonlyArray<Gate | readonly Gate[]>;
+type GateInput = string | Gate | readonly Gate[] | ReadonlyArray<Gate | readonly Gate[]>;
 
 function flatten(g: GateInput): Gate[] {
+  // A string is what `--fail-on` takes (it was read character by character: no gate, a pass).
+  if (typeof g === 'string') return parseGate(g);
   if (!Array.isArray(g)) return [g as Gate];
   return (g as ReadonlyArray<Gate | readonly Gate[]>).flatMap((x) => (Array.isArray(x) ? [...(x as readonly Gate[])] : [x as Gate]));
 }
@@ -194,7 +196,8 @@ function checkGate(report: Report, gate: Gate): GateResult {
 
 /**
  * Evaluates gates against a report and returns the conditions that HELD (empty: the build passes).
- * Accepts one gate, a list, or lists of lists (several `--fail-on` options). With `{ all: true }`
+ * Accepts a `--fail-on` string, one gate, a list, or lists of lists (several `--fail-on` options).
+ * Throws ERR_RECORDING_READ when the report holds no exchange (nothing to judge is no pass). With `{ all: true }`
  * it returns every gate, in order, each with `held` and a `detail` that says why it held or not
  * (what a JUnit report with one test case per gate needs).
  *
@@ -206,6 +209,12 @@ function checkGate(report: Report, gate: Gate): GateResult {
  * fs.writeFileSync('retries.xml', formatReport(report, 'junit', { gates: all }));
  */
 export function evaluateGates(report: Report, gates: GateInput, options: { all?: boolean } = {}): GateResult[] {
-  const results = flatten(gates).map((gate) => checkGate(report, gate));
+  const list = flatten(gates);
+  // Gates over no exchange at all judge nothing: a CI job whose clients never reached the proxy
+  // (a wrong port, a proxy that did not start, a file that is no recording) must not go green.
+  if (list.length > 0 && report.totals.attempts === 0) {
+    throw new AftershockError('ERR_RECORDING_READ', 'the report holds no exchange, so the gates have nothing to judge: did the clients reach the proxy?');
+  }
+  const results = list.map((gate) => checkGate(report, gate));
   return options.all === true ? results : results.filter((r) => r.held);
 }

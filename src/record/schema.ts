@@ -89,7 +89,7 @@ export interface HttpRecord {
   bodyHash: string | null;
   userAgent: string | null;
   /** The retry-relevant request headers present on the request (lower-case names). */
-  headers: Partial<Record<RetryHeaderName, string>>;
+  headers: Partial<Record<RetryHeaderName, string>> & Readonly<Record<string, string>>;
   /** The proxy's own error code when the proxy answered (502/504/400...). */
   error: string | null;
 }
@@ -131,7 +131,7 @@ export interface WsRecord {
   /** Always null: an upgrade request has no body (kept so every exchange record has the same keys). */
   bodyHash: null;
   userAgent: string | null;
-  headers: Partial<Record<RetryHeaderName, string>>;
+  headers: Partial<Record<RetryHeaderName, string>> & Readonly<Record<string, string>>;
   error: string | null;
 }
 

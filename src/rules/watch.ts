@@ -166,7 +166,8 @@ export function watchProfile(
   const onStat = (cur: fs.Stats, prev: fs.Stats): void => {
     if (cur.ino !== prev.ino || cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ctimeMs !== prev.ctimeMs) schedule();
   };
-  fs.watchFile(abs, { persistent: false, interval: pollMs }, onStat);
+  // Node shares one watcher per path: many proxies on one file (a test suite) are no leak.
+  fs.watchFile(abs, { persistent: false, interval: pollMs }, onStat).setMaxListeners(0);
 
   return {
     close() {

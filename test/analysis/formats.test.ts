@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { analyzeFiles, createAnalyzer, formatReport, writeHar, type Report } from '../../src/analysis/index.js';
+import { analyzeFiles, createAnalyzer, formatReport, mergeRecordings, writeHar, type Report } from '../../src/analysis/index.js';
 import { escapeMarkdownKeepCode } from '../../src/analysis/format/escape.js';
 import { readRecords } from '../../src/record/reader.js';
 import type { AnyRecord, HttpRecord } from '../../src/record/schema.js';
@@ -197,6 +197,13 @@ describe('junit', () => {
 });
 
 describe('har', () => {
+  it("takes mergeRecordings' { record, file } items as records (it wrote an empty HAR)", async () => {
+    const sink = new PassThrough();
+    sink.resume();
+    const file = path.join(DIR, 'unsafe-retry.ndjson');
+    expect(await writeHar(mergeRecordings([file]), sink)).toBe(195);
+  });
+
   it('streams a HAR 1.2 log with the fault in _aftershockFault', async () => {
     const sink = new PassThrough();
     const chunks: Buffer[] = [];

@@ -106,18 +106,36 @@ describe('evaluateGates', () => {
 });
 
 describe('gates on numbers a report cannot measure', () => {
-  it('amplification with no logical request is not measurable (it is at least 1 whenever there is one)', async () => {
-    const { createAnalyzer } = await import('../../src/analysis/index.js');
-    const empty = createAnalyzer({}).report();
-    const [r] = evaluateGates(empty, parseGate('amplification<1'), { all: true });
-    expect(r?.held).toBe(false);
-    expect(r?.detail).toMatch(/not measurable/);
-  });
-
   it('recoverySeconds with every window n/a (no traffic after it) is not measurable, not 0', () => {
-    const base = { faultWindows: [{ recoverySeconds: null, recoveryNote: 'no traffic after the window', herd: { detected: false } }] } as unknown as Report;
+    const base = { totals: { attempts: 1 }, faultWindows: [{ recoverySeconds: null, recoveryNote: 'no traffic after the window', herd: { detected: false } }] } as unknown as Report;
     const [r] = evaluateGates(base, parseGate('recoverySeconds<1'), { all: true });
     expect(r?.held).toBe(false);
     expect(r?.detail).toMatch(/not measurable/);
+  });
+});
+
+describe('gates and files from the library, as the CLI takes them', () => {
+  it('a --fail-on string is parsed (it was read character by character, and a storm passed)', () => {
+    expect(evaluateGates(storm, 'retry-storm').map((g) => g.expr)).toEqual(['retry-storm']);
+  });
+
+  it('gates over a report of no exchange throw ERR_RECORDING_READ, as `analyze --fail-on` exits 2 (nothing judged is no pass)', async () => {
+    const empty = await analyzeFiles([path.join(DIR, '..', '..', '..', 'package.json')]);
+    expect(empty.totals.attempts).toBe(0);
+    expect(() => evaluateGates(empty, parseGate('critical'))).toThrow(/holds no exchange, so the gates have nothing to judge/);
+    expect(evaluateGates(empty, [])).toEqual([]);
+  });
+
+  it('analyzeFiles takes one path as a string, and refuses an empty list', async () => {
+    const one = await analyzeFiles(path.join(DIR, 'polling.ndjson'));
+    expect(one).toEqual(clean);
+    await expect(analyzeFiles([])).rejects.toThrow(/give at least one recording/);
+  });
+
+  it('the package loads with require() too (CommonJS test runners), not only import', async () => {
+    const { createRequire } = await import('node:module');
+    const lib = createRequire(import.meta.url)('aftershock') as { startProxy?: unknown; analyzeFiles?: unknown };
+    expect(typeof lib.startProxy).toBe('function');
+    expect(typeof lib.analyzeFiles).toBe('function');
   });
 });

@@ -123,7 +123,10 @@ async function write(out: Writable, s: string): Promise<void> {
  * @example
  * await writeHar(readRecords('traffic.ndjson'), fs.createWriteStream('traffic.har'));
  */
-export async function writeHar(records: AsyncIterable<AnyRecord> | Iterable<AnyRecord>, out: Writable): Promise<number> {
+export async function writeHar(
+  records: AsyncIterable<AnyRecord | { readonly record: AnyRecord }> | Iterable<AnyRecord | { readonly record: AnyRecord }>,
+  out: Writable,
+): Promise<number> {
   // Each exchange on its own proxy's target: a record's id starts with its recorder's instance
   // (`<instance>-<n>`), which its header names (several recordings merged, a demo's two proxies).
   const targets = new Map<string, string | null>();
@@ -131,7 +134,9 @@ export async function writeHar(records: AsyncIterable<AnyRecord> | Iterable<AnyR
   let count = 0;
   const creator = { name: 'aftershock', version: VERSION };
   await write(out, `{"log":{"version":"1.2","creator":${JSON.stringify(creator)},"pages":[],"entries":[`);
-  for await (const r of records) {
+  for await (const item of records) {
+    // mergeRecordings yields { record, file }: taken as the record (it wrote an empty HAR).
+    const r = 'record' in item && typeof item.record === 'object' && item.record !== null ? item.record : (item as AnyRecord);
     if (r.type === 'header') {
       target = r.target ?? null;
       if (typeof r.instance === 'string') targets.set(r.instance, target);

@@ -379,7 +379,7 @@ class Engine implements Analyzer {
     const start = a.ws && a.status === 101 ? a.end : a.ts;
     if (a.injected) {
       this.quality.injectedFaults++;
-      if (a.failKind !== 'ok') this.quality.injectedFailures++;
+      if (a.injectedFailure) this.quality.injectedFailures++;
       this.addFaultInterval(a.faultRule ?? '(unnamed)', start, a.end);
     }
     // Every rule that injected into the exchange had its window then, not only the deciding one.

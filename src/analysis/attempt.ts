@@ -55,6 +55,8 @@ export const RESEND_MS = 10_000;
 
 const FAIL_OUTCOMES: ReadonlySet<Outcome> = new Set<Outcome>(['reset', 'closed', 'client-abort', 'upstream-error', 'timeout', 'shutdown']);
 const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PATCH']);
+/** Fault types that only delay an exchange: they fail nothing themselves. */
+const DELAY_FAULTS: ReadonlySet<string> = new Set(['latency', 'throttle', 'slow-body', 'ws-delay']);
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 export interface Attempt {
@@ -84,6 +86,8 @@ export interface Attempt {
   /** The answer says "do not retry" (4xx other than 408/425/429, 501, 505, 508). */
   readonly nonRetryable: boolean;
   readonly injected: boolean;
+  /** The failure is the injected fault's own (not an upstream failure a delay-only fault merely delayed). */
+  readonly injectedFailure: boolean;
   readonly faultRule: string | null;
   readonly faultType: string | null;
   /** The other rules that injected into this exchange (a latency under the 503 that decided it), or null. */
@@ -164,6 +168,9 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
   const h = r.headers as Record<string, string | undefined>;
   const method = (r.method ?? 'GET').toUpperCase();
   const injected = r.fault !== null && r.fault.injected;
+  // A fault that only delays (latency, throttle, slow-body, ws-delay) fails nothing itself: the
+  // failure of an exchange it delayed is the upstream's or the network's, unless the client gave up.
+  const faultFails = injected && (!DELAY_FAULTS.has(r.fault?.type ?? '') || r.outcome === 'client-abort');
   let failKind: FailKind;
   if (ws) {
     // Open from its 101 (the handshake's time, `ttfb`, is not time the socket stayed open).
@@ -175,7 +182,7 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     failKind = 'fail';
   } else if (r.status < 400) {
     failKind = 'ok';
-  } else if (r.status >= 500 || r.status === 408 || r.status === 425 || r.status === 429 || injected) {
+  } else if (r.status >= 500 || r.status === 408 || r.status === 425 || r.status === 429 || faultFails) {
     failKind = 'fail';
   } else {
     failKind = 'fail-4xx';
@@ -206,7 +213,7 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
   const lostResponse = upstream !== null && upstream >= 200 && upstream < 300 && failKind !== 'ok';
   const retryAfterMs = failKind !== 'ok' && r.retryAfter !== null && Number.isFinite(r.retryAfter) && r.retryAfter >= 0 ? r.retryAfter * 1000 : null;
   const hint = attemptHintOf(h);
-  const cause = failKind === 'ok' ? '' : injected ? `fault:${r.fault?.rule ?? ''}` : r.status !== null ? `status:${r.status}` : `outcome:${r.outcome ?? 'none'}`;
+  const cause = failKind === 'ok' ? '' : faultFails ? `fault:${r.fault?.rule ?? ''}` : r.status !== null ? `status:${r.status}` : `outcome:${r.outcome ?? 'none'}`;
   return {
     id: r.id,
     ws,
@@ -229,6 +236,7 @@ export function toAttempt(r: ExchangeRecord, ctx: AttemptContext, key: string): 
     failKind,
     nonRetryable: failKind !== 'ok' && isNonRetryableStatus(r.status),
     injected,
+    injectedFailure: faultFails && failKind !== 'ok',
     faultRule: r.fault?.rule ?? null,
     faultType: r.fault?.type ?? null,
     otherFaultRules: otherInjectedRules(r),

@@ -798,6 +798,21 @@ describe('recovery, fault windows, budgets and Retry-After with jitter (found by
     expect(r.clientTypes[0]?.backoff).toBe('linear');
   });
 
+  it("the upstream's own failures under a delay-only fault (latency) are not counted as injected; a client that gave up during it is", () => {
+    const slow = { rule: 'slow-all', type: 'latency', injected: true } as const;
+    const rs: HttpRecord[] = [
+      http({ ts: T0, client: 'a', path: '/fail', status: 500, fault: slow }),
+      http({ ts: T0 + 100, client: 'b', path: '/kill', status: 502, outcome: 'upstream-error', fault: slow }),
+      http({ ts: T0 + 200, client: 'c', path: '/x', status: null, outcome: 'client-abort', fault: slow }),
+      http({ ts: T0 + 300, client: 'd', path: '/y', status: 503, fault: { rule: 'err', type: 'http-error', injected: true } }),
+    ];
+    const r = run(byEnd(rs));
+    expect(r.totals.failures).toBe(4);
+    expect(r.totals.injectedFaults).toBe(4);
+    expect(r.totals.injectedFailures).toBe(2); // the client-abort under latency, and the http-error
+    expect(formatReport(r, 'text')).toMatch(/failures 4 \(2 injected by aftershock, 2 not injected/);
+  });
+
   it('records far out of order (a reversed file) are called out even when no retry is found', () => {
     const rs: HttpRecord[] = [];
     for (let c = 0; c < 5; c++) {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { AftershockError } from '../errors.js';
+import { AftershockError, isAftershockError } from '../errors.js';
 import { createAnalyzer, resolveOptions, type Analyzer } from '../analysis/analyzer.js';
 import { analyzeFiles, mergeRecordings, type AnalyzeProgress } from '../analysis/files.js';
 import { formatReport, REPORT_FORMATS, type ReportFormat } from '../analysis/format/index.js';
@@ -160,9 +160,15 @@ async function runHar(
         yield next.value.record;
       }
     }
-    read.entries = await writeHar(records(), out);
-    out.end();
-    await finished(out);
+    try {
+      read.entries = await writeHar(records(), out);
+      out.end();
+      await finished(out);
+    } catch (err) {
+      // A failed write (a full disk) is the output's, not a bug of aftershock's (status 3).
+      if (isAftershockError(err) || (err as NodeJS.ErrnoException).code === undefined) throw err;
+      throw new AftershockError('ERR_BAD_OPTION', `${flags.output === undefined ? 'standard output' : `--output ${flags.output}`}: cannot write (${(err as Error).message})`, { cause: err });
+    }
   } finally {
     await source.return(undefined);
   }

@@ -47,7 +47,15 @@ export function createProgram(): Command {
 function quietWhenReaderLeaves(stream: NodeJS.WriteStream): void {
   if (stream.listenerCount('error') > 0) return;
   stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (!readerGone(err)) throw err;
+    if (readerGone(err)) return;
+    // Any other failure to write the output (a full disk under `> report.json`): one line and
+    // status 3, not a stack trace and status 1, which a CI step reads as a gate that held.
+    const name = stream === process.stdout ? 'standard output' : 'standard error';
+    try {
+      if (stream !== process.stderr) process.stderr.write(`aftershock: cannot write to ${name}: ${err.code ?? err.message}\n`);
+    } finally {
+      process.exit(3);
+    }
   });
 }
 

@@ -30,4 +30,21 @@ describe('output piped into a reader that leaves early', () => {
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(0);
   });
+
+  it('a full disk under the output is one line and status 3 (stdout) or 2 (--output), not a stack trace and the status of a held gate', async () => {
+    const rec = path.join(import.meta.dirname, '..', 'fixtures', 'analysis', 'polling.ndjson');
+    const full = fs.openSync('/dev/full', 'w');
+    try {
+      for (const format of ['json', 'har']) {
+        const r = cli(['analyze', rec, '-f', format, '--fail-on', 'retries>100000'], {}, { stdout: full });
+        expect(await r.exit, r.stderr()).toBe(3);
+        expect(r.stderr().trim().split('\n')).toEqual(['aftershock: cannot write to standard output: ENOSPC']);
+      }
+    } finally {
+      fs.closeSync(full);
+    }
+    const har = cli(['analyze', rec, '-f', 'har', '-o', '/dev/full']);
+    expect(await har.exit).toBe(2);
+    expect(har.stderr()).toMatch(/^aftershock: --output \/dev\/full: cannot write \(ENOSPC/);
+  });
 });

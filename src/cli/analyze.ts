@@ -192,7 +192,11 @@ async function openHarOutput(flags: AnalyzeFlags, io: AnalyzeIo): Promise<Writab
 
 /** The file's identity for comparisons: its real path when it exists, else its absolute path. */
 function identity(file: string): string {
+  // The file itself (device and inode: a hard link is the same file under another name), else
+  // the path it would have.
   try {
+    const st = fs.statSync(file);
+    if (st.isFile()) return `inode:${st.dev}:${st.ino}`;
     return fs.realpathSync(file);
   } catch {
     return path.resolve(file);

@@ -186,6 +186,10 @@ describe('aftershock analyze', () => {
     expect((await usageError([rec, path.join(d, 'link.ndjson')])).message).toMatch(/given twice \(also as/);
     const over = await usageError([rec, '--format', 'har', '--output', rec]);
     expect(over.message).toMatch(/--output .* is one of the recordings/);
+    // A hard link is the same file under another name (it was overwritten with the report).
+    fs.linkSync(rec, path.join(d, 'hard.ndjson'));
+    expect((await usageError([rec, '--format', 'json', '--output', path.join(d, 'hard.ndjson')])).message).toMatch(/--output .* is one of the recordings/);
+    expect((await usageError([rec, path.join(d, 'hard.ndjson')])).message).toMatch(/given twice/);
     expect(fs.readFileSync(rec, 'utf8')).toBe(fs.readFileSync(fx('polling.ndjson'), 'utf8'));
     const empty = path.join(d, 'empty.ndjson');
     fs.writeFileSync(empty, '');

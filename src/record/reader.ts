@@ -223,6 +223,8 @@ export interface RecordSink {
 
 const LF = 0x0a;
 const CR = 0x0d;
+/** A line longer than this is skipped as a bad line rather than held (V8's strings end near 512 MiB). */
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 
@@ -243,6 +245,9 @@ export type LineFilter = (buf: Buffer, start: number, end: number) => boolean;
 class LineParser {
   /** Bytes after the last `\n` seen (an unfinished line), in the pieces the chunks gave. */
   private rest: Buffer[] = [];
+  private restBytes = 0;
+  /** The start of a line longer than MAX_LINE_BYTES, its rest skipped up to its newline; else null. */
+  private overlong: Buffer | null = null;
   private line = 0;
   private pendingBad: { line: number; text: string; reason: string } | null = null;
 
@@ -254,16 +259,30 @@ class LineParser {
   /** Parses every complete line of `chunk` (appended to the unfinished one) into `out`. */
   push(chunk: Buffer, out: RecordSink): void {
     let start = 0;
-    if (this.rest.length > 0) {
+    if (this.overlong !== null) {
+      // Inside a line too long to hold (a NUL-filled tail a crash left, junk): skipped to its end.
+      const nl = chunk.indexOf(LF);
+      if (nl === -1) return;
+      this.skipOverlong();
+      start = nl + 1;
+    } else if (this.rest.length > 0) {
       // The line the previous chunk left unfinished ends in this one: join just that line.
       const nl = chunk.indexOf(LF);
       if (nl === -1) {
+        this.restBytes += chunk.length;
+        if (this.restBytes > MAX_LINE_BYTES) {
+          this.overlong = Buffer.from((this.rest[0] as Buffer).subarray(0, 200));
+          this.rest = [];
+          this.restBytes = 0;
+          return;
+        }
         this.rest.push(Buffer.from(chunk));
         return;
       }
       this.rest.push(chunk.subarray(0, nl));
       const first = Buffer.concat(this.rest);
       this.rest = [];
+      this.restBytes = 0;
       this.segment(first, 0, first.length, out);
       start = nl + 1;
     }
@@ -280,13 +299,26 @@ class LineParser {
       start = nl + 1;
     }
     // A copy: the stream may hand the same memory out again.
-    if (start < chunk.length) this.rest.push(Buffer.from(chunk.subarray(start)));
+    if (start < chunk.length) {
+      this.rest.push(Buffer.from(chunk.subarray(start)));
+      this.restBytes = chunk.length - start;
+    }
+  }
+
+  /** Counts the line too long to hold as a bad line (its first bytes as the excerpt). */
+  private skipOverlong(): void {
+    const head = this.overlong as Buffer;
+    this.overlong = null;
+    this.line++;
+    if (this.pendingBad !== null) this.flushBad();
+    this.pendingBad = { line: this.line, text: head.toString('utf8'), reason: `line longer than ${MAX_LINE_BYTES / 1024 / 1024} MiB (skipped)` };
   }
 
   /** Parses the unfinished last line, if any, and reports the pending bad line (and a gzip cut). */
   end(out: RecordSink, cut?: CutState): void {
     const gzipCut = cut?.gzipCut === true;
     let told = false;
+    if (this.overlong !== null) this.skipOverlong();
     if (this.rest.length > 0) {
       const last = Buffer.concat(this.rest);
       this.rest = [];

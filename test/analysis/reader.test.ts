@@ -37,6 +37,17 @@ async function collect(p: string): Promise<{ records: unknown[]; bad: BadLineInf
 }
 
 describe('readRecords', () => {
+  it('a line too long to hold (a NUL-filled tail a crash left) is a bad line, skipped; the records around it are read', async () => {
+    const nul = Buffer.alloc(70 * 1024 * 1024); // no newline in it
+    for (const tail of [Buffer.from(''), Buffer.from('\n' + mark(3) + '\n')]) {
+      const p = file(Buffer.concat([Buffer.from(mark(1) + '\n' + mark(2) + '\n'), nul, tail]));
+      const { records, bad } = await collect(p);
+      expect(records).toHaveLength(tail.length === 0 ? 2 : 3);
+      expect(bad).toHaveLength(1);
+      expect(bad[0]).toMatchObject({ line: 3, reason: 'line longer than 64 MiB (skipped)' });
+    }
+  });
+
   it('yields records in order and skips blank lines and CRLF endings', async () => {
     const { records, bad } = await collect(file(`${mark(1)}\r\n\r\n${mark(2)}\n   \n${mark(3)}\n`));
     expect(records.map((r) => (r as { ts: number }).ts)).toEqual([1, 2, 3]);

@@ -190,7 +190,13 @@ async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | 
       streamError = err;
       input.destroy(err);
     });
-    input = raw.pipe(createGunzip({ chunkSize: READ_CHUNK_BYTES }));
+    // Flushed before it is ended: a last chunk written as the stream ends is inflated in one go
+    // with the finish flag, and a cut there fails with nothing emitted (a small cut recording on
+    // stdin read nothing); flushed first, what it held comes out before the cut is found.
+    const gunzip = createGunzip({ chunkSize: READ_CHUNK_BYTES });
+    raw.pipe(gunzip, { end: false });
+    raw.once('end', () => gunzip.flush(() => gunzip.end()));
+    input = gunzip;
   }
   try {
     for await (const chunk of input as AsyncIterable<Buffer | string>) {
@@ -209,10 +215,9 @@ async function* streamChunks(path: string, onBytes: ((bytes: number) => void) | 
     }
     throw fail(streamError ?? (err as Error));
   } finally {
-    if (path !== '-') {
-      raw.destroy();
-      if (input !== raw) input.destroy();
-    }
+    // Our inflater always goes (also on stdin, which stays: it is the process's).
+    if (input !== raw) input.destroy();
+    if (path !== '-') raw.destroy();
   }
 }
 

@@ -277,6 +277,18 @@ describe('aftershock analyze', () => {
       expect(r.code).toBe(0);
       expect(JSON.parse(r.out).totals.attempts).toBe(75);
     }
+    // Cut short and small (under the inflater's first output): read up to the cut, as by name
+    // (it read nothing on stdin: what was inflated before the cut was dropped with the error).
+    const { gunzipSync, constants } = await import('node:zlib');
+    const packed = gzipSync(plain);
+    const cut = packed.subarray(0, Math.min(packed.length - 20, 3000));
+    const whole = gunzipSync(cut, { finishFlush: constants.Z_SYNC_FLUSH }).toString('utf8').split('\n').length - 1;
+    const byName = path.join(tmpdir(), 'cut.ndjson.gz');
+    fs.writeFileSync(byName, cut);
+    const [piped, named] = [await run(cut), await analyze([byName])];
+    expect(piped.code).toBe(0);
+    expect(JSON.parse(piped.out).dataQuality.records).toBe(whole);
+    expect(JSON.parse(named.out).dataQuality.records).toBe(whole);
   });
 
   it('reads gzip recordings', async () => {

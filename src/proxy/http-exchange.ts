@@ -53,7 +53,16 @@ type ConnSocket = Socket & {
   [kActive]?: HttpExchange | undefined;
   [kQueued]?: HttpExchange[] | undefined;
   [kCutBy]?: HttpExchange | undefined;
+  /** Node's own flag of its pipelining guard: set, Node pauses the parser too and resumes both once an answer goes out. */
+  _paused?: boolean;
 };
+
+/**
+ * Pipelined requests held on one connection before it is read no further (Node reads on once an
+ * answer goes out): a held request writes nothing, so Node's own guard (it pauses when answers
+ * back up) never acts, and one client writing 300,000 GETs in one go took the proxy out of memory.
+ */
+const MAX_PIPELINED = 32;
 
 function socketGone(this: ConnSocket): void {
   const queued = this[kQueued];
@@ -156,6 +165,11 @@ export class HttpExchange extends FaultContextBase implements HttpFaultContext, 
       queued.push(this);
       this.held = true;
       this.pipelined = true;
+      if (queued.length >= MAX_PIPELINED && sock._paused !== true) {
+        // As Node's guard does it: the socket now, the parser once this read is parsed.
+        sock._paused = true;
+        sock.pause();
+      }
     }
     sock[kActive] = this;
     res.on('close', resClose);

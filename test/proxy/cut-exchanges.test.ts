@@ -181,3 +181,38 @@ describe('requests pipelined behind an exchange that cut the connection', () => 
     for (const r of records()) expect([r.path, r.outcome, r.error]).toEqual([r.path, 'client-abort', null]);
   });
 });
+
+describe('a pipelining flood', () => {
+  it('one connection is read no further while a few dozen pipelined requests are held (bounded by what one read holds); the rest are read as those finish, every one answered and recorded once', async () => {
+    let release: (() => void) | null = null;
+    const gate = new Promise<void>((r) => (release = r));
+    const up = await startUpstream((req, res) => {
+      // The first request waits until the test lets it go: everything behind it is held.
+      if (req.url === '/p?i=0') void gate.then(() => res.end('ok'));
+      else res.end('ok');
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'rec.ndjson');
+    const proxy = await startTestProxy({ target: up.url, record: file });
+    const port = Number(new URL(proxy.url).port);
+    const n = 10_000; // 370 KB: several reads of the socket
+    const sock = net.connect(port, '127.0.0.1');
+    onCleanup(() => {
+      sock.destroy();
+    });
+    let got = '';
+    sock.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    sock.write(Array.from({ length: n }, (_, i) => `GET /p?i=${i} HTTP/1.1\r\nHost: t\r\n\r\n`).join(''));
+    await new Promise((r) => setTimeout(r, 300));
+    // Held behind the first: the proxy parsed what it had read (one read of 64 KB is ~1,800
+    // requests) and read no further.
+    const held = proxy.stats().inFlight;
+    expect(held).toBeLessThanOrEqual(2500);
+    (release as unknown as () => void)();
+    await waitFor(() => (got.match(/HTTP\/1\.1 200/g) ?? []).length === n, 30_000);
+    sock.end();
+    await waitFor(() => readRecords(file).filter((r) => r.type === 'http').length === n, 5000);
+    const recs = readRecords(file).filter((r): r is HttpRecord => r.type === 'http');
+    expect(new Set(recs.map((r) => r.query)).size).toBe(n);
+  });
+});

@@ -16,7 +16,8 @@
  *   on the thread pool, it writes that batch again at the same offset, then the rest after it.
  *   Whether or not the pooled write lands before the exit, every byte lands once, in order. With
  *   O_APPEND the choice would be a duplicate batch or a lost one. Reading the size before each
- *   batch keeps append semantics when the file is truncated (copytruncate log rotation).
+ *   batch keeps append semantics when the file is truncated (copytruncate log rotation), and a
+ *   file found shorter than what was written starts again with its header.
  * - A removed file (or its folder) still accepts writes through the open descriptor, and those
  *   records are lost without an error. After every batch an fstat of the descriptor says whether
  *   the file still has a name (`nlink > 0`); a batch written into a nameless file is counted as
@@ -142,6 +143,9 @@ interface PipeBatch {
  * w.writeLine('{"v":1}');
  * await w.close();
  */
+/** A write to a regular file that has not returned for this long (ms) is reported: a busy thread pool takes a while, a frozen disk for ever. */
+const FILE_STALL_MS = 5000;
+
 export class NdjsonWriter {
   readonly stats: WriterStats = { written: 0, failed: 0, pending: 0, lastError: null };
   private fd: number;
@@ -163,6 +167,10 @@ export class NdjsonWriter {
   private bufferedBytes = 0;
   /** The batch whose write is in flight (null when idle). */
   private inFlight: Batch | null = null;
+  /** When the write in flight began (Date.now). */
+  private inFlightSince = 0;
+  /** Where the last batch written to a regular file ended: a file shorter than this was truncated. */
+  private endWritten = 0;
   /** Pooled writes not yet called back, superseded ones included: the fd is closed only at 0. */
   private outstanding = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -236,6 +244,8 @@ export class NdjsonWriter {
   writeLine(line: string): void {
     if (this.closed || this.bufferedBytes > this.maxBufferBytes) {
       this.lost(1, this.closed ? 'written after the recording was closed' : 'the destination could not keep up (the buffer was full)');
+      // Said once, loud (readiness fails), as a failed write is: records are being lost.
+      if (!this.closed && this.stats.lastError === null) this.fail(new Error(`the recording cannot keep up: ${Math.round(this.maxBufferBytes / 1048576)} MiB wait to be written and records are being lost (a stalled or slow disk?)`));
       return;
     }
     this.chunks.push(line);
@@ -265,7 +275,15 @@ export class NdjsonWriter {
       if (this.retry === null && !this.pumping) this.pump();
       return;
     }
-    if (this.inFlight !== null || this.chunks.length === 0) return;
+    if (this.inFlight !== null) {
+      // A write to a file that does not come back (a frozen or hung disk) is reported, as a pipe
+      // nobody reads is: the records wait in memory meanwhile.
+      if (this.regular && this.stats.lastError === null && Date.now() - this.inFlightSince >= Math.max(this.stallMs, FILE_STALL_MS)) {
+        this.fail(new Error(`a write to the recording ${this.path} has not returned for ${Math.round((Date.now() - this.inFlightSince) / 100) / 10} s (a stalled disk?): records wait in memory, and past ${Math.round(this.maxBufferBytes / 1048576)} MiB they are lost`));
+      }
+      return;
+    }
+    if (this.chunks.length === 0) return;
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -279,6 +297,15 @@ export class NdjsonWriter {
       } else {
         pos = st?.size ?? 0;
         if (this.tornAt !== null && this.tornAt < pos && this.cutBack(this.tornAt)) pos = this.tornAt;
+        // Shorter than what was written: truncated in place (copytruncate rotation). The file
+        // starts again like a new one: header first, then a line saying what it continues.
+        if (pos < this.endWritten && this.headerLine !== null) {
+          this.chunks.unshift(this.headerLine);
+          this.stats.pending++;
+          this.onWarning(`the recording file ${this.path} was truncated (copied and emptied by a log rotation?); its records so far are wherever they were copied, and the recording continues in it from the start`);
+          this.endWritten = 0;
+          this.onReopen?.(this.stats.written);
+        }
       }
     }
     if (this.orphaned) {
@@ -295,6 +322,7 @@ export class NdjsonWriter {
     const { data, count } = this.takeChunks();
     const batch: Batch = { data, count, pos, superseded: false };
     this.inFlight = batch;
+    this.inFlightSince = Date.now();
     this.writeAll(batch, 0);
   }
 
@@ -346,6 +374,7 @@ export class NdjsonWriter {
       this.orphan();
     } else if (err === null) {
       this.stats.written += batch.count;
+      if (batch.pos !== null) this.endWritten = batch.pos + batch.data.length;
       if (this.stats.lastError !== null && !this.orphaned) {
         this.stats.lastError = null;
         this.onRecover?.();
@@ -353,11 +382,16 @@ export class NdjsonWriter {
       this.noteLoss();
     } else {
       this.lost(batch.count, err.message);
-      const first = this.stats.lastError === null;
-      this.stats.lastError = err.message;
-      if (first) this.onError?.(err);
+      this.fail(err);
     }
     this.afterWrite();
+  }
+
+  /** The recording is failing: said once (stats.lastError, so readiness fails) until a write succeeds. */
+  private fail(err: Error): void {
+    const first = this.stats.lastError === null;
+    this.stats.lastError = err.message;
+    if (first) this.onError?.(err);
   }
 
   /**
@@ -603,6 +637,7 @@ export class NdjsonWriter {
       }
     }
     this.fd = dest.fd;
+    this.endWritten = 0; // a new file: nothing of it written yet
     this.regular = this.ownsFd && isRegularFile(dest.fd);
     this.pipe = dest.nonBlockingPipe;
     this.tornAt = null;

@@ -130,6 +130,45 @@ describe('the records-lost notices', () => {
   });
 });
 
+describe('NdjsonWriter: records lost to a full buffer, and a file truncated in place', () => {
+  it('a full buffer is said once, loud (lastError, onError: readiness fails), and a write that goes through again clears it', async () => {
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const errors: string[] = [];
+    let recovered = 0;
+    const w = NdjsonWriter.open(file, { maxBufferBytes: 1000, onError: (e) => errors.push(e.message), onRecover: () => recovered++ });
+    const line = JSON.stringify({ v: 1, type: 'mark', ts: 1, label: 'x'.repeat(60) });
+    for (let i = 0; i < 200; i++) w.writeLine(line);
+    expect(w.stats.failed).toBeGreaterThan(0);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/the recording cannot keep up: .* records are being lost/);
+    expect(w.stats.lastError).toMatch(/cannot keep up/);
+    await w.drain();
+    w.writeLine(line);
+    await w.drain();
+    expect(w.stats.lastError).toBeNull();
+    expect(recovered).toBe(1);
+    await w.close();
+  });
+
+  it('a file truncated in place (copytruncate) starts again with its header and a line saying what it continues', async () => {
+    const HEADER = '{"v":1,"type":"header"}';
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const warnings: string[] = [];
+    const continued: number[] = [];
+    const w = NdjsonWriter.open(file, { checkPathMs: 0, onWarning: (m) => warnings.push(m), onReopen: (n) => continued.push(n) });
+    w.setHeader(HEADER);
+    w.writeLine('{"n":1}');
+    await w.drain();
+    fs.copyFileSync(file, file + '.1');
+    fs.truncateSync(file, 0);
+    w.writeLine('{"n":2}');
+    await w.close();
+    expect(fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '')).toEqual([HEADER, '{"n":2}']);
+    expect(continued).toEqual([2]);
+    expect(warnings.join(' ')).toMatch(/was truncated/);
+  });
+});
+
 describe('NdjsonWriter and a removed file', () => {
   const HEADER = '{"v":1,"type":"header"}';
   const lines = (file: string): string[] => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');

@@ -624,7 +624,7 @@ export class NdjsonWriter {
     }
     let dest: Destination;
     try {
-      dest = openForRecording(this.path, this.onWarning);
+      dest = openForRecording(this.path, this.onWarning, false);
     } catch {
       fail(); // the folder is missing: lines are lost from here on; the next check tries again
       return;
@@ -848,7 +848,18 @@ function stdoutDestination(): Destination {
  * addresses, paths and user agents. A refused chmod (a file someone else owns) is reported through
  * `warn` and the recording goes on; devices and pipes (`/dev/full`, a FIFO) are never touched.
  */
-function openForRecording(path: string, warn: (message: string) => void): Destination {
+function openForRecording(path: string, warn: (message: string) => void, waitForReader = true): Destination {
+  if (!waitForReader) {
+    // Mid-run (the file was replaced): a FIFO without a reader must not block the proxy's thread
+    // in open(). Opened non-blocking, it fails (ENXIO) until a reader comes; the next check retries.
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(path);
+    } catch {
+      /* not there: created below */
+    }
+    if (st?.isFIFO() === true) return { fd: fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK), nonBlockingPipe: true };
+  }
   const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
   const st = fstatOrNull(fd);
   if (st !== null && st.isFIFO()) {

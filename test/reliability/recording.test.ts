@@ -169,6 +169,27 @@ describe('NdjsonWriter: records lost to a full buffer, and a file truncated in p
   });
 });
 
+describe('NdjsonWriter and a file replaced by a FIFO mid-run', () => {
+  it('does not block in open() waiting for a reader: the lines are lost and counted until one comes', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const file = path.join(tempDir(), 'rec.ndjson');
+    const errors: string[] = [];
+    const w = NdjsonWriter.open(file, { checkPathMs: 20, onError: (e) => errors.push(e.message), onWarning: () => undefined });
+    w.writeLine('{"n":1}');
+    await w.drain();
+    fs.renameSync(file, file + '.old');
+    execFileSync('mkfifo', [file]);
+    // The check runs on the timer: a blocked open would stop this timer too.
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(Date.now() - t0).toBeLessThan(1500);
+    w.writeLine('{"n":2}');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(w.stats.failed).toBeGreaterThan(0);
+    await w.close({ timeoutMs: 200 });
+  });
+});
+
 describe('NdjsonWriter and a removed file', () => {
   const HEADER = '{"v":1,"type":"header"}';
   const lines = (file: string): string[] => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');

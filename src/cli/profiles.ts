@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { formatProblem, ProfileError, isAftershockError } from '../errors.js';
-import { builtinProfilePath, describeProfile, listBuiltinProfiles, loadProfile, parseProfile } from '../rules/index.js';
+import { builtinProfilePath, describeProfile, listBuiltinProfiles, loadProfile, parseProfile, readProfileFile } from '../rules/index.js';
 
 /** Where the command writes (a test passes its own). */
 export interface ProfilesIo {
@@ -76,7 +76,11 @@ export function registerProfilesCommand(program: Command, io: ProfilesIo = stdou
       let bad = 0;
       for (const file of files) {
         try {
-          const p = fs.existsSync(file) || builtinProfilePath(file) === null ? parseProfile(fs.readFileSync(file, 'utf8'), file) : await loadProfile(file);
+          // As `run --profile` resolves it: a built-in's name is the built-in, even with a file of
+          // that name here (validate checked the file while run used the built-in).
+          const builtin = builtinProfilePath(file) !== null;
+          if (builtin && fs.existsSync(file)) io.write(`${file}: the built-in profile ${file}, as --profile ${file} runs it (for the file, give ./${file})\n`);
+          const p = builtin ? await loadProfile(file) : parseProfile(await readProfileFile(file), file);
           const phases = p.phases.length === 0 ? '' : `, ${p.phases.length} phase${p.phases.length === 1 ? '' : 's'}`;
           const rules = p.rules.length + p.phases.reduce((a, ph) => a + ph.rules.length, 0);
           io.write(`${file}: OK (${p.name}, ${rules} rule${rules === 1 ? '' : 's'}${phases}, hash ${p.hash})\n`);

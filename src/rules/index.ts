@@ -6,7 +6,7 @@
  *   CompiledProfile ──▶ createRuleEngine ──▶ decide(facts) / settle(outcome)
  *   file ──▶ watchProfile ──▶ valid change ──▶ engine.setProfile
  */
-export { parseProfile, loadProfile, listBuiltinProfiles, builtinProfilePath, BUILTIN_DIR, MAX_PROFILE_BYTES } from './loader.js';
+export { parseProfile, loadProfile, readProfileFile, listBuiltinProfiles, builtinProfilePath, BUILTIN_DIR, MAX_PROFILE_BYTES } from './loader.js';
 export { watchProfile, type ProfileWatcher } from './watch.js';
 export { createRuleEngine, EMPTY_DECISION, type RuleEngine, type RuleEngineOptions, type RulePatch, type PhaseInfo } from './engine.js';
 export { hashText, type CompiledProfile, type CompiledRule, type CompiledPhase } from './compile.js';

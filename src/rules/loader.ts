@@ -238,6 +238,26 @@ export function builtinProfilePath(name: string): string | null {
 }
 
 /**
+ * A profile file's text, checked first for what it is: a regular file (not a FIFO, a device or a
+ * folder) of at most MAX_PROFILE_BYTES, refused as a ProfileError before anything is read (a
+ * 700 MB file took 1.1 GB of memory to be told it was too large). Errors of the file system
+ * (ENOENT, EACCES) go through as they are.
+ */
+export async function readProfileFile(file: string): Promise<string> {
+  const stat = await fs.promises.stat(file);
+  if (!stat.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+  if (stat.size > MAX_PROFILE_BYTES) {
+    throw new ProfileError([{ file, line: null, path: '', message: `is larger than ${MAX_PROFILE_BYTES / 1024} KiB; a profile is a page of YAML` }], file);
+  }
+  const buf = await fs.promises.readFile(file);
+  // UTF-16 (what Windows PowerShell 5's `>` writes) read as UTF-8 is noise: say what it is.
+  if (buf.length >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff))) {
+    throw new ProfileError([{ file, line: null, path: '', message: 'is UTF-16 text (PowerShell 5 writes it with >); save it as UTF-8' }], file);
+  }
+  return buf.toString('utf8');
+}
+
+/**
  * Loads a built-in profile by name, or any other argument as a file path (YAML or JSON).
  *
  * @example const p = await loadProfile('flaky'); const q = await loadProfile('./chaos/checkout.yaml');
@@ -251,12 +271,7 @@ export async function loadProfile(nameOrPath: string): Promise<CompiledProfile> 
   }
   let text: string;
   try {
-    const stat = await fs.promises.stat(nameOrPath);
-    if (!stat.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-    if (stat.size > MAX_PROFILE_BYTES) {
-      throw new ProfileError([{ file: nameOrPath, line: null, path: '', message: `is larger than ${MAX_PROFILE_BYTES / 1024} KiB; a profile is a page of YAML` }], nameOrPath);
-    }
-    text = await fs.promises.readFile(nameOrPath, 'utf8');
+    text = await readProfileFile(nameOrPath);
   } catch (err) {
     if (err instanceof ProfileError) throw err;
     const code = (err as NodeJS.ErrnoException).code;

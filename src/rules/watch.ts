@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AftershockError, ProfileError } from '../errors.js';
 import { hashText, type CompiledProfile } from './compile.js';
-import { parseProfile } from './loader.js';
+import { MAX_PROFILE_BYTES, parseProfile, readProfileFile } from './loader.js';
 
 export interface ProfileWatcher {
   close(): void;
@@ -64,7 +64,8 @@ export function watchProfile(
   let missing: NodeJS.Timeout | null = null; // the check that a file found gone is still gone
   let missingTold = false;
   try {
-    good = seen = hashText(fs.readFileSync(abs, 'utf8'));
+    const size = fs.statSync(abs).size;
+    if (size <= MAX_PROFILE_BYTES) good = seen = hashText(fs.readFileSync(abs, 'utf8'));
   } catch {
     // Not readable yet: the first valid content will be applied.
   }
@@ -78,8 +79,14 @@ export function watchProfile(
     try {
       let text: string;
       try {
-        text = await fs.promises.readFile(abs, 'utf8');
+        text = await readProfileFile(abs);
       } catch (err) {
+        // Too large, not UTF-8: refused like any invalid content (the profile in force stays).
+        if (err instanceof ProfileError) {
+          seen = null;
+          if (!closed) onError(new ProfileError(err.problems.map((p) => ({ ...p, file })), file));
+          return;
+        }
         const code = (err as NodeJS.ErrnoException).code;
         // Mid-replace (gone for an instant): the rename's own event follows. Still gone a poll
         // interval later, it was removed: said once, and its return is a change like any other.

@@ -68,3 +68,36 @@ describe('aftershock profiles', () => {
     expect(both.out).toContain('2 valid, 2 invalid');
   });
 });
+
+describe('profiles validate reads what run reads', () => {
+  it("a built-in's name is the built-in even with a file of that name here, and says so", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aftershock-cli-'));
+    dirs.push(dir);
+    fs.writeFileSync(path.join(dir, 'flaky'), 'name: my-local-flaky\nrules:\n  - fault: { type: reset }\n');
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const r = await cli('validate', 'flaky');
+      expect(r.out).toMatch(/^flaky: the built-in profile flaky, as --profile flaky runs it \(for the file, give \.\/flaky\)\nflaky: OK \(flaky,/);
+      expect((await cli('validate', './flaky')).out).toMatch(/OK \(my-local-flaky/);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('a UTF-16 file is told as such; a FIFO or a huge file is refused before it is read', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const f = files({ 'u16.yaml': '' });
+    fs.writeFileSync(f['u16.yaml'] as string, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('name: u16\n', 'utf16le')]));
+    expect((await cli('validate', f['u16.yaml'] as string)).out).toMatch(/is UTF-16 text .* save it as UTF-8/);
+    const big = path.join(path.dirname(f['u16.yaml'] as string), 'big.yaml');
+    fs.closeSync(fs.openSync(big, 'w'));
+    fs.truncateSync(big, 700 * 1024 * 1024); // sparse: read whole, it took 1.1 GB of memory
+    expect((await cli('validate', big)).out).toMatch(/is larger than 1024 KiB/);
+    const fifo = path.join(path.dirname(big), 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const r = await cli('validate', fifo); // read, it waited for a writer for ever
+    expect(r.exitCode).toBe(1);
+    expect(r.out).toMatch(/not a file/);
+  });
+});

@@ -64,8 +64,12 @@ export function registerProfilesCommand(program: Command, io: ProfilesIo = stdou
     .action(async (name: string) => {
       const p = await loadProfile(name);
       io.write(p.text.endsWith('\n') ? p.text : `${p.text}\n`);
-      io.write('\n# ── summary ──\n');
-      for (const line of describeProfile(p).split('\n')) io.write(`# ${line}\n`);
+      // A JSON profile stays JSON on stdout (`show x.json > copy.json` validates): its summary,
+      // which JSON has no comments for, goes to stderr.
+      const json = p.text.trimStart().startsWith('{');
+      const say = json ? (t: string): void => void process.stderr.write(t) : io.write;
+      say('\n# ── summary ──\n');
+      for (const line of describeProfile(p).split('\n')) say(`# ${line}\n`);
     });
 
   profiles

@@ -101,3 +101,13 @@ describe('profiles validate reads what run reads', () => {
     expect(r.out).toMatch(/not a file/);
   });
 });
+
+describe('profiles show', () => {
+  it('a JSON profile is shown as JSON that validates again (the summary goes to stderr)', async () => {
+    const f = files({ 'p.json': JSON.stringify({ name: 'json-profile', rules: [{ name: 'r', fault: { type: 'reset' } }] }, null, 2) });
+    const shown = (await cli('show', f['p.json'] as string)).out;
+    expect(shown).not.toMatch(/# ── summary/);
+    const copy = files({ 'copy.json': shown });
+    expect((await cli('validate', copy['copy.json'] as string)).out).toMatch(/OK \(json-profile/);
+  });
+});

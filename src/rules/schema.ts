@@ -10,7 +10,7 @@
 import { globRegExp, linearProblem } from './linear.js';
 import { z } from 'zod';
 import safeRegex from 'safe-regex2';
-import { duration, fraction, strict } from '../faults/lib/schema.js';
+import { duration, fraction, refuseCaseTwins, strict } from '../faults/lib/schema.js';
 import type { FaultInput } from '../faults/index.js';
 
 /** Names of rules, phases and profiles: they appear in URLs (/rules/:name) and headers. */
@@ -157,7 +157,7 @@ const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 export const matchSchema = strict({
   method: oneOrMany(method, 'method').optional(),
   path: oneOrMany(glob, 'path glob').optional(),
-  headers: z.record(z.string().regex(HEADER_NAME_RE, 'must be a header name'), valueMatch, 'must be a map of header name to matcher').optional(),
+  headers: z.record(z.string().regex(HEADER_NAME_RE, 'must be a header name'), valueMatch, 'must be a map of header name to matcher').superRefine(refuseCaseTwins).optional(),
   query: z.record(z.string().min(1, 'must not be empty'), valueMatch, 'must be a map of query key to matcher').optional(),
   clients: oneOrMany(z.string('must be a client key').min(1, 'must not be empty'), 'client key').optional(),
   websocket: z.boolean('must be true or false').optional(),

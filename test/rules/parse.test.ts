@@ -307,3 +307,24 @@ describe('built-in profiles', () => {
     await expect(loadProfile('./missing/file.yaml')).rejects.toMatchObject({ code: 'ERR_PROFILE_NOT_FOUND', message: expect.stringContaining('no such file') });
   });
 });
+
+describe('header names ignore case', () => {
+  it('a header given twice in a matcher or in an answer (X-Env and x-env) is refused at the second, with its line', () => {
+    const problems = problemsOf(
+      [
+        'name: twins',
+        'rules:',
+        '  - match:',
+        '      headers: { X-Env: staging, x-env: prod }',
+        '    fault:',
+        '      type: http-error',
+        '      status: 503',
+        '      headers: { X-A: one, x-a: two }',
+      ].join('\n'),
+    );
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '4 rules[0].match.headers.x-env: is X-Env again (header names ignore case): give it once',
+      '8 rules[0].fault.headers.x-a: is X-A again (header names ignore case): give it once',
+    ]);
+  });
+});

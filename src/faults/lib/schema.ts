@@ -142,6 +142,21 @@ const REFUSED_HEADERS: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
+ * Header names ignore case: one given twice in a map (`X-Env` and `x-env`) is refused at the
+ * second, since only one of the two could ever act (a matcher that wants both never matches; an
+ * answer sends only the last).
+ */
+export function refuseCaseTwins(rec: Readonly<Record<string, unknown>>, ctx: { addIssue(issue: { code: 'custom'; message: string; path: PropertyKey[]; input: unknown }): void }): void {
+  const seen = new Map<string, string>();
+  for (const name of Object.keys(rec)) {
+    const lower = name.toLowerCase();
+    const first = seen.get(lower);
+    if (first !== undefined) ctx.addIssue({ code: 'custom', message: `is ${first} again (header names ignore case): give it once`, path: [name], input: rec[name] });
+    else seen.set(lower, name);
+  }
+}
+
+/**
  * A map of response header name -> value; names are lower-cased. The headers that frame the
  * message or belong to the connection (Content-Length, Transfer-Encoding, Connection, Upgrade, ...)
  * are refused: the proxy writes those.
@@ -157,6 +172,7 @@ export function headerMap() {
       }),
     )
     .superRefine((rec, ctx) => {
+      refuseCaseTwins(rec, ctx);
       for (const name of Object.keys(rec)) {
         const why = REFUSED_HEADERS.get(name.toLowerCase());
         if (why !== undefined) ctx.addIssue({ code: 'custom', message: `${name} ${why}`, path: [name], input: rec[name] });

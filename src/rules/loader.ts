@@ -154,7 +154,11 @@ function describeYamlError(e: YAMLError, text: string, locator: Locator, line: n
     return { path: formatPath(path), message: `duplicate key ${JSON.stringify(key)}${first === null ? '' : ` (first at line ${first})`}; a key can appear once in a map` };
   }
   if (e.code === 'TAB_AS_INDENT') return { path: formatPath(path), message: `${prefix}: tabs are not allowed as indentation; indent with spaces` };
-  return { path: formatPath(path), message: `${prefix}: ${firstLine(e.message)}` };
+  // A glob's braces or brackets, unquoted in a { ... } map, are read as YAML's own (a cascade of
+  // "flow-map" errors): say what to do.
+  const lineText = text.slice(text.lastIndexOf('\n', at - 1) + 1, (text.indexOf('\n', at) + 1 || text.length + 1) - 1);
+  const hint = /\{[^}]*:\s*\/[^\s"',]*[{[]/.test(lineText) ? '; a path glob with { } or [ ] inside a { ... } map must be quoted: path: "/a/{x,y}/**"' : '';
+  return { path: formatPath(path), message: `${prefix}: ${firstLine(e.message)}${hint}` };
 }
 
 /** The tags a profile's values may carry: the core schema's, as plain YAML gives them anyway. */

@@ -328,3 +328,11 @@ describe('header names ignore case', () => {
     ]);
   });
 });
+
+describe('a glob unquoted in a flow map', () => {
+  it('says to quote it', () => {
+    const problems = problemsOf(['name: g', 'rules:', '  - match: { path: /a/{x,y}/** }', '    fault: { type: reset }'].join('\n'));
+    expect(problems[0]?.message).toMatch(/a path glob with \{ \} or \[ \] inside a \{ \.\.\. \} map must be quoted: path: "\/a\/\{x,y\}\/\*\*"/);
+    expect(problems[0]?.line).toBe(3);
+  });
+});

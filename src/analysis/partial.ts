@@ -221,5 +221,6 @@ export function reportOfPartial(p: PartialAnalysis, opts: ResolvedOptions, parti
     lastEnd: p.lastEnd,
     partitions,
     workerThreads,
+    clientKeyHeaderUnseen: p.clientKeyHeaderSeen === 0 && p.quality.clientKeyFallbacks > 0,
   });
 }

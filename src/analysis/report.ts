@@ -54,6 +54,8 @@ export interface ReportInput {
   partitions?: number;
   /** Worker threads the engines ran in (0: the calling thread). */
   workerThreads?: number;
+  /** A client key header was asked for, and no record carried it. */
+  clientKeyHeaderUnseen?: boolean;
 }
 
 /** Fault bins closer than this (ms) are one fault window. */
@@ -983,6 +985,11 @@ export function buildReport(input: ReportInput): Report {
     );
   }
   if (opts.clientKeyHeader === null && input.headers.some((h) => h.clientKey === 'ip')) limits.push('This recording keyed clients by IP only: every client behind one address is one client here.');
+  // A client key header no record carries and no recording keyed by: a typo reads as a header the
+  // proxy had already keyed by, and the clients are grouped as recorded, not as asked.
+  if (opts.clientKeyHeader !== null && input.clientKeyHeaderUnseen === true && !input.headers.some((h) => h.clientKey === `header:${opts.clientKeyHeader}`)) {
+    limits.push(`No record carries the client key header ${opts.clientKeyHeader}, and no recording was keyed by it: clients are keyed as recorded (check the name).`);
+  }
   // One header per proxy run: the same run given twice (a gzip copy) is listed once.
   const recordings = uniqueRecordings(input.headers);
   // A run without a session beside a named one is a session of its own (several unnamed runs are

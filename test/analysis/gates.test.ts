@@ -139,3 +139,11 @@ describe('gates and files from the library, as the CLI takes them', () => {
     expect(typeof lib.analyzeFiles).toBe('function');
   });
 });
+
+describe('a client key header no record carries', () => {
+  it('is said in limits (a typo grouped clients as recorded, silently)', async () => {
+    const r = await analyzeFiles([path.join(DIR, 'polling.ndjson')], { clientKeyHeader: 'x-clinet-id' });
+    expect(r.limits.join(' ')).toMatch(/No record carries the client key header x-clinet-id/);
+    expect(clean.limits.join(' ')).not.toMatch(/client key header/);
+  });
+});

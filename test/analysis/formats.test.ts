@@ -388,3 +388,11 @@ describe('a report of nothing', () => {
     expect(formatReport(empty, 'html')).toContain('n/a');
   });
 });
+
+describe('escaping recorded strings', () => {
+  it('shows bidi overrides and line separators as escapes, as control characters are (a name could reorder the report)', async () => {
+    const { stripControls } = await import('../../src/analysis/format/escape.js');
+    expect(stripControls('a\u202Eb\u2028c\u2066d\u001be')).toBe('a\\u202eb\\u2028c\\u2066d\\x1be');
+    expect(stripControls('naïve ✓')).toBe('naïve ✓');
+  });
+});

@@ -96,8 +96,13 @@ const AUTOLINKS = /@[^\s@]|#\d|\bGH-\d|:\/|\bwww\./gi;
  * @example stripControls('a\u001b[31mb') === 'a\\x1b[31mb'
  */
 export function stripControls(s: string): string {
+  // Bidirectional overrides and isolates (U+202A-202E, U+2066-2069) and line/paragraph separators
+  // too: a recorded name could otherwise reorder or break how the report reads.
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001F\u007F-\u009F]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s.replace(/[\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+  });
 }
 
 /**

@@ -107,7 +107,8 @@ export class AdminClient {
     }
     const out: AdminResponse = { status: res.status, contentType: res.headers.get('content-type') ?? '', text };
     if ((res.status >= 200 && res.status < 300) || opts.accept?.includes(res.status) === true) return out;
-    throw new AftershockError('ERR_ADMIN', describeApiError(method, path, out, this.token !== undefined), { exitCode: 1 });
+    const err = new AftershockError('ERR_ADMIN', describeApiError(method, path, out, this.token !== undefined), { exitCode: 1 });
+    throw Object.assign(err, { problems: problemsOf(out) });
   }
 
   private async json<T>(method: string, path: string, body?: unknown, opts: { accept?: readonly number[]; contentType?: string } = {}): Promise<T> {
@@ -129,9 +130,9 @@ export class AdminClient {
   profile(): Promise<ProfileView> {
     return this.json('GET', '/profile');
   }
-  /** PUT /profile with YAML or JSON text (sent as YAML, which JSON text also is). */
-  setProfile(text: string): Promise<ProfileView> {
-    return this.json('PUT', '/profile', text, { contentType: 'application/yaml; charset=utf-8' });
+  /** PUT /profile with YAML text, or JSON with `{ format: 'json' }` (read with JSON's rules, as a .json file is). */
+  setProfile(text: string, opts: { format?: 'yaml' | 'json' } = {}): Promise<ProfileView> {
+    return this.json('PUT', '/profile', text, { contentType: opts.format === 'json' ? 'application/json; charset=utf-8' : 'application/yaml; charset=utf-8' });
   }
   selectProfile(name: string): Promise<ProfileView> {
     return this.json('POST', '/profile/select', { name });
@@ -174,6 +175,22 @@ function describeFetchError(err: unknown): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError') return 'no answer in time';
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+}
+
+/** The problems a 422 lists (an invalid profile or fault), or an empty list. */
+export interface ApiProblem {
+  readonly line: number | null;
+  readonly path: string;
+  readonly message: string;
+}
+
+function problemsOf(res: AdminResponse): ApiProblem[] {
+  try {
+    const body = JSON.parse(res.text) as { problems?: Array<{ line?: number | null; path?: string; message?: string }> };
+    return Array.isArray(body.problems) ? body.problems.map((p) => ({ line: typeof p.line === 'number' ? p.line : null, path: p.path ?? '', message: p.message ?? '?' })) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** One line: what failed, the status, the API's message, and for 422 every problem. */

@@ -221,7 +221,9 @@ export const routes: readonly Route[] = [
           if (text.trim() === '') throw new HttpError(400, 'body-required', 'send a whole profile as YAML or JSON in the body');
           // A refused profile (invalid, or a rule named like an ad-hoc one) leaves the running one and its file watch.
           try {
-            const applied = proxy.setProfile(parseProfile(text, null));
+            // Sent as JSON (ctl sends a .json file so): read with JSON's rules, as the file would be.
+            const json = /^application\/json\b/i.test(req.headers['content-type'] ?? '');
+            const applied = proxy.setProfile(parseProfile(text, null, json ? { format: 'json' } : {}));
             return ok(describeProfile(applied, proxy.engine.seed, proxy.engine.phase(), proxy.profileFile, running(proxy), proxy.recorder.headerRecord.redacted));
           } catch (err) {
             throw err instanceof RuleNameTakenError ? nameTaken(err) : err;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { Argument, Command, Option } from 'commander';
 import { AftershockError } from '../errors.js';
 import { meansOff } from './env.js';
-import { AdminClient, type ProfileView } from '../admin/client.js';
+import { AdminClient, type ApiProblem, type ProfileView } from '../admin/client.js';
 import type { RuleStats } from '../rules/types.js';
 import type { ProfileFileState } from '../proxy/handle.js';
 
@@ -113,6 +113,13 @@ function fileNote(f: ProfileFileState | null): string | null {
   }
 }
 
+/** `profile NAME applied (N rules in M phases, HASH)`: every rule it holds, the phases' too. */
+function applied(p: ProfileView): string {
+  const rules = p.rules.length + p.phases.reduce((n, ph) => n + ph.rules.length, 0);
+  const phases = p.phases.length === 0 ? '' : ` in ${p.phases.length} phase${p.phases.length === 1 ? '' : 's'}`;
+  return `profile ${p.name} applied (${rules} rule${rules === 1 ? '' : 's'}${phases}, ${p.hash})`;
+}
+
 function formatProfile(p: ProfileView): string {
   const lines = [
     // The description's first paragraph, its lines joined (a YAML block breaks lines mid-sentence).
@@ -210,8 +217,17 @@ export function registerCtlCommand(program: Command): void {
       } catch (err) {
         throw usage(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-      const p = await clientOf(cmd).setProfile(text);
-      write(`profile ${p.name} applied (${p.rules.length} rules, ${p.hash})`);
+      let p: ProfileView;
+      try {
+        p = await clientOf(cmd).setProfile(text, /\.json$/i.test(file) ? { format: 'json' } : {});
+      } catch (err) {
+        // Every problem on a line of its own, named by the file, as `profiles validate` names them.
+        const problems = (err as { problems?: ApiProblem[] }).problems ?? [];
+        if (problems.length === 0) throw err;
+        const lines = problems.map((q) => `${file}${q.line === null ? '' : `:${q.line}`} ${q.path === '' ? '(root)' : q.path}: ${q.message}`);
+        throw new AftershockError('ERR_ADMIN', `profile ${file} not applied (the running profile stays): ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${lines.join('\n')}`, { exitCode: 1 });
+      }
+      write(applied(p));
     });
   profile
     .command('select')
@@ -219,7 +235,7 @@ export function registerCtlCommand(program: Command): void {
     .argument('<name>', 'built-in profile name or file path as the proxy sees it')
     .action(async (name: string, _flags: unknown, cmd: Command) => {
       const p = await clientOf(cmd).selectProfile(name);
-      write(`profile ${p.name} applied (${p.rules.length} rules, ${p.hash})`);
+      write(applied(p));
     });
 
   ctl

@@ -70,7 +70,7 @@ describe('aftershock ctl', () => {
     expect(readRecords(file).some((r) => r.type === 'mark' && r.label === 'checkout flow starts')).toBe(true);
   });
 
-  it('profile show / set FILE / select NAME, and a bad profile file fails with every problem on one line', async () => {
+  it('profile show / set FILE / select NAME, and a bad profile file fails with every problem as file:line path: message', async () => {
     const dir = tempDir();
     const good = path.join(dir, 'good.yaml');
     const bad = path.join(dir, 'bad.yaml');
@@ -81,17 +81,17 @@ describe('aftershock ctl', () => {
 
     expect((await ctl('profile')).stdout).toMatch(/^profile passthrough/);
     const set = await ctl('profile', 'set', good);
-    expect(set.stdout).toMatch(/profile api-down applied \(1 rules/);
+    expect(set.stdout).toMatch(/profile api-down applied \(1 rule,/);
     const show = await ctl('profile', 'show');
     expect(show.stdout).toMatch(/rule\s+api-503: http-error/);
     expect(JSON.parse((await ctl('profile', 'show', '--json')).stdout)).toMatchObject({ name: 'api-down' });
 
     const rejected = await ctl('profile', 'set', bad);
     expect(rejected.error).toMatchObject({ code: 'ERR_ADMIN', exitCode: 1 });
-    expect(rejected.error?.message).not.toMatch(/\n/);
-    expect(rejected.error?.message).toMatch(/422/);
-    expect(rejected.error?.message).toMatch(/rules\[0\]\.fault\.status: .*\(line 8\)/);
-    expect(rejected.error?.message).toMatch(/rules\[1\]\.match.*\(line 11\)/);
+    const lines = rejected.error?.message.split('\n') ?? [];
+    expect(lines[0]).toMatch(/^profile .*bad\.yaml not applied \(the running profile stays\): \d+ problems$/);
+    expect(lines).toContainEqual(expect.stringMatching(/bad\.yaml:8 rules\[0\]\.fault\.status: /));
+    expect(lines).toContainEqual(expect.stringMatching(/bad\.yaml:11 rules\[1\]\.match/));
     expect(proxy.profile.name).toBe('api-down');
 
     // A description written as a YAML block: its first paragraph, on one line, not cut mid-sentence.
@@ -109,6 +109,18 @@ describe('aftershock ctl', () => {
     expect(missingFile.error?.message).toMatch(/cannot read .*ENOENT/);
   });
 
+  it('profile set of a .json file reads it with JSON\'s rules, as validate does (a trailing comma was applied as YAML)', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'p.json');
+    fs.writeFileSync(file, '{ "name": "json-profile", "rules": [ { "fault": { "type": "reset" } }, ] }');
+    const { admin, proxy } = await startAdminProxy();
+    process.env.AFTERSHOCK_ADMIN_URL = admin;
+    const r = await ctl('profile', 'set', file);
+    expect(r.error).toMatchObject({ code: 'ERR_ADMIN' });
+    expect(r.error?.message).toMatch(/p\.json:1 .*JSON/);
+    expect(proxy.profile.name).toBe('passthrough');
+  });
+
   it('profile shows what each phase changes and which phase runs now', async () => {
     const dir = tempDir();
     const phased = path.join(dir, 'phased.yaml');
@@ -118,7 +130,9 @@ describe('aftershock ctl', () => {
     );
     const { admin } = await startAdminProxy();
     process.env.AFTERSHOCK_ADMIN_URL = admin;
-    expect((await ctl('profile', 'set', phased)).error).toBeNull();
+    const setPhased = await ctl('profile', 'set', phased);
+    expect(setPhased.error).toBeNull();
+    expect(setPhased.stdout).toMatch(/profile phased applied \(1 rule in 2 phases,/);
     const show = (await ctl('profile')).stdout;
     expect(show).toMatch(/phase\s+outage \(600000 ms\) ← now: errors on p=0\.4/);
     expect(show).toMatch(/phase\s+calm \(600000 ms\): no changes/);

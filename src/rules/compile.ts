@@ -12,6 +12,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { FaultDefinition, FaultInstance, FaultStage } from '../faults/types.js';
 import { faultByType, faultTypes } from '../faults/index.js';
 import { ProfileError } from '../errors.js';
+import { closestWord } from '../suggest.js';
 import { compileMatch, type CompiledMatch } from './match.js';
 import { Locator, Problems, zodMessage, type PathKey } from './problems.js';
 import { compileSchedule, compileTimeline, type CompiledSchedule, type CompiledTimeline } from './schedule.js';
@@ -121,12 +122,16 @@ export function validateFault(raw: unknown, path: readonly PathKey[], problems: 
   }
   const { type, ...rest } = raw;
   if (type === undefined) {
-    problems.add([...path, 'type'], `required: one of ${faultTypes.join(', ')}`);
+    // A misspelled `type` (tpye, Type, kind) is named where it is, not only missing.
+    const typo = Object.keys(rest).find((k) => k.toLowerCase() === 'type' || k === 'kind' || closestWord(k, ['type'], 2) === 'type');
+    if (typo !== undefined) problems.add([...path, typo], `unknown key ${JSON.stringify(typo)} (did you mean type?)`);
+    else problems.add([...path, 'type'], `required: one of ${faultTypes.join(', ')}`);
     return null;
   }
   const def = typeof type === 'string' ? faultByType.get(type) : undefined;
   if (def === undefined) {
-    problems.add([...path, 'type'], `unknown fault type ${JSON.stringify(type)}; known types: ${faultTypes.join(', ')}`);
+    const near = typeof type === 'string' ? (faultByType.has(type.toLowerCase().replace(/_/g, '-')) ? type.toLowerCase().replace(/_/g, '-') : closestWord(type, faultTypes, 2)) : null;
+    problems.add([...path, 'type'], `unknown fault type ${JSON.stringify(type)}${near === null ? '' : ` (did you mean ${near}?)`}; known types: ${faultTypes.join(', ')}`);
     return null;
   }
   const r = def.options.safeParse(rest, { error: zodMessage });

@@ -336,3 +336,14 @@ describe('a glob unquoted in a flow map', () => {
     expect(problems[0]?.line).toBe(3);
   });
 });
+
+describe('a misspelled fault type', () => {
+  it('names the misspelled key, and suggests the type a near miss meant', () => {
+    const at = (fault: string) => problemsOf(['name: t', 'rules:', `  - fault: ${fault}`].join('\n')).map((p) => `${p.path}: ${p.message}`);
+    expect(at('{ tpye: http-error, status: 503 }')).toEqual(['rules[0].fault.tpye: unknown key "tpye" (did you mean type?)']);
+    expect(at('{ Type: reset }')[0]).toMatch(/rules\[0\]\.fault\.Type: unknown key "Type" \(did you mean type\?\)/);
+    expect(at('{ type: http-eror, status: 503 }')[0]).toMatch(/unknown fault type "http-eror" \(did you mean http-error\?\)/);
+    expect(at('{ type: http_error, status: 503 }')[0]).toMatch(/\(did you mean http-error\?\)/);
+    expect(at('{ status: 503 }')[0]).toMatch(/rules\[0\]\.fault\.type: required: one of/);
+  });
+});

@@ -82,7 +82,14 @@ export function parseProfile(text: string, source: string | null, opts: ParseOpt
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (err) {
-    fail([{ file: source, line: null, path: '', message: `YAML: ${firstLine((err as Error).message)} (at most ${MAX_ALIASES} alias uses)` }]);
+    const message = firstLine((err as Error).message);
+    // An alias used before its anchor (rules reordered): named where it is used.
+    const unresolved = /Unresolved alias[^:]*: (\S+)/.exec(message);
+    const at = unresolved === null ? -1 : text.search(new RegExp(`\\*${unresolved[1]?.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w-])`));
+    if (unresolved !== null && at !== -1) {
+      fail([...yamlProblems, { file: source, line: lineCounter.linePos(at).line, path: formatPath(locator.pathAt(at)), message: `YAML: the alias *${unresolved[1]} comes before its anchor &${unresolved[1]}: define the anchor first (YAML reads top to bottom)` }]);
+    }
+    fail([{ file: source, line: null, path: '', message: `YAML: ${message}${/alias/i.test(message) ? ` (at most ${MAX_ALIASES} alias uses)` : ''}` }]);
   }
   if (data === null || data === undefined) fail([...yamlProblems, { file: source, line: 1, path: '', message: "is empty (an editor's save in progress, or a truncated file?); write `rules: []` for a profile with no faults" }]);
   const compile = (): CompiledProfile =>

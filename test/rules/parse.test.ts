@@ -347,3 +347,12 @@ describe('a misspelled fault type', () => {
     expect(at('{ status: 503 }')[0]).toMatch(/rules\[0\]\.fault\.type: required: one of/);
   });
 });
+
+describe('an alias before its anchor', () => {
+  it('is named with its line and path', () => {
+    const problems = problemsOf(
+      ['name: a', 'rules:', '  - name: one', '    fault: { type: reset }', '  - name: two', '    match: { path: /x }', '    fault: *f', '  - name: three', '    fault: &f { type: http-error, status: 503 }'].join('\n'),
+    );
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual(['7 rules[1].fault: YAML: the alias *f comes before its anchor &f: define the anchor first (YAML reads top to bottom)']);
+  });
+});

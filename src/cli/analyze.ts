@@ -241,6 +241,7 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
   const progress = progressReporter(io.stderr);
   let report: Report | null = null;
   let harEntries = 0;
+  let harBadLines = 0;
   try {
     if (format === 'har') {
       resolveOptions(options); // a malformed option is a usage error before any output starts
@@ -248,6 +249,7 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
       const read = await runHar(files, flags, io, analyzer, progress.onProgress);
       checkSomethingRead(files, read.records, read.badLines);
       harEntries = read.entries;
+      harBadLines = read.badLines;
       report = analyzer?.report() ?? null;
     } else {
       const threads = threadsOption(flags.threads);
@@ -277,9 +279,12 @@ export async function runAnalyze(files: string[], flags: AnalyzeFlags, io: Analy
     // the verdict when there is one.
     const said: string[] = [];
     if (format === 'har') said.push(`${harEntries} ${harEntries === 1 ? 'entry' : 'entries'}`);
+    if (format === 'har' && harBadLines > 0) said.push(`${harBadLines} unreadable line${harBadLines === 1 ? '' : 's'} skipped`);
     if (report !== null) said.push(`verdict ${report.verdict}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}`);
     io.stderr.write(`aftershock: wrote ${flags.output} (${format}): ${said.join('; ')}\n`);
   }
+  // On stdout a HAR has no line of its own: skipped lines are said on stderr.
+  if (flags.output === undefined && format === 'har' && harBadLines > 0) io.stderr.write(`aftershock: ${harBadLines} unreadable line${harBadLines === 1 ? '' : 's'} skipped\n`);
   const held = outcomes.filter((g) => g.held);
   for (const g of held) io.stderr.write(`aftershock: --fail-on ${g.detail}\n`);
   if (held.length > 0) process.exitCode = 1;

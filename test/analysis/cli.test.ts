@@ -142,6 +142,11 @@ describe('aftershock analyze', () => {
     expect(gated.code).toBe(1);
     const stdout = await analyze([fx('polling.ndjson'), '--format', 'har']);
     expect(stdout.err).toBe(''); // on stdout, as for every format, nothing is said
+    // Unreadable lines are said, with -o in its line, on stdout on stderr (they were skipped silently).
+    const broken = path.join(d, 'broken.ndjson');
+    fs.writeFileSync(broken, fs.readFileSync(fx('polling.ndjson'), 'utf8') + 'not json\n{"type":"http","status":"503"}\n');
+    expect((await analyze([broken, '--format', 'har', '-o', har])).err).toBe(`aftershock: wrote ${har} (har): 75 entries; 2 unreadable lines skipped\n`);
+    expect((await analyze([broken, '--format', 'har'])).err).toBe('aftershock: 2 unreadable lines skipped\n');
   });
 
   it('reports bad lines and goes on', async () => {

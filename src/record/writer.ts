@@ -134,6 +134,9 @@ interface PipeBatch {
   done: number;
 }
 
+/** A write to a regular file that has not returned for this long (ms) is reported: a busy thread pool takes a while, a frozen disk for ever. */
+const FILE_STALL_MS = 5000;
+
 /**
  * Appends lines to a file descriptor.
  *
@@ -143,9 +146,6 @@ interface PipeBatch {
  * w.writeLine('{"v":1}');
  * await w.close();
  */
-/** A write to a regular file that has not returned for this long (ms) is reported: a busy thread pool takes a while, a frozen disk for ever. */
-const FILE_STALL_MS = 5000;
-
 export class NdjsonWriter {
   readonly stats: WriterStats = { written: 0, failed: 0, pending: 0, lastError: null };
   private fd: number;
@@ -431,9 +431,7 @@ export class NdjsonWriter {
           this.pipeBatch = null;
           this.stats.pending -= count;
           this.lost(count, (err as Error).message);
-          const first = this.stats.lastError === null;
-          this.stats.lastError = (err as Error).message;
-          if (first) this.onError?.(err as Error);
+          this.fail(err as Error);
           break;
         }
         b.off += n;
@@ -485,8 +483,7 @@ export class NdjsonWriter {
       const err = new Error(
         `the recording's reader has taken nothing for ${Math.round((now - this.stalledSince) / 100) / 10} s (a pipe that is not read): records wait in memory, and past ${Math.round(this.maxBufferBytes / 1048576)} MiB they are lost`,
       );
-      this.stats.lastError = err.message;
-      this.onError?.(err);
+      this.fail(err);
     }
     const again = (): void => {
       this.retry = null;

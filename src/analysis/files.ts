@@ -261,9 +261,9 @@ export async function* mergeRecordings(paths: readonly string[], options: MergeO
  * const report = await analyzeFiles(['proxy-a.ndjson', 'proxy-b.ndjson'], { clientKeyHeader: 'x-client-id' });
  * if (report.verdict === 'retry-storm') process.exitCode = 1;
  */
-export async function analyzeFiles(given_paths: readonly string[] | string, options: AnalyzeFilesOptions = {}): Promise<Report> {
+export async function analyzeFiles(files: readonly string[] | string, options: AnalyzeFilesOptions = {}): Promise<Report> {
   // One path as a string is one recording (it was read as a list of one-character paths).
-  const paths = typeof given_paths === 'string' ? [given_paths] : given_paths;
+  const paths = typeof files === 'string' ? [files] : files;
   if (paths.length === 0) throw new AftershockError('ERR_BAD_OPTION', 'analyzeFiles: give at least one recording (an NDJSON file written with --record)');
   const { threads, workerHeapMb, ...given } = options;
   // Clients keyed as the proxy keyed them: a recording made with `--client-key header:NAME` says so

@@ -50,9 +50,9 @@ function quietWhenReaderLeaves(stream: NodeJS.WriteStream): void {
     if (readerGone(err)) return;
     // Any other failure to write the output (a full disk under `> report.json`): one line and
     // status 3, not a stack trace and status 1, which a CI step reads as a gate that held.
-    const name = stream === process.stdout ? 'standard output' : 'standard error';
     try {
-      if (stream !== process.stderr) process.stderr.write(`aftershock: cannot write to ${name}: ${err.code ?? err.message}\n`);
+      // (A failing stderr has nowhere to say so.)
+      if (stream === process.stdout) process.stderr.write(`aftershock: cannot write to standard output: ${err.code ?? err.message}\n`);
     } finally {
       process.exit(3);
     }

@@ -68,9 +68,10 @@ describe('aftershock demo options', () => {
 
   it('a second Ctrl-C stops at once with exit 130 and says so (the first one\'s partial report is not coming)', async () => {
     const dir = tempDir();
-    const r = cli(['demo', '--duration', '20', '--json', '--html', path.join(dir, 'r.html')]);
-    for (let i = 0; i < 200 && !/Ctrl-C stops early/.test(r.stderr()); i++) await new Promise((res) => setTimeout(res, 50));
-    await new Promise((res) => setTimeout(res, 1500)); // the fleets running (a stop before they start ends at once)
+    const r = cli(['demo', '--duration', '30', '--json', '--html', path.join(dir, 'r.html')]);
+    // The fleets running (a stop before they start ends at once, and a second signal then finds
+    // the run over): their first live line, 5 s in off a terminal.
+    for (let i = 0; i < 400 && !/organic/.test(r.stderr()); i++) await new Promise((res) => setTimeout(res, 50));
     r.child.kill('SIGINT');
     await new Promise((res) => setTimeout(res, 20));
     r.child.kill('SIGINT');

@@ -145,13 +145,22 @@ function compare(a: number, op: GateOp, b: number): boolean {
 
 const SEVERITY_ORDER: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
 
-type GateInput = string | Gate | readonly Gate[] | ReadonlyArray<Gate | readonly Gate[]>;
+type GateInput = string | Gate | ReadonlyArray<string | Gate | readonly Gate[]>;
 
 function flatten(g: GateInput): Gate[] {
-  // A string is what `--fail-on` takes (it was read character by character: no gate, a pass).
+  // A string is what `--fail-on` takes (it was read character by character: no gate, a pass);
+  // a list may hold strings too (repeated --fail-on).
   if (typeof g === 'string') return parseGate(g);
-  if (!Array.isArray(g)) return [g as Gate];
-  return (g as ReadonlyArray<Gate | readonly Gate[]>).flatMap((x) => (Array.isArray(x) ? [...(x as readonly Gate[])] : [x as Gate]));
+  const one = (x: unknown): Gate[] => {
+    if (typeof x === 'string') return parseGate(x);
+    if (Array.isArray(x)) return x.flatMap(one);
+    const kind = (x as { kind?: unknown } | null)?.kind;
+    if (kind !== 'finding' && kind !== 'severity' && kind !== 'metric') {
+      throw new AftershockError('ERR_GATE', `not a gate: ${JSON.stringify(x)}; give a --fail-on string or what parseGate returns`);
+    }
+    return [x as Gate];
+  };
+  return one(g);
 }
 
 /**

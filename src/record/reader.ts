@@ -316,6 +316,9 @@ class LineParser {
     this.overlong = null;
     this.line++;
     if (this.pendingBad !== null) this.flushBad();
+    // Sharing a file among threads: the line is one thread's to count, as any bad line is (its
+    // first bytes decide alike in every thread).
+    if (this.filter !== null && !this.filter(head, 0, head.length)) return;
     this.pendingBad = { line: this.line, text: head.toString('utf8'), reason: `line longer than ${MAX_LINE_BYTES / 1024 / 1024} MiB (skipped)` };
   }
 

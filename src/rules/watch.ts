@@ -83,7 +83,16 @@ export function watchProfile(
       } catch (err) {
         // Too large, not UTF-8: refused like any invalid content (the profile in force stays).
         if (err instanceof ProfileError) {
-          seen = null;
+          // Seen by its size and time (its content was not read): refused once, not at every poll.
+          let mark: string | null = null;
+          try {
+            const st = fs.statSync(abs);
+            mark = `stat:${st.size}:${st.mtimeMs}`;
+          } catch {
+            /* gone meanwhile: the next look tells */
+          }
+          if (mark !== null && mark === seen) return;
+          seen = mark;
           if (!closed) onError(new ProfileError(err.problems.map((p) => ({ ...p, file })), file));
           return;
         }

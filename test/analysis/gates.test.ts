@@ -115,8 +115,10 @@ describe('gates on numbers a report cannot measure', () => {
 });
 
 describe('gates and files from the library, as the CLI takes them', () => {
-  it('a --fail-on string is parsed (it was read character by character, and a storm passed)', () => {
+  it('a --fail-on string is parsed (it was read character by character, and a storm passed), in a list too; anything else is refused', () => {
     expect(evaluateGates(storm, 'retry-storm').map((g) => g.expr)).toEqual(['retry-storm']);
+    expect(evaluateGates(storm, ['retry-storm', 'amplification>1.05']).map((g) => g.expr)).toEqual(['retry-storm', 'amplification>1.05']);
+    expect(() => evaluateGates(storm, [{ nope: 1 }] as unknown as string[])).toThrow(/not a gate/);
   });
 
   it('gates over a report of no exchange throw ERR_RECORDING_READ, as `analyze --fail-on` exits 2 (nothing judged is no pass)', async () => {

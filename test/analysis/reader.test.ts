@@ -46,6 +46,9 @@ describe('readRecords', () => {
       expect(bad).toHaveLength(1);
       expect(bad[0]).toMatchObject({ line: 3, reason: 'line longer than 64 MiB (skipped)' });
     }
+    // Shared among threads, the line is counted once, as any bad line is (it was once per thread).
+    const p = file(Buffer.concat([Buffer.from(mark(1) + '\n'), nul, Buffer.from('\n' + mark(3) + '\n')]));
+    for (const threads of [1, 3]) expect((await analyzeFiles([p], { threads })).dataQuality.badLines.count).toBe(1);
   });
 
   it('yields records in order and skips blank lines and CRLF endings', async () => {

@@ -113,3 +113,16 @@ describe('watchProfile', () => {
     expect(changes).toEqual([]);
   });
 });
+
+describe('a watched file that cannot be a profile', () => {
+  it('too large, or UTF-16: refused once, not again at every poll, and the profile in force stays', async () => {
+    const { file, changes, errors } = setup(GOOD);
+    fs.writeFileSync(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(GOOD, 'utf16le')]));
+    await until(() => errors.length > 0);
+    await new Promise((r) => setTimeout(r, 1500)); // past the change event and a poll or two
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(ProfileError);
+    expect(errors[0]?.message).toMatch(/UTF-16/);
+    expect(changes).toHaveLength(0);
+  });
+});

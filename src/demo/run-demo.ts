@@ -199,10 +199,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   }
   const kinds: FleetKind[] = which === 'both' ? ['naive', 'careful'] : [which];
   const timeline = await loadDemoTimeline(options.profile ?? 'signal-2021', options.durationMs);
-  if (options.record === '-') checkDemoPaths(null, '-');
   const htmlPath = options.html === null ? null : path.resolve(options.html ?? defaultHtmlPath());
   const recordPath = options.record === undefined || options.record === null ? null : path.resolve(options.record);
-  checkDemoPaths(htmlPath, recordPath);
+  checkDemoPaths(htmlPath, options.record === '-' ? '-' : recordPath);
 
   if (htmlPath !== null) checkHtmlPath(htmlPath);
 

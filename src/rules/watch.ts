@@ -64,8 +64,9 @@ export function watchProfile(
   let missing: NodeJS.Timeout | null = null; // the check that a file found gone is still gone
   let missingTold = false;
   try {
-    const size = fs.statSync(abs).size;
-    if (size <= MAX_PROFILE_BYTES) good = seen = hashText(fs.readFileSync(abs, 'utf8'));
+    // Only what readProfileFile would read (a FIFO's size is 0 and its read blocks).
+    const st = fs.statSync(abs);
+    if (st.isFile() && st.size <= MAX_PROFILE_BYTES) good = seen = hashText(fs.readFileSync(abs, 'utf8'));
   } catch {
     // Not readable yet: the first valid content will be applied.
   }
